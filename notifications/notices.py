@@ -1,0 +1,188 @@
+"""The notices gongmo sends, and the variables each template may use.
+
+A notice's template may use exactly the variables declared here (common ones
+plus its own). At start every template is checked against this contract and
+rendered once with SAMPLE data (StrictUndefined), so a typo stops the start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+LANGUAGES: tuple[str, ...] = ("ko", "en")
+
+# Variables every notice receives.
+COMMON: frozenset[str] = frozenset(
+    {
+        "contest_name",  # in the notice's language
+        "track_name",  # in the notice's language
+        "applicant_name",  # local government, e.g. 수원시
+        "contact_name",  # the person in charge at the applicant
+        "application_id",  # gongmo's number of the application
+        "office",  # who runs the contest, e.g. LH 스마트도시개발처
+        "office_phone",  # the office's telephone
+        "portal_url",  # where the call is published
+    }
+)
+
+
+@dataclass(frozen=True)
+class Notice:
+    key: str
+    variables: frozenset[str]
+    purpose: str
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        return COMMON | self.variables
+
+
+def _n(key: str, purpose: str, *names: str) -> Notice:
+    return Notice(key=key, variables=frozenset(names), purpose=purpose)
+
+
+NOTICES: dict[str, Notice] = {
+    n.key: n
+    for n in (
+        _n(
+            "call_announcement",
+            "The call is open: who may apply, the window, the money.",
+            "receipt_opens",
+            "receipt_closes",
+            "slots",
+            "national_cap_krw",
+            "program_years",
+            "match_ratio",
+        ),
+        _n(
+            "receipt_confirmation",
+            "The plan was received; carries the receipt number.",
+            "receipt_no",
+            "submitted_at",
+            "title",
+            "national_krw",
+            "local_krw",
+        ),
+        _n(
+            "deadline_reminder",
+            "A deadline is near and the applicant has not submitted.",
+            "milestone_name",
+            "due_at",
+        ),
+        _n("expired", "Nothing was submitted by the close.", "receipt_closes"),
+        _n(
+            "review_passed",
+            "The preliminary review passed; evaluation comes next.",
+            "receipt_no",
+            "evaluation_starts",
+        ),
+        _n(
+            "disqualified",
+            "The preliminary review failed, with the reason and how to object.",
+            "receipt_no",
+            "reason",
+            "objection_until",
+        ),
+        _n(
+            "presentation_invitation",
+            "Date, time and place of the presentation evaluation.",
+            "receipt_no",
+            "slot_starts",
+            "slot_ends",
+            "place",
+        ),
+        _n(
+            "selected",
+            "The application was selected.",
+            "receipt_no",
+            "national_krw",
+            "local_krw",
+            "kickoff_due",
+        ),
+        _n(
+            "waitlisted",
+            "The application is on the waitlist.",
+            "receipt_no",
+            "waitlist_position",
+        ),
+        _n(
+            "not_selected",
+            "The application was not selected.",
+            "receipt_no",
+            "reason",
+        ),
+        _n(
+            "kickoff_plan_request",
+            "File the detailed implementation plan by the kickoff deadline.",
+            "receipt_no",
+            "kickoff_due",
+        ),
+        _n(
+            "kickoff_confirmed",
+            "The implementation plan was approved; the project starts.",
+            "receipt_no",
+            "national_krw",
+            "local_krw",
+            "program_years",
+        ),
+        _n(
+            "cancelled",
+            "The selection was cancelled (e.g. no kickoff plan), with the reason.",
+            "receipt_no",
+            "reason",
+        ),
+        _n(
+            "withdrawal_confirmed",
+            "The applicant's withdrawal was recorded.",
+            "withdrawn_at",
+            "reason",
+        ),
+        _n(
+            "calendar_change",
+            "A date of the calendar moved.",
+            "milestone_name",
+            "old_at",
+            "new_at",
+            "reason",
+        ),
+    )
+}
+
+_T = datetime(2021, 12, 29, 9, 0, tzinfo=UTC)  # 18:00 KST
+
+# Sample values for the start-up render; one per variable of any notice.
+SAMPLE: dict[str, object] = {
+    "contest_name": "2022년 중·소도시 스마트시티 조성사업",
+    "track_name": "중·소도시형",
+    "applicant_name": "공주시",
+    "contact_name": "김민준",
+    "application_id": 42,
+    "office": "LH 스마트도시개발처",
+    "office_phone": "044-201-3737",
+    "portal_url": "https://www.smartcity.go.kr",
+    "receipt_opens": _T.replace(day=27, hour=0),
+    "receipt_closes": _T,
+    "slots": 16,
+    "national_cap_krw": 2_000_000_000,
+    "program_years": 1,
+    "match_ratio": 1.0,
+    "receipt_no": "SMC22-0001",
+    "submitted_at": _T.replace(hour=5),
+    "title": "주민참여형 스마트 주차공유",
+    "national_krw": 2_000_000_000,
+    "local_krw": 2_000_000_000,
+    "milestone_name": "receipt_closes",
+    "due_at": _T,
+    "evaluation_starts": _T.replace(year=2022, month=1, day=19, hour=0),
+    "reason": "인구 기준 초과 (1,190,000명 / 상한 1,000,000명 미만)",
+    "objection_until": _T.replace(year=2022, month=1, day=12),
+    "slot_starts": _T.replace(year=2022, month=1, day=25, hour=1),
+    "slot_ends": _T.replace(year=2022, month=1, day=25, hour=1, minute=30),
+    "place": "LH 서울지역본부 대회의실",
+    "kickoff_due": _T.replace(year=2022, month=3, day=31),
+    "waitlist_position": 1,
+    "withdrawn_at": _T.replace(hour=3),
+    "old_at": _T,
+    "new_at": _T.replace(day=30),
+}

@@ -1,0 +1,219 @@
+"""Render notices from templates/{language}/{notice}.txt and .html.
+
+The .txt file holds two blocks, `subject` and `text`; the .html file holds
+the HTML body (autoescaped). Templates are admin-edited data, so they run in
+Jinja2's immutable sandbox with StrictUndefined: a missing or misspelt
+variable is an error when rendering, never an empty string in a mail.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from jinja2 import (
+    FileSystemLoader,
+    StrictUndefined,
+    TemplateSyntaxError,
+    meta,
+    pass_context,
+)
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from notifications.notices import LANGUAGES, NOTICES, SAMPLE
+
+WEEKDAYS = {
+    "ko": ("월", "화", "수", "목", "금", "토", "일"),
+    "en": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"),
+}
+
+MILESTONES = {
+    "ko": {
+        "announce_at": "공모 공고",
+        "receipt_opens": "접수 시작",
+        "receipt_closes": "접수 마감",
+        "review_ends": "예비검토 종료",
+        "written_starts": "서면평가 시작",
+        "written_ends": "서면평가 종료",
+        "presentation_starts": "발표평가 시작",
+        "presentation_ends": "발표평가 종료",
+        "selection_at": "선정 발표",
+        "kickoff_due": "세부 실시계획 제출 기한",
+    },
+    "en": {
+        "announce_at": "announcement",
+        "receipt_opens": "receipt opens",
+        "receipt_closes": "receipt closes",
+        "review_ends": "end of preliminary review",
+        "written_starts": "written evaluation starts",
+        "written_ends": "written evaluation ends",
+        "presentation_starts": "presentation evaluation starts",
+        "presentation_ends": "presentation evaluation ends",
+        "selection_at": "announcement of the selection",
+        "kickoff_due": "deadline for the implementation plan",
+    },
+}
+
+TZ_KEY = "_tz"
+
+
+class TemplateProblem(Exception):
+    """A template is missing, does not parse, or uses an undeclared name."""
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+def format_krw(amount: int, language: str) -> str:
+    """16_000_000_000 -> '160억 원' (ko) or 'KRW 16.0 billion' (en)."""
+    if language == "ko":
+        eok, rest = divmod(int(amount), 100_000_000)
+        if eok and not rest:
+            return f"{eok:,}억 원"
+        return f"{int(amount):,}원"
+    if amount % 100_000_000 == 0:
+        return f"KRW {amount / 1_000_000_000:,.1f} billion"
+    if amount % 10_000_000 == 0:
+        return f"KRW {amount / 1_000_000_000:,.2f} billion"
+    return f"KRW {int(amount):,}"  # never a rounded amount
+
+
+def format_when(value: datetime, language: str, tz: ZoneInfo) -> str:
+    local = value.astimezone(tz)
+    day = WEEKDAYS[language][local.weekday()]
+    zone = local.tzname() or tz.key
+    return f"{local:%Y-%m-%d} ({day}) {local:%H:%M} {zone}"
+
+
+def _environment(templates_dir: Path, language: str) -> ImmutableSandboxedEnvironment:
+    env = ImmutableSandboxedEnvironment(
+        loader=FileSystemLoader(str(templates_dir / language)),
+        undefined=StrictUndefined,
+        autoescape=lambda name: bool(name and name.endswith(".html")),
+        keep_trailing_newline=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+    @pass_context
+    def when(ctx: Context, value: datetime) -> str:
+        return format_when(value, language, ZoneInfo(ctx[TZ_KEY]))
+
+    env.filters["when"] = when
+    env.filters["krw"] = lambda amount: format_krw(amount, language)
+    env.filters["milestone"] = lambda key: MILESTONES[language].get(key, key)
+    return env
+
+
+class Renderer:
+    def __init__(self, templates_dir: Path) -> None:
+        self.templates_dir = templates_dir
+        self._envs = {lang: _environment(templates_dir, lang) for lang in LANGUAGES}
+
+    def render(self, notice: str, language: str, values: Mapping[str, Any], timezone: str) -> Rendered:
+        if language not in self._envs:
+            language = "ko"
+        context = {**values, TZ_KEY: timezone}
+        subject, text = self._render_txt(language, notice, context)
+        html = self._envs[language].get_template(f"{notice}.html").render(context)
+        if "\n" in subject or "\r" in subject:
+            raise TemplateProblem(f"{self.templates_dir / language / notice}.txt:1: the subject must be one line")
+        return Rendered(subject=subject, text=text, html=html)
+
+    def _render_txt(self, language: str, notice: str, context: Mapping[str, Any]) -> tuple[str, str]:
+        env = self._envs[language]
+        template = env.get_template(f"{notice}.txt")
+        try:
+            ctx = template.new_context(dict(context))
+            subject = "".join(template.blocks["subject"](ctx)).strip()
+            text = "".join(template.blocks["text"](ctx)).strip() + "\n"
+        except Exception:
+            # Blocks called directly skip Jinja's traceback rewriting; this
+            # maps the error back to the template's file and line.
+            env.handle_exception()
+        return subject, text
+
+    def check(self) -> list[str]:
+        """Every problem of every template, one line each; empty when all is well."""
+        problems: list[str] = []
+        for language in LANGUAGES:
+            for notice in NOTICES.values():
+                problems.extend(self._check_one(language, notice.key, notice.allowed))
+        return problems
+
+    def _check_one(self, language: str, notice: str, allowed: frozenset[str]) -> list[str]:
+        env = self._envs[language]
+        problems: list[str] = []
+        for suffix in (".txt", ".html"):
+            name = f"{notice}{suffix}"
+            path = self.templates_dir / language / name
+            if not path.is_file():
+                problems.append(f"{path}: missing (every notice needs {language}/{notice}.txt and .html)")
+                continue
+            source = path.read_text(encoding="utf-8")
+            try:
+                parsed = env.parse(source, name=name, filename=str(path))
+            except TemplateSyntaxError as exc:
+                problems.append(f"{path}:{exc.lineno}: {exc.message}")
+                continue
+            unknown = meta.find_undeclared_variables(parsed) - allowed
+            for var in sorted(unknown):
+                line = _line_of(source, var)
+                problems.append(
+                    f"{path}:{line}: '{var}' is not a variable of notice '{notice}'"
+                    f" (allowed: {', '.join(sorted(allowed))})"
+                )
+            if suffix == ".txt":
+                blocks = set(parsed.find_all(_block_node()))
+                names = {b.name for b in blocks}
+                for need in ("subject", "text"):
+                    if need not in names:
+                        problems.append(f"{path}:1: needs a {{% block {need} %}}")
+        if problems:
+            return problems
+        sample = {k: SAMPLE[k] for k in allowed}
+        context = {**sample, TZ_KEY: "Asia/Seoul"}
+        for suffix in (".txt", ".html"):
+            path = self.templates_dir / language / f"{notice}{suffix}"
+            try:
+                if suffix == ".txt":
+                    subject, _ = self._render_txt(language, notice, context)
+                    if "\n" in subject or "\r" in subject:
+                        problems.append(f"{path}:1: the subject must be one line")
+                else:
+                    env.get_template(path.name).render(context)
+            except Exception as exc:  # any error of a template is a problem to report, not a crash
+                problems.append(f"{path}:{_traceback_line(exc)}: {type(exc).__name__}: {exc}")
+        return problems
+
+
+def _block_node() -> Any:
+    from jinja2 import nodes
+
+    return nodes.Block
+
+
+def _line_of(source: str, word: str) -> int:
+    for number, line in enumerate(source.splitlines(), start=1):
+        if word in line:
+            return number
+    return 1
+
+
+def _traceback_line(exc: BaseException) -> int | str:
+    tb = exc.__traceback__
+    line: int | str = "?"
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith((".txt", ".html")):
+            line = tb.tb_lineno
+        tb = tb.tb_next
+    return line

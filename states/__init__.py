@@ -1,0 +1,1 @@
+"""Pure domain of gongmo: the lifecycle table and the rules. No I/O."""

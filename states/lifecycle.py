@@ -1,0 +1,343 @@
+"""The application lifecycle: one declarative table, validated when loaded.
+
+The same table feeds a `transitions` Machine (used to check single moves),
+the prebuilt (state, trigger) -> destination lookup used by the bulk path,
+the audit replay, and the Mermaid diagram printed by `gongmo graph`.
+
+Written and presentation evaluation are two states, not sub-steps of one:
+they have separate windows in every call of the reference programs, the
+committee may sit differently for each, and an applicant must be able to
+see which one it is in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from transitions import Machine
+
+from states.errors import TableError
+
+
+class Role(StrEnum):
+    SYSTEM = "system"  # the scheduler, at a deadline
+    ADMIN = "admin"  # ministry / LH staff
+    EVALUATOR = "evaluator"
+    APPLICANT = "applicant"
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    name: str
+    label_ko: str
+    label_en: str
+    final: bool = False
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    """One trigger: from any of `sources` to `dest`.
+
+    `milestone` names the calendar deadline at which the scheduler fires it
+    (automatic triggers); `roles` are who may fire it by hand. `notice` is
+    the notice queued for the applicant in the same transaction.
+    """
+
+    name: str
+    sources: tuple[str, ...]
+    dest: str
+    roles: frozenset[Role]
+    milestone: str | None = None
+    needs_reason: bool = False
+    notice: str | None = None
+    description: str = ""
+
+    @property
+    def automatic(self) -> bool:
+        return self.milestone is not None
+
+
+@dataclass(frozen=True)
+class Table:
+    states: tuple[StateSpec, ...]
+    triggers: tuple[TriggerSpec, ...]
+    initial: str
+    _lookup: Mapping[tuple[str, str], str] = field(default_factory=dict, compare=False)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.states)
+
+    def state(self, name: str) -> StateSpec:
+        for spec in self.states:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def trigger(self, name: str) -> TriggerSpec:
+        for spec in self.triggers:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+    def has_trigger(self, name: str) -> bool:
+        return any(t.name == name for t in self.triggers)
+
+    def dest(self, state: str, trigger: str) -> str | None:
+        """Where `trigger` leads from `state`, or None if the move is illegal."""
+        return self._lookup.get((state, trigger))
+
+    def triggers_from(self, state: str) -> list[str]:
+        return [t.name for t in self.triggers if state in t.sources]
+
+
+A = frozenset({Role.ADMIN})
+SYS = frozenset({Role.SYSTEM})
+ADMIN_OR_APPLICANT = frozenset({Role.ADMIN, Role.APPLICANT})
+ADMIN_OR_SYSTEM = frozenset({Role.ADMIN, Role.SYSTEM})
+
+# The states before a final decision, from which an applicant may withdraw.
+OPEN_STATES = (
+    "announcement",
+    "receipt",
+    "preliminary_review",
+    "written_evaluation",
+    "presentation_evaluation",
+    "selected",
+    "waitlisted",
+)
+
+APPLICATION_STATES: tuple[StateSpec, ...] = (
+    StateSpec("announcement", "공고(작성 중)", "announcement (invited / draft)"),
+    StateSpec("receipt", "접수", "received"),
+    StateSpec("preliminary_review", "예비검토", "preliminary review"),
+    StateSpec("written_evaluation", "서면평가", "written evaluation"),
+    StateSpec("presentation_evaluation", "발표평가", "presentation evaluation"),
+    StateSpec("selected", "선정", "selected"),
+    StateSpec("waitlisted", "예비 선정(대기)", "waitlisted"),
+    StateSpec("not_selected", "미선정", "not selected", final=True),
+    StateSpec("kickoff", "사업 착수", "kickoff", final=True),
+    StateSpec("withdrawn", "철회", "withdrawn", final=True),
+    StateSpec("expired", "미제출", "expired (not submitted)", final=True),
+    # Not final: an upheld objection reinstates the application.
+    StateSpec("disqualified", "부적격", "disqualified"),
+    StateSpec("cancelled", "선정 취소", "cancelled", final=True),
+)
+
+APPLICATION_TRIGGERS: tuple[TriggerSpec, ...] = (
+    TriggerSpec(
+        "submit",
+        ("announcement",),
+        "receipt",
+        ADMIN_OR_APPLICANT,
+        notice="receipt_confirmation",
+        description="plan received inside the receipt window",
+    ),
+    TriggerSpec(
+        "expire",
+        ("announcement",),
+        "expired",
+        SYS,
+        milestone="receipt_closes",
+        notice="expired",
+        description="nothing submitted by the close",
+    ),
+    TriggerSpec(
+        "start_review",
+        ("receipt",),
+        "preliminary_review",
+        SYS,
+        milestone="receipt_closes",
+        description="receipt closed; eligibility checks begin",
+    ),
+    TriggerSpec(
+        "pass_review",
+        ("preliminary_review",),
+        "written_evaluation",
+        A,
+        notice="review_passed",
+        description="eligibility confirmed",
+    ),
+    TriggerSpec(
+        "disqualify",
+        ("preliminary_review", "written_evaluation", "presentation_evaluation"),
+        "disqualified",
+        A,
+        needs_reason=True,
+        notice="disqualified",
+        description="ineligible, or a false statement found later",
+    ),
+    TriggerSpec(
+        "reinstate",
+        ("disqualified",),
+        "written_evaluation",
+        A,
+        needs_reason=True,
+        notice="review_passed",
+        description="objection upheld",
+    ),
+    TriggerSpec(
+        "start_presentation",
+        ("written_evaluation",),
+        "presentation_evaluation",
+        SYS,
+        milestone="written_ends",
+        description="written evaluation closed",
+    ),
+    TriggerSpec(
+        "select",
+        ("presentation_evaluation",),
+        "selected",
+        A,
+        notice="selected",
+        description="within slots and budget",
+    ),
+    TriggerSpec(
+        "waitlist",
+        ("presentation_evaluation", "selected"),
+        "waitlisted",
+        A,
+        needs_reason=False,
+        notice="waitlisted",
+        description="next in line (also a corrected selection)",
+    ),
+    TriggerSpec(
+        "reject",
+        ("presentation_evaluation",),
+        "not_selected",
+        A,
+        notice="not_selected",
+        description="below the line",
+    ),
+    TriggerSpec(
+        "promote",
+        ("waitlisted",),
+        "selected",
+        A,
+        notice="selected",
+        description="a selected applicant dropped out",
+    ),
+    TriggerSpec(
+        "lapse",
+        ("waitlisted",),
+        "not_selected",
+        SYS,
+        milestone="kickoff_due",
+        notice="not_selected",
+        description="the waitlist closes at the kickoff deadline",
+    ),
+    TriggerSpec(
+        "approve_kickoff",
+        ("selected",),
+        "kickoff",
+        A,
+        notice="kickoff_confirmed",
+        description="detailed implementation plan approved",
+    ),
+    TriggerSpec(
+        "cancel",
+        ("selected",),
+        "cancelled",
+        ADMIN_OR_SYSTEM,
+        milestone="kickoff_due",
+        needs_reason=True,
+        notice="cancelled",
+        description="no implementation plan by the deadline, or cancelled by the ministry",
+    ),
+    TriggerSpec(
+        "withdraw",
+        OPEN_STATES,
+        "withdrawn",
+        ADMIN_OR_APPLICANT,
+        notice="withdrawal_confirmed",
+        description="the applicant withdrew",
+    ),
+)
+
+
+def validate(states: Iterable[StateSpec], triggers: Iterable[TriggerSpec], initial: str) -> Table:
+    """Check a table and return it with its lookup built; raise TableError."""
+    states = tuple(states)
+    triggers = tuple(triggers)
+    names = [s.name for s in states]
+    problems: list[str] = []
+    for dup in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"state '{dup}' is declared twice")
+    if initial not in names:
+        problems.append(f"initial state '{initial}' is not a declared state")
+    if initial in names and next(s for s in states if s.name == initial).final:
+        problems.append(f"initial state '{initial}' is final: nothing could ever happen")
+    trig_names = [t.name for t in triggers]
+    for dup in sorted({n for n in trig_names if trig_names.count(n) > 1}):
+        problems.append(f"trigger '{dup}' is declared twice (declare one trigger with several sources)")
+    known = set(names)
+    for t in triggers:
+        for end in (*t.sources, t.dest):
+            if end not in known:
+                problems.append(f"trigger '{t.name}' names unknown state '{end}'")
+        if not t.roles:
+            problems.append(f"trigger '{t.name}' has no role that may fire it")
+        if t.milestone and Role.SYSTEM not in t.roles:
+            problems.append(f"trigger '{t.name}' runs at '{t.milestone}' but the system role may not fire it")
+    lookup: dict[tuple[str, str], str] = {}
+    for t in triggers:
+        for src in t.sources:
+            lookup[(src, t.name)] = t.dest
+    for spec in states:
+        exits = [t.name for t in triggers if spec.name in t.sources]
+        if spec.final and exits:
+            problems.append(f"final state '{spec.name}' has exits: {', '.join(exits)}")
+        if not spec.final and not exits:
+            problems.append(
+                f"state '{spec.name}' is not final but has no exit (add a trigger from it, or mark it final)"
+            )
+    reachable = _reachable(initial, triggers)
+    for name in names:
+        if name not in reachable:
+            problems.append(f"state '{name}' cannot be reached from '{initial}'")
+    if problems:
+        raise TableError("the transition table is invalid: " + "; ".join(problems))
+    return Table(states=states, triggers=triggers, initial=initial, _lookup=lookup)
+
+
+def _reachable(initial: str, triggers: tuple[TriggerSpec, ...]) -> set[str]:
+    seen = {initial}
+    frontier = [initial]
+    while frontier:
+        state = frontier.pop()
+        for t in triggers:
+            if state in t.sources and t.dest not in seen:
+                seen.add(t.dest)
+                frontier.append(t.dest)
+    return seen
+
+
+def build_machine(table: Table) -> Machine:
+    """One shared Machine (model=None): attach an adapter, trigger, detach."""
+    return Machine(
+        model=None,
+        states=list(table.state_names),
+        transitions=[{"trigger": t.name, "source": list(t.sources), "dest": t.dest} for t in table.triggers],
+        initial=table.initial,
+        auto_transitions=False,
+        ignore_invalid_triggers=False,
+        send_event=False,
+    )
+
+
+def mermaid(table: Table) -> str:
+    """The table as a Mermaid state diagram; each edge names its trigger and who fires it."""
+    lines = ["stateDiagram-v2", f"    [*] --> {table.initial}"]
+    for t in table.triggers:
+        who = f"{t.milestone}" if t.automatic else "/".join(sorted(r.value for r in t.roles))
+        for src in t.sources:
+            lines.append(f"    {src} --> {t.dest}: {t.name} ({who})")
+    for s in table.states:
+        if s.final:
+            lines.append(f"    {s.name} --> [*]")
+    return "\n".join(lines) + "\n"
+
+
+APPLICATION: Table = validate(APPLICATION_STATES, APPLICATION_TRIGGERS, "announcement")

@@ -1,0 +1,40 @@
+"""Wire the parts together from a config file and a clock."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine as DbEngine
+
+from notifications.render import Renderer
+from states.errors import InvalidInput
+from workflow import config as config_mod
+from workflow.clock import Clock, FixedClock, SystemClock
+from workflow.db import make_engine
+from workflow.engine import Engine
+from workflow.notify import Notifier
+
+
+@dataclass
+class App:
+    loaded: config_mod.Loaded
+    db: DbEngine
+    clock: Clock
+    renderer: Renderer
+    engine: Engine
+
+
+def open_app(config_path: Path, now: datetime | None = None, database_url: str | None = None) -> App:
+    loaded = config_mod.load(config_path)
+    if now is not None and loaded.production:
+        raise InvalidInput(
+            f"--now {now.isoformat()}: {config_path} is a production configuration"
+            ' (gongmo.environment = "production"), which always runs on the real clock'
+        )
+    clock: Clock = FixedClock(now) if now is not None else SystemClock()
+    db = make_engine(database_url or loaded.database_url)
+    renderer = Renderer(loaded.templates_dir)
+    engine = Engine(db, loaded, clock, Notifier(renderer, loaded.config.mail.sender))
+    return App(loaded=loaded, db=db, clock=clock, renderer=renderer, engine=engine)

@@ -1,0 +1,466 @@
+"""The `gongmo` command line (typer; rich tables for people, --json for scripts).
+
+A user mistake prints one clear line per problem on stderr and exits 1;
+never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+import typer
+from rich.console import Console
+from rich.table import Table as RichTable
+
+from states.errors import GongmoError, InvalidInput, NotFound
+from states.lifecycle import APPLICATION as TABLE
+from states.lifecycle import Role, mermaid
+from workflow import applicants as applicants_mod
+from workflow import audit as audit_mod
+from workflow import config as config_mod
+from workflow import loader, schema
+from workflow.app import App, open_app
+from workflow.db import read, write
+from workflow.engine import Actor
+from workflow.models import APPLICANT, APPLICATION, AUDIT, OUTBOX, TRACK
+
+app = typer.Typer(
+    name="gongmo",
+    help="gongmo (공모): run public funding contests end to end.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+applicants_app = typer.Typer(help="Local governments that may apply.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+templates_app = typer.Typer(help="Notice templates.", no_args_is_help=True)
+app.add_typer(applicants_app, name="applicants")
+app.add_typer(audit_app, name="audit")
+app.add_typer(templates_app, name="templates")
+
+console = Console(highlight=False)
+
+
+class State:
+    config: Path = Path("config.toml")
+    now: datetime | None = None
+    _app: App | None = None
+
+    def app(self) -> App:
+        if self._app is None:
+            self._app = open_app(self.config, self.now)
+        return self._app
+
+
+state = State()
+
+
+def _parse_now(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(f"--now {value!r}: not an ISO date-time; write e.g. 2021-12-29T17:59:59+09:00") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Seoul"))
+    return parsed.astimezone(UTC)
+
+
+@app.callback()
+def _main(
+    config: Annotated[Path, typer.Option("--config", "-c", envvar="GONGMO_CONFIG", help="The config file.")] = Path(
+        "config.toml"
+    ),
+    now: Annotated[
+        str | None,
+        typer.Option(
+            "--now",
+            envvar="GONGMO_NOW",
+            help="Run as if it were this instant (ISO; no zone means Asia/Seoul). Refused by a production config.",
+        ),
+    ] = None,
+) -> None:
+    state.config = config
+    state.now = _parse_now(now)
+    state._app = None
+
+
+def _json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=_default) + "\n")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(type(value).__name__)
+
+
+def _kst(value: datetime | None, zone: str = "Asia/Seoul") -> str:
+    return "" if value is None else f"{value.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M}"
+
+
+# -- setup -------------------------------------------------------------------
+
+
+@app.command()
+def init() -> None:
+    """Create or upgrade the schema and load the config's contests (idempotent)."""
+    a = state.app()
+    problems = a.renderer.check()
+    if problems:
+        raise InvalidInput("templates have problems:\n" + "\n".join(problems))
+    before, after = schema.upgrade(a.db)
+    with write(a.db) as conn:
+        changes = loader.sync(conn, a.loaded.config)
+    url = a.db.url.render_as_string(hide_password=True)
+    console.print(f"database {url}: schema {before or 'empty'} -> {after}")
+    for line in changes or ["contests and tracks already up to date"]:
+        console.print(f"  {line}")
+
+
+@app.command()
+def contests(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The contests and tracks of the config, with their calendars."""
+    loaded = config_mod.load(state.config)
+    data = [
+        {
+            "contest": c.key,
+            "name": c.name_ko,
+            "timezone": c.timezone,
+            "national_budget_krw": c.national_budget_krw,
+            "tracks": [
+                {
+                    "track": t.key,
+                    "name": t.name_ko,
+                    "slots": t.slots,
+                    "kinds": [k.value for k in t.eligibility.kinds],
+                    "population_below": t.eligibility.population_below,
+                    "types": t.eligibility.types,
+                    "national_cap_krw": t.funding.national_cap_krw,
+                    "national_min_krw": t.funding.national_min_krw,
+                    "years": t.funding.years,
+                    "local_match_ratio": t.funding.local_match_ratio,
+                    "budget_national_krw": t.funding.budget_national_krw,
+                    "calendar": {m: v for m, v in t.calendar.items()},
+                }
+                for t in c.tracks
+            ],
+        }
+        for c in loaded.config.contests
+    ]
+    if as_json:
+        _json(data)
+        return
+    for c, contest in zip(data, loaded.config.contests, strict=True):
+        table = RichTable(title=f"{contest.name_ko} ({contest.key}) · 국비 {contest.national_budget_krw:,}원")
+        table.add_column("milestone")
+        for t in contest.tracks:
+            table.add_column(
+                f"{t.key}\n{t.name_ko}\nslots {t.slots}, cap {t.funding.national_cap_krw / 1e9:g} bn/{t.funding.years}y"
+            )
+        for m in config_mod.MILESTONES:
+            table.add_row(m, *[_kst(getattr(t.calendar, m), contest.timezone) for t in contest.tracks])
+        console.print(table)
+        console.print(f"times in {c['timezone']}")
+
+
+# -- applicants ----------------------------------------------------------------
+
+
+@applicants_app.command("import")
+def applicants_import(file: Path) -> None:
+    """Import local governments from CSV (all rows or none; by code)."""
+    rows = applicants_mod.parse(file)
+    a = state.app()
+    with write(a.db) as conn:
+        result = applicants_mod.store(conn, rows)
+    console.print(
+        f"{file}: {len(rows)} rows: {result.created} created, {result.updated} updated, {result.unchanged} unchanged"
+    )
+
+
+@applicants_app.command("list")
+def applicants_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The imported local governments."""
+    a = state.app()
+    with read(a.db) as conn:
+        rows = [dict(r) for r in conn.execute(sa.select(APPLICANT).order_by(APPLICANT.c.code)).mappings()]
+    if as_json:
+        _json(rows)
+        return
+    table = RichTable("code", "name", "kind", "population", "contact", "e-mail", "lang")
+    for r in rows:
+        table.add_row(
+            r["code"], r["name"], r["kind"], f"{r['population']:,}", r["contact_name"], r["email"], r["language"]
+        )
+    console.print(table)
+
+
+# -- the lifecycle --------------------------------------------------------------
+
+
+@app.command()
+def announce(track: str, actor: Annotated[str, typer.Option(help="Who publishes the call.")] = "admin") -> None:
+    """Publish a track's call: an application per applicant on its mailing list."""
+    a = state.app()
+    created = a.engine.announce(track, Actor(actor, Role.ADMIN))
+    console.print(f"{track}: {created} applications created in 'announcement', each sent the call")
+
+
+@app.command()
+def start(track: str, applicant: str, actor: Annotated[str, typer.Option()] = "applicant") -> None:
+    """An applicant starts an application while the call is open."""
+    a = state.app()
+    app_id = a.engine.start(track, applicant, Actor(actor, Role.APPLICANT))
+    console.print(f"application {app_id} started for {applicant} in {track}")
+
+
+@app.command("apply")
+def apply_cmd(
+    track: str,
+    applicant: str,
+    national: Annotated[int, typer.Option("--national", help="National share requested, in won.")],
+    local: Annotated[int, typer.Option("--local", help="Local share, in won.")],
+    title: Annotated[str | None, typer.Option("--title")] = None,
+    project_type: Annotated[str | None, typer.Option("--type", help="The type chosen, if the track has types.")] = None,
+    actor: Annotated[str, typer.Option(help="Who records the receipt.")] = "admin",
+) -> None:
+    """Record a plan received inside the receipt window; prints the receipt number."""
+    a = state.app()
+    moved = a.engine.submit(track, applicant, national, local, Actor(actor, Role.ADMIN), title, project_type)
+    console.print(f"application {moved.application_id} received: receipt number {moved.receipt_no}")
+
+
+@app.command()
+def trigger(
+    application: str,
+    event: str,
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    actor: Annotated[str, typer.Option("--actor")] = "admin",
+    role: Annotated[Role, typer.Option("--role")] = Role.ADMIN,
+    version: Annotated[
+        int | None, typer.Option("--version", help="Refuse if the application is not at this version.")
+    ] = None,
+) -> None:
+    """Fire a trigger on one application (e.g. pass_review, disqualify, select)."""
+    a = state.app()
+    app_id = _resolve(a, application)
+    moved = a.engine.apply(app_id, event, Actor(actor, role), reason, version)
+    console.print(f"application {app_id}: {moved.from_state} -> {moved.to_state} ({event}), version {moved.version}")
+
+
+@app.command()
+def bulk(
+    track: str,
+    event: str,
+    from_state: Annotated[str, typer.Option("--from", help="Move every application in this state.")],
+    reason: Annotated[str | None, typer.Option("--reason")] = None,
+    actor: Annotated[str, typer.Option("--actor")] = "admin",
+) -> None:
+    """Apply one trigger to every application of a track in a state (deadline moves)."""
+    a = state.app()
+    if from_state not in TABLE.state_names:
+        raise InvalidInput(f"--from {from_state!r} is not a state (states: {', '.join(TABLE.state_names)})")
+    spec = a.engine._trigger(event)
+    role = Role.SYSTEM if spec.automatic else Role.ADMIN
+    moved = a.engine.apply_bulk(track, event, from_state, Actor(actor, role), reason)
+    console.print(f"{track}: {moved} applications moved {from_state} -> {TABLE.dest(from_state, event)} ({event})")
+
+
+def _resolve(a: App, ref: str) -> int:
+    """An application by number or by receipt number."""
+    if ref.isdigit():
+        return int(ref)
+    with read(a.db) as conn:
+        found = conn.execute(sa.select(APPLICATION.c.id).where(APPLICATION.c.receipt_no == ref)).scalar()
+    if found is None:
+        raise NotFound(f"no application with number or receipt number {ref!r}")
+    return int(found)
+
+
+@app.command()
+def show(application: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """One application with its full history and its notices."""
+    a = state.app()
+    app_id = _resolve(a, application)
+    with read(a.db) as conn:
+        row = (
+            conn.execute(
+                sa.select(APPLICATION, TRACK.c.key.label("track"), APPLICANT.c.code, APPLICANT.c.name)
+                .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+                .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
+                .where(APPLICATION.c.id == app_id)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFound(f"no application {app_id}")
+        history = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(AUDIT).where(AUDIT.c.application_id == app_id).order_by(AUDIT.c.id)
+            ).mappings()
+        ]
+        notices = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(OUTBOX.c.id, OUTBOX.c.notice, OUTBOX.c.state, OUTBOX.c.subject, OUTBOX.c.created_at)
+                .where(OUTBOX.c.application_id == app_id)
+                .order_by(OUTBOX.c.id)
+            ).mappings()
+        ]
+    data = {**dict(row), "history": history, "notices": notices}
+    if as_json:
+        _json(data)
+        return
+    console.print(
+        f"application {row['id']} · {row['track']} · {row['name']} ({row['code']}) · state [bold]{row['state']}[/]"
+        f" · version {row['version']} · receipt {row['receipt_no'] or '-'}"
+    )
+    if row["national_krw"] is not None:
+        console.print(
+            f"requested: national {row['national_krw']:,} won, local {row['local_krw']:,} won;"
+            f" title {row['title'] or '-'}"
+        )
+    _print_rows(
+        "history (KST)",
+        ["at", "actor", "role", "trigger", "from", "to", "reason"],
+        [
+            [
+                _kst(h["at"]),
+                h["actor"],
+                h["role"],
+                h["trigger"],
+                h["from_state"] or "",
+                h["to_state"],
+                h["reason"] or "",
+            ]
+            for h in history
+        ],
+    )
+    _print_rows(
+        "notices",
+        ["id", "notice", "state", "subject"],
+        [[str(n["id"]), n["notice"], n["state"], n["subject"]] for n in notices],
+    )
+
+
+def _print_rows(title: str, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    table = RichTable(*header, title=title)
+    for r in rows:
+        table.add_row(*r)
+    console.print(table)
+
+
+@app.command()
+def status(
+    track: Annotated[str | None, typer.Argument()] = None, as_json: Annotated[bool, typer.Option("--json")] = False
+) -> None:
+    """Applications per state, per track."""
+    a = state.app()
+    if track is not None:
+        a.loaded.config.track(track)
+    query = (
+        sa.select(TRACK.c.key, APPLICATION.c.state, sa.func.count())
+        .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+        .group_by(TRACK.c.key, APPLICATION.c.state)
+    )
+    if track is not None:
+        query = query.where(TRACK.c.key == track)
+    with read(a.db) as conn:
+        counts: dict[str, dict[str, int]] = {}
+        for key, st, n in conn.execute(query):
+            counts.setdefault(key, {})[st] = int(n)
+    if as_json:
+        _json(counts)
+        return
+    tracks = sorted(counts)
+    table = RichTable("state", *tracks)
+    for st in TABLE.state_names:
+        if any(st in counts[k] for k in tracks):
+            table.add_row(st, *[str(counts[k].get(st, 0)) for k in tracks])
+    table.add_row("total", *[str(sum(counts[k].values())) for k in tracks])
+    console.print(table)
+
+
+@audit_app.command("verify")
+def audit_verify(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Replay the audit log; exit 1 if any state disagrees with it."""
+    a = state.app()
+    with read(a.db) as conn:
+        report = audit_mod.verify(conn, TABLE)
+    if as_json:
+        _json(
+            {
+                "applications": report.applications,
+                "audit_rows": report.audit_rows,
+                "clean": report.clean,
+                "findings": [f.__dict__ for f in report.findings],
+            }
+        )
+    else:
+        for f in report.findings:
+            console.print(f"application {f.application_id}: {f.problem}", markup=False)
+        verdict = "clean" if report.clean else f"{len(report.findings)} application(s) disagree"
+        console.print(f"audit verify: {report.applications} applications, {report.audit_rows} audit rows: {verdict}")
+    if not report.clean:
+        raise typer.Exit(1)
+
+
+@app.command()
+def graph() -> None:
+    """The lifecycle as a Mermaid state diagram, drawn from the transition table."""
+    sys.stdout.write(mermaid(TABLE))
+
+
+@templates_app.command("check")
+def templates_check() -> None:
+    """Check every notice template against its variables and render it once."""
+    loaded = config_mod.load(state.config)
+    from notifications.render import Renderer
+
+    problems = Renderer(loaded.templates_dir).check()
+    if problems:
+        raise InvalidInput("\n".join(problems))
+    console.print(f"{loaded.templates_dir}: every template renders")
+
+
+# -- entry point -----------------------------------------------------------------
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; return the exit code. User mistakes never raise."""
+    try:
+        result = app(args=list(argv) if argv is not None else None, prog_name="gongmo", standalone_mode=False)
+    except GongmoError as exc:
+        for line in str(exc).splitlines():
+            sys.stderr.write(f"error: {line}\n")
+        return 1
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("aborted\n")
+        return 130
+    except typer.TyperException as exc:  # usage errors: wrong option, missing argument
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            sys.stderr.write(f"error: {exc.format_message()}\n")
+        return int(exc.exit_code)
+    return int(result) if isinstance(result, int) else 0
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    sys.exit(run())

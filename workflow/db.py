@@ -1,0 +1,98 @@
+"""Engines and transactions for SQLite (embedded default) and PostgreSQL.
+
+SQLite: WAL, busy_timeout, foreign keys, and every write transaction opened
+with BEGIN IMMEDIATE, so two writers cannot both read a row and both win
+(pysqlite's default deferred BEGIN lets them). Read-only work opens a
+deferred BEGIN and does not block writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+
+from states.errors import GongmoError
+
+BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "gongmo_read_only"
+
+
+class DatabaseError(GongmoError):
+    """The database cannot be reached or is not initialised."""
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url, **kwargs)
+    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
+    path = sa.engine.make_url(url).database
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        if conn.get_execution_options().get(READ_ONLY):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+@contextmanager
+def write(engine: Engine) -> Iterator[Connection]:
+    """One write transaction: commit on success, roll back on any error."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except OperationalError as exc:
+        raise DatabaseError(_db_message(engine, exc)) from exc
+
+
+@contextmanager
+def read(engine: Engine) -> Iterator[Connection]:
+    try:
+        with engine.connect() as raw:
+            conn = raw.execution_options(**{READ_ONLY: True})
+            with conn.begin():
+                yield conn
+    except OperationalError as exc:
+        raise DatabaseError(_db_message(engine, exc)) from exc
+
+
+def _db_message(engine: Engine, exc: OperationalError) -> str:
+    detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+    url = engine.url.render_as_string(hide_password=True)
+    if "no such table" in detail or "does not exist" in detail:
+        return f"database {url} is not initialised ({detail}): run `gongmo init`"
+    return f"database {url}: {detail}"
+
+
+def lock_row(conn: Connection, table: sa.Table, row_id: int) -> sa.Row[Any] | None:
+    """Read a row for update: FOR UPDATE on PostgreSQL; SQLite already holds
+    the write lock since BEGIN IMMEDIATE."""
+    query = sa.select(table).where(table.c.id == row_id)
+    if conn.dialect.name != "sqlite":
+        query = query.with_for_update()
+    return conn.execute(query).first()

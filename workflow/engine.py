@@ -1,0 +1,479 @@
+"""The transition service: every state change of an application goes here.
+
+`apply` moves one application in one transaction: lock the row, check the
+move against the table (through the shared `transitions` Machine) and its
+guards, write state + version + audit row + outbox rows, commit. A refused
+move changes nothing and raises an error naming the application, its state
+and the trigger.
+
+`apply_bulk` moves every application of a track in one state (deadlines):
+set-based SQL in chunks, the move checked once against the table's lookup,
+no Machine and no ORM object per row. Each chunk is its own transaction, so
+an interrupted bulk move resumes where it stopped when run again.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Engine as DbEngine
+from transitions import MachineError
+
+from states.errors import Conflict, IllegalMove, InvalidInput, NotFound, OutsideWindow
+from states.lifecycle import APPLICATION as TABLE
+from states.lifecycle import Role, Table, TriggerSpec, build_machine
+from states.rules import check_reason, check_receipt_window, check_role
+from workflow.clock import Clock
+from workflow.config import MILESTONES, Loaded
+from workflow.db import lock_row, write
+from workflow.models import APPLICANT, APPLICATION, AUDIT, OUTBOX, TRACK
+from workflow.notify import Notifier, Party
+
+Row = RowMapping
+CHUNK = 2_000
+CREATE = "invite"  # audit trigger of an application created at the announcement
+START = "start"  # audit trigger of an application an applicant started itself
+
+
+@dataclass(frozen=True)
+class Actor:
+    name: str
+    role: Role
+
+
+SYSTEM = Actor("scheduler", Role.SYSTEM)
+
+
+@dataclass(frozen=True)
+class Moved:
+    application_id: int
+    trigger: str
+    from_state: str | None
+    to_state: str
+    version: int
+    receipt_no: str | None = None
+
+
+class _Adapter:
+    """What the shared Machine sees of one row while one trigger runs."""
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+
+class Engine:
+    def __init__(
+        self,
+        db: DbEngine,
+        loaded: Loaded,
+        clock: Clock,
+        notifier: Notifier,
+        table: Table = TABLE,
+    ) -> None:
+        self.db = db
+        self.loaded = loaded
+        self.clock = clock
+        self.notifier = notifier
+        self.table = table
+        self._machine = build_machine(table)
+        self._machine_lock = threading.Lock()
+
+    # -- one application -------------------------------------------------
+
+    def apply(
+        self,
+        application_id: int,
+        trigger: str,
+        actor: Actor,
+        reason: str | None = None,
+        expected_version: int | None = None,
+    ) -> Moved:
+        spec = self._trigger(trigger)
+        check_role(spec, actor.role)
+        check_reason(spec, reason)
+        now = self.clock.now()
+        with write(self.db) as conn:
+            row = self._locked_application(conn, application_id)
+            if expected_version is not None and row["version"] != expected_version:
+                raise Conflict(
+                    f"application {application_id} is at version {row['version']}, not"
+                    f" {expected_version}: someone changed it first; reload and try again"
+                )
+            dest = self._check_move(row, trigger)
+            track = self._track_row(conn, row["track_id"])
+            if trigger == "submit":
+                check_receipt_window(now, track["receipt_opens"], track["receipt_closes"], self._zone(track))
+            moved = self._write_move(conn, row, spec, dest, actor, reason, now)
+            self._queue(conn, spec.notice, [moved.application_id], track, now, {"reason": reason or ""})
+        return moved
+
+    def submit(
+        self,
+        track_key: str,
+        applicant_code: str,
+        national_krw: int,
+        local_krw: int,
+        actor: Actor,
+        title: str | None = None,
+        project_type: str | None = None,
+    ) -> Moved:
+        """Record a plan received: start the application if needed, then submit.
+
+        Eligibility is not checked here (that is the preliminary review's
+        job); only the window, the role and the form of the values.
+        """
+        spec = self._trigger("submit")
+        check_role(spec, actor.role)
+        _, track_cfg = self.loaded.config.track(track_key)
+        _check_amounts(national_krw, local_krw)
+        if project_type is not None and project_type not in track_cfg.eligibility.types:
+            allowed = ", ".join(track_cfg.eligibility.types) or "none (this track has no types)"
+            raise InvalidInput(f"--type {project_type!r} is not a type of track {track_key} (allowed: {allowed})")
+        now = self.clock.now()
+        with write(self.db) as conn:
+            track = self._locked_track(conn, track_key)
+            check_receipt_window(now, track["receipt_opens"], track["receipt_closes"], self._zone(track))
+            applicant = self._applicant(conn, applicant_code)
+            row = self._application_of(conn, track["id"], applicant["id"])
+            if row is None:
+                self._create(conn, track, [applicant["id"]], START, actor, now, notice=None)
+                row = self._application_of(conn, track["id"], applicant["id"])
+                assert row is not None
+            dest = self._check_move(row, "submit")
+            seq = int(track["receipt_seq"]) + 1
+            receipt_no = f"{track['receipt_prefix']}-{seq:04d}"
+            conn.execute(sa.update(TRACK).where(TRACK.c.id == track["id"]).values(receipt_seq=seq))
+            fields = {
+                "receipt_no": receipt_no,
+                "national_krw": national_krw,
+                "local_krw": local_krw,
+                "title": title,
+                "project_type": project_type,
+                "submitted_at": now,
+            }
+            moved = self._write_move(conn, row, spec, dest, actor, None, now, fields)
+            self._queue(conn, spec.notice, [moved.application_id], track, now)
+        return replace(moved, receipt_no=receipt_no)
+
+    def start(self, track_key: str, applicant_code: str, actor: Actor) -> int:
+        """An applicant starts an application while the call is open."""
+        now = self.clock.now()
+        with write(self.db) as conn:
+            track = self._locked_track(conn, track_key)
+            if not (track["announce_at"] <= now < track["receipt_closes"]):
+                raise OutsideWindow(
+                    f"track {track_key} takes new applications from its announcement to the"
+                    f" receipt close ({self._window(track, 'announce_at', 'receipt_closes')})"
+                )
+            applicant = self._applicant(conn, applicant_code)
+            if self._application_of(conn, track["id"], applicant["id"]) is not None:
+                raise Conflict(f"{applicant_code} already has an application in track {track_key}")
+            return self._create(conn, track, [applicant["id"]], START, actor, now, notice=None)[0]
+
+    def announce(self, track_key: str, actor: Actor, applicant_ids: Iterable[int] | None = None) -> int:
+        """Publish the call: one application (in announcement) per applicant
+        on the track's mailing list, each sent the call. Idempotent."""
+        now = self.clock.now()
+        _, track_cfg = self.loaded.config.track(track_key)
+        kinds = [k.value for k in track_cfg.eligibility.kinds]
+        created = 0
+        while True:
+            with write(self.db) as conn:
+                track = self._locked_track(conn, track_key)
+                if now < track["announce_at"]:
+                    raise OutsideWindow(
+                        f"track {track_key} is announced at {self._local(track, 'announce_at')}; not before"
+                    )
+                if now >= track["receipt_closes"]:
+                    raise OutsideWindow(f"track {track_key}: receipt closed at {self._local(track, 'receipt_closes')}")
+                pending = self._uninvited(conn, track["id"], kinds, applicant_ids)
+                if not pending:
+                    if track["announced_at"] is None:
+                        conn.execute(sa.update(TRACK).where(TRACK.c.id == track["id"]).values(announced_at=now))
+                    return created
+                self._create(conn, track, pending, CREATE, actor, now, notice="call_announcement")
+                created += len(pending)
+
+    # -- many applications -----------------------------------------------
+
+    def apply_bulk(
+        self,
+        track_key: str,
+        trigger: str,
+        from_state: str,
+        actor: Actor = SYSTEM,
+        reason: str | None = None,
+        chunk: int = CHUNK,
+    ) -> int:
+        spec = self._trigger(trigger)
+        check_role(spec, actor.role)
+        check_reason(spec, reason)
+        dest = self.table.dest(from_state, trigger)
+        if dest is None:
+            raise IllegalMove(f"of track {track_key}", from_state, trigger, self.table.triggers_from(from_state))
+        moved = 0
+        while True:
+            now = self.clock.now()
+            with write(self.db) as conn:
+                track = self._locked_track(conn, track_key)
+                ids = self._ids_in_state(conn, track["id"], from_state, chunk)
+                if not ids:
+                    return moved
+                self._bulk_move(conn, ids, spec, from_state, dest, actor, reason, now)
+                self._queue(conn, spec.notice, ids, track, now, {"reason": reason or ""})
+            moved += len(ids)
+
+    def _bulk_move(
+        self,
+        conn: Connection,
+        ids: list[int],
+        spec: TriggerSpec,
+        from_state: str,
+        dest: str,
+        actor: Actor,
+        reason: str | None,
+        now: datetime,
+    ) -> None:
+        result = conn.execute(
+            sa.update(APPLICATION)
+            .where(APPLICATION.c.id.in_(ids), APPLICATION.c.state == from_state)
+            .values(state=dest, version=APPLICATION.c.version + 1, updated_at=now)
+        )
+        if result.rowcount != len(ids):
+            raise Conflict(f"bulk '{spec.name}': {len(ids) - result.rowcount} applications changed underneath; retry")
+        conn.execute(
+            sa.insert(AUDIT),
+            [
+                {
+                    "application_id": i,
+                    "at": now,
+                    "actor": actor.name,
+                    "role": actor.role.value,
+                    "trigger": spec.name,
+                    "from_state": from_state,
+                    "to_state": dest,
+                    "reason": reason,
+                }
+                for i in ids
+            ],
+        )
+
+    # -- pieces ------------------------------------------------------------
+
+    def _trigger(self, name: str) -> TriggerSpec:
+        if not self.table.has_trigger(name):
+            known = ", ".join(t.name for t in self.table.triggers)
+            raise InvalidInput(f"unknown trigger {name!r} (triggers: {known})")
+        return self.table.trigger(name)
+
+    def _check_move(self, row: Row, trigger: str) -> str:
+        """Run the trigger on the shared Machine against a detached adapter."""
+        adapter = _Adapter(row["state"])
+        with self._machine_lock:
+            self._machine.add_model(adapter, initial=row["state"])
+            try:
+                adapter.trigger(trigger)  # type: ignore[attr-defined]
+            except MachineError:
+                raise IllegalMove(
+                    str(row["id"]), row["state"], trigger, self.table.triggers_from(row["state"])
+                ) from None
+            finally:
+                self._machine.remove_model(adapter)
+        return adapter.state
+
+    def _write_move(
+        self,
+        conn: Connection,
+        row: Row,
+        spec: TriggerSpec,
+        dest: str,
+        actor: Actor,
+        reason: str | None,
+        now: datetime,
+        fields: Mapping[str, Any] | None = None,
+    ) -> Moved:
+        result = conn.execute(
+            sa.update(APPLICATION)
+            .where(APPLICATION.c.id == row["id"], APPLICATION.c.version == row["version"])
+            .values(state=dest, version=row["version"] + 1, updated_at=now, **(fields or {}))
+        )
+        if result.rowcount != 1:
+            raise Conflict(f"application {row['id']} changed while '{spec.name}' ran; reload and try again")
+        conn.execute(
+            sa.insert(AUDIT).values(
+                application_id=row["id"],
+                at=now,
+                actor=actor.name,
+                role=actor.role.value,
+                trigger=spec.name,
+                from_state=row["state"],
+                to_state=dest,
+                reason=reason,
+            )
+        )
+        return Moved(row["id"], spec.name, row["state"], dest, row["version"] + 1)
+
+    def _create(
+        self,
+        conn: Connection,
+        track: Row,
+        applicant_ids: list[int],
+        how: str,
+        actor: Actor,
+        now: datetime,
+        notice: str | None,
+    ) -> list[int]:
+        rows = [
+            {
+                "track_id": track["id"],
+                "applicant_id": a,
+                "state": self.table.initial,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for a in applicant_ids
+        ]
+        result = conn.execute(sa.insert(APPLICATION).returning(APPLICATION.c.id, sort_by_parameter_order=True), rows)
+        ids = [int(r[0]) for r in result]
+        conn.execute(
+            sa.insert(AUDIT),
+            [
+                {
+                    "application_id": i,
+                    "at": now,
+                    "actor": actor.name,
+                    "role": actor.role.value,
+                    "trigger": how,
+                    "from_state": None,
+                    "to_state": self.table.initial,
+                    "reason": None,
+                }
+                for i in ids
+            ],
+        )
+        self._queue(conn, notice, ids, track, now)
+        return ids
+
+    def _queue(
+        self,
+        conn: Connection,
+        notice: str | None,
+        ids: list[int],
+        track: Row,
+        now: datetime,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        if notice is None or not ids:
+            return
+        contest, track_cfg = self.loaded.config.track(track["key"])
+        calendar = {m: track[m] for m in MILESTONES}
+        rows = [
+            self.notifier.row(notice, party, contest, track_cfg, calendar, now, extra)
+            for party in self._parties(conn, ids)
+        ]
+        conn.execute(sa.insert(OUTBOX), rows)
+
+    def _parties(self, conn: Connection, ids: list[int]) -> Iterator[Party]:
+        query = (
+            sa.select(
+                APPLICATION.c.id.label("application_id"),
+                APPLICATION.c.version,
+                APPLICATION.c.receipt_no,
+                APPLICATION.c.title,
+                APPLICATION.c.national_krw,
+                APPLICATION.c.local_krw,
+                APPLICATION.c.submitted_at,
+                APPLICANT.c.name.label("applicant_name"),
+                APPLICANT.c.contact_name,
+                APPLICANT.c.email,
+                APPLICANT.c.language,
+            )
+            .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
+            .where(APPLICATION.c.id.in_(ids))
+            .order_by(APPLICATION.c.id)
+        )
+        for row in conn.execute(query).mappings():
+            yield Party.from_row(row)
+
+    def _locked_application(self, conn: Connection, application_id: int) -> Row:
+        row = lock_row(conn, APPLICATION, application_id)
+        if row is None:
+            raise NotFound(f"no application {application_id}: see `gongmo status` or `gongmo show`")
+        return row._mapping
+
+    def _locked_track(self, conn: Connection, track_key: str) -> Row:
+        self.loaded.config.track(track_key)  # a clear error for a key not in the config
+        query = sa.select(TRACK).where(TRACK.c.key == track_key)
+        if conn.dialect.name != "sqlite":
+            query = query.with_for_update()
+        row = conn.execute(query).mappings().first()
+        if row is None:
+            raise NotFound(f"track {track_key} is in the config but not in the database: run `gongmo init`")
+        return row
+
+    def _track_row(self, conn: Connection, track_id: int) -> Row:
+        return conn.execute(sa.select(TRACK).where(TRACK.c.id == track_id)).mappings().one()
+
+    def _applicant(self, conn: Connection, code: str) -> Row:
+        row = conn.execute(sa.select(APPLICANT).where(APPLICANT.c.code == code)).mappings().first()
+        if row is None:
+            raise NotFound(f"no applicant with code {code!r}: import it first (`gongmo applicants import FILE.csv`)")
+        return row
+
+    def _application_of(self, conn: Connection, track_id: int, applicant_id: int) -> Row | None:
+        query = sa.select(APPLICATION).where(
+            APPLICATION.c.track_id == track_id, APPLICATION.c.applicant_id == applicant_id
+        )
+        if conn.dialect.name != "sqlite":
+            query = query.with_for_update()
+        row = conn.execute(query).first()
+        return row._mapping if row else None
+
+    def _uninvited(self, conn: Connection, track_id: int, kinds: list[str], only: Iterable[int] | None) -> list[int]:
+        taken = sa.select(APPLICATION.c.applicant_id).where(APPLICATION.c.track_id == track_id)
+        query = (
+            sa.select(APPLICANT.c.id)
+            .where(APPLICANT.c.kind.in_(kinds), APPLICANT.c.id.not_in(taken))
+            .order_by(APPLICANT.c.id)
+            .limit(CHUNK)
+        )
+        if only is not None:
+            query = query.where(APPLICANT.c.id.in_(list(only)))
+        return [int(r[0]) for r in conn.execute(query)]
+
+    def _ids_in_state(self, conn: Connection, track_id: int, state: str, limit: int) -> list[int]:
+        query = (
+            sa.select(APPLICATION.c.id)
+            .where(APPLICATION.c.track_id == track_id, APPLICATION.c.state == state)
+            .order_by(APPLICATION.c.id)
+            .limit(limit)
+        )
+        if conn.dialect.name != "sqlite":
+            query = query.with_for_update()
+        return [int(r[0]) for r in conn.execute(query)]
+
+    def _zone(self, track: Row) -> str:
+        contest, _ = self.loaded.config.track(track["key"])
+        return contest.timezone
+
+    def _local(self, track: Row, milestone: str) -> str:
+        value: datetime = track[milestone]
+        return f"{value.astimezone(ZoneInfo(self._zone(track))):%Y-%m-%d %H:%M %Z}"
+
+    def _window(self, track: Row, start: str, end: str) -> str:
+        return f"{self._local(track, start)} to {self._local(track, end)}"
+
+
+def _check_amounts(national_krw: int, local_krw: int) -> None:
+    if national_krw <= 0:
+        raise InvalidInput(f"--national {national_krw}: the national share must be a positive amount in won")
+    if local_krw < 0:
+        raise InvalidInput(f"--local {local_krw}: the local share must be zero or more, in won")

@@ -1,0 +1,156 @@
+"""Database tables (sqlmodel). Thin: the rules live in states/ and engine.py.
+
+Times are stored as UTC; UTCDateTime hands back aware datetimes on every
+backend (SQLite keeps no zone of its own).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: gongmo stores aware UTC times only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_field(nullable: bool = False, index: bool = False, default: Any = ...) -> Any:
+    if default is ...:
+        default = None if nullable else ...
+    return Field(default=default, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class Contest(SQLModel, table=True):
+    __tablename__ = "contest"
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=40)
+    name_ko: str
+    name_en: str
+    timezone: str = Field(max_length=64)
+    national_budget_krw: int = Field(sa_type=sa.BigInteger)
+
+
+class Track(SQLModel, table=True):
+    __tablename__ = "track"
+    id: int | None = Field(default=None, primary_key=True)
+    contest_id: int = Field(foreign_key="contest.id", index=True)
+    key: str = Field(unique=True, max_length=40)
+    name_ko: str
+    name_en: str
+    slots: int
+    receipt_prefix: str = Field(max_length=16)
+    receipt_seq: int = 0
+    announced_at: datetime | None = utc_field(nullable=True)
+    # calendar, UTC
+    announce_at: datetime = utc_field()
+    receipt_opens: datetime = utc_field()
+    receipt_closes: datetime = utc_field()
+    review_ends: datetime = utc_field()
+    written_starts: datetime = utc_field()
+    written_ends: datetime = utc_field()
+    presentation_starts: datetime = utc_field()
+    presentation_ends: datetime = utc_field()
+    selection_at: datetime = utc_field()
+    kickoff_due: datetime = utc_field()
+
+
+class Applicant(SQLModel, table=True):
+    """A local government that may apply."""
+
+    __tablename__ = "applicant"
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True, max_length=10)  # 행정표준코드, e.g. 41110
+    name: str
+    kind: str = Field(max_length=40)
+    population: int
+    contact_name: str
+    email: str
+    language: str = Field(default="ko", max_length=2)
+
+
+class Application(SQLModel, table=True):
+    __tablename__ = "application"
+    __table_args__ = (
+        sa.UniqueConstraint("track_id", "applicant_id", name="uq_application_track_applicant"),
+        sa.Index("ix_application_track_state", "track_id", "state"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    track_id: int = Field(foreign_key="track.id")
+    applicant_id: int = Field(foreign_key="applicant.id", index=True)
+    state: str = Field(max_length=32)
+    version: int = 1
+    receipt_no: str | None = Field(default=None, unique=True, max_length=32)
+    title: str | None = None
+    project_type: str | None = Field(default=None, max_length=40)
+    national_krw: int | None = Field(default=None, sa_type=sa.BigInteger)
+    local_krw: int | None = Field(default=None, sa_type=sa.BigInteger)
+    submitted_at: datetime | None = utc_field(nullable=True)
+    created_at: datetime = utc_field()
+    updated_at: datetime = utc_field()
+
+
+class Audit(SQLModel, table=True):
+    """Append-only: one row per state change (and per creation)."""
+
+    __tablename__ = "audit"
+    __table_args__ = (sa.Index("ix_audit_application", "application_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id")
+    at: datetime = utc_field()
+    actor: str
+    role: str = Field(max_length=16)
+    trigger: str = Field(max_length=32)
+    from_state: str | None = Field(default=None, max_length=32)
+    to_state: str = Field(max_length=32)
+    reason: str | None = None
+
+
+class Outbox(SQLModel, table=True):
+    """A rendered notice waiting to be sent (delivery: the notifications issue)."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_state_due", "state", "next_attempt_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id", index=True)
+    notice: str = Field(max_length=40)
+    dedup_key: str = Field(unique=True, max_length=120)
+    message_id: str = Field(max_length=200)
+    language: str = Field(max_length=2)
+    to_addr: str
+    subject: str
+    body_text: str = Field(sa_type=sa.Text)
+    body_html: str = Field(sa_type=sa.Text)
+    state: str = Field(default="pending", max_length=16)
+    attempts: int = 0
+    created_at: datetime = utc_field()
+    next_attempt_at: datetime = utc_field()
+    lease_until: datetime | None = utc_field(nullable=True)
+    sent_at: datetime | None = utc_field(nullable=True)
+    last_error: str | None = None
+
+
+APPLICATION = Application.__table__  # type: ignore[attr-defined]
+AUDIT = Audit.__table__  # type: ignore[attr-defined]
+OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+TRACK = Track.__table__  # type: ignore[attr-defined]
+APPLICANT = Applicant.__table__  # type: ignore[attr-defined]
+CONTEST = Contest.__table__  # type: ignore[attr-defined]

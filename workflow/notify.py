@@ -1,0 +1,126 @@
+"""Turn a move into outbox rows: the notice's values, rendered, with keys.
+
+Runs inside the transaction of the move (rendering is CPU only, no I/O
+beyond the template cache); delivery happens after commit, elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.utils import parseaddr
+from typing import Any
+
+from notifications.notices import NOTICES
+from notifications.render import Renderer
+from workflow.config import Contest, Track
+
+OBJECTION_DAYS = 7  # until the objection window becomes configurable
+
+
+@dataclass(frozen=True)
+class Party:
+    """What a notice needs to know of one application and its applicant."""
+
+    application_id: int
+    version: int
+    applicant_name: str
+    contact_name: str
+    email: str
+    language: str
+    receipt_no: str | None = None
+    title: str | None = None
+    national_krw: int | None = None
+    local_krw: int | None = None
+    submitted_at: datetime | None = None
+
+    @classmethod
+    def from_row(cls, row: Mapping[Any, Any]) -> Party:
+        return cls(**{k: row[k] for k in cls.__dataclass_fields__ if k in row})
+
+
+class Notifier:
+    def __init__(self, renderer: Renderer, sender: str) -> None:
+        self.renderer = renderer
+        domain = parseaddr(sender)[1].rpartition("@")[2] or "gongmo.invalid"
+        self.domain = domain
+
+    def row(
+        self,
+        notice: str,
+        party: Party,
+        contest: Contest,
+        track: Track,
+        calendar: Mapping[str, Any],
+        now: datetime,
+        extra: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One outbox row, rendered; keyed by (application, notice, round).
+
+        `calendar` is the track's calendar as the database holds it (it may
+        have been moved since the config was written).
+        """
+        values = self._values(notice, party, contest, track, calendar, now, extra or {})
+        rendered = self.renderer.render(notice, party.language, values, contest.timezone)
+        round_ = party.version
+        return {
+            "application_id": party.application_id,
+            "notice": notice,
+            "dedup_key": f"{party.application_id}:{notice}:{round_}",
+            "message_id": f"<gongmo.{party.application_id}.{notice}.{round_}@{self.domain}>",
+            "language": party.language,
+            "to_addr": party.email,
+            "subject": rendered.subject,
+            "body_text": rendered.text,
+            "body_html": rendered.html,
+            "state": "pending",
+            "attempts": 0,
+            "created_at": now,
+            "next_attempt_at": now,
+        }
+
+    def _values(
+        self,
+        notice: str,
+        party: Party,
+        contest: Contest,
+        track: Track,
+        cal: Mapping[str, Any],
+        now: datetime,
+        extra: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        ko = party.language == "ko"
+        available: dict[str, Any] = {
+            "contest_name": contest.name_ko if ko else contest.name_en,
+            "track_name": track.name_ko if ko else track.name_en,
+            "applicant_name": party.applicant_name,
+            "contact_name": party.contact_name,
+            "application_id": party.application_id,
+            "office": contest.office,
+            "office_phone": contest.office_phone,
+            "portal_url": contest.portal_url,
+            "receipt_opens": cal["receipt_opens"],
+            "receipt_closes": cal["receipt_closes"],
+            "slots": track.slots,
+            "national_cap_krw": track.funding.national_cap_krw,
+            "program_years": track.funding.years,
+            "match_ratio": track.funding.local_match_ratio,
+            "receipt_no": party.receipt_no or "-",
+            "submitted_at": party.submitted_at or now,
+            "title": party.title or "",
+            "national_krw": party.national_krw or 0,
+            "local_krw": party.local_krw or 0,
+            "evaluation_starts": cal["written_starts"],
+            "objection_until": now + timedelta(days=OBJECTION_DAYS),
+            "kickoff_due": cal["kickoff_due"],
+            "withdrawn_at": now,
+            "reason": "",
+            "waitlist_position": 0,
+            **extra,
+        }
+        wanted = NOTICES[notice].allowed
+        missing = wanted - available.keys()
+        if missing:
+            raise KeyError(f"notice '{notice}' needs {', '.join(sorted(missing))}, which this move does not provide")
+        return {k: available[k] for k in wanted}
