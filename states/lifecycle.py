@@ -331,7 +331,8 @@ def mermaid(table: Table) -> str:
     """The table as a Mermaid state diagram; each edge names its trigger and who fires it."""
     lines = ["stateDiagram-v2", f"    [*] --> {table.initial}"]
     for t in table.triggers:
-        who = f"{t.milestone}" if t.automatic else "/".join(sorted(r.value for r in t.roles))
+        people = "/".join(sorted(r.value for r in t.roles if r is not Role.SYSTEM))
+        who = f"at {t.milestone}" + (f" or {people}" if people else "") if t.automatic else people
         for src in t.sources:
             lines.append(f"    {src} --> {t.dest}: {t.name} ({who})")
     for s in table.states:

@@ -57,7 +57,7 @@ class Track(SQLModel, table=True):
     name_ko: str
     name_en: str
     slots: int
-    receipt_prefix: str = Field(max_length=16)
+    receipt_prefix: str = Field(max_length=40)
     receipt_seq: int = 0
     announced_at: datetime | None = utc_field(nullable=True)
     # calendar, UTC
@@ -98,7 +98,7 @@ class Application(SQLModel, table=True):
     applicant_id: int = Field(foreign_key="applicant.id", index=True)
     state: str = Field(max_length=32)
     version: int = 1
-    receipt_no: str | None = Field(default=None, unique=True, max_length=32)
+    receipt_no: str | None = Field(default=None, unique=True, max_length=48)
     title: str | None = None
     project_type: str | None = Field(default=None, max_length=40)
     national_krw: int | None = Field(default=None, sa_type=sa.BigInteger)

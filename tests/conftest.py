@@ -1,0 +1,85 @@
+"""Shared fixtures: one engine suite, run on SQLite and on PostgreSQL.
+
+PostgreSQL comes from GONGMO_TEST_PG_URL (e.g.
+postgresql+psycopg://postgres@127.0.0.1:5432/test); each test gets a schema
+of its own, dropped afterwards. Without the variable the PostgreSQL cases
+are skipped locally; .ci/run always sets it and fails if it is unreachable.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import sqlalchemy as sa
+
+from workflow import applicants, loader, schema
+from workflow.app import App, open_app
+from workflow.clock import FixedClock
+from workflow.db import write
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "config.toml"
+SAMPLE_CSV = ROOT / "examples" / "applicants.csv"
+PG_URL = os.environ.get("GONGMO_TEST_PG_URL")
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def kst(text: str) -> datetime:
+    """'2024-05-29 18:00' in Asia/Seoul, as aware UTC."""
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo("Asia/Seoul")).astimezone(UTC)
+
+
+@pytest.fixture
+def pg_schema_url() -> Iterator[str]:
+    if not PG_URL:
+        pytest.skip("GONGMO_TEST_PG_URL is not set (.ci/run sets it)")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
+    sep = "&" if "?" in PG_URL else "?"
+    try:
+        yield f"{PG_URL}{sep}options={quote(f'-csearch_path={name}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
+        admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'gongmo.db'}"
+    return str(request.getfixturevalue("pg_schema_url"))
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(kst("2024-03-29 10:00"))
+
+
+def make_app(db_url: str, clock: FixedClock, config: Path = CONFIG) -> App:
+    app = open_app(config, database_url=db_url)
+    app.clock = clock
+    app.engine.clock = clock
+    schema.upgrade(app.db)
+    with write(app.db) as conn:
+        loader.sync(conn, app.loaded.config)
+        applicants.store(conn, applicants.parse(SAMPLE_CSV))
+    return app
+
+
+@pytest.fixture
+def app(db_url: str, clock: FixedClock) -> Iterator[App]:
+    built = make_app(db_url, clock)
+    yield built
+    built.db.dispose()
