@@ -257,6 +257,11 @@ APPLICATION_TRIGGERS: tuple[TriggerSpec, ...] = (
 )
 
 
+# Names `transitions` puts on the model object: a state or trigger named so
+# would shadow them.
+RESERVED = frozenset({"state", "trigger", "machine"})
+
+
 def validate(states: Iterable[StateSpec], triggers: Iterable[TriggerSpec], initial: str) -> Table:
     """Check a table and return it with its lookup built; raise TableError."""
     states = tuple(states)
@@ -273,13 +278,17 @@ def validate(states: Iterable[StateSpec], triggers: Iterable[TriggerSpec], initi
     for dup in sorted({n for n in trig_names if trig_names.count(n) > 1}):
         problems.append(f"trigger '{dup}' is declared twice (declare one trigger with several sources)")
     known = set(names)
+    for name in sorted(RESERVED & (known | set(trig_names))):
+        problems.append(f"'{name}' is reserved by the state machine; rename that state or trigger")
     for t in triggers:
         for end in (*t.sources, t.dest):
             if end not in known:
                 problems.append(f"trigger '{t.name}' names unknown state '{end}'")
         if not t.roles:
             problems.append(f"trigger '{t.name}' has no role that may fire it")
-        if t.milestone and Role.SYSTEM not in t.roles:
+        if t.milestone == "":
+            problems.append(f"trigger '{t.name}' has an empty milestone (name one, or use None for a human trigger)")
+        if t.automatic and Role.SYSTEM not in t.roles:
             problems.append(f"trigger '{t.name}' runs at '{t.milestone}' but the system role may not fire it")
     lookup: dict[tuple[str, str], str] = {}
     for t in triggers:

@@ -65,7 +65,7 @@ def parse(path: Path) -> list[ApplicantRow]:
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:
-        raise InvalidInput(f"{path}: not UTF-8; save the sheet as 'CSV UTF-8'") from None
+        raise InvalidInput(f"{path}: not UTF-8; save the sheet as 'CSV UTF-8'; nothing was imported") from None
     reader = csv.DictReader(io.StringIO(text))
     header = tuple(h.strip() for h in (reader.fieldnames or ()))
     missing = [c for c in COLUMNS if c not in header]
@@ -75,11 +75,13 @@ def parse(path: Path) -> list[ApplicantRow]:
             f"{path}: header must be {','.join(COLUMNS)}"
             + (f"; missing: {', '.join(missing)}" if missing else "")
             + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            + "; nothing was imported"
         )
     rows: list[ApplicantRow] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
-    for number, raw in enumerate(reader, start=2):  # row 1 is the header
+    for raw in reader:
+        number = reader.line_num  # as a spreadsheet counts: the header is row 1
         record = {k.strip(): (v or "") for k, v in raw.items() if k is not None}
         if None in raw:
             problems.append(f"{path}: row {number}: more values than columns; quote a value that has a comma")

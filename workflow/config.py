@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import os
 import tomllib
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from states.errors import GongmoError
 
@@ -58,16 +66,16 @@ class Strict(BaseModel):
 
 
 class Calendar(Strict):
-    announce_at: datetime
-    receipt_opens: datetime
-    receipt_closes: datetime
-    review_ends: datetime
-    written_starts: datetime
-    written_ends: datetime
-    presentation_starts: datetime
-    presentation_ends: datetime
-    selection_at: datetime
-    kickoff_due: datetime
+    announce_at: AwareDatetime
+    receipt_opens: AwareDatetime
+    receipt_closes: AwareDatetime
+    review_ends: AwareDatetime
+    written_starts: AwareDatetime
+    written_ends: AwareDatetime
+    presentation_starts: AwareDatetime
+    presentation_ends: AwareDatetime
+    selection_at: AwareDatetime
+    kickoff_due: AwareDatetime
 
     @model_validator(mode="after")
     def _in_order(self) -> Calendar:
@@ -179,6 +187,14 @@ class Contest(Strict):
 
 
 def _to_utc(value: Any, tz: ZoneInfo) -> Any:
+    """A TOML date-time (or an ISO string, or a date meaning 00:00) in `tz`, to UTC."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value  # pydantic reports it with its key path
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime.combine(value, time())
     if isinstance(value, datetime):
         if value.tzinfo is None:
             value = value.replace(tzinfo=tz)

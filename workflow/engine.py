@@ -96,6 +96,11 @@ class Engine:
         expected_version: int | None = None,
     ) -> Moved:
         spec = self._trigger(trigger)
+        if trigger == "submit":
+            raise InvalidInput(
+                "a plan is submitted with its amounts and gets a receipt number:"
+                " use `gongmo apply TRACK APPLICANT --national N --local N`"
+            )
         check_role(spec, actor.role)
         check_reason(spec, reason)
         now = self.clock.now()
@@ -108,8 +113,6 @@ class Engine:
                 )
             dest = self._check_move(row, trigger)
             track = self._track_row(conn, row["track_id"])
-            if trigger == "submit":
-                check_receipt_window(now, track["receipt_opens"], track["receipt_closes"], self._zone(track))
             moved = self._write_move(conn, row, spec, dest, actor, reason, now)
             self._queue(conn, spec.notice, [moved.application_id], track, now, {"reason": reason or ""})
         return moved

@@ -1,0 +1,421 @@
+"""The `gongmo` command line, driven through workflow.cli.run() on a SQLite file in tmp_path."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workflow import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "config.toml"
+TEMPLATES = ROOT / "templates"
+SAMPLE = ROOT / "examples" / "applicants.csv"
+
+TRACK = "strong-small-2024"
+ANNOUNCED = "2024-03-29T10:00+09:00"
+OPEN = "2024-05-28T10:00:00+09:00"
+LAST_SECOND = "2024-05-29T17:59:59+09:00"
+CLOSE = "2024-05-29T18:00:00+09:00"
+REVIEW = "2024-06-03T10:00:00+09:00"
+EIGHT_BN = "8000000000"
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def text(self) -> str:
+        """stdout with rich's line wrapping undone."""
+        return " ".join(self.out.split())
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+Gongmo = Callable[..., Result]
+
+
+def write_config(tmp_path: Path, environment: str = "development") -> Path:
+    text = CONFIG.read_text(encoding="utf-8")
+    text, n = re.subn(r"(?m)^database_url = .*$", f'database_url = "sqlite:///{tmp_path / "gongmo.db"}"', text)
+    assert n == 1
+    text, n = re.subn(r"(?m)^templates_dir = .*$", f'templates_dir = "{TEMPLATES}"', text)
+    assert n == 1
+    text, n = re.subn(r"(?m)^environment = .*$", f'environment = "{environment}"', text)
+    assert n == 1
+    path = tmp_path / f"config-{environment}.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GONGMO_DATABASE_URL", "GONGMO_NOW", "GONGMO_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+@pytest.fixture
+def gongmo(config: Path, capsys: pytest.CaptureFixture[str]) -> Gongmo:
+    def invoke(*args: str, now: str | None = None, config_path: Path | None = None) -> Result:
+        argv = ["--config", str(config_path or config)]
+        if now is not None:
+            argv += ["--now", now]
+        argv += list(args)
+        capsys.readouterr()
+        try:
+            code = cli.run(argv)
+        finally:
+            if cli.state._app is not None:
+                cli.state._app.db.dispose()
+                cli.state._app = None
+        out, err = capsys.readouterr()
+        assert "Traceback" not in out + err, err
+        return Result(code, out, err)
+
+    return invoke
+
+
+@pytest.fixture
+def ready(gongmo: Gongmo) -> Gongmo:
+    """Initialised, with the sample applicants imported."""
+    assert gongmo("init").code == 0
+    result = gongmo("applicants", "import", str(SAMPLE))
+    assert result.code == 0, result.err
+    assert "20 created" in result.text
+    return gongmo
+
+
+def errors(result: Result) -> list[str]:
+    lines = result.err.splitlines()
+    assert lines, "nothing on stderr"
+    assert all(line.startswith("error: ") for line in lines), result.err
+    return [line.removeprefix("error: ") for line in lines]
+
+
+# --- setup and read-only commands ----------------------------------------------------
+
+
+def test_init_twice(gongmo: Gongmo, tmp_path: Path) -> None:
+    first = gongmo("init")
+    assert first.code == 0, first.err
+    assert (tmp_path / "gongmo.db").exists()
+    for key in ("scc-2022-small-medium", "scc-2024-creation-expansion"):
+        assert f"contest {key}: created" in first.text
+    for key in ("small-medium-2022", "hub-2024", "strong-small-2024", "diffusion-2024"):
+        assert f"track {key}: created" in first.text
+    assert "already up to date" not in first.text
+
+    second = gongmo("init")
+    assert second.code == 0, second.err
+    assert "contests and tracks already up to date" in second.text
+    assert "created" not in second.text
+
+
+def test_init_after_a_config_change_reports_the_update(gongmo: Gongmo, config: Path) -> None:
+    assert gongmo("init").code == 0
+    config.write_text(config.read_text(encoding="utf-8").replace("slots = 10", "slots = 11"), encoding="utf-8")
+    again = gongmo("init")
+    assert again.code == 0, again.err
+    assert "track diffusion-2024: updated slots" in again.text
+    assert "already up to date" not in again.text
+
+
+def test_contests_json(gongmo: Gongmo) -> None:
+    result = gongmo("contests", "--json")
+    assert result.code == 0, result.err
+    data = result.json()
+    assert [c["contest"] for c in data] == ["scc-2022-small-medium", "scc-2024-creation-expansion"]
+    tracks = {t["track"]: t for c in data for t in c["tracks"]}
+    assert {k: t["slots"] for k, t in tracks.items()} == {
+        "small-medium-2022": 16,
+        "hub-2024": 1,
+        "strong-small-2024": 3,
+        "diffusion-2024": 10,
+    }
+    assert data[1]["national_budget_krw"] == 52_000_000_000
+    assert tracks["hub-2024"]["national_cap_krw"] == 16_000_000_000
+    assert tracks["strong-small-2024"]["population_below"] == 1_000_000
+    assert tracks["diffusion-2024"]["national_min_krw"] == 1_000_000_000
+    assert tracks["small-medium-2022"]["calendar"]["receipt_closes"] == "2021-12-29T09:00:00+00:00"
+    assert tracks["strong-small-2024"]["calendar"]["receipt_opens"] == "2024-05-27T00:00:00+00:00"
+    assert tracks["strong-small-2024"]["calendar"]["receipt_closes"] == "2024-05-29T09:00:00+00:00"
+    assert tracks["diffusion-2024"]["calendar"]["receipt_closes"] == "2024-05-07T09:00:00+00:00"
+    for track in tracks.values():
+        assert len(track["calendar"]) == 10
+        for value in track["calendar"].values():
+            assert datetime.fromisoformat(value).utcoffset() == timedelta(0), value
+
+
+def test_contests_table_shows_local_times(gongmo: Gongmo) -> None:
+    result = gongmo("contests")
+    assert result.code == 0, result.err
+    assert "2021-12-29 18:00" in result.text  # the 2022 close, in KST
+    assert "times in Asia/Seoul" in result.text
+
+
+def test_graph_prints_mermaid(gongmo: Gongmo) -> None:
+    result = gongmo("graph")
+    assert result.code == 0
+    assert result.out.startswith("stateDiagram-v2\n")
+    assert "    [*] --> announcement\n" in result.out
+    assert "announcement --> receipt: submit (admin/applicant)" in result.out
+    assert "presentation_evaluation --> selected: select (admin)" in result.out
+    assert re.search(r"(?m)^    receipt --> preliminary_review: start_review \(.*receipt_closes\)$", result.out)
+    assert result.out.endswith("\n")
+
+
+# --- a small lifecycle -----------------------------------------------------------------
+
+
+def test_lifecycle(ready: Gongmo) -> None:
+    gongmo = ready
+    announced = gongmo("announce", TRACK, now=ANNOUNCED)
+    assert announced.code == 0, announced.err
+    # every sample applicant except the special and the metropolitan city is on the list
+    assert f"{TRACK}: 18 applications created" in announced.text
+
+    apply = ("apply", TRACK)
+    money = ("--national", EIGHT_BN, "--local", EIGHT_BN, "--type", "climate_crisis")
+    first = gongmo(*apply, "41590", *money, now=LAST_SECOND)
+    assert first.code == 0, first.err
+    assert "receipt number STRONG-SMALL-2024-0001" in first.text
+
+    late = gongmo(*apply, "41190", *money, now=CLOSE)
+    assert late.code == 1
+    assert late.out == ""
+    (line,) = errors(late)
+    assert "receipt is closed" in line
+    assert "2024-05-27 09:00:00 KST to 2024-05-29 18:00:00 KST" in line
+    assert "(now 2024-05-29 18:00:00 KST)" in line
+
+    # the refusal used no receipt number
+    second = gongmo(*apply, "41190", "--national", "5000000000", "--local", "5000000000", now=OPEN)
+    assert second.code == 0, second.err
+    assert "receipt number STRONG-SMALL-2024-0002" in second.text
+
+    status = gongmo("status", TRACK, "--json")
+    assert status.code == 0, status.err
+    assert status.json() == {TRACK: {"announcement": 16, "receipt": 2}}
+
+    shown = gongmo("show", "STRONG-SMALL-2024-0001", "--json")
+    assert shown.code == 0, shown.err
+    app = shown.json()
+    app_id = app["id"]
+    assert (app["code"], app["name"], app["track"], app["state"]) == ("41590", "화성시", TRACK, "receipt")
+    assert (app["national_krw"], app["local_krw"], app["project_type"]) == (
+        8_000_000_000,
+        8_000_000_000,
+        "climate_crisis",
+    )
+    assert app["submitted_at"] == "2024-05-29T08:59:59+00:00"
+    assert [(h["trigger"], h["from_state"], h["to_state"]) for h in app["history"]] == [
+        ("invite", None, "announcement"),
+        ("submit", "announcement", "receipt"),
+    ]
+    assert app["history"][0]["at"] == "2024-03-29T01:00:00+00:00"
+    assert [n["notice"] for n in app["notices"]] == ["call_announcement", "receipt_confirmation"]
+    assert "STRONG-SMALL-2024-0001" in app["notices"][1]["subject"]
+    assert gongmo("show", str(app_id), "--json").json()["receipt_no"] == "STRONG-SMALL-2024-0001"
+
+    bulk = gongmo("bulk", TRACK, "start_review", "--from", "receipt", now=CLOSE)
+    assert bulk.code == 0, bulk.err
+    assert f"{TRACK}: 2 applications moved receipt -> preliminary_review (start_review)" in bulk.text
+
+    passed = gongmo("trigger", str(app_id), "pass_review", now=REVIEW)
+    assert passed.code == 0, passed.err
+    assert f"application {app_id}: preliminary_review -> written_evaluation (pass_review)" in passed.text
+
+    early = gongmo("trigger", str(app_id), "select", now=REVIEW)
+    assert early.code == 1
+    (line,) = errors(early)
+    assert f"application {app_id}" in line
+    assert "'written_evaluation'" in line
+    assert "'select'" in line
+
+    no_reason = gongmo("trigger", str(app_id), "disqualify", now=REVIEW)
+    assert no_reason.code == 1
+    (line,) = errors(no_reason)
+    assert "'disqualify' needs a reason" in line
+    assert "--reason" in line
+
+    after = gongmo("show", str(app_id), "--json").json()
+    assert after["state"] == "written_evaluation"
+    assert [h["trigger"] for h in after["history"]] == ["invite", "submit", "start_review", "pass_review"]
+    assert after["version"] == 4
+
+    audit = gongmo("audit", "verify")
+    assert audit.code == 0, audit.err
+    assert "clean" in audit.text
+    assert "18 applications" in audit.text
+    report = gongmo("audit", "verify", "--json").json()
+    assert report["clean"] is True
+    assert report["findings"] == []
+    assert report["audit_rows"] == 18 + 2 + 2 + 1
+
+
+def test_disqualify_with_a_reason_is_accepted(ready: Gongmo) -> None:
+    gongmo = ready
+    assert gongmo("announce", TRACK, now=ANNOUNCED).code == 0
+    applied = gongmo("apply", TRACK, "41190", "--national", "1", "--local", "1", now=OPEN)
+    assert applied.code == 0, applied.err
+    assert gongmo("bulk", TRACK, "start_review", "--from", "receipt", now=CLOSE).code == 0
+    moved = gongmo("trigger", "STRONG-SMALL-2024-0001", "disqualify", "--reason", "인구 요건 미충족", now=REVIEW)
+    assert moved.code == 0, moved.err
+    app = gongmo("show", "STRONG-SMALL-2024-0001", "--json").json()
+    assert app["state"] == "disqualified"
+    assert app["history"][-1]["reason"] == "인구 요건 미충족"
+    assert app["notices"][-1]["notice"] == "disqualified"
+
+
+def test_trigger_submit_never_leaves_a_receipt_without_a_receipt_number(ready: Gongmo) -> None:
+    gongmo = ready
+    assert gongmo("announce", TRACK, now=ANNOUNCED).code == 0
+    result = gongmo("trigger", "1", "submit", now=OPEN)
+    if result.code == 0:
+        app = gongmo("show", "1", "--json").json()
+        assert app["state"] == "receipt"
+        assert app["receipt_no"], "an application in receipt without a receipt number"
+    else:
+        assert result.code == 1
+        assert "gongmo apply" in result.err
+        assert gongmo("show", "1", "--json").json()["state"] == "announcement"
+
+
+# --- user mistakes --------------------------------------------------------------------------
+
+
+MISTAKES: dict[str, tuple[list[str], str | None, int, str]] = {
+    "unknown track": (["announce", "no-such-track"], ANNOUNCED, 1, "unknown track 'no-such-track'"),
+    "unknown track in status": (["status", "no-such-track"], None, 1, "unknown track 'no-such-track'"),
+    "unknown applicant": (
+        ["apply", TRACK, "99999", "--national", "1", "--local", "1"],
+        OPEN,
+        1,
+        "no applicant with code '99999'",
+    ),
+    "unknown trigger": (["trigger", "1", "fly"], REVIEW, 1, "unknown trigger 'fly'"),
+    "unknown application": (["trigger", "99999", "pass_review"], REVIEW, 1, "no application 99999"),
+    "show unknown application": (["show", "99999"], None, 1, "no application 99999"),
+    "unknown receipt number": (["show", "NOPE-0001"], None, 1, "'NOPE-0001'"),
+    "now yesterday": (["status"], "yesterday", 1, "--now 'yesterday'"),
+    "negative national": (
+        ["apply", TRACK, "41190", "--national", "-5", "--local", "1"],
+        OPEN,
+        1,
+        "--national -5",
+    ),
+    "negative local": (
+        ["apply", TRACK, "41190", "--national", "5", "--local", "-1"],
+        OPEN,
+        1,
+        "--local -1",
+    ),
+    "wrong type": (
+        ["apply", TRACK, "41190", "--national", "5", "--local", "5", "--type", "wrong"],
+        OPEN,
+        1,
+        "--type 'wrong'",
+    ),
+    "type on a track without types": (
+        ["apply", "diffusion-2024", "47730", "--national", "5", "--local", "5", "--type", "climate_crisis"],
+        "2024-05-03T10:00:00+09:00",
+        1,
+        "--type 'climate_crisis'",
+    ),
+    "bulk from no state": (["bulk", TRACK, "start_review", "--from", "nowhere"], CLOSE, 1, "--from 'nowhere'"),
+    "missing required option": (["apply", TRACK, "41190", "--local", "1"], OPEN, 2, "--national"),
+    "national not a number": (["apply", TRACK, "41190", "--national", "lots", "--local", "1"], OPEN, 2, "--national"),
+    "unknown role": (["trigger", "1", "pass_review", "--role", "mayor"], REVIEW, 2, "mayor"),
+    "unknown command": (["launch"], None, 2, "launch"),
+}
+
+
+@pytest.mark.parametrize("case", list(MISTAKES))
+def test_user_mistake_exits_non_zero_without_traceback(ready: Gongmo, case: str) -> None:
+    args, now, code, expected = MISTAKES[case]
+    assert ready("announce", TRACK, now=ANNOUNCED).code == 0
+    before = ready("status", "--json").json()
+    result = ready(*args, now=now)
+    assert result.code == code, (result.out, result.err)
+    assert expected in result.err
+    if code == 1:
+        assert len(errors(result)) == 1
+    assert ready("status", "--json").json() == before
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["status"],
+        ["applicants", "import", str(SAMPLE)],
+        ["applicants", "list"],
+        ["announce", TRACK],
+        ["trigger", "1", "pass_review"],
+        ["show", "1"],
+        ["audit", "verify"],
+    ],
+    ids=lambda a: " ".join(a[:2]),
+)
+def test_command_before_init_says_run_gongmo_init(gongmo: Gongmo, args: list[str]) -> None:
+    result = gongmo(*args, now=ANNOUNCED)
+    assert result.code == 1
+    (line,) = errors(result)
+    assert "not initialised" in line
+    assert "run `gongmo init`" in line
+
+
+# --- --now and production -------------------------------------------------------------
+
+
+def test_now_is_refused_by_a_production_config(gongmo: Gongmo, tmp_path: Path) -> None:
+    production = write_config(tmp_path, "production")
+    assert gongmo("init", config_path=production).code == 0  # the real clock is fine
+    refused = gongmo("status", now=OPEN, config_path=production)
+    assert refused.code == 1
+    (line,) = errors(refused)
+    assert "--now" in line
+    assert "production" in line
+    refused_init = gongmo("init", now=OPEN, config_path=production)
+    assert refused_init.code == 1
+    assert "production" in refused_init.err
+
+
+def test_now_is_accepted_in_development(ready: Gongmo) -> None:
+    result = ready("announce", TRACK, now=ANNOUNCED)
+    assert result.code == 0, result.err
+    show = ready("show", "1", "--json").json()
+    assert show["created_at"] == "2024-03-29T01:00:00+00:00"
+
+
+def test_now_without_a_zone_is_seoul(ready: Gongmo) -> None:
+    result = ready("announce", TRACK, now="2024-03-29T10:00:00")
+    assert result.code == 0, result.err
+    assert ready("show", "1", "--json").json()["created_at"] == "2024-03-29T01:00:00+00:00"
+
+
+def test_announce_before_the_announcement_is_refused(ready: Gongmo) -> None:
+    result = ready("announce", TRACK, now="2024-03-29T09:59:59+09:00")
+    assert result.code == 1
+    (line,) = errors(result)
+    assert "2024-03-29 10:00 KST" in line
+
+
+def test_now_parses_to_utc() -> None:
+    assert cli._parse_now("2024-05-29T18:00:00+09:00") == datetime(2024, 5, 29, 9, 0, tzinfo=UTC)
+    assert cli._parse_now(None) is None

@@ -1,0 +1,447 @@
+"""config.toml: the shipped figures, the refusals of a broken file, time zones, the database URL."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from workflow import cli
+from workflow.config import MILESTONES, ConfigError, Kind, Loaded, Track, load
+
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = ROOT / "config.toml"
+TEMPLATES = ROOT / "templates"
+BN = 1_000_000_000
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("GONGMO_DATABASE_URL", "GONGMO_NOW", "GONGMO_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def shipped_text() -> str:
+    return CONFIG.read_text(encoding="utf-8")
+
+
+def edit(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, f"{old!r} should occur once in config.toml"
+    return text.replace(old, new)
+
+
+def local_copy(tmp_path: Path, text: str | None = None, name: str = "config.toml") -> Path:
+    """The config with its database in tmp_path and the shipped templates."""
+    text = shipped_text() if text is None else text
+    text, n = re.subn(r"(?m)^database_url = .*$", f'database_url = "sqlite:///{tmp_path / "gongmo.db"}"', text)
+    assert n == 1
+    text, n = re.subn(r"(?m)^templates_dir = .*$", f'templates_dir = "{TEMPLATES}"', text)
+    assert n == 1
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def track_of(loaded: Loaded, key: str) -> Track:
+    return loaded.config.track(key)[1]
+
+
+# --- the shipped file ------------------------------------------------------------
+
+
+def test_shipped_config_loads_with_exact_2022_figures() -> None:
+    loaded = load(CONFIG)
+    assert [c.key for c in loaded.config.contests] == ["scc-2022-small-medium", "scc-2024-creation-expansion"]
+    contest, track = loaded.config.track("small-medium-2022")
+    assert contest.key == "scc-2022-small-medium"
+    assert contest.national_budget_krw == 32 * BN
+    assert [t.key for t in contest.tracks] == ["small-medium-2022"]
+    assert track.slots == 16
+    assert track.funding.national_cap_krw == 2_000_000_000
+    assert track.funding.years == 1
+    assert track.funding.budget_national_krw == 32_000_000_000
+    assert track.funding.local_match_ratio == 1.0
+    assert track.slots * track.funding.national_cap_krw == track.funding.budget_national_krw
+    assert track.eligibility.population_below is None
+    assert Kind.DISTRICT in track.eligibility.kinds
+    assert Kind.SPECIAL_CITY not in track.eligibility.kinds
+
+
+def test_shipped_config_2024_figures_add_up() -> None:
+    loaded = load(CONFIG)
+    contest, _ = loaded.config.track("hub-2024")
+    assert contest.key == "scc-2024-creation-expansion"
+    assert contest.national_budget_krw == 52_000_000_000
+    assert [t.key for t in contest.tracks] == ["hub-2024", "strong-small-2024", "diffusion-2024"]
+    budgets = [t.funding.budget_national_krw for t in contest.tracks]
+    assert budgets == [16 * BN, 24 * BN, 12 * BN]
+    assert sum(budgets) == contest.national_budget_krw
+
+    hub = track_of(loaded, "hub-2024")
+    assert hub.slots == 1
+    assert hub.funding.national_cap_krw == 16_000_000_000
+    assert hub.funding.years == 3
+    assert hub.funding.local_match_ratio == 1.0
+    assert Kind.DISTRICT not in hub.eligibility.kinds
+    assert hub.eligibility.population_below is None
+
+    strong = track_of(loaded, "strong-small-2024")
+    assert strong.slots == 3
+    assert strong.eligibility.population_below == 1_000_000
+    assert strong.eligibility.types == ["climate_crisis", "local_extinction"]
+    assert strong.funding.national_cap_krw == 8_000_000_000
+    assert strong.funding.years == 3
+    assert Kind.METROPOLITAN_CITY not in strong.eligibility.kinds
+
+    diffusion = track_of(loaded, "diffusion-2024")
+    assert diffusion.slots == 10
+    assert diffusion.eligibility.population_below == 300_000
+    assert diffusion.eligibility.kinds == [Kind.CITY, Kind.COUNTY, Kind.DISTRICT]
+    assert diffusion.eligibility.types == []
+    assert diffusion.funding.national_min_krw == 1_000_000_000
+    assert diffusion.funding.national_cap_krw == 2_000_000_000
+    assert diffusion.funding.years == 1
+
+
+def test_shipped_calendars_are_held_in_utc() -> None:
+    loaded = load(CONFIG)
+    small = track_of(loaded, "small-medium-2022").calendar
+    # 2021-12-29 18:00 KST is 09:00 UTC.
+    assert small.receipt_closes == datetime(2021, 12, 29, 9, 0, tzinfo=UTC)
+    assert small.receipt_closes.utcoffset() == timedelta(0)
+    assert small.receipt_opens == datetime(2021, 12, 27, 0, 0, tzinfo=UTC)
+    assert small.announce_at == datetime(2021, 11, 23, 1, 0, tzinfo=UTC)
+
+    diffusion = track_of(loaded, "diffusion-2024").calendar
+    assert diffusion.receipt_opens == datetime(2024, 5, 2, 0, 0, tzinfo=UTC)  # 09:00 KST
+    assert diffusion.receipt_closes == datetime(2024, 5, 7, 9, 0, tzinfo=UTC)  # 18:00 KST
+
+    for key in ("hub-2024", "strong-small-2024"):
+        cal = track_of(loaded, key).calendar
+        assert cal.receipt_opens == datetime(2024, 5, 27, 0, 0, tzinfo=UTC), key  # 05-27 09:00 KST
+        assert cal.receipt_closes == datetime(2024, 5, 29, 9, 0, tzinfo=UTC), key  # 05-29 18:00 KST
+        assert cal.announce_at == datetime(2024, 3, 29, 1, 0, tzinfo=UTC), key
+
+    for contest in loaded.config.contests:
+        for track in contest.tracks:
+            values = [value for _, value in track.calendar.items()]
+            assert [name for name, _ in track.calendar.items()] == list(MILESTONES)
+            assert all(v.utcoffset() == timedelta(0) for v in values), track.key
+            assert values == sorted(values), track.key
+
+
+# --- broken files are refused ------------------------------------------------
+
+
+BROKEN: dict[str, tuple[Callable[[str], str], list[str]]] = {
+    "slots zero": (
+        lambda t: edit(t, "slots = 16", "slots = 0"),
+        ["contests[0].tracks[0].slots", "= 0", "greater than or equal to 1"],
+    ),
+    "unknown kind": (
+        lambda t: edit(t, 'kinds = ["city", "county", "district"]', 'kinds = ["city", "metropolis"]'),
+        ["contests[1].tracks[2].eligibility.kinds[1]", "'metropolis'", "'metropolitan_city'"],
+    ),
+    "misspelt key": (
+        lambda t: edit(t, "slots = 16", "slot = 16"),
+        ["contests[0].tracks[0].slot", "16", "not permitted"],
+    ),
+    "calendar out of order": (
+        lambda t: edit(t, "receipt_closes = 2021-12-29T18:00:00", "receipt_closes = 2021-12-26T18:00:00"),
+        ["contests[0].tracks[0].calendar", "receipt_closes", "receipt_opens", "2021-12-26", "order"],
+    ),
+    "unknown timezone": (
+        lambda t: t.replace('timezone = "Asia/Seoul"', 'timezone = "Asia/Busan"', 1),
+        ["contests[0].timezone", "'Asia/Busan'", "unknown time zone", "IANA"],
+    ),
+    "track budgets above the contest budget": (
+        lambda t: edit(t, "budget_national_krw = 12_000_000_000", "budget_national_krw = 13_000_000_000"),
+        ["contests[1]", "53,000,000,000", "national_budget_krw 52,000,000,000"],
+    ),
+    "duplicate track key": (
+        lambda t: edit(t, 'key = "diffusion-2024"', 'key = "hub-2024"'),
+        ["contests[1]", "hub-2024", "used twice"],
+    ),
+    "duplicate track key across contests": (
+        lambda t: edit(t, 'key = "small-medium-2022"', 'key = "hub-2024"'),
+        ["hub-2024", "used twice"],
+    ),
+    "national cap above the track budget": (
+        lambda t: edit(t, "national_cap_krw = 16_000_000_000", "national_cap_krw = 17_000_000_000"),
+        ["contests[1].tracks[0].funding", "17,000,000,000", "budget_national_krw 16,000,000,000"],
+    ),
+    "negative contest budget": (
+        lambda t: edit(t, "national_budget_krw = 32_000_000_000", "national_budget_krw = -1"),
+        ["contests[0].national_budget_krw", "-1", "greater than 0"],
+    ),
+    "unknown environment": (
+        lambda t: edit(t, 'environment = "development"', 'environment = "prod"'),
+        ["gongmo.environment", "'prod'", "'production'"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_broken_config_is_refused_with_file_key_value_and_expectation(tmp_path: Path, case: str) -> None:
+    change, expected = BROKEN[case]
+    path = tmp_path / "config.toml"
+    path.write_text(change(shipped_text()), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    message = str(info.value)
+    assert f"{path}:" in message
+    for part in expected:
+        assert part in message, f"{part!r} not in {message!r}"
+
+
+def test_misspelt_key_reports_both_the_stray_key_and_the_missing_one(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(edit(shipped_text(), "slots = 16", "slot = 16"), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    lines = str(info.value).splitlines()
+    assert len(lines) == 2
+    assert all(line.startswith(f"{path}: ") for line in lines)
+    assert any("contests[0].tracks[0].slots = (missing)" in line for line in lines)
+    assert any("contests[0].tracks[0].slot = 16" in line for line in lines)
+
+
+def test_not_toml_is_refused_with_the_line(tmp_path: Path) -> None:
+    text = edit(shipped_text(), "slots = 16", "slots 16")
+    line = text.splitlines().index("  slots 16") + 1
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not valid TOML")
+    assert f"line {line}" in message
+
+
+def test_not_utf8_is_refused_as_not_toml(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_bytes(shipped_text().encode("cp949"))
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert f"{path}: not valid TOML" in str(info.value)
+
+
+def test_missing_file_says_cannot_read_and_suggests_config(tmp_path: Path) -> None:
+    path = tmp_path / "nowhere" / "config.toml"
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    message = str(info.value)
+    assert str(path) in message
+    assert "cannot read" in message
+    assert "--config" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "instant"),
+    [
+        ('"2021-12-27T09:00:00"', datetime(2021, 12, 27, 0, 0, tzinfo=UTC)),
+        ("2021-12-27", datetime(2021, 12, 26, 15, 0, tzinfo=UTC)),
+    ],
+    ids=["quoted date-time", "date only"],
+)
+def test_calendar_value_that_is_not_a_toml_datetime_is_refused_or_localised(
+    tmp_path: Path, value: str, instant: datetime
+) -> None:
+    """Either a ConfigError naming the calendar, or the value read in the contest's zone; never a TypeError."""
+    path = tmp_path / "config.toml"
+    path.write_text(
+        edit(shipped_text(), "receipt_opens = 2021-12-27T09:00:00", f"receipt_opens = {value}"), encoding="utf-8"
+    )
+    try:
+        loaded = load(path)
+    except ConfigError as exc:
+        assert f"{path}: contests[0].tracks[0].calendar" in str(exc)
+    else:
+        assert loaded.config.track("small-medium-2022")[1].calendar.receipt_opens == instant
+
+
+# --- nothing is written --------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["slots zero", "unknown timezone", "calendar out of order"])
+def test_init_with_a_broken_config_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str
+) -> None:
+    change, expected = BROKEN[case]
+    path = local_copy(tmp_path, change(shipped_text()))
+    database = tmp_path / "gongmo.db"
+    code = cli.run(["--config", str(path), "init"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "Traceback" not in err + out
+    lines = err.splitlines()
+    assert lines and all(line.startswith("error: ") for line in lines)
+    assert expected[0] in err
+    assert str(path) in err
+    assert not database.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
+
+
+def test_init_with_a_config_that_is_not_toml_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = local_copy(tmp_path, edit(shipped_text(), "slots = 16", "slots 16"))
+    code = cli.run(["--config", str(path), "init"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.startswith("error: ")
+    assert "not valid TOML" in err
+    assert "Traceback" not in err + out
+    assert not (tmp_path / "gongmo.db").exists()
+
+
+def test_init_with_a_missing_config_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.run(["--config", str(tmp_path / "missing.toml"), "init"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert err.startswith("error: ")
+    assert "cannot read" in err and "--config" in err
+    assert "Traceback" not in err + out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_local_copy_itself_initialises(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Control for the tests above: the same copy, unbroken, does write the database."""
+    path = local_copy(tmp_path)
+    code = cli.run(["--config", str(path), "init"])
+    _, err = capsys.readouterr()
+    if cli.state._app is not None:
+        cli.state._app.db.dispose()
+    assert code == 0, err
+    assert (tmp_path / "gongmo.db").exists()
+
+
+# --- time zones ------------------------------------------------------------------
+
+
+BERLIN = """
+[gongmo]
+database_url = "sqlite:///var/x.db"
+
+[[contests]]
+key = "berlin-2024"
+name_ko = "베를린"
+name_en = "Berlin"
+ministry = "m"
+office = "o"
+office_phone = "0"
+portal_url = "https://example.org"
+timezone = "Europe/Berlin"
+national_budget_krw = 10_000_000_000
+
+  [[contests.tracks]]
+  key = "berlin-track"
+  name_ko = "트랙"
+  name_en = "Track"
+  slots = 2
+
+    [contests.tracks.eligibility]
+    kinds = ["city"]
+
+    [contests.tracks.funding]
+    national_cap_krw = 1_000_000_000
+    years = 1
+    budget_national_krw = 2_000_000_000
+
+    [contests.tracks.calendar]
+    announce_at = 2024-01-15T10:00:00
+    receipt_opens = 2024-03-01T09:00:00
+    receipt_closes = 2024-07-01T18:00:00
+    review_ends = 2024-07-05T18:00:00+09:00
+    written_starts = 2024-10-01T09:00:00
+    written_ends = 2024-10-27T01:30:00
+    presentation_starts = 2024-10-28T09:00:00
+    presentation_ends = 2024-11-15T18:00:00
+    selection_at = 2024-12-02T10:00:00
+    kickoff_due = 2025-01-31T18:00:00Z
+"""
+
+
+def test_naive_times_are_read_in_the_contest_zone(tmp_path: Path) -> None:
+    path = tmp_path / "berlin.toml"
+    path.write_text(BERLIN, encoding="utf-8")
+    contest, track = load(path).config.track("berlin-track")
+    assert contest.timezone == "Europe/Berlin"
+    cal = track.calendar
+    assert cal.announce_at == datetime(2024, 1, 15, 9, 0, tzinfo=UTC)  # CET, UTC+1
+    assert cal.receipt_opens == datetime(2024, 3, 1, 8, 0, tzinfo=UTC)  # CET
+    assert cal.receipt_closes == datetime(2024, 7, 1, 16, 0, tzinfo=UTC)  # CEST, UTC+2
+    assert cal.written_starts == datetime(2024, 10, 1, 7, 0, tzinfo=UTC)  # CEST
+    assert cal.written_ends == datetime(2024, 10, 26, 23, 30, tzinfo=UTC)  # CEST, the night of the change
+    assert cal.presentation_starts == datetime(2024, 10, 28, 8, 0, tzinfo=UTC)  # CET again
+    assert cal.selection_at == datetime(2024, 12, 2, 9, 0, tzinfo=UTC)
+    # An explicit offset is kept, not re-read in the contest's zone.
+    assert cal.review_ends == datetime(2024, 7, 5, 9, 0, tzinfo=UTC)
+    assert cal.kickoff_due == datetime(2025, 1, 31, 18, 0, tzinfo=UTC)
+    assert all(v.utcoffset() == timedelta(0) for _, v in cal.items())
+
+
+def test_the_same_local_time_in_seoul_is_a_different_instant(tmp_path: Path) -> None:
+    path = tmp_path / "seoul.toml"
+    path.write_text(BERLIN.replace("Europe/Berlin", "Asia/Seoul"), encoding="utf-8")
+    cal = load(path).config.track("berlin-track")[1].calendar
+    assert cal.announce_at == datetime(2024, 1, 15, 1, 0, tzinfo=UTC)
+    assert cal.receipt_closes == datetime(2024, 7, 1, 9, 0, tzinfo=UTC)  # no daylight saving in Seoul
+
+
+# --- the database URL ------------------------------------------------------------
+
+
+def test_relative_sqlite_path_is_anchored_at_the_config_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "etc" / "config.toml").write_text(shipped_text(), encoding="utf-8")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    loaded = load(Path("../etc/config.toml"))
+    assert loaded.database_url == f"sqlite:///{tmp_path / 'etc' / 'var' / 'gongmo.db'}"
+    assert loaded.templates_dir == tmp_path / "etc" / "templates"
+
+
+def test_absolute_sqlite_path_and_memory_are_left_alone(tmp_path: Path) -> None:
+    absolute = tmp_path / "data" / "g.db"
+    path = tmp_path / "config.toml"
+    text = shipped_text().replace('"sqlite:///var/gongmo.db"', f'"sqlite:///{absolute}"', 1)
+    path.write_text(text, encoding="utf-8")
+    assert load(path).database_url == f"sqlite:///{absolute}"
+    path.write_text(shipped_text().replace('"sqlite:///var/gongmo.db"', '"sqlite:///:memory:"', 1), encoding="utf-8")
+    assert load(path).database_url == "sqlite:///:memory:"
+
+
+def test_environment_variable_overrides_database_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(shipped_text(), encoding="utf-8")
+    assert load(path).database_url == f"sqlite:///{tmp_path / 'var' / 'gongmo.db'}"
+
+    url = "postgresql+psycopg://gongmo@db.internal:5432/gongmo"
+    monkeypatch.setenv("GONGMO_DATABASE_URL", url)
+    assert load(path).database_url == url
+
+    other = tmp_path / "other.db"
+    monkeypatch.setenv("GONGMO_DATABASE_URL", f"sqlite:///{other}")
+    assert load(path).database_url == f"sqlite:///{other}"
+
+    monkeypatch.setenv("GONGMO_DATABASE_URL", "")  # empty means unset
+    assert load(path).database_url == f"sqlite:///{tmp_path / 'var' / 'gongmo.db'}"
+
+
+def test_environment_database_url_is_used_by_init(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = local_copy(tmp_path)
+    other = tmp_path / "from-env.db"
+    monkeypatch.setenv("GONGMO_DATABASE_URL", f"sqlite:///{other}")
+    code = cli.run(["--config", str(path), "init"])
+    _, err = capsys.readouterr()
+    if cli.state._app is not None:
+        cli.state._app.db.dispose()
+    assert code == 0, err
+    assert other.exists()
+    assert not (tmp_path / "gongmo.db").exists()
