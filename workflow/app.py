@@ -26,14 +26,23 @@ class App:
     engine: Engine
 
 
-def open_app(config_path: Path, now: datetime | None = None, database_url: str | None = None) -> App:
+def open_app(
+    config_path: Path,
+    now: datetime | None = None,
+    database_url: str | None = None,
+    fixed_clock: bool = False,
+) -> App:
+    """`fixed_clock` is for rehearsals on a throwaway database: a clock the
+    caller moves, allowed whatever the environment."""
     loaded = config_mod.load(config_path)
     if now is not None and loaded.production:
         raise InvalidInput(
             f"--now {now.isoformat()}: {config_path} is a production configuration"
             ' (gongmo.environment = "production"), which always runs on the real clock'
         )
-    clock: Clock = FixedClock(now) if now is not None else SystemClock()
+    clock: Clock = SystemClock()
+    if now is not None or fixed_clock:
+        clock = FixedClock(now or SystemClock().now())
     db = make_engine(database_url or loaded.database_url)
     renderer = Renderer(loaded.templates_dir)
     engine = Engine(db, loaded, clock, Notifier(renderer, loaded.config.mail.sender))

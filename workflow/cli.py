@@ -25,12 +25,12 @@ from states.lifecycle import APPLICATION as TABLE
 from states.lifecycle import Role, mermaid
 from workflow import applicants as applicants_mod
 from workflow import audit as audit_mod
+from workflow import calendars, closures, loader, rehearsal, schema
 from workflow import config as config_mod
-from workflow import loader, schema
 from workflow.app import App, open_app
 from workflow.db import read, write
 from workflow.engine import Actor
-from workflow.models import APPLICANT, APPLICATION, AUDIT, OUTBOX, TRACK
+from workflow.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, OUTBOX, TRACK
 
 app = typer.Typer(
     name="gongmo",
@@ -121,10 +121,23 @@ def init() -> None:
     before, after = schema.upgrade(a.db)
     with write(a.db) as conn:
         changes = loader.sync(conn, a.loaded.config)
+        planned = calendars.derive(a, conn)
     url = a.db.url.render_as_string(hide_password=True)
-    console.print(f"database {url}: schema {before or 'empty'} -> {after}")
+    console.print(f"database {url}: schema {before or 'empty'} -> {after}", markup=False)
     for line in changes or ["contests and tracks already up to date"]:
-        console.print(f"  {line}")
+        console.print(f"  {line}", markup=False)
+    console.print(f"  deadlines: {len(planned)} added or moved" if planned else "  deadlines already up to date")
+    for flag in _holiday_flags(a.loaded.config):
+        console.print(f"  warning: {flag.line()}", markup=False)
+
+
+def _holiday_flags(config: config_mod.Config) -> list[closures.Flag]:
+    found = []
+    for contest in config.contests:
+        shut = contest.closures()
+        for track in contest.tracks:
+            found += closures.flags(track.key, track.calendar.items(), contest.timezone, shut)
+    return found
 
 
 @app.command()
@@ -151,6 +164,10 @@ def contests(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
                     "local_match_ratio": t.funding.local_match_ratio,
                     "budget_national_krw": t.funding.budget_national_krw,
                     "calendar": {m: v for m, v in t.calendar.items()},
+                    "closed_days": [
+                        {"milestone": f.milestone, "why": f.why}
+                        for f in closures.flags(t.key, t.calendar.items(), c.timezone, c.closures())
+                    ],
                 }
                 for t in c.tracks
             ],
@@ -171,6 +188,8 @@ def contests(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             table.add_row(m, *[_kst(getattr(t.calendar, m), contest.timezone) for t in contest.tracks])
         console.print(table)
         console.print(f"times in {c['timezone']}")
+    for flag in _holiday_flags(loaded.config):
+        console.print(f"warning: {flag.line()}", markup=False)
 
 
 # -- applicants ----------------------------------------------------------------
@@ -433,6 +452,167 @@ def templates_check() -> None:
     if problems:
         raise InvalidInput("\n".join(problems))
     console.print(f"{loaded.templates_dir}: every template renders")
+
+
+# -- deadlines, the daemon, calendars ------------------------------------------------
+
+
+def _when(value: str, name: str = "NEW_TIME") -> datetime:
+    parsed = _parse_now(value)
+    if parsed is None:
+        raise InvalidInput(f"{name} is empty; write e.g. 2024-05-31T18:00 (Asia/Seoul)")
+    return parsed
+
+
+@app.command()
+def deadlines(
+    track: Annotated[str | None, typer.Argument()] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Every deadline row: when it is due (KST), whether it fired, and how."""
+    a = state.app()
+    query = (
+        sa.select(DEADLINE, TRACK.c.key.label("track"))
+        .join(TRACK, TRACK.c.id == DEADLINE.c.track_id)
+        .order_by(DEADLINE.c.due_at, DEADLINE.c.id)
+    )
+    if track is not None:
+        a.loaded.config.track(track)
+        query = query.where(TRACK.c.key == track)
+    with read(a.db) as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+    if as_json:
+        _json(rows)
+        return
+    table = RichTable("due (KST)", "deadline", "action", "fired (KST)", "late", "tries", "last error")
+    for r in rows:
+        late = "" if r["late"] is None else ("catch-up" if r["late"] else "on time")
+        table.add_row(
+            _kst(r["due_at"]),
+            r["key"],
+            r["action"],
+            _kst(r["fired_at"]),
+            late,
+            str(r["attempts"]),
+            r["last_error"] or "",
+        )
+    console.print(table)
+
+
+@app.command()
+def tick(
+    until_idle: Annotated[bool, typer.Option("--until-idle", help="Keep ticking until nothing is due.")] = False,
+) -> None:
+    """Fire the deadlines due now (one bounded batch), as the daemon would."""
+    from workflow.daemon import worker_name
+    from workflow.ticker import Ticker
+
+    a = state.app()
+    ticker = Ticker(a, worker_name())
+    fired = ticker.run_until_idle() if until_idle else ticker.tick()
+    for f in fired:
+        how = "catch-up" if f.late else "on time"
+        text = f"{f.key} ({how}): {f.summary}" + (f" [{f.error}]" if f.error else "")
+        console.print(text, markup=False)
+    console.print(f"{len(fired)} deadline(s) fired; next due: {_kst(ticker.next_due()) or 'none'} KST")
+
+
+@app.command()
+def daemon(
+    once: Annotated[bool, typer.Option("--once", help="Catch up what is due, then exit.")] = False,
+) -> None:
+    """Run the scheduler: every deadline fires once, on time or caught up after downtime."""
+    import logging
+
+    from workflow.daemon import Daemon, run_forever
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    a = state.app()
+    if once:
+        d = Daemon(a)
+        d.check_templates()
+        fired = d.ticker.run_until_idle()
+        console.print(f"{len(fired)} deadline(s) fired; next due: {_kst(d.ticker.next_due()) or 'none'} KST")
+        return
+    if state.now is not None:
+        raise InvalidInput("--now: the daemon runs on the real clock; rehearse with `gongmo rehearse` or `tick`")
+    run_forever(a)
+
+
+@app.command()
+def reschedule(
+    track: str,
+    milestone: str,
+    new_time: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why; the applicants' notice carries it.")],
+    actor: Annotated[str, typer.Option("--actor")] = "admin",
+) -> None:
+    """Move a milestone of a track's calendar; notify the applicants it concerns."""
+    a = state.app()
+    result = calendars.reschedule(a, track, milestone, _when(new_time), reason, actor)
+    console.print(
+        f"{track} {milestone}: {_kst(result['old_at'])} -> {_kst(result['new_at'])} KST;"
+        f" {len(result['deadlines'])} deadline row(s) moved; {result['notified']} applicant(s) notified"
+    )
+
+
+@app.command()
+def extend(
+    application: str,
+    milestone: str,
+    new_time: str,
+    reason: Annotated[str, typer.Option("--reason", help="Why this applicant gets more time.")],
+    actor: Annotated[str, typer.Option("--actor")] = "admin",
+) -> None:
+    """Grant one applicant an extension of a deadline (e.g. receipt_closes)."""
+    a = state.app()
+    app_id = _resolve(a, application)
+    result = calendars.extend(a, app_id, milestone, _when(new_time), reason, actor)
+    console.print(
+        f"application {app_id}: {milestone} extended from {_kst(result['old_at'])} to"
+        f" {_kst(result['new_at'])} KST; notified"
+    )
+
+
+@app.command()
+def rehearse(
+    contest: Annotated[list[str], typer.Argument(help="Contest key(s); all contests if none.")] = [],  # noqa: B006
+    decide: Annotated[bool, typer.Option("--decide/--no-decide", help="Take the human steps too.")] = True,
+    applicants_csv: Annotated[Path | None, typer.Option("--applicants", help="Default: the sample CSV.")] = None,
+) -> None:
+    """Run a contest's whole calendar on a throwaway database and print the timeline."""
+    loaded = config_mod.load(state.config)
+    known = [c.key for c in loaded.config.contests]
+    for key in contest:
+        if key not in known:
+            raise InvalidInput(f"unknown contest {key!r} (contests: {', '.join(known)})")
+    csv_path = applicants_csv or _sample_csv()
+    result = rehearsal.rehearse(state.config, contest or known, csv_path, decide, _line)
+    if not result.audit_clean:
+        raise typer.Exit(1)
+
+
+def _line(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _sample_csv() -> Path:
+    """examples/applicants.csv beside the config, else the one in the source tree."""
+    for base in (state.config.resolve().parent, Path(__file__).resolve().parents[1]):
+        if (base / "examples" / "applicants.csv").is_file():
+            return base / "examples" / "applicants.csv"
+    raise InvalidInput("no examples/applicants.csv beside the config: pass --applicants FILE.csv")
+
+
+@app.command()
+def demo() -> None:
+    """Rehearse both reference contests end to end with every human step; exit 0 if all holds."""
+    loaded = config_mod.load(state.config)
+    keys = [c.key for c in loaded.config.contests]
+    csv_path = _sample_csv()
+    result = rehearsal.rehearse(state.config, keys, csv_path, True, _line)
+    if not result.audit_clean:
+        raise typer.Exit(1)
 
 
 # -- entry point -----------------------------------------------------------------

@@ -26,7 +26,9 @@ from pydantic import (
     model_validator,
 )
 
+from states.calendar import add_working_days, parse_working_days, reminder_instant
 from states.errors import GongmoError
+from workflow.closures import Closures
 
 MILESTONES: tuple[str, ...] = (
     "announce_at",
@@ -132,6 +134,19 @@ class Track(Strict):
     eligibility: Eligibility
     funding: Funding
     calendar: Calendar
+    # Before the receipt close, to applicants that have not submitted yet.
+    reminders: list[str] = Field(default_factory=lambda: ["D-3 09:00", "D-1 09:00", "-3h"])
+    # After kickoff_due: selected applicants without an approved plan are
+    # cancelled, and the waitlist lapses, this many days later.
+    kickoff_grace_days: int = Field(default=14, ge=0, le=90)
+
+    @field_validator("reminders")
+    @classmethod
+    def _reminders(cls, value: list[str]) -> list[str]:
+        probe = datetime(2024, 5, 29, 18, tzinfo=UTC)
+        for spec in value:
+            reminder_instant(spec, probe)  # raises ValueError with the fix
+        return value
 
 
 class Contest(Strict):
@@ -144,6 +159,8 @@ class Contest(Strict):
     portal_url: str
     timezone: str = "Asia/Seoul"
     national_budget_krw: int = Field(gt=0)
+    # Days the offices are closed beyond the public holidays (holidays.KR).
+    extra_closures: list[date] = Field(default_factory=list)
     tracks: list[Track] = Field(min_length=1)
 
     @field_validator("timezone")
@@ -165,11 +182,26 @@ class Contest(Strict):
             tz = ZoneInfo(str(data.get("timezone", "Asia/Seoul")))
         except (ZoneInfoNotFoundError, ValueError):
             return data  # the field validator reports it
+        closures: Closures | None = None
         for track in data.get("tracks") or []:
             cal = track.get("calendar") if isinstance(track, dict) else None
-            if isinstance(cal, dict):
-                track["calendar"] = {k: _to_utc(v, tz) for k, v in cal.items()}
+            if not isinstance(cal, dict):
+                continue
+            resolved = {k: _to_utc(v, tz) for k, v in cal.items()}
+            for name in MILESTONES:
+                rule = parse_working_days(resolved[name]) if isinstance(resolved.get(name), str) else None
+                if rule is None or not isinstance(resolved.get(rule[0]), datetime):
+                    continue  # pydantic reports what is left unparsed
+                if closures is None:
+                    closures = _closures(data, resolved)
+                base = resolved[rule[0]].astimezone(tz)
+                resolved[name] = add_working_days(base, rule[1], closures).astimezone(UTC)
+            track["calendar"] = resolved
         return data
+
+    def closures(self) -> Closures:
+        years = {at.year for t in self.tracks for _, at in t.calendar.items()}
+        return Closures(range(min(years) - 1, max(years) + 2), self.extra_closures)
 
     @model_validator(mode="after")
     def _budget(self) -> Contest:
@@ -186,13 +218,19 @@ class Contest(Strict):
         return self
 
 
+def _closures(data: dict[str, Any], calendar: dict[str, Any]) -> Closures:
+    years = {v.year for v in calendar.values() if isinstance(v, datetime)} or {datetime.now(UTC).year}
+    extra = [d for d in data.get("extra_closures") or [] if isinstance(d, date)]
+    return Closures(range(min(years) - 1, max(years) + 2), extra)
+
+
 def _to_utc(value: Any, tz: ZoneInfo) -> Any:
     """A TOML date-time (or an ISO string, or a date meaning 00:00) in `tz`, to UTC."""
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            return value  # pydantic reports it with its key path
+            return value  # a working-days rule, or pydantic reports it with its key path
     if isinstance(value, date) and not isinstance(value, datetime):
         value = datetime.combine(value, time())
     if isinstance(value, datetime):
@@ -206,6 +244,13 @@ class Settings(Strict):
     environment: Literal["production", "rehearsal", "development"] = "development"
     database_url: str = "sqlite:///var/gongmo.db"
     templates_dir: str = "templates"
+    # The daemon: how often it looks for due deadlines (it also wakes at the
+    # earliest one), how many it takes per tick, how long a claim holds.
+    tick_seconds: float = Field(default=30.0, gt=0, le=3600)
+    deadlines_per_tick: int = Field(default=20, ge=1, le=1000)
+    lease_seconds: int = Field(default=600, ge=10)
+    # A deadline fired later than this after its time is recorded as catch-up.
+    on_time_seconds: int = Field(default=120, ge=1)
 
 
 class Mail(Strict):

@@ -33,7 +33,7 @@ from states.rules import check_reason, check_receipt_window, check_role
 from workflow.clock import Clock
 from workflow.config import MILESTONES, Loaded
 from workflow.db import lock_row, write
-from workflow.models import APPLICANT, APPLICATION, AUDIT, OUTBOX, TRACK
+from workflow.models import APPLICANT, APPLICATION, AUDIT, CALENDAR_CHANGE, OUTBOX, TRACK
 from workflow.notify import Notifier, Party
 
 Row = RowMapping
@@ -142,9 +142,10 @@ class Engine:
         now = self.clock.now()
         with write(self.db) as conn:
             track = self._locked_track(conn, track_key)
-            check_receipt_window(now, track["receipt_opens"], track["receipt_closes"], self._zone(track))
             applicant = self._applicant(conn, applicant_code)
             row = self._application_of(conn, track["id"], applicant["id"])
+            extended = extension_until(conn, row["id"], "receipt_closes") if row else None
+            check_receipt_window(now, track["receipt_opens"], track["receipt_closes"], self._zone(track), extended)
             if row is None:
                 self._create(conn, track, [applicant["id"]], START, actor, now, notice=None)
                 row = self._application_of(conn, track["id"], applicant["id"])
@@ -214,7 +215,11 @@ class Engine:
         actor: Actor = SYSTEM,
         reason: str | None = None,
         chunk: int = CHUNK,
+        skip_extended: str | None = None,
     ) -> int:
+        """Move every application of the track in `from_state`; with
+        `skip_extended` (a milestone), leave out those whose own extension of
+        that milestone is still running."""
         spec = self._trigger(trigger)
         check_role(spec, actor.role)
         check_reason(spec, reason)
@@ -226,7 +231,7 @@ class Engine:
             now = self.clock.now()
             with write(self.db) as conn:
                 track = self._locked_track(conn, track_key)
-                ids = self._ids_in_state(conn, track["id"], from_state, chunk)
+                ids = self._ids_in_state(conn, track["id"], from_state, chunk, skip_extended, now)
                 if not ids:
                     return moved
                 self._bulk_move(conn, ids, spec, from_state, dest, actor, reason, now)
@@ -267,6 +272,53 @@ class Engine:
                 for i in ids
             ],
         )
+
+    def notify_state(
+        self,
+        track_key: str,
+        states: tuple[str, ...],
+        notice: str,
+        tag: str,
+        extra: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Queue `notice` to every application of the track in `states`, without
+        moving any: reminders. `tag` makes the duplicate-suppression key, so
+        running it again queues nothing twice. Chunked transactions."""
+        queued = 0
+        after = 0
+        while True:
+            with write(self.db) as conn:
+                track = self._locked_track(conn, track_key)
+                count, after = self.notify_chunk(conn, track, states, notice, tag, extra, after)
+            if count < 0:
+                return queued
+            queued += count
+
+    def notify_chunk(
+        self,
+        conn: Connection,
+        track: Row,
+        states: tuple[str, ...],
+        notice: str,
+        tag: str,
+        extra: Mapping[str, Any] | None,
+        after: int,
+        application_id: int | None = None,
+    ) -> tuple[int, int]:
+        """One chunk of notify_state inside the caller's transaction; returns
+        (queued, last id), or (-1, after) when no application is left."""
+        query = (
+            sa.select(APPLICATION.c.id)
+            .where(APPLICATION.c.track_id == track["id"], APPLICATION.c.state.in_(states), APPLICATION.c.id > after)
+            .order_by(APPLICATION.c.id)
+            .limit(CHUNK)
+        )
+        if application_id is not None:
+            query = query.where(APPLICATION.c.id == application_id)
+        ids = [int(r[0]) for r in conn.execute(query)]
+        if not ids:
+            return -1, after
+        return self._queue(conn, notice, ids, track, self.clock.now(), extra, tag=tag), ids[-1]
 
     # -- pieces ------------------------------------------------------------
 
@@ -373,16 +425,21 @@ class Engine:
         track: Row,
         now: datetime,
         extra: Mapping[str, Any] | None = None,
-    ) -> None:
+        tag: str | None = None,
+    ) -> int:
+        """Render and insert the notices; with a tag, skip any already queued."""
         if notice is None or not ids:
-            return
+            return 0
         contest, track_cfg = self.loaded.config.track(track["key"])
         calendar = {m: track[m] for m in MILESTONES}
         rows = [
-            self.notifier.row(notice, party, contest, track_cfg, calendar, now, extra)
+            self.notifier.row(notice, party, contest, track_cfg, calendar, now, extra, tag)
             for party in self._parties(conn, ids)
         ]
-        conn.execute(sa.insert(OUTBOX), rows)
+        if tag is None:
+            conn.execute(sa.insert(OUTBOX), rows)
+            return len(rows)
+        return insert_new(conn, OUTBOX, rows, "dedup_key")
 
     def _parties(self, conn: Connection, ids: list[int]) -> Iterator[Party]:
         query = (
@@ -452,13 +509,28 @@ class Engine:
             query = query.where(APPLICANT.c.id.in_(list(only)))
         return [int(r[0]) for r in conn.execute(query)]
 
-    def _ids_in_state(self, conn: Connection, track_id: int, state: str, limit: int) -> list[int]:
+    def _ids_in_state(
+        self,
+        conn: Connection,
+        track_id: int,
+        state: str,
+        limit: int,
+        skip_extended: str | None = None,
+        now: datetime | None = None,
+    ) -> list[int]:
         query = (
             sa.select(APPLICATION.c.id)
             .where(APPLICATION.c.track_id == track_id, APPLICATION.c.state == state)
             .order_by(APPLICATION.c.id)
             .limit(limit)
         )
+        if skip_extended is not None:
+            running = sa.select(CALENDAR_CHANGE.c.id).where(
+                CALENDAR_CHANGE.c.application_id == APPLICATION.c.id,
+                CALENDAR_CHANGE.c.milestone == skip_extended,
+                CALENDAR_CHANGE.c.new_at > now,
+            )
+            query = query.where(~sa.exists(running))
         if conn.dialect.name != "sqlite":
             query = query.with_for_update()
         return [int(r[0]) for r in conn.execute(query)]
@@ -473,6 +545,33 @@ class Engine:
 
     def _window(self, track: Row, start: str, end: str) -> str:
         return f"{self._local(track, start)} to {self._local(track, end)}"
+
+
+def extension_until(conn: Connection, application_id: int, milestone: str) -> datetime | None:
+    """The latest extension granted to one application for one milestone."""
+    query = (
+        sa.select(CALENDAR_CHANGE.c.new_at)
+        .where(CALENDAR_CHANGE.c.application_id == application_id, CALENDAR_CHANGE.c.milestone == milestone)
+        .order_by(CALENDAR_CHANGE.c.id.desc())
+        .limit(1)
+    )
+    value: datetime | None = conn.execute(query).scalar()
+    return value
+
+
+def insert_new(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], unique: str) -> int:
+    """Insert the rows whose `unique` value is not in the table yet."""
+    if not rows:
+        return 0
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=[unique])
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=[unique])
+    return len(conn.execute(stmt.returning(table.c.id), rows).all())
 
 
 def _check_amounts(national_krw: int, local_krw: int) -> None:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from workflow.config import MILESTONES, Config
-from workflow.models import CONTEST, TRACK
+from workflow.models import CALENDAR_CHANGE, CONTEST, TRACK
 
 
 def sync(conn: Connection, config: Config) -> list[str]:
@@ -32,8 +32,23 @@ def sync(conn: Connection, config: Config) -> list[str]:
                 "slots": track.slots,
                 **{m: getattr(track.calendar, m) for m in MILESTONES},
             }
+            kept = _rescheduled(conn, track.key)
+            for milestone in sorted(kept):
+                if tvalues[milestone] != kept[milestone]:
+                    changes.append(f"track {track.key}: {milestone} kept as rescheduled (the config says otherwise)")
+                tvalues.pop(milestone)
             _upsert(conn, TRACK, tvalues, changes, f"track {track.key}", {"receipt_prefix": track.key.upper()})
     return changes
+
+
+def _rescheduled(conn: Connection, track_key: str) -> dict[str, Any]:
+    """Milestones moved by `gongmo reschedule`: the database wins over the config."""
+    query = (
+        sa.select(CALENDAR_CHANGE.c.milestone, TRACK)
+        .join(TRACK, TRACK.c.id == CALENDAR_CHANGE.c.track_id)
+        .where(TRACK.c.key == track_key, CALENDAR_CHANGE.c.application_id.is_(None))
+    )
+    return {r["milestone"]: r[r["milestone"]] for r in conn.execute(query).mappings()}
 
 
 def _upsert(

@@ -154,3 +154,48 @@ OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
 TRACK = Track.__table__  # type: ignore[attr-defined]
 APPLICANT = Applicant.__table__  # type: ignore[attr-defined]
 CONTEST = Contest.__table__  # type: ignore[attr-defined]
+
+
+class Deadline(SQLModel, table=True):
+    """One instant of a calendar and what happens then; fires exactly once.
+
+    A row is claimed with a lease (claimed_by, lease_until) and marked fired
+    after its action ran; an expired lease lets another daemon take it over.
+    Every action is idempotent, so a takeover after a crash does no harm.
+    """
+
+    __tablename__ = "deadline"
+    __table_args__ = (sa.Index("ix_deadline_due", "fired_at", "due_at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=120)
+    track_id: int = Field(foreign_key="track.id", index=True)
+    application_id: int | None = Field(default=None, foreign_key="application.id")
+    action: str = Field(max_length=32)
+    milestone: str = Field(max_length=32)
+    due_at: datetime = utc_field()
+    fired_at: datetime | None = utc_field(nullable=True)
+    late: bool | None = None
+    attempts: int = 0
+    last_error: str | None = None
+    claimed_by: str | None = Field(default=None, max_length=80)
+    lease_until: datetime | None = utc_field(nullable=True)
+    created_at: datetime = utc_field()
+
+
+class CalendarChange(SQLModel, table=True):
+    """Append-only audit of a track's calendar: reschedules and extensions."""
+
+    __tablename__ = "calendar_change"
+    id: int | None = Field(default=None, primary_key=True)
+    track_id: int = Field(foreign_key="track.id", index=True)
+    application_id: int | None = Field(default=None, foreign_key="application.id", index=True)
+    milestone: str = Field(max_length=32)
+    old_at: datetime = utc_field()
+    new_at: datetime = utc_field()
+    reason: str
+    actor: str
+    at: datetime = utc_field()
+
+
+DEADLINE = Deadline.__table__  # type: ignore[attr-defined]
+CALENDAR_CHANGE = CalendarChange.__table__  # type: ignore[attr-defined]

@@ -55,15 +55,19 @@ class Notifier:
         calendar: Mapping[str, Any],
         now: datetime,
         extra: Mapping[str, Any] | None = None,
+        tag: str | None = None,
     ) -> dict[str, Any]:
         """One outbox row, rendered; keyed by (application, notice, round).
+
+        The round is the application's version after the move, or `tag` for
+        a notice that moves nothing (a reminder: the deadline's key).
 
         `calendar` is the track's calendar as the database holds it (it may
         have been moved since the config was written).
         """
         values = self._values(notice, party, contest, track, calendar, now, extra or {})
         rendered = self.renderer.render(notice, party.language, values, contest.timezone)
-        round_ = party.version
+        round_ = tag or str(party.version)
         return {
             "application_id": party.application_id,
             "notice": notice,

@@ -1,0 +1,49 @@
+"""Pure calendar maths: working days and reminder offsets. `now` is passed in."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Container
+from datetime import date, datetime, time, timedelta
+
+WORKING_DAYS = re.compile(r"^\s*([a-z_]+)\s*\+\s*(\d+)\s+working\s+days?\s*$")
+REMINDER = re.compile(r"^\s*(?:D-(\d+)\s+(\d{1,2}):(\d{2})|-(\d+)h)\s*$")
+
+
+def is_working_day(day: date, closed: Container[date]) -> bool:
+    return day.weekday() < 5 and day not in closed
+
+
+def add_working_days(start: datetime, days: int, closed: Container[date]) -> datetime:
+    """`days` working days after `start` (a local time), same time of day."""
+    if days < 0:
+        raise ValueError("a number of working days cannot be negative")
+    current = start
+    remaining = days
+    while remaining:
+        current += timedelta(days=1)
+        if is_working_day(current.date(), closed):
+            remaining -= 1
+    return current
+
+
+def parse_working_days(text: str) -> tuple[str, int] | None:
+    """'receipt_closes + 5 working days' -> ('receipt_closes', 5)."""
+    match = WORKING_DAYS.match(text)
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def reminder_instant(spec: str, deadline_local: datetime) -> datetime:
+    """When a reminder fires, in the deadline's zone.
+
+    'D-3 09:00' is 09:00 three calendar days before the deadline's day;
+    '-3h' is three hours before the deadline.
+    """
+    match = REMINDER.match(spec)
+    if not match:
+        raise ValueError(f"reminder {spec!r}: write 'D-N HH:MM' (e.g. 'D-3 09:00') or '-Nh' (e.g. '-3h')")
+    days, hour, minute, hours = match.groups()
+    if hours is not None:
+        return deadline_local - timedelta(hours=int(hours))
+    day = deadline_local.date() - timedelta(days=int(days))
+    return datetime.combine(day, time(int(hour), int(minute)), tzinfo=deadline_local.tzinfo)

@@ -1,0 +1,107 @@
+"""The daemon: APScheduler (in memory) only wakes the ticker.
+
+Two jobs: an interval tick (the safety net; it also notices calendars moved
+by another process) and one date job, `next-deadline`, re-armed after every
+tick for the earliest unfired deadline. Deadlines live in the database, so
+nothing is lost when the process dies: at start the daemon first catches up
+every overdue deadline, in calendar order, one bounded batch per tick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import threading
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from notifications.render import TemplateProblem
+from workflow.app import App
+from workflow.ticker import Fired, Ticker
+
+log = logging.getLogger("gongmo.daemon")
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Daemon:
+    def __init__(self, app: App, worker: str | None = None) -> None:
+        self.app = app
+        self.ticker = Ticker(app, worker or worker_name())
+        self.tick_seconds = app.loaded.config.gongmo.tick_seconds
+        self._busy = threading.Lock()
+        self.scheduler: AsyncIOScheduler | None = None
+        self.fired: list[Fired] = []
+
+    def check_templates(self) -> None:
+        problems = self.app.renderer.check()
+        if problems:
+            raise TemplateProblem("templates have problems:\n" + "\n".join(problems))
+
+    def wake(self) -> None:
+        """One tick (skipped if one is already running in this process), then re-arm."""
+        if not self._busy.acquire(blocking=False):
+            return
+        try:
+            batch = self.ticker.tick()
+            self.fired.extend(batch)
+        finally:
+            self._busy.release()
+        self._arm(more=bool(batch))
+
+    def _arm(self, more: bool) -> None:
+        if self.scheduler is None:
+            return
+        now = datetime.now(UTC)
+        due = now if more else self.ticker.next_due()
+        if due is None:
+            return
+        self.scheduler.add_job(
+            self.wake,
+            "date",
+            run_date=max(due, now),
+            id="next-deadline",
+            replace_existing=True,
+            misfire_grace_time=None,
+        )
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        self.check_templates()
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        self.scheduler = scheduler
+        scheduler.add_job(
+            self.wake,
+            "interval",
+            seconds=self.tick_seconds,
+            id="tick",
+            next_run_time=datetime.now(UTC),  # catch up at once
+            misfire_grace_time=None,
+            coalesce=True,
+            max_instances=1,
+        )
+        scheduler.start()
+        log.info("gongmo daemon %s: ticking every %ss", self.ticker.worker, self.tick_seconds)
+        try:
+            await stop.wait()
+        finally:
+            scheduler.shutdown(wait=True)
+            self.scheduler = None
+
+
+def run_forever(app: App) -> None:
+    daemon = Daemon(app)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await daemon.serve(stop)
+
+    asyncio.run(main())

@@ -1,0 +1,209 @@
+"""Claim due deadline rows and fire each exactly once.
+
+A tick claims at most `deadlines_per_tick` due rows, oldest first, with a
+guarded update (SQLite: under BEGIN IMMEDIATE; PostgreSQL: FOR UPDATE SKIP
+LOCKED), so two daemons never take the same row. It then runs each row's
+action through the engine and marks it fired. A daemon that dies holding a
+claim loses it when the lease runs out; every action is idempotent (it moves
+applications by state and suppresses duplicate notices by key), so the one
+that takes over finishes the work without doing it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from states.errors import GongmoError
+from workflow.app import App
+from workflow.db import read, write
+from workflow.engine import SYSTEM
+from workflow.models import DEADLINE, TRACK
+
+log = logging.getLogger("gongmo.ticker")
+
+
+@dataclass(frozen=True)
+class Fired:
+    key: str
+    action: str
+    milestone: str
+    due_at: datetime
+    fired_at: datetime
+    late: bool
+    summary: str
+    error: str | None = None
+
+
+class Ticker:
+    def __init__(self, app: App, worker: str) -> None:
+        self.app = app
+        self.worker = worker
+        settings = app.loaded.config.gongmo
+        self.batch = settings.deadlines_per_tick
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self.on_time = timedelta(seconds=settings.on_time_seconds)
+        self.actions: dict[str, Callable[[Mapping[str, Any], str], str]] = {
+            "announce": self._announce,
+            "close_receipt": self._close_receipt,
+            "start_presentation": self._start_presentation,
+            "kickoff_plan_due": self._kickoff_plan_due,
+            "kickoff_closes": self._kickoff_closes,
+            "reminder": self._reminder,
+            "extension_closes": self._extension_closes,
+        }
+
+    # -- the loop --------------------------------------------------------------
+
+    def tick(self) -> list[Fired]:
+        """Fire what is due now (at most one batch), in calendar order."""
+        now = self.app.clock.now()
+        return [self._fire(row, now) for row in self._claim(now)]
+
+    def run_until_idle(self, max_ticks: int = 10_000) -> list[Fired]:
+        """Burst mode: tick until nothing is due (start-up catch-up, --once)."""
+        fired: list[Fired] = []
+        for _ in range(max_ticks):
+            batch = self.tick()
+            if not batch:
+                break
+            fired.extend(batch)
+        return fired
+
+    def next_due(self) -> datetime | None:
+        with read(self.app.db) as conn:
+            value: datetime | None = conn.execute(
+                sa.select(sa.func.min(DEADLINE.c.due_at)).where(DEADLINE.c.fired_at.is_(None))
+            ).scalar()
+        return value
+
+    # -- claim, fire, mark -------------------------------------------------------
+
+    def _claim(self, now: datetime) -> list[Mapping[str, Any]]:
+        free = sa.or_(DEADLINE.c.lease_until.is_(None), DEADLINE.c.lease_until < now)
+        with write(self.app.db) as conn:
+            query = (
+                sa.select(DEADLINE, TRACK.c.key.label("track_key"))
+                .join(TRACK, TRACK.c.id == DEADLINE.c.track_id)
+                .where(DEADLINE.c.fired_at.is_(None), DEADLINE.c.due_at <= now, free)
+                .order_by(DEADLINE.c.due_at, DEADLINE.c.id)
+                .limit(self.batch)
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(of=DEADLINE, skip_locked=True)
+            rows: list[Mapping[str, Any]] = [dict(r) for r in conn.execute(query).mappings()]
+            if not rows:
+                return []
+            claimed = conn.execute(
+                sa.update(DEADLINE)
+                .where(DEADLINE.c.id.in_([r["id"] for r in rows]), DEADLINE.c.fired_at.is_(None), free)
+                .values(claimed_by=self.worker, lease_until=now + self.lease, attempts=DEADLINE.c.attempts + 1)
+            )
+            if claimed.rowcount != len(rows):  # cannot happen under the lock; refuse to guess
+                raise RuntimeError(f"claimed {claimed.rowcount} of {len(rows)} deadline rows")
+        return rows
+
+    def _fire(self, row: Mapping[str, Any], now: datetime) -> Fired:
+        late = now - row["due_at"] > self.on_time
+        reason = self._reason(row, now, late)
+        try:
+            summary = self.actions[row["action"]](row, reason)
+        except GongmoError as exc:
+            return self._failed(row, now, late, str(exc))
+        except Exception as exc:  # a bug or the database: keep the row for a retry, log it
+            log.exception("deadline %s failed", row["key"])
+            return self._failed(row, now, late, f"{type(exc).__name__}: {exc}")
+        with write(self.app.db) as conn:
+            conn.execute(
+                sa.update(DEADLINE)
+                .where(DEADLINE.c.id == row["id"], DEADLINE.c.claimed_by == self.worker, DEADLINE.c.fired_at.is_(None))
+                .values(fired_at=now, late=late, lease_until=None, last_error=None)
+            )
+        log.info("deadline %s fired%s: %s", row["key"], " (catch-up)" if late else "", summary)
+        return Fired(row["key"], row["action"], row["milestone"], row["due_at"], now, late, summary)
+
+    def _failed(self, row: Mapping[str, Any], now: datetime, late: bool, error: str) -> Fired:
+        backoff = timedelta(seconds=min(3600, 30 * 2 ** min(row["attempts"], 7)))
+        with write(self.app.db) as conn:
+            conn.execute(
+                sa.update(DEADLINE)
+                .where(DEADLINE.c.id == row["id"], DEADLINE.c.claimed_by == self.worker)
+                .values(last_error=error[:2000], lease_until=now + backoff)
+            )
+        log.warning("deadline %s failed (attempt %s): %s", row["key"], row["attempts"] + 1, error)
+        return Fired(row["key"], row["action"], row["milestone"], row["due_at"], now, late, "failed", error)
+
+    def _reason(self, row: Mapping[str, Any], now: datetime, late: bool) -> str:
+        contest, _ = self.app.loaded.config.track(row["track_key"])
+        due = row["due_at"].astimezone(ZoneInfo(contest.timezone))
+        text = f"deadline {row['key']} due {due:%Y-%m-%d %H:%M %Z}"
+        if late:
+            text += f" (catch-up: fired {_duration(now - row['due_at'])} late)"
+        return text
+
+    # -- actions: each idempotent -----------------------------------------------------
+
+    def _announce(self, row: Mapping[str, Any], reason: str) -> str:
+        created = self.app.engine.announce(row["track_key"], SYSTEM)
+        return f"{created} applications created, each sent the call"
+
+    def _close_receipt(self, row: Mapping[str, Any], reason: str) -> str:
+        bulk = self.app.engine.apply_bulk
+        expired = bulk(row["track_key"], "expire", "announcement", SYSTEM, reason, skip_extended="receipt_closes")
+        review = bulk(row["track_key"], "start_review", "receipt", SYSTEM, reason, skip_extended="receipt_closes")
+        return f"{expired} expired, {review} to preliminary review"
+
+    def _start_presentation(self, row: Mapping[str, Any], reason: str) -> str:
+        moved = self.app.engine.apply_bulk(row["track_key"], "start_presentation", "written_evaluation", SYSTEM, reason)
+        return f"{moved} to presentation evaluation"
+
+    def _kickoff_plan_due(self, row: Mapping[str, Any], reason: str) -> str:
+        sent = self.app.engine.notify_state(row["track_key"], ("selected",), "kickoff_plan_request", row["key"])
+        return f"{sent} selected without an approved plan reminded"
+
+    def _kickoff_closes(self, row: Mapping[str, Any], reason: str) -> str:
+        bulk = self.app.engine.apply_bulk
+        cancelled = bulk(row["track_key"], "cancel", "selected", SYSTEM, f"no approved implementation plan; {reason}")
+        lapsed = bulk(row["track_key"], "lapse", "waitlisted", SYSTEM, reason)
+        return f"{cancelled} cancelled, {lapsed} waitlisted lapsed"
+
+    def _reminder(self, row: Mapping[str, Any], reason: str) -> str:
+        with read(self.app.db) as conn:
+            close = conn.execute(sa.select(TRACK.c.receipt_closes).where(TRACK.c.key == row["track_key"])).scalar_one()
+        extra = {"milestone_name": "receipt_closes", "due_at": close}
+        sent = self.app.engine.notify_state(row["track_key"], ("announcement",), "deadline_reminder", row["key"], extra)
+        return f"{sent} reminders to applicants that have not submitted"
+
+    def _extension_closes(self, row: Mapping[str, Any], reason: str) -> str:
+        engine = self.app.engine
+        app_id = row["application_id"]
+        with read(self.app.db) as conn:
+            from workflow.models import APPLICATION
+
+            state = conn.execute(sa.select(APPLICATION.c.state).where(APPLICATION.c.id == app_id)).scalar_one()
+        if state == "announcement":
+            engine.apply(app_id, "expire", SYSTEM, reason)
+            return f"application {app_id}: extension ran out, expired"
+        if state == "receipt":
+            engine.apply(app_id, "start_review", SYSTEM, reason)
+            return f"application {app_id}: received under extension, to preliminary review"
+        return f"application {app_id}: already '{state}', nothing to do"
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [
+        f"{days}d" if days else "",
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes or not (days or hours) else "",
+    ]
+    return " ".join(p for p in parts if p)
