@@ -126,7 +126,7 @@ def init() -> None:
     console.print(f"database {url}: schema {before or 'empty'} -> {after}", markup=False)
     for line in changes or ["contests and tracks already up to date"]:
         console.print(f"  {line}", markup=False)
-    console.print(f"  deadlines: {len(planned)} added or moved" if planned else "  deadlines already up to date")
+    console.print(f"  deadlines: {len(planned)} added or moved" if planned else "  deadlines: nothing to add or move")
     for flag in _holiday_flags(a.loaded.config):
         console.print(f"  warning: {flag.line()}", markup=False)
 
