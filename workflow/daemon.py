@@ -15,7 +15,7 @@ import os
 import signal
 import socket
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -45,30 +45,35 @@ class Daemon:
             raise TemplateProblem("templates have problems:\n" + "\n".join(problems))
 
     def wake(self) -> None:
-        """One tick (skipped if one is already running in this process), then re-arm."""
+        """Tick until nothing is due (each tick a bounded batch, so catch-up after
+        downtime goes in calendar order, a batch at a time), then re-arm.
+        Skipped if a tick is already running in this process."""
         if not self._busy.acquire(blocking=False):
             return
         try:
-            batch = self.ticker.tick()
-            self.fired.extend(batch)
+            while batch := self.ticker.tick():
+                self.fired.extend(batch)
         finally:
             self._busy.release()
-        self._arm(more=bool(batch))
+        self._arm()
 
-    def _arm(self, more: bool) -> None:
+    def _arm(self) -> None:
         if self.scheduler is None:
             return
-        now = datetime.now(UTC)
-        due = now if more else self.ticker.next_due()
+        due = self.ticker.next_due()
         if due is None:
             return
+        # The engine's clock decides what is due; the timer counts the delay on
+        # the wall clock (the same clock in production).
+        delay = max(due - self.app.clock.now(), timedelta(0))
         self.scheduler.add_job(
             self.wake,
             "date",
-            run_date=max(due, now),
+            run_date=datetime.now(UTC) + delay,
             id="next-deadline",
             replace_existing=True,
             misfire_grace_time=None,
+            max_instances=2,  # it may be re-armed from inside its own run
         )
 
     async def serve(self, stop: asyncio.Event) -> None:

@@ -172,12 +172,14 @@ def _select(app: App, track: Track) -> str:
 
 
 def _kickoff(app: App, track: Track) -> str:
-    """Every selected plan but the last is approved; the last one never comes."""
+    """Every selected plan is approved, except (where several were selected)
+    the last one, which never comes: the kickoff deadline cancels it."""
     selected = _in_state(app, track.key, "selected")
-    for a in selected[:-1]:
+    late = selected[-1:] if len(selected) > 1 else []
+    for a in selected[: len(selected) - len(late)]:
         app.engine.apply(a["id"], "approve_kickoff", OFFICE)
-    missing = " (one plan still missing)" if selected else ""
-    return f"{max(len(selected) - 1, 0)} plans approved{missing}"
+    missing = " (one plan still missing)" if late else ""
+    return f"{len(selected) - len(late)} plans approved{missing}"
 
 
 def _track_ids(conn: sa.Connection, keys: list[str], invert: bool = False) -> list[int]:

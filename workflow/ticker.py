@@ -20,11 +20,11 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from states.errors import GongmoError
+from states.errors import Conflict, GongmoError, IllegalMove, OutsideWindow
 from workflow.app import App
 from workflow.db import read, write
 from workflow.engine import SYSTEM
-from workflow.models import DEADLINE, TRACK
+from workflow.models import APPLICATION, DEADLINE, TRACK, UTCDateTime
 
 log = logging.getLogger("gongmo.ticker")
 
@@ -77,11 +77,14 @@ class Ticker:
         return fired
 
     def next_due(self) -> datetime | None:
+        """When the next tick has something to do: the earliest unfired
+        deadline, or the end of its lease if a daemon holds it (or it backs off)."""
+        ready = sa.case((DEADLINE.c.lease_until > DEADLINE.c.due_at, DEADLINE.c.lease_until), else_=DEADLINE.c.due_at)
         with read(self.app.db) as conn:
-            value: datetime | None = conn.execute(
-                sa.select(sa.func.min(DEADLINE.c.due_at)).where(DEADLINE.c.fired_at.is_(None))
-            ).scalar()
-        return value
+            value = conn.execute(sa.select(sa.func.min(ready)).where(DEADLINE.c.fired_at.is_(None))).scalar()
+        if value is None:
+            return None
+        return UTCDateTime().process_result_value(value, self.app.db.dialect)
 
     # -- claim, fire, mark -------------------------------------------------------
 
@@ -150,7 +153,12 @@ class Ticker:
     # -- actions: each idempotent -----------------------------------------------------
 
     def _announce(self, row: Mapping[str, Any], reason: str) -> str:
-        created = self.app.engine.announce(row["track_key"], SYSTEM)
+        try:
+            created = self.app.engine.announce(row["track_key"], SYSTEM)
+        except OutsideWindow as exc:
+            # Caught up only after the receipt closed: a call nobody can answer
+            # is not sent. Recorded as fired, with why.
+            return f"skipped: {exc}"
         return f"{created} applications created, each sent the call"
 
     def _close_receipt(self, row: Mapping[str, Any], reason: str) -> str:
@@ -181,18 +189,17 @@ class Ticker:
         return f"{sent} reminders to applicants that have not submitted"
 
     def _extension_closes(self, row: Mapping[str, Any], reason: str) -> str:
-        engine = self.app.engine
+        """One applicant's own close: expire it, or send its late plan to review.
+        Another daemon's bulk move may get there first; that is not an error."""
         app_id = row["application_id"]
+        for trigger in ("expire", "start_review"):
+            try:
+                self.app.engine.apply(app_id, trigger, SYSTEM, reason)
+            except (IllegalMove, Conflict):
+                continue
+            return f"application {app_id}: extension ran out, {trigger}"
         with read(self.app.db) as conn:
-            from workflow.models import APPLICATION
-
             state = conn.execute(sa.select(APPLICATION.c.state).where(APPLICATION.c.id == app_id)).scalar_one()
-        if state == "announcement":
-            engine.apply(app_id, "expire", SYSTEM, reason)
-            return f"application {app_id}: extension ran out, expired"
-        if state == "receipt":
-            engine.apply(app_id, "start_review", SYSTEM, reason)
-            return f"application {app_id}: received under extension, to preliminary review"
         return f"application {app_id}: already '{state}', nothing to do"
 
 

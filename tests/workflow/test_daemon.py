@@ -1,0 +1,73 @@
+"""The daemon: APScheduler only wakes the ticker; it catches up at start and
+arms one date job for the earliest deadline left."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from notifications.render import Renderer, TemplateProblem
+from tests.conftest import ROOT, kst
+from workflow import calendars
+from workflow.app import App
+from workflow.clock import FixedClock
+from workflow.daemon import Daemon
+from workflow.db import write
+
+
+@pytest.fixture
+def derived(app: App) -> App:
+    with write(app.db) as conn:
+        calendars.derive(app, conn)
+    return app
+
+
+async def _until(predicate, timeout_s: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait for the scheduler's worker thread to finish its first run."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while not predicate():
+        if loop.time() > end:
+            raise AssertionError("the daemon did not run its start-up tick")
+        await asyncio.sleep(0.02)
+
+
+def test_daemon_catches_up_at_start_and_arms_the_next_deadline(derived: App, clock: FixedClock) -> None:
+    clock.set(kst("2024-05-29 18:00"))  # down since before the 2022 call: everything until now is overdue
+    daemon = Daemon(derived, "d1")
+
+    async def scenario() -> tuple[list[str], datetime | None, datetime]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.serve(stop))
+        await _until(lambda: any(f.key == "strong-small-2024:close_receipt" for f in daemon.fired))
+        await _until(lambda: daemon.scheduler is not None and daemon.scheduler.get_job("next-deadline") is not None)
+        assert daemon.scheduler is not None
+        job = daemon.scheduler.get_job("next-deadline")
+        armed_at = datetime.now(UTC)
+        stop.set()
+        await task
+        return [f.key for f in daemon.fired], job.next_run_time, armed_at
+
+    keys, next_run, armed_at = asyncio.run(scenario())
+    assert len(keys) == len(set(keys))  # each once
+    assert "small-medium-2022:kickoff_closes" in keys and "diffusion-2024:kickoff_plan_due" not in keys
+    # the earliest deadline left is the hub/strong written_ends on 2024-06-12 18:00 KST: 14 days ahead
+    expected = kst("2024-06-12 18:00") - clock.now()
+    assert next_run is not None
+    assert abs((next_run - armed_at) - expected) < timedelta(minutes=1)
+
+
+def test_a_template_typo_stops_the_start_with_file_and_line(derived: App, tmp_path: Path) -> None:
+    copy = tmp_path / "templates"
+    shutil.copytree(ROOT / "templates", copy)
+    path = copy / "ko" / "selected.txt"
+    path.write_text(path.read_text(encoding="utf-8").replace("{{ receipt_no }}", "{{ receipt_no.nmuber }}"), "utf-8")
+    derived.renderer = Renderer(copy)
+    daemon = Daemon(derived, "d1")
+    with pytest.raises(TemplateProblem, match=rf"{path}:\d+: .*nmuber"):
+        asyncio.run(daemon.serve(asyncio.Event()))
+    assert daemon.fired == []

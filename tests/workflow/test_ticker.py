@@ -1,0 +1,280 @@
+"""Deadlines fire exactly once: on time, after downtime, with two daemons."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from states.lifecycle import APPLICATION as TABLE
+from tests.conftest import CONFIG, ROOT, kst
+from workflow import audit, calendars
+from workflow.app import App
+from workflow.clock import FixedClock
+from workflow.db import read, write
+from workflow.models import APPLICATION, AUDIT, DEADLINE, OUTBOX, TRACK
+from workflow.ticker import Ticker
+
+TRACK_KEY = "strong-small-2024"
+
+
+@pytest.fixture
+def derived(app: App) -> App:
+    with write(app.db) as conn:
+        calendars.derive(app, conn)
+    return app
+
+
+def fired_rows(app: App) -> list[dict]:
+    with read(app.db) as conn:
+        query = (
+            sa.select(DEADLINE.c.key, DEADLINE.c.fired_at, DEADLINE.c.late, DEADLINE.c.attempts, DEADLINE.c.due_at)
+            .where(DEADLINE.c.fired_at.is_not(None))
+            .order_by(DEADLINE.c.fired_at, DEADLINE.c.id)
+        )
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def audit_triggers(app: App, trigger: str) -> dict[int, int]:
+    with read(app.db) as conn:
+        rows = conn.execute(
+            sa.select(AUDIT.c.application_id, sa.func.count())
+            .where(AUDIT.c.trigger == trigger)
+            .group_by(AUDIT.c.application_id)
+        ).all()
+    return {int(a): int(n) for a, n in rows}
+
+
+def test_each_deadline_fires_once_on_time(derived: App, clock: FixedClock) -> None:
+    ticker = Ticker(derived, "w1")
+    clock.set(kst("2024-03-29 09:59:59"))
+    overdue_2022 = ticker.tick()  # the 2022 calendar is long past: all of it catches up
+    assert {f.key.split(":")[0] for f in overdue_2022} == {"small-medium-2022"}
+    assert len(overdue_2022) == 8 and all(f.late and f.error is None for f in overdue_2022)
+    [announce_2022] = [f for f in overdue_2022 if f.action == "announce"]
+    assert announce_2022.summary.startswith("skipped: track small-medium-2022: receipt closed")
+    assert ticker.tick() == []
+    clock.set(kst("2024-03-29 10:00"))
+    fired = ticker.tick()
+    assert sorted(f.key for f in fired) == [f"{t}:announce" for t in ("diffusion-2024", "hub-2024", TRACK_KEY)]
+    assert not any(f.late for f in fired)
+    assert ticker.tick() == []
+    clock.set(kst("2024-03-29 10:01"))
+    assert ticker.tick() == []
+    assert set(audit_triggers(derived, "invite").values()) == {1}
+    assert all(r["attempts"] == 1 for r in fired_rows(derived))
+
+
+def test_receipt_close_fires_once_and_moves_everyone(derived: App, clock: FixedClock) -> None:
+    ticker = Ticker(derived, "w1")
+    clock.set(kst("2024-03-29 10:00"))
+    ticker.run_until_idle()
+    clock.set(kst("2024-05-28 10:00"))
+    derived.engine.submit(TRACK_KEY, "41590", 8_000_000_000, 8_000_000_000, ticker_admin(), None, "climate_crisis")
+    clock.set(kst("2024-05-29 18:00"))
+    fired = ticker.run_until_idle()
+    close = [f for f in fired if f.key == f"{TRACK_KEY}:close_receipt"]
+    assert len(close) == 1 and not close[0].late
+    assert close[0].summary == "17 expired, 1 to preliminary review"
+    clock.set(kst("2024-05-29 18:05"))
+    assert all(f.key != f"{TRACK_KEY}:close_receipt" for f in ticker.run_until_idle())
+    assert set(audit_triggers(derived, "expire").values()) == {1}
+
+
+def ticker_admin():  # the office records a plan received
+    from states.lifecycle import Role
+    from workflow.engine import Actor
+
+    return Actor("lh-office", Role.ADMIN)
+
+
+def test_reminders_go_once_and_only_to_those_who_have_not_submitted(derived: App, clock: FixedClock) -> None:
+    ticker = Ticker(derived, "w1")
+    clock.set(kst("2024-03-29 10:00"))
+    ticker.run_until_idle()
+    clock.set(kst("2024-05-27 10:00"))
+    submitted = derived.engine.submit(TRACK_KEY, "41590", 1, 1, ticker_admin(), None, "climate_crisis").application_id
+    clock.set(kst("2024-05-28 09:00"))  # D-1 09:00 (D-3 was missed while down: caught up first)
+    ticker.run_until_idle()
+    ticker.run_until_idle()
+    with read(derived.db) as conn:
+        rows = conn.execute(
+            sa.select(OUTBOX.c.application_id, OUTBOX.c.dedup_key)
+            .join(APPLICATION, APPLICATION.c.id == OUTBOX.c.application_id)
+            .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+            .where(OUTBOX.c.notice == "deadline_reminder", TRACK.c.key == TRACK_KEY)
+        ).all()
+    assert submitted not in {r.application_id for r in rows}
+    # two reminders (D-3, D-1) to each of the 17 who had not submitted, each once
+    assert len(rows) == 2 * 17 and len({r.dedup_key for r in rows}) == len(rows)
+
+
+def test_three_day_outage_catches_up_every_deadline_once_in_order(derived: App, clock: FixedClock) -> None:
+    """Down from before the receipt reminders until three days after the close."""
+    ticker = Ticker(derived, "w1")
+    clock.set(kst("2024-03-29 10:00"))
+    ticker.run_until_idle()
+    clock.set(kst("2024-06-01 18:00"))  # back after three days
+    derived.loaded.config.gongmo  # noqa: B018
+    ticker.batch = 2  # bounded work per tick
+    first = ticker.tick()
+    assert len(first) == 2
+    caught = first + ticker.run_until_idle()
+    ours = [f for f in caught if f.key.startswith(f"{TRACK_KEY}:")]
+    assert [f.key.split(":", 1)[1] for f in ours] == [
+        "reminder:D-3 09:00",
+        "reminder:D-1 09:00",
+        "reminder:-3h",
+        "close_receipt",
+    ]
+    assert all(f.late for f in ours)
+    dues = [f.due_at for f in caught]
+    assert dues == sorted(dues)  # calendar order across tracks
+    with read(derived.db) as conn:
+        reasons = set(
+            conn.execute(
+                sa.select(AUDIT.c.reason)
+                .join(APPLICATION, APPLICATION.c.id == AUDIT.c.application_id)
+                .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+                .where(AUDIT.c.trigger == "expire", TRACK.c.key == TRACK_KEY)
+            ).scalars()
+        )
+    [reason] = reasons
+    assert "deadline strong-small-2024:close_receipt due 2024-05-29 18:00 KST" in reason
+    assert "catch-up: fired 3d late" in reason
+    assert all(r["attempts"] == 1 for r in fired_rows(derived))
+    with read(derived.db) as conn:
+        assert audit.verify(conn, TABLE).clean
+
+
+def test_a_failing_deadline_is_kept_and_retried(
+    derived: App, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticker = Ticker(derived, "w1")
+    clock.set(kst("2024-03-29 10:00"))
+
+    def broken(row, reason):  # type: ignore[no-untyped-def]
+        raise RuntimeError("database went away")
+
+    monkeypatch.setitem(ticker.actions, "announce", broken)
+    failed = [f for f in ticker.tick() if f.action == "announce"]
+    assert failed and all(f.error == "RuntimeError: database went away" for f in failed)
+    with read(derived.db) as conn:
+        row = conn.execute(sa.select(DEADLINE).where(DEADLINE.c.key == f"{TRACK_KEY}:announce")).mappings().one()
+    assert row["fired_at"] is None and row["last_error"] == "RuntimeError: database went away"
+    monkeypatch.undo()
+    ticker = Ticker(derived, "w1")
+    assert [f for f in ticker.tick() if f.key == f"{TRACK_KEY}:announce"] == []  # backing off
+    clock.set(kst("2024-03-29 10:05"))
+    retried = [f for f in ticker.run_until_idle() if f.key == f"{TRACK_KEY}:announce"]
+    assert len(retried) == 1 and retried[0].error is None
+
+
+def test_a_dead_daemons_claim_is_taken_over_after_its_lease(derived: App, clock: FixedClock) -> None:
+    clock.set(kst("2024-03-29 10:00"))
+    dead = Ticker(derived, "dead")
+    claimed = dead._claim(clock.now())  # claimed, then the process died
+    assert claimed
+    alive = Ticker(derived, "alive")
+    assert alive.tick() == []  # the lease still holds
+    clock.set(kst("2024-03-29 10:00") + alive.lease + timedelta(seconds=1))
+    taken = alive.run_until_idle()
+    assert {f.key for f in taken} >= {r["key"] for r in claimed}
+    assert set(audit_triggers(derived, "invite").values()) == {1}
+
+
+# -- two daemons, two processes ----------------------------------------------------
+
+
+def _config_for(db_url: str, tmp_path: Path) -> Path:
+    text = CONFIG.read_text(encoding="utf-8")
+    text = text.replace('templates_dir = "templates"', f'templates_dir = "{ROOT / "templates"}"')
+    text = text.replace(
+        'database_url = "sqlite:///var/gongmo.db"', f'database_url = "{db_url}"\ndeadlines_per_tick = 1'
+    )
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_two_daemon_processes_never_fire_a_deadline_twice(db_url: str, tmp_path: Path, clock: FixedClock) -> None:
+    from tests.conftest import make_app
+
+    app = make_app(db_url, clock)
+    with write(app.db) as conn:
+        calendars.derive(app, conn)
+    clock.set(kst("2024-03-29 10:00"))
+    Ticker(app, "setup").run_until_idle()  # announce everything: 2022 and 2024
+    with read(app.db) as conn:
+        invited = (
+            conn.execute(
+                sa.select(APPLICATION.c.id)
+                .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+                .where(TRACK.c.key == TRACK_KEY, APPLICATION.c.state == "announcement")
+            )
+            .scalars()
+            .all()
+        )
+    # one extension deadline per invited application, all due at the same instant
+    for app_id in invited:
+        clock.set(kst("2024-05-20 10:00"))
+        calendars.extend(app, app_id, "receipt_closes", kst("2024-05-30 18:00"), "전산 장애", "lh")
+    config = _config_for(db_url, tmp_path)
+    env = {**os.environ, "GONGMO_CONFIG": str(config), "GONGMO_NOW": "2024-06-30T10:00:00+09:00"}
+    env.pop("GONGMO_DATABASE_URL", None)
+    cmd = [sys.executable, "-m", "workflow", "tick", "--until-idle"]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [o[1][-2000:] for o in outs]
+    rows = fired_rows(app)
+    with read(app.db) as conn:
+        unfired = conn.execute(
+            sa.select(sa.func.count()).where(
+                DEADLINE.c.fired_at.is_(None), DEADLINE.c.due_at <= kst("2024-06-30 10:00")
+            )
+        ).scalar_one()
+        by_worker = conn.execute(
+            sa.select(DEADLINE.c.claimed_by, sa.func.count())
+            .where(DEADLINE.c.key.startswith("ext:"))
+            .group_by(DEADLINE.c.claimed_by)
+        ).all()
+        report = audit.verify(conn, TABLE)
+    assert unfired == 0
+    assert all(r["attempts"] == 1 for r in rows)
+    assert set(audit_triggers(app, "expire").values()) == {1}
+    assert report.clean, report.findings[:3]
+    print(f"\n[{app.db.dialect.name}] ext deadlines per worker: {dict(by_worker)}")
+    app.db.dispose()
+
+
+def test_rehearsal_of_the_2022_contest_prints_its_real_calendar(capsys: pytest.CaptureFixture[str]) -> None:
+    from workflow.cli import run
+
+    assert run(["--config", str(CONFIG), "rehearse", "scc-2022-small-medium"]) == 0
+    out = capsys.readouterr().out
+    for line in (
+        "2021-11-23 (화) 10:00 KST  small-medium-2022  [announce]",
+        "2021-12-29 (수) 18:00 KST  small-medium-2022  [close_receipt]",
+        "2022-01-21 (금) 18:00 KST  small-medium-2022  [start_presentation]",
+        "2022-02-04 (금) 10:00 KST  small-medium-2022  selection confirmed",
+        "2022-03-31 (목) 18:00 KST  small-medium-2022  [kickoff_plan_due] 1 selected",
+        "2022-04-14 (목) 18:00 KST  small-medium-2022  [kickoff_closes] 1 cancelled",
+        "audit verify: 18 applications, 96 rows, clean",
+    ):
+        assert line in out, line
+
+
+def test_demo_runs_both_contests_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    from workflow.cli import run
+
+    assert run(["--config", str(CONFIG), "demo"]) == 0
+    out = capsys.readouterr().out
+    assert "hub-2024" in out and "diffusion-2024" in out and "small-medium-2022" in out
+    assert out.rstrip().endswith("clean")
