@@ -71,3 +71,26 @@ def test_a_template_typo_stops_the_start_with_file_and_line(derived: App, tmp_pa
     with pytest.raises(TemplateProblem, match=rf"{path}:\d+: .*nmuber"):
         asyncio.run(daemon.serve(asyncio.Event()))
     assert daemon.fired == []
+
+
+def test_a_reschedule_re_arms_the_timer(derived: App, clock: FixedClock) -> None:
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    clock.set(kst("2024-05-20 10:00"))
+    daemon = Daemon(derived, "d1")
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.start(paused=True)  # paused: we only read what it is armed for
+    daemon.scheduler = scheduler  # type: ignore[assignment]
+
+    def armed_in() -> timedelta:
+        assert daemon.scheduler is not None
+        job = daemon.scheduler.get_job("next-deadline")
+        return job.trigger.run_date - datetime.now(UTC)
+
+    daemon.wake()  # catches up everything before 2024-05-20 10:00, then arms
+    assert abs(armed_in() - (kst("2024-05-26 09:00") - clock.now())) < timedelta(minutes=1)  # D-3 reminders
+    for track in ("hub-2024", "strong-small-2024"):
+        calendars.reschedule(derived, track, "receipt_closes", kst("2024-05-31 18:00"), "접수 시스템 점검", "park")
+    daemon.wake()  # the interval tick notices the moved calendar
+    assert abs(armed_in() - (kst("2024-05-28 09:00") - clock.now())) < timedelta(minutes=1)
+    scheduler.shutdown(wait=False)
