@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Container
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 WORKING_DAYS = re.compile(r"^\s*([a-z_]+)\s*\+\s*(\d+)\s+working\s+days?\s*$")
 REMINDER = re.compile(r"^\s*(?:D-(\d+)\s+(\d{1,2}):(\d{2})|-(\d+)h)\s*$")
@@ -40,10 +40,13 @@ def reminder_instant(spec: str, deadline_local: datetime) -> datetime:
     '-3h' is three hours before the deadline.
     """
     match = REMINDER.match(spec)
+    problem = f"reminder {spec!r}: write 'D-N HH:MM' (e.g. 'D-3 09:00') or '-Nh' (e.g. '-3h')"
     if not match:
-        raise ValueError(f"reminder {spec!r}: write 'D-N HH:MM' (e.g. 'D-3 09:00') or '-Nh' (e.g. '-3h')")
+        raise ValueError(problem)
     days, hour, minute, hours = match.groups()
-    if hours is not None:
-        return deadline_local - timedelta(hours=int(hours))
+    if hours is not None:  # elapsed hours, also across a daylight-saving change
+        return (deadline_local.astimezone(UTC) - timedelta(hours=int(hours))).astimezone(deadline_local.tzinfo)
+    if int(hour) > 23 or int(minute) > 59:
+        raise ValueError(problem + " with a time from 00:00 to 23:59")
     day = deadline_local.date() - timedelta(days=int(days))
     return datetime.combine(day, time(int(hour), int(minute)), tzinfo=deadline_local.tzinfo)

@@ -158,6 +158,16 @@ def _check_order(track: Any, milestone: str, new_at: datetime, tz: ZoneInfo) -> 
             f"NEW_TIME {_local(new_at, tz)} would put {milestone} after {after} ({_local(track[after], tz)});"
             f" move {after} first"
         )
+    if milestone == "receipt_closes" and new_at <= track["receipt_opens"]:
+        raise InvalidInput(
+            f"NEW_TIME {_local(new_at, tz)} is not after receipt_opens ({_local(track['receipt_opens'], tz)}):"
+            " the receipt window would be empty"
+        )
+    if milestone == "receipt_opens" and new_at >= track["receipt_closes"]:
+        raise InvalidInput(
+            f"NEW_TIME {_local(new_at, tz)} is not before receipt_closes ({_local(track['receipt_closes'], tz)}):"
+            " the receipt window would be empty"
+        )
 
 
 def _check_milestone(milestone: str, allowed: tuple[str, ...]) -> None:

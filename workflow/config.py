@@ -190,8 +190,9 @@ class Contest(Strict):
             resolved = {k: _to_utc(v, tz) for k, v in cal.items()}
             for name in MILESTONES:
                 rule = parse_working_days(resolved[name]) if isinstance(resolved.get(name), str) else None
-                if rule is None or not isinstance(resolved.get(rule[0]), datetime):
-                    continue  # pydantic reports what is left unparsed
+                earlier = MILESTONES[: MILESTONES.index(name)]
+                if rule is None or rule[0] not in earlier or not isinstance(resolved.get(rule[0]), datetime):
+                    continue  # left as text: pydantic refuses it at its own key path
                 if closures is None:
                     closures = _closures(data, resolved)
                 base = resolved[rule[0]].astimezone(tz)

@@ -192,6 +192,10 @@ class Ticker:
         """One applicant's own close: expire it, or send its late plan to review.
         Another daemon's bulk move may get there first; that is not an error."""
         app_id = row["application_id"]
+        with read(self.app.db) as conn:
+            close = conn.execute(sa.select(TRACK.c.receipt_closes).where(TRACK.c.key == row["track_key"])).scalar_one()
+        if close > self.app.clock.now():  # the track's close was moved past the extension
+            return f"application {app_id}: the track's receipt closes later; its close applies"
         for trigger in ("expire", "start_review"):
             try:
                 self.app.engine.apply(app_id, trigger, SYSTEM, reason)

@@ -1,0 +1,550 @@
+"""Deadline rows derived from the calendars, rescheduling a milestone of a
+track, extending one applicant's deadline (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from states.errors import Conflict, InvalidInput, MissingReason, OutsideWindow
+from states.lifecycle import Role
+from tests.conftest import CONFIG, kst
+from workflow import calendars, cli
+from workflow.app import App
+from workflow.clock import FixedClock
+from workflow.db import read, write
+from workflow.engine import Actor
+from workflow.models import APPLICANT, APPLICATION, CALENDAR_CHANGE, DEADLINE, OUTBOX, TRACK
+from workflow.ticker import Ticker
+
+ADMIN = Actor("park", Role.ADMIN)
+TRACK_KEY = "strong-small-2024"
+CLOSE = kst("2024-05-29 18:00")
+EXTENDED = "41590"  # 화성시 (writes in English)
+OTHER = "41190"  # 부천시
+
+STRONG_SMALL_ROWS = {
+    f"{TRACK_KEY}:announce": ("announce", "announce_at", kst("2024-03-29 10:00")),
+    f"{TRACK_KEY}:close_receipt": ("close_receipt", "receipt_closes", kst("2024-05-29 18:00")),
+    f"{TRACK_KEY}:reminder:D-3 09:00": ("reminder", "receipt_closes", kst("2024-05-26 09:00")),
+    f"{TRACK_KEY}:reminder:D-1 09:00": ("reminder", "receipt_closes", kst("2024-05-28 09:00")),
+    f"{TRACK_KEY}:reminder:-3h": ("reminder", "receipt_closes", kst("2024-05-29 15:00")),
+    f"{TRACK_KEY}:start_presentation": ("start_presentation", "written_ends", kst("2024-06-12 18:00")),
+    f"{TRACK_KEY}:kickoff_plan_due": ("kickoff_plan_due", "kickoff_due", kst("2024-07-31 18:00")),
+    f"{TRACK_KEY}:kickoff_closes": ("kickoff_closes", "kickoff_due", kst("2024-08-14 18:00")),
+}
+
+
+# -- helpers -----------------------------------------------------------------------
+
+
+def derive(app: App) -> list[str]:
+    with write(app.db) as conn:
+        return calendars.derive(app, conn)
+
+
+def set_clock(app: App, at: str) -> None:
+    assert isinstance(app.clock, FixedClock)
+    app.clock.set(kst(at))
+
+
+def deadline_rows(app: App, prefix: str = f"{TRACK_KEY}:") -> dict[str, dict[str, Any]]:
+    with read(app.db) as conn:
+        rows = conn.execute(sa.select(DEADLINE).where(DEADLINE.c.key.startswith(prefix, autoescape=True))).mappings()
+        return {r["key"]: dict(r) for r in rows}
+
+
+def track_row(app: App, key: str = TRACK_KEY) -> dict[str, Any]:
+    with read(app.db) as conn:
+        return dict(conn.execute(sa.select(TRACK).where(TRACK.c.key == key)).mappings().one())
+
+
+def snapshot(app: App) -> dict[str, Any]:
+    """What a refused change must leave as it was."""
+    with read(app.db) as conn:
+        count = lambda table: conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()  # noqa: E731
+        return {
+            "calendar_change": count(CALENDAR_CHANGE),
+            "outbox": count(OUTBOX),
+            "deadline": count(DEADLINE),
+            "due": dict(conn.execute(sa.select(DEADLINE.c.key, DEADLINE.c.due_at)).all()),
+            "states": dict(conn.execute(sa.select(APPLICATION.c.id, APPLICATION.c.state)).all()),
+            "tracks": [dict(r) for r in conn.execute(sa.select(TRACK).order_by(TRACK.c.id)).mappings()],
+        }
+
+
+def ids_by_code(app: App, track: str = TRACK_KEY) -> dict[str, int]:
+    with read(app.db) as conn:
+        query = (
+            sa.select(APPLICANT.c.code, APPLICATION.c.id)
+            .join(APPLICATION, APPLICATION.c.applicant_id == APPLICANT.c.id)
+            .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+            .where(TRACK.c.key == track)
+        )
+        return {code: int(i) for code, i in conn.execute(query).all()}
+
+
+def states(app: App) -> dict[int, str]:
+    with read(app.db) as conn:
+        return {
+            int(i): s
+            for i, s in conn.execute(
+                sa.select(APPLICATION.c.id, APPLICATION.c.state)
+                .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+                .where(TRACK.c.key == TRACK_KEY)
+            ).all()
+        }
+
+
+def notices(app: App, notice: str = "calendar_change") -> list[dict[str, Any]]:
+    with read(app.db) as conn:
+        query = sa.select(OUTBOX).where(OUTBOX.c.notice == notice).order_by(OUTBOX.c.id)
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def submit(app: App, code: str, at: str) -> str:
+    set_clock(app, at)
+    moved = app.engine.submit(TRACK_KEY, code, 8_000_000_000, 8_000_000_000, ADMIN, "계획", "climate_crisis")
+    assert moved.receipt_no
+    return moved.to_state
+
+
+def announced(app: App) -> dict[str, int]:
+    """Deadlines derived, the track announced (18 applications in 'announcement')."""
+    derive(app)
+    fired = tick(app, "2024-03-29 10:00")  # the announce deadlines (and the 2022 contest's, long past)
+    assert f"{TRACK_KEY}:announce" in fired
+    assert app.engine.announce(TRACK_KEY, ADMIN) == 0  # idempotent: the deadline did it
+    ids = ids_by_code(app)
+    assert len(ids) == 18
+    return ids
+
+
+def tick(app: App, at: str) -> dict[str, str]:
+    """Fire what is due at `at`; the keys fired without an error."""
+    set_clock(app, at)
+    return {f.key: f.summary for f in Ticker(app, "w1").tick() if f.error is None}
+
+
+# -- derive --------------------------------------------------------------------------
+
+
+def test_derive_creates_the_tracks_deadlines(app: App) -> None:
+    assert deadline_rows(app) == {}
+    changes = derive(app)
+    assert changes
+    rows = deadline_rows(app)
+    assert {k: (r["action"], r["milestone"], r["due_at"]) for k, r in rows.items()} == STRONG_SMALL_ROWS
+    track_id = track_row(app)["id"]
+    for row in rows.values():
+        assert row["track_id"] == track_id
+        assert row["application_id"] is None
+        assert row["fired_at"] is None and row["attempts"] == 0
+    # every track of the config has its rows
+    for key in ("small-medium-2022", "hub-2024", "diffusion-2024"):
+        assert f"{key}:close_receipt" in deadline_rows(app, f"{key}:")
+
+
+def test_derive_uses_the_resolved_working_day_rule(app: App) -> None:
+    derive(app)
+    rows = deadline_rows(app, "diffusion-2024:")
+    assert rows["diffusion-2024:close_receipt"]["due_at"] == kst("2024-05-07 18:00")
+    assert track_row(app, "diffusion-2024")["review_ends"] == kst("2024-05-10 18:00")
+
+
+def test_derive_again_changes_nothing(app: App) -> None:
+    derive(app)
+    before = snapshot(app)
+    assert derive(app) == []
+    assert snapshot(app) == before
+
+
+def test_derive_leaves_fired_rows_alone(app: App) -> None:
+    derive(app)
+    fired = tick(app, "2024-03-29 10:00")
+    assert f"{TRACK_KEY}:announce" in fired
+    row = deadline_rows(app)[f"{TRACK_KEY}:announce"]
+    assert row["fired_at"] == kst("2024-03-29 10:00")
+    with write(app.db) as conn:
+        conn.execute(sa.update(TRACK).where(TRACK.c.key == TRACK_KEY).values(announce_at=kst("2024-03-30 10:00")))
+    derive(app)
+    assert deadline_rows(app)[f"{TRACK_KEY}:announce"]["due_at"] == kst("2024-03-29 10:00")
+
+
+# -- reschedule ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def running(app: App) -> App:
+    """Announced; one applicant withdrew; the clock at 2024-05-20 10:00 KST."""
+    ids = announced(app)
+    set_clock(app, "2024-05-20 09:00")
+    app.engine.apply(ids["47940"], "withdraw", Actor("울릉군", Role.APPLICANT))
+    set_clock(app, "2024-05-20 10:00")
+    return app
+
+
+def test_reschedule_moves_the_track_its_deadlines_and_tells_the_applicants(running: App) -> None:
+    app = running
+    ids = ids_by_code(app)
+    withdrawn = ids["47940"]
+    result = calendars.reschedule(app, TRACK_KEY, "receipt_closes", kst("2024-05-31 18:00"), "시스템 점검", "kim")
+    assert result["old_at"] == CLOSE
+    assert result["new_at"] == kst("2024-05-31 18:00")
+    assert result["notified"] == 17
+
+    track = track_row(app)
+    assert track["receipt_closes"] == kst("2024-05-31 18:00")
+    assert track["review_ends"] == kst("2024-06-05 18:00")  # nothing else moved
+
+    rows = deadline_rows(app)
+    assert rows[f"{TRACK_KEY}:close_receipt"]["due_at"] == kst("2024-05-31 18:00")
+    assert rows[f"{TRACK_KEY}:reminder:D-3 09:00"]["due_at"] == kst("2024-05-28 09:00")
+    assert rows[f"{TRACK_KEY}:reminder:D-1 09:00"]["due_at"] == kst("2024-05-30 09:00")
+    assert rows[f"{TRACK_KEY}:reminder:-3h"]["due_at"] == kst("2024-05-31 15:00")
+    assert rows[f"{TRACK_KEY}:start_presentation"]["due_at"] == kst("2024-06-12 18:00")
+    assert len(rows) == len(STRONG_SMALL_ROWS)
+    assert len(result["deadlines"]) == 4
+
+    with read(app.db) as conn:
+        [change] = conn.execute(sa.select(CALENDAR_CHANGE)).mappings().all()
+    assert change["id"] == result["change"]
+    assert change["track_id"] == track["id"]
+    assert change["application_id"] is None
+    assert change["milestone"] == "receipt_closes"
+    assert (change["old_at"], change["new_at"]) == (CLOSE, kst("2024-05-31 18:00"))
+    assert (change["reason"], change["actor"]) == ("시스템 점검", "kim")
+    assert change["at"] == kst("2024-05-20 10:00")
+
+    sent = notices(app)
+    per_app: dict[int, int] = {}
+    for n in sent:
+        per_app[n["application_id"]] = per_app.get(n["application_id"], 0) + 1
+    assert per_app == {i: 1 for i in ids.values() if i != withdrawn}
+    for n in sent:
+        assert "2024-05-31" in n["body_text"], n["body_text"]
+        assert "2024-05-31" in n["body_html"]
+        assert n["dedup_key"] == f"{n['application_id']}:calendar_change:cc{change['id']}"
+    assert any("시스템 점검" in n["body_text"] for n in sent)
+
+
+def test_rescheduling_again_queues_a_second_notice(running: App) -> None:
+    app = running
+    calendars.reschedule(app, TRACK_KEY, "receipt_closes", kst("2024-05-31 18:00"), "시스템 점검", "kim")
+    second = calendars.reschedule(app, TRACK_KEY, "receipt_closes", kst("2024-05-31 17:00"), "정정", "kim")
+    assert second["old_at"] == kst("2024-05-31 18:00")
+    assert second["notified"] == 17
+    sent = notices(app)
+    assert len(sent) == 34
+    assert len({n["dedup_key"] for n in sent}) == 34
+    latest = [n for n in sent if n["dedup_key"].endswith(f":cc{second['change']}")]
+    assert len(latest) == 17
+    assert all("17:00" in n["body_text"] for n in latest)
+    assert deadline_rows(app)[f"{TRACK_KEY}:reminder:-3h"]["due_at"] == kst("2024-05-31 14:00")
+    with read(app.db) as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(CALENDAR_CHANGE)).scalar_one() == 2
+
+
+def test_submission_inside_the_rescheduled_window_is_accepted(running: App) -> None:
+    app = running
+    with pytest.raises(OutsideWindow):
+        submit(app, OTHER, "2024-05-30 12:00")
+    set_clock(app, "2024-05-20 10:00")
+    calendars.reschedule(app, TRACK_KEY, "receipt_closes", kst("2024-05-31 18:00"), "시스템 점검", "kim")
+    assert submit(app, OTHER, "2024-05-30 12:00") == "receipt"
+    with pytest.raises(OutsideWindow):
+        submit(app, "44150", "2024-05-31 18:00")
+
+
+def test_rescheduled_close_fires_at_the_new_time(running: App) -> None:
+    app = running
+    calendars.reschedule(app, TRACK_KEY, "receipt_closes", kst("2024-05-31 18:00"), "시스템 점검", "kim")
+    assert f"{TRACK_KEY}:close_receipt" not in tick(app, "2024-05-29 18:00")
+    assert set(states(app).values()) == {"announcement", "withdrawn"}
+    fired = tick(app, "2024-05-31 18:00")
+    assert f"{TRACK_KEY}:close_receipt" in fired
+    assert set(states(app).values()) == {"expired", "withdrawn"}
+
+
+def test_reschedule_kickoff_due_moves_both_kickoff_rows(running: App) -> None:
+    app = running
+    calendars.reschedule(app, TRACK_KEY, "kickoff_due", kst("2024-08-30 18:00"), "예산 일정", "kim")
+    rows = deadline_rows(app)
+    assert rows[f"{TRACK_KEY}:kickoff_plan_due"]["due_at"] == kst("2024-08-30 18:00")
+    assert rows[f"{TRACK_KEY}:kickoff_closes"]["due_at"] == kst("2024-09-13 18:00")
+
+
+def test_reschedule_leaves_a_fired_reminder_as_history(running: App) -> None:
+    app = running
+    fired = tick(app, "2024-05-26 09:00")
+    assert f"{TRACK_KEY}:reminder:D-3 09:00" in fired
+    set_clock(app, "2024-05-27 10:00")
+    calendars.reschedule(app, TRACK_KEY, "receipt_closes", kst("2024-05-31 18:00"), "시스템 점검", "kim")
+    rows = deadline_rows(app)
+    assert rows[f"{TRACK_KEY}:reminder:D-3 09:00"]["due_at"] == kst("2024-05-26 09:00")
+    assert rows[f"{TRACK_KEY}:reminder:D-3 09:00"]["fired_at"] == kst("2024-05-26 09:00")
+    assert rows[f"{TRACK_KEY}:reminder:D-1 09:00"]["due_at"] == kst("2024-05-30 09:00")
+
+
+@pytest.mark.parametrize(
+    ("milestone", "new_at", "reason", "error", "match"),
+    [
+        ("announce_at", "2024-05-21 10:00", "정정", OutsideWindow, "already past"),
+        ("receipt_opens", "2024-05-19 09:00", "정정", InvalidInput, "already past"),
+        ("receipt_closes", "2024-05-20 09:59", "정정", InvalidInput, "already past"),
+        ("receipt_closes", "2024-06-06 18:00", "정정", InvalidInput, "after review_ends"),
+        ("receipt_closes", "2024-05-26 18:00", "정정", InvalidInput, "before receipt_opens"),
+        ("review_ends", "2024-05-29 17:00", "정정", InvalidInput, "before receipt_closes"),
+        ("receipt_close", "2024-05-31 18:00", "정정", InvalidInput, "choose one of"),
+        ("receipt_closes", "2024-05-31 18:00", "", MissingReason, "needs a reason"),
+        ("receipt_closes", "2024-05-31 18:00", "   ", MissingReason, "needs a reason"),
+    ],
+)
+def test_reschedule_refusals_change_nothing(
+    running: App, milestone: str, new_at: str, reason: str, error: type[Exception], match: str
+) -> None:
+    app = running
+    before = snapshot(app)
+    with pytest.raises(error, match=match):
+        calendars.reschedule(app, TRACK_KEY, milestone, kst(new_at), reason, "kim")
+    assert snapshot(app) == before
+
+
+def test_reschedule_of_a_past_close_refused(running: App) -> None:
+    app = running
+    set_clock(app, "2024-05-29 18:00")
+    before = snapshot(app)
+    with pytest.raises(OutsideWindow, match="gongmo extend"):
+        calendars.reschedule(app, TRACK_KEY, "receipt_closes", kst("2024-05-31 18:00"), "늦은 연장", "kim")
+    assert snapshot(app) == before
+
+
+def test_reschedule_refuses_an_empty_receipt_window(running: App) -> None:
+    app = running
+    before = snapshot(app)
+    with pytest.raises(InvalidInput):
+        calendars.reschedule(app, TRACK_KEY, "receipt_closes", kst("2024-05-27 09:00"), "정정", "kim")
+    assert snapshot(app) == before
+
+
+# -- init keeps a rescheduled milestone ---------------------------------------------------
+
+
+def test_init_after_reschedule_keeps_the_rescheduled_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("GONGMO_DATABASE_URL", "GONGMO_NOW", "GONGMO_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    text = CONFIG.read_text(encoding="utf-8")
+    text, n = re.subn(r"(?m)^database_url = .*$", f'database_url = "sqlite:///{tmp_path / "gongmo.db"}"', text)
+    assert n == 1
+    text, n = re.subn(r"(?m)^templates_dir = .*$", f'templates_dir = "{CONFIG.parent / "templates"}"', text)
+    assert n == 1
+    config = tmp_path / "config.toml"
+    config.write_text(text, encoding="utf-8")
+
+    def gongmo(*args: str) -> str:
+        capsys.readouterr()
+        try:
+            code = cli.run(["--config", str(config), "--now", "2024-05-20T10:00+09:00", *args])
+        finally:
+            if cli.state._app is not None:
+                cli.state._app.db.dispose()
+                cli.state._app = None
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        return " ".join(out.split())
+
+    gongmo("init")
+    moved = gongmo("reschedule", TRACK_KEY, "receipt_closes", "2024-05-31T18:00", "--reason", "시스템 점검")
+    assert "2024-05-29 18:00 -> 2024-05-31 18:00 KST" in moved
+
+    again = gongmo("init")
+    assert f"track {TRACK_KEY}: receipt_closes kept as rescheduled" in again
+    assert "deadlines: nothing to add or move" in again
+
+    capsys.readouterr()
+    try:
+        assert cli.run(["--config", str(config), "deadlines", TRACK_KEY, "--json"]) == 0
+    finally:
+        if cli.state._app is not None:
+            cli.state._app.db.dispose()
+            cli.state._app = None
+    rows = {r["key"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows[f"{TRACK_KEY}:close_receipt"]["due_at"] == "2024-05-31T09:00:00+00:00"
+    assert rows[f"{TRACK_KEY}:reminder:-3h"]["due_at"] == "2024-05-31T06:00:00+00:00"
+
+
+# -- extend ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def extended(app: App) -> tuple[App, dict[str, int], dict[str, Any]]:
+    """Announced; EXTENDED has until 2024-05-30 18:00 KST (granted on 05-29 at noon)."""
+    ids = announced(app)
+    set_clock(app, "2024-05-29 12:00")
+    result = calendars.extend(app, ids[EXTENDED], "receipt_closes", kst("2024-05-30 18:00"), "정전 피해", "kim")
+    return app, ids, result
+
+
+def test_extend_records_the_change_a_deadline_and_one_notice(
+    extended: tuple[App, dict[str, int], dict[str, Any]],
+) -> None:
+    app, ids, result = extended
+    app_id = ids[EXTENDED]
+    assert (result["old_at"], result["new_at"]) == (CLOSE, kst("2024-05-30 18:00"))
+    assert result["notified"] == 1
+    with read(app.db) as conn:
+        [change] = conn.execute(sa.select(CALENDAR_CHANGE)).mappings().all()
+    assert change["application_id"] == app_id
+    assert (change["milestone"], change["reason"], change["actor"]) == ("receipt_closes", "정전 피해", "kim")
+    assert (change["old_at"], change["new_at"]) == (CLOSE, kst("2024-05-30 18:00"))
+    rows = deadline_rows(app, "ext:")
+    assert set(rows) == {f"ext:{app_id}:receipt_closes"}
+    row = rows[f"ext:{app_id}:receipt_closes"]
+    assert (row["action"], row["milestone"], row["application_id"]) == ("extension_closes", "receipt_closes", app_id)
+    assert row["due_at"] == kst("2024-05-30 18:00")
+    assert row["fired_at"] is None
+    # the track's own close does not move
+    assert track_row(app)["receipt_closes"] == CLOSE
+    assert deadline_rows(app)[f"{TRACK_KEY}:close_receipt"]["due_at"] == CLOSE
+    [notice] = notices(app)
+    assert notice["application_id"] == app_id
+    assert "2024-05-30" in notice["body_text"]
+
+
+def test_derive_keeps_the_extension_row(extended: tuple[App, dict[str, int], dict[str, Any]]) -> None:
+    app, ids, _ = extended
+    assert derive(app) == []
+    assert f"ext:{ids[EXTENDED]}:receipt_closes" in deadline_rows(app, "ext:")
+
+
+def test_extended_applicant_submits_after_the_track_close(
+    extended: tuple[App, dict[str, int], dict[str, Any]],
+) -> None:
+    app, ids, _ = extended
+    before = states(app)
+    with pytest.raises(OutsideWindow):
+        submit(app, OTHER, "2024-05-29 18:00:01")
+    assert states(app) == before
+    assert submit(app, EXTENDED, "2024-05-29 18:00:01") == "receipt"
+    assert states(app)[ids[EXTENDED]] == "receipt"
+
+
+def test_extension_window_is_half_open(extended: tuple[App, dict[str, int], dict[str, Any]]) -> None:
+    app, _, _ = extended
+    with pytest.raises(OutsideWindow, match="2024-05-30 18:00:00 KST"):
+        submit(app, EXTENDED, "2024-05-30 18:00")
+
+
+def test_track_close_spares_the_extended_applicant(extended: tuple[App, dict[str, int], dict[str, Any]]) -> None:
+    app, ids, _ = extended
+    assert submit(app, "44150", "2024-05-29 10:00") == "receipt"
+    assert f"{TRACK_KEY}:close_receipt" in tick(app, "2024-05-29 18:00")
+    now = states(app)
+    assert now[ids[EXTENDED]] == "announcement"
+    assert now[ids["44150"]] == "preliminary_review"
+    assert {s for i, s in now.items() if i not in (ids[EXTENDED], ids["44150"])} == {"expired"}
+    # the extension row is not due yet
+    assert deadline_rows(app, "ext:")[f"ext:{ids[EXTENDED]}:receipt_closes"]["fired_at"] is None
+
+
+def test_extension_close_sends_a_submitted_applicant_to_review(
+    extended: tuple[App, dict[str, int], dict[str, Any]],
+) -> None:
+    app, ids, _ = extended
+    tick(app, "2024-05-29 18:00")
+    assert submit(app, EXTENDED, "2024-05-30 09:00") == "receipt"
+    assert f"ext:{ids[EXTENDED]}:receipt_closes" not in tick(app, "2024-05-30 17:59:59")
+    assert states(app)[ids[EXTENDED]] == "receipt"
+    fired = tick(app, "2024-05-30 18:00")
+    assert f"ext:{ids[EXTENDED]}:receipt_closes" in fired
+    assert states(app)[ids[EXTENDED]] == "preliminary_review"
+    row = deadline_rows(app, "ext:")[f"ext:{ids[EXTENDED]}:receipt_closes"]
+    assert row["fired_at"] == kst("2024-05-30 18:00")
+
+
+def test_extension_close_expires_an_applicant_that_did_not_submit(
+    extended: tuple[App, dict[str, int], dict[str, Any]],
+) -> None:
+    app, ids, _ = extended
+    tick(app, "2024-05-29 18:00")
+    assert states(app)[ids[EXTENDED]] == "announcement"
+    fired = tick(app, "2024-05-30 18:00")
+    assert f"ext:{ids[EXTENDED]}:receipt_closes" in fired
+    assert states(app)[ids[EXTENDED]] == "expired"
+    expired = [n for n in notices(app, "expired") if n["application_id"] == ids[EXTENDED]]
+    assert len(expired) == 1
+
+
+def test_a_second_extension_goes_further(extended: tuple[App, dict[str, int], dict[str, Any]]) -> None:
+    app, ids, _ = extended
+    app_id = ids[EXTENDED]
+    result = calendars.extend(app, app_id, "receipt_closes", kst("2024-05-31 18:00"), "추가 연장", "kim")
+    assert result["old_at"] == kst("2024-05-30 18:00")
+    rows = deadline_rows(app, "ext:")
+    assert rows[f"ext:{app_id}:receipt_closes"]["due_at"] == kst("2024-05-31 18:00")
+    assert len(notices(app)) == 2
+    assert submit(app, EXTENDED, "2024-05-31 12:00") == "receipt"
+
+
+def test_extension_overtaken_by_a_later_track_close_does_not_expire_early(
+    extended: tuple[App, dict[str, int], dict[str, Any]],
+) -> None:
+    app, ids, _ = extended
+    calendars.reschedule(app, TRACK_KEY, "receipt_closes", kst("2024-05-31 18:00"), "시스템 점검", "kim")
+    tick(app, "2024-05-30 18:00")
+    assert states(app)[ids[EXTENDED]] == "announcement"
+    assert submit(app, EXTENDED, "2024-05-31 12:00") == "receipt"
+
+
+def test_extension_of_an_expired_application_refused(extended: tuple[App, dict[str, int], dict[str, Any]]) -> None:
+    app, ids, _ = extended
+    tick(app, "2024-05-29 18:00")
+    assert states(app)[ids[OTHER]] == "expired"
+    set_clock(app, "2024-05-29 18:30")
+    before = snapshot(app)
+    with pytest.raises(Conflict, match="'expired'"):
+        calendars.extend(app, ids[OTHER], "receipt_closes", kst("2024-05-30 18:00"), "정전 피해", "kim")
+    assert snapshot(app) == before
+
+
+@pytest.mark.parametrize(
+    ("code", "milestone", "new_at", "reason", "error", "match"),
+    [
+        (OTHER, "receipt_closes", "2024-05-29 18:00", "정전 피해", InvalidInput, "must be after the current"),
+        (OTHER, "receipt_closes", "2024-05-28 18:00", "정전 피해", InvalidInput, "must be after the current"),
+        (EXTENDED, "receipt_closes", "2024-05-30 12:00", "정정", InvalidInput, "2024-05-30 18:00"),
+        (EXTENDED, "receipt_closes", "2024-05-30 18:00", "정정", InvalidInput, "must be after the current"),
+        (OTHER, "review_ends", "2024-06-07 18:00", "정전 피해", InvalidInput, "choose one of: receipt_closes"),
+        (OTHER, "receipt_closes", "2024-05-30 18:00", "", MissingReason, "needs a reason"),
+        (OTHER, "receipt_closes", "2024-05-30 18:00", "  ", MissingReason, "needs a reason"),
+    ],
+)
+def test_extension_refusals_change_nothing(
+    extended: tuple[App, dict[str, int], dict[str, Any]],
+    code: str,
+    milestone: str,
+    new_at: str,
+    reason: str,
+    error: type[Exception],
+    match: str,
+) -> None:
+    app, ids, _ = extended
+    before = snapshot(app)
+    with pytest.raises(error, match=match):
+        calendars.extend(app, ids[code], milestone, kst(new_at), reason, "kim")
+    assert snapshot(app) == before
+
+
+def test_extension_of_an_unknown_application_refused(app: App) -> None:
+    derive(app)
+    before = snapshot(app)
+    with pytest.raises(InvalidInput, match="no application 999999"):
+        calendars.extend(app, 999_999, "receipt_closes", kst("2024-05-30 18:00"), "정전 피해", "kim")
+    assert snapshot(app) == before
