@@ -615,6 +615,153 @@ def demo() -> None:
         raise typer.Exit(1)
 
 
+# -- the outbox ---------------------------------------------------------------------
+
+outbox_app = typer.Typer(help="The outbox: rendered notices and their delivery.", invoke_without_command=True)
+app.add_typer(outbox_app, name="outbox")
+OUTBOX_STATES = ("pending", "held", "sending", "sent", "retry", "dead", "cancelled")
+
+
+@outbox_app.callback()
+def outbox_list(
+    ctx: typer.Context,
+    only: Annotated[
+        str | None, typer.Option("--state", help="pending, held, sending, sent, retry, dead or cancelled")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    limit: Annotated[int, typer.Option("--limit")] = 200,
+) -> None:
+    """List outbox rows (newest first)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    if only is not None and only not in OUTBOX_STATES:
+        raise InvalidInput(f"--state {only!r}: choose one of {', '.join(OUTBOX_STATES)}")
+    a = state.app()
+    cols = [
+        OUTBOX.c[c]
+        for c in (
+            "id",
+            "application_id",
+            "notice",
+            "language",
+            "to_addr",
+            "state",
+            "attempts",
+            "subject",
+            "created_at",
+            "next_attempt_at",
+            "sent_at",
+            "last_error",
+        )
+    ]
+    query = sa.select(*cols).order_by(OUTBOX.c.id.desc()).limit(limit)
+    if only is not None:
+        query = query.where(OUTBOX.c.state == only)
+    with read(a.db) as conn:
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+        totals: dict[str, int] = {
+            str(k): int(v) for k, v in conn.execute(sa.select(OUTBOX.c.state, sa.func.count()).group_by(OUTBOX.c.state))
+        }
+    if as_json:
+        _json({"totals": totals, "rows": rows})
+        return
+    table = RichTable("id", "app", "notice", "to", "state", "tries", "last error")
+    for r in rows:
+        table.add_row(
+            str(r["id"]),
+            str(r["application_id"]),
+            r["notice"],
+            r["to_addr"],
+            r["state"],
+            str(r["attempts"]),
+            r["last_error"] or "",
+        )
+    console.print(table)
+    console.print("totals: " + ", ".join(f"{k} {v}" for k, v in sorted(totals.items())), markup=False)
+
+
+@outbox_app.command("show")
+def outbox_show(outbox_id: int) -> None:
+    """One rendered mail, as it will be (or was) sent."""
+    from notifications.compose import compose
+
+    a = state.app()
+    with read(a.db) as conn:
+        row = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.id == outbox_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"no outbox row {outbox_id}: see `gongmo outbox`")
+    console.print(
+        f"outbox {row['id']} · {row['notice']} · {row['state']} · tries {row['attempts']}"
+        + (f" · last error: {row['last_error']}" if row["last_error"] else ""),
+        markup=False,
+    )
+    envelope = compose(dict(row), a.loaded.config.mail.sender, a.clock.now())
+    import email
+    from email import policy
+
+    parsed = email.message_from_bytes(envelope.data, policy=policy.default)
+    for name in ("From", "To", "Subject", "Message-ID", "Date"):
+        sys.stdout.write(f"{name}: {parsed[name]}\n")
+    sys.stdout.write("\n" + row["body_text"])
+    if row["ics"]:
+        sys.stdout.write(f"\n[attachment gongmo.ics, {len(row['ics'])} bytes]\n")
+
+
+@outbox_app.command("retry")
+def outbox_retry(outbox_id: int) -> None:
+    """Send a dead (or waiting) row again at the next delivery."""
+    from workflow.mailer import retry_now
+
+    a = state.app()
+    was = retry_now(a, outbox_id)
+    console.print(f"outbox {outbox_id}: {was} -> pending", markup=False)
+
+
+@outbox_app.command("release")
+def outbox_release(
+    track: str,
+    notice: str,
+    yes: Annotated[bool, typer.Option("--yes", help="Release without asking.")] = False,
+) -> None:
+    """Let held notices (e.g. selection results) go out, after showing who gets what."""
+    from workflow.mailer import held, release
+
+    a = state.app()
+    waiting = held(a, track, notice)
+    total = sum(n for per in waiting.values() for n in per.values())
+    if not total:
+        raise InvalidInput(f"no held '{notice}' notices in {track}")
+    for language, subjects in sorted(waiting.items()):
+        for subject, n in sorted(subjects.items()):
+            console.print(f"  {n:>5} x [{language}] {subject}", markup=False)
+    if not yes and not typer.confirm(f"send these {total} notices now?"):
+        raise typer.Abort()
+    console.print(f"{track}: {release(a, track, notice)} '{notice}' notices released", markup=False)
+
+
+@app.command()
+def deliver() -> None:
+    """Send what the outbox has due now (the daemon does this every few seconds)."""
+    import asyncio
+
+    from workflow.daemon import worker_name
+    from workflow.mailer import Mailer, transport_for
+
+    a = state.app()
+
+    async def go() -> Any:
+        mailer = Mailer(a, transport_for(a), worker_name())
+        try:
+            return await mailer.deliver_due()
+        finally:
+            await mailer.transport.close()
+
+    result = asyncio.run(go())
+    for line in result.errors:
+        console.print(line, markup=False)
+    console.print(f"{result.sent} sent, {result.retry} to retry, {result.dead} dead", markup=False)
+
+
 # -- entry point -----------------------------------------------------------------
 
 

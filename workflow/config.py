@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from notifications.notices import NOTICES
 from states.calendar import add_working_days, parse_working_days, reminder_instant
 from states.errors import GongmoError
 from workflow.closures import Closures
@@ -139,6 +140,17 @@ class Track(Strict):
     # After kickoff_due: selected applicants without an approved plan are
     # cancelled, and the waitlist lapses, this many days later.
     kickoff_grace_days: int = Field(default=14, ge=0, le=90)
+    # Notices that wait in the outbox until `gongmo outbox release TRACK NOTICE`:
+    # selection results go out when the ministry publishes them, not before.
+    hold_notices: list[str] = Field(default_factory=lambda: ["selected", "waitlisted", "not_selected"])
+
+    @field_validator("hold_notices")
+    @classmethod
+    def _notices(cls, value: list[str]) -> list[str]:
+        unknown = [n for n in value if n not in NOTICES]
+        if unknown:
+            raise ValueError(f"unknown notice(s) {', '.join(unknown)} (notices: {', '.join(NOTICES)})")
+        return value
 
     @field_validator("reminders")
     @classmethod
@@ -254,10 +266,28 @@ class Settings(Strict):
     on_time_seconds: int = Field(default=120, ge=1)
 
 
+class SMTP(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=25, ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"] = "starttls"
+    username: str | None = None
+    # The password is never in the file: name the environment variable holding it.
+    password_env: str | None = "GONGMO_SMTP_PASSWORD"
+    timeout_s: float = Field(default=30.0, gt=0)
+    connections: int = Field(default=4, ge=1, le=64)
+    local_hostname: str = "gongmo.localdomain"
+    ca_file: str | None = None
+
+
 class Mail(Strict):
     sender: str = "gongmo@localhost"
     transport: Literal["maildir", "smtp"] = "maildir"
     maildir: str = "var/maildir"
+    smtp: SMTP = Field(default_factory=SMTP)
+    # A row being sent is leased this long; a crashed sender's rows come back after it.
+    lease_seconds: int = Field(default=300, ge=10)
+    # How often the daemon looks for mail to send.
+    deliver_seconds: float = Field(default=5.0, gt=0, le=3600)
 
 
 class Config(Strict):

@@ -21,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from notifications.render import TemplateProblem
 from workflow.app import App
+from workflow.mailer import Delivery, Mailer, transport_for
 from workflow.ticker import Fired, Ticker
 
 log = logging.getLogger("gongmo.daemon")
@@ -38,6 +39,8 @@ class Daemon:
         self._busy = threading.Lock()
         self.scheduler: AsyncIOScheduler | None = None
         self.fired: list[Fired] = []
+        self.delivered: list[Delivery] = []
+        self.mailer: Mailer
 
     def check_templates(self) -> None:
         problems = self.app.renderer.check()
@@ -90,6 +93,17 @@ class Daemon:
             coalesce=True,
             max_instances=1,
         )
+        self.mailer = Mailer(self.app, transport_for(self.app), self.ticker.worker)
+        scheduler.add_job(
+            self.deliver,
+            "interval",
+            seconds=self.app.loaded.config.mail.deliver_seconds,
+            id="deliver",
+            next_run_time=datetime.now(UTC),
+            misfire_grace_time=None,
+            coalesce=True,
+            max_instances=1,
+        )
         scheduler.start()
         log.info("gongmo daemon %s: ticking every %ss", self.ticker.worker, self.tick_seconds)
         try:
@@ -97,6 +111,16 @@ class Daemon:
         finally:
             scheduler.shutdown(wait=True)
             self.scheduler = None
+            await self.mailer.transport.close()
+
+    async def deliver(self) -> None:
+        """Send what the outbox has due (on the event loop: aiosmtplib is async)."""
+        result = await self.mailer.deliver_due()
+        self.delivered.append(result)
+        if result.sent or result.retry or result.dead:
+            log.info("outbox: %s sent, %s to retry, %s dead", result.sent, result.retry, result.dead)
+        for line in result.errors:
+            log.warning(line)
 
 
 def run_forever(app: App) -> None:

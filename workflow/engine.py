@@ -34,9 +34,10 @@ from workflow.clock import Clock
 from workflow.config import MILESTONES, Loaded
 from workflow.db import lock_row, write
 from workflow.models import APPLICANT, APPLICATION, AUDIT, CALENDAR_CHANGE, OUTBOX, TRACK
-from workflow.notify import Notifier, Party
+from workflow.notify import Notifier, Party, superseded_by
 
 Row = RowMapping
+UNSENT = ("pending", "held", "retry")
 CHUNK = 2_000
 CREATE = "invite"  # audit trigger of an application created at the announcement
 START = "start"  # audit trigger of an application an applicant started itself
@@ -436,6 +437,17 @@ class Engine:
             self.notifier.row(notice, party, contest, track_cfg, calendar, now, extra, tag)
             for party in self._parties(conn, ids)
         ]
+        family = superseded_by(notice)
+        if family:
+            conn.execute(
+                sa.update(OUTBOX)
+                .where(
+                    OUTBOX.c.application_id.in_(ids),
+                    OUTBOX.c.state.in_(UNSENT),
+                    OUTBOX.c.notice.in_(sorted(family)),
+                )
+                .values(state="cancelled", last_error=f"superseded by '{notice}' before it was sent")
+            )
         if tag is None:
             conn.execute(sa.insert(OUTBOX), rows)
             return len(rows)

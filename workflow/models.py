@@ -125,7 +125,7 @@ class Audit(SQLModel, table=True):
 
 
 class Outbox(SQLModel, table=True):
-    """A rendered notice waiting to be sent (delivery: the notifications issue)."""
+    """A rendered notice: queued in the transaction of its move, sent after commit."""
 
     __tablename__ = "outbox"
     __table_args__ = (sa.Index("ix_outbox_state_due", "state", "next_attempt_at"),)
@@ -139,6 +139,8 @@ class Outbox(SQLModel, table=True):
     subject: str
     body_text: str = Field(sa_type=sa.Text)
     body_html: str = Field(sa_type=sa.Text)
+    ics: str | None = Field(default=None, sa_type=sa.Text)  # a calendar attachment, if the notice has one
+    # pending | held (waits for `outbox release`) | sending (leased) | sent | retry | dead | cancelled
     state: str = Field(default="pending", max_length=16)
     attempts: int = 0
     created_at: datetime = utc_field()

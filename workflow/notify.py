@@ -6,17 +6,39 @@ beyond the template cache); delivery happens after commit, elsewhere.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
+from notifications.ics import Milestone, track_calendar
 from notifications.notices import NOTICES
-from notifications.render import Renderer
+from notifications.render import MILESTONES, Renderer
 from workflow.config import Contest, Track
 
 OBJECTION_DAYS = 7  # until the objection window becomes configurable
+# The dates an applicant puts in a calendar: the call's .ics.
+ICS_MILESTONES = ("receipt_opens", "receipt_closes", "presentation_starts", "presentation_ends", "selection_at")
+# A newer notice of a family cancels an unsent older one of the same family
+# (selected, then corrected to waitlisted: the first must never go out after).
+FAMILIES = (
+    frozenset({"selected", "waitlisted", "not_selected", "cancelled"}),
+    frozenset({"review_passed", "disqualified"}),
+)
+
+
+def _atom(text: str) -> str:
+    """Text safe inside a Message-ID (RFC 5322 dot-atom): no spaces, colons or brackets."""
+    return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-.") or "x"
+
+
+def superseded_by(notice: str) -> frozenset[str]:
+    for family in FAMILIES:
+        if notice in family:
+            return family
+    return frozenset()
 
 
 @dataclass(frozen=True)
@@ -45,6 +67,7 @@ class Notifier:
         self.renderer = renderer
         domain = parseaddr(sender)[1].rpartition("@")[2] or "gongmo.invalid"
         self.domain = domain
+        self._ics_cache: dict[Any, str] = {}
 
     def row(
         self,
@@ -68,21 +91,47 @@ class Notifier:
         values = self._values(notice, party, contest, track, calendar, now, extra or {})
         rendered = self.renderer.render(notice, party.language, values, contest.timezone)
         round_ = tag or str(party.version)
+        ics = None
+        if notice == "call_announcement":
+            ics = self._track_ics(contest, track, calendar, party.language, now)
         return {
             "application_id": party.application_id,
             "notice": notice,
             "dedup_key": f"{party.application_id}:{notice}:{round_}",
-            "message_id": f"<gongmo.{party.application_id}.{notice}.{round_}@{self.domain}>",
+            "message_id": f"<gongmo.{party.application_id}.{notice}.{_atom(round_)}@{self.domain}>",
             "language": party.language,
             "to_addr": party.email,
             "subject": rendered.subject,
             "body_text": rendered.text,
             "body_html": rendered.html,
-            "state": "pending",
+            "ics": ics,
+            "state": "held" if notice in track.hold_notices else "pending",
             "attempts": 0,
             "created_at": now,
             "next_attempt_at": now,
         }
+
+    def _track_ics(
+        self, contest: Contest, track: Track, calendar: Mapping[str, Any], language: str, now: datetime
+    ) -> str:
+        """The track's key dates as an .ics; the same for every applicant of one
+        language in one call, so built once and reused."""
+        key = (track.key, language, tuple(sorted(calendar.items())), now)
+        cached = self._ics_cache.get(key)
+        if cached is None:
+            labels = MILESTONES.get(language, MILESTONES["ko"])
+            milestones = [Milestone(m, labels[m], calendar[m]) for m in ICS_MILESTONES]
+            cached = track_calendar(
+                contest_name=contest.name_ko if language == "ko" else contest.name_en,
+                track_name=track.name_ko if language == "ko" else track.name_en,
+                track_key=track.key,
+                milestones=milestones,
+                zone=contest.timezone,
+                uid_domain=self.domain,
+                now=now,
+            ).decode("utf-8")
+            self._ics_cache = {key: cached}  # keep only the latest
+        return cached
 
     def _values(
         self,

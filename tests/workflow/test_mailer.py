@@ -1,0 +1,202 @@
+"""Delivery from the outbox to a real aiosmtpd server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mailbox
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from notifications.transport import MaildirTransport, SMTPSettings, SMTPTransport
+from states.lifecycle import Role
+from tests.conftest import CONFIG, ROOT, kst
+from tests.smtp_server import FaultySMTP, smtp_server_fixture  # noqa: F401
+from workflow import calendars, mailer
+from workflow.app import App
+from workflow.clock import FixedClock
+from workflow.db import read, write
+from workflow.engine import Actor
+from workflow.mailer import Mailer
+from workflow.models import OUTBOX
+from workflow.ticker import Ticker
+
+ADMIN = Actor("park", Role.ADMIN)
+TRACK = "strong-small-2024"
+
+
+def smtp_mailer(app: App, server: FaultySMTP, connections: int = 3) -> Mailer:
+    transport = SMTPTransport(
+        SMTPSettings(host=server.host, port=server.port, security="none", connections=connections, timeout_s=5)
+    )
+    return Mailer(app, transport, "m1")
+
+
+def deliver(m: Mailer) -> mailer.Delivery:
+    async def go() -> mailer.Delivery:
+        try:
+            return await m.deliver_due()
+        finally:
+            await m.transport.close()
+
+    return asyncio.run(go())
+
+
+def outbox(app: App) -> list[dict[str, Any]]:
+    with read(app.db) as conn:
+        return [dict(r) for r in conn.execute(sa.select(OUTBOX).order_by(OUTBOX.c.id)).mappings()]
+
+
+def lifecycle(app: App, clock: FixedClock) -> None:
+    """Announce, receive two plans, close, review, evaluate, select one, correct it."""
+    with write(app.db) as conn:
+        calendars.derive(app, conn)
+    ticker = Ticker(app, "t1")
+    clock.set(kst("2024-03-29 10:00"))
+    ticker.run_until_idle()
+    clock.set(kst("2024-05-28 10:00"))
+    for code in ("41590", "41190"):  # 화성시 reads English, 부천시 Korean
+        app.engine.submit(TRACK, code, 8_000_000_000, 8_000_000_000, ADMIN, "계획", "climate_crisis")
+    clock.set(kst("2024-05-29 18:00"))
+    ticker.run_until_idle()
+    with read(app.db) as conn:
+        ids = [
+            r.application_id
+            for r in conn.execute(sa.select(OUTBOX.c.application_id).where(OUTBOX.c.notice == "receipt_confirmation"))
+        ]
+    for app_id in ids:
+        app.engine.apply(app_id, "pass_review", ADMIN)
+    clock.set(kst("2024-06-12 18:00"))
+    ticker.run_until_idle()
+    clock.set(kst("2024-06-26 10:00"))
+    app.engine.apply(ids[0], "select", ADMIN)
+    app.engine.apply(ids[0], "waitlist", ADMIN)  # corrected before publication
+    app.engine.apply(ids[1], "select", ADMIN)
+
+
+def test_every_notice_of_a_lifecycle_arrives_decoded(app: App, clock: FixedClock, smtp_server: FaultySMTP) -> None:
+    lifecycle(app, clock)
+    rows = outbox(app)
+    assert {r["state"] for r in rows if r["notice"] in ("selected", "waitlisted")} == {"held", "cancelled"}
+    first = deliver(smtp_mailer(app, smtp_server))
+    assert first.dead == 0 and first.retry == 0
+    assert not any(m.message["X-Gongmo-Notice"] in ("selected", "waitlisted") for m in smtp_server.messages)
+    for notice in ("selected", "waitlisted"):
+        assert mailer.release(app, TRACK, notice) >= 1
+    deliver(smtp_mailer(app, smtp_server))
+    rows = {r["message_id"]: r for r in outbox(app)}
+    received = {m.message_id: m for m in smtp_server.messages}
+    sendable = {k for k, r in rows.items() if r["state"] != "cancelled"}
+    assert set(received) == sendable and all(n == 1 for n in smtp_server.received_ids().values())
+    for message_id, got in received.items():
+        row = rows[message_id]
+        assert row["state"] == "sent"
+        assert got.message["Subject"] == row["subject"]
+        assert got.text.strip() == row["body_text"].strip()
+        html = got.message.get_body(("html",)).get_content()
+        assert html.replace("\r\n", "\n").strip() == row["body_html"].strip()
+        assert got.rcpt_tos == [row["to_addr"]]
+    by_notice = {(r["notice"], r["language"]) for r in rows.values() if r["state"] == "sent"}
+    assert ("receipt_confirmation", "en") in by_notice and ("receipt_confirmation", "ko") in by_notice
+    assert ("selected", "ko") in by_notice and ("waitlisted", "en") in by_notice
+    # the corrected selection: 화성시's 'selected' was cancelled, never sent after the waitlist notice
+    cancelled = [r for r in rows.values() if r["state"] == "cancelled"]
+    assert [r["notice"] for r in cancelled] == ["selected"]
+    assert "superseded by 'waitlisted'" in cancelled[0]["last_error"]
+    english = [m for m in received.values() if rows[m.message_id]["language"] == "en"]
+    assert any("Receipt confirmed" in m.message["Subject"] for m in english)
+    korean = [m for m in received.values() if m.message["X-Gongmo-Notice"] == "selected"]
+    assert korean and all("선정" in m.message["Subject"] for m in korean)
+    calls = [m for m in received.values() if m.message["X-Gongmo-Notice"] == "call_announcement"]
+    assert calls and all(any(p.get_content_type() == "text/calendar" for p in m.message.walk()) for m in calls)
+
+
+def test_451s_and_an_outage_still_deliver_every_mail_exactly_once(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    clock.set(kst("2024-03-29 10:00"))
+    app.engine.announce(TRACK, ADMIN)
+    expected = {r["message_id"] for r in outbox(app)}
+    smtp_server.fail_data_every(3)  # a third of the messages get 451
+    result = deliver(smtp_mailer(app, smtp_server))
+    assert result.retry == len(expected) // 3 and result.sent == len(expected) - result.retry
+    smtp_server.down()  # and then the server goes away for a while
+    clock.advance(timedelta(hours=1))
+    result = deliver(smtp_mailer(app, smtp_server))
+    assert result.sent == 0 and result.retry > 0
+    assert {r["state"] for r in outbox(app)} <= {"sent", "retry"}
+    smtp_server.up()
+    for _ in range(10):
+        clock.advance(timedelta(hours=2))
+        deliver(smtp_mailer(app, smtp_server))
+        if all(r["state"] == "sent" for r in outbox(app)):
+            break
+    counts = smtp_server.received_ids()
+    assert set(counts) == expected and set(counts.values()) == {1}
+
+
+def test_a_550_recipient_ends_dead_with_its_code_visible(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    clock.set(kst("2024-03-29 10:00"))
+    app.engine.announce(TRACK, ADMIN)
+    smtp_server.refuse_recipient("smartcity@gimhae.lg.example")
+    result = deliver(smtp_mailer(app, smtp_server))
+    assert result.dead == 1 and result.sent == len(outbox(app)) - 1
+    [dead] = [r for r in outbox(app) if r["state"] == "dead"]
+    assert dead["last_error"].startswith("550 5.1.1 mailbox unavailable")
+    from workflow.cli import run
+
+    config = tmp_path / "config.toml"
+    text = CONFIG.read_text(encoding="utf-8").replace(
+        'templates_dir = "templates"', f'templates_dir = "{ROOT / "templates"}"'
+    )
+    config.write_text(
+        text.replace('database_url = "sqlite:///var/gongmo.db"', f'database_url = "{app.db.url}"'), "utf-8"
+    )
+    assert run(["--config", str(config), "outbox", "--state", "dead", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [r["last_error"][:3] for r in shown["rows"]] == ["550"]
+    assert shown["rows"][0]["to_addr"] == "smartcity@gimhae.lg.example"
+
+
+def test_a_crash_between_send_and_mark_duplicates_at_most_that_message(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    clock.set(kst("2024-03-29 10:00"))
+    app.engine.announce(TRACK, ADMIN)
+    expected = {r["message_id"] for r in outbox(app)}
+    crashed = smtp_mailer(app, smtp_server)
+    crashed.batch = 3
+    rows = crashed.claim(clock.now())
+
+    async def send_then_die() -> None:  # sent, but the process dies before it marks them
+        for row in rows:
+            await crashed._send(row, clock.now())
+        await crashed.transport.close()
+
+    asyncio.run(send_then_die())
+    assert {r["state"] for r in outbox(app) if r["id"] in {x["id"] for x in rows}} == {"sending"}
+    deliver(smtp_mailer(app, smtp_server))  # the lease still holds: those three wait
+    clock.advance(timedelta(seconds=app.loaded.config.mail.lease_seconds + 1))
+    deliver(smtp_mailer(app, smtp_server))
+    counts = smtp_server.received_ids()
+    assert set(counts) == expected  # none lost
+    twice = {k for k, n in counts.items() if n > 1}
+    assert twice == {r["message_id"] for r in rows} and max(counts.values()) == 2
+    assert {r["state"] for r in outbox(app)} == {"sent"}
+
+
+def test_maildir_is_the_embedded_default(app: App, clock: FixedClock, tmp_path: Path) -> None:
+    clock.set(kst("2024-03-29 10:00"))
+    app.engine.announce(TRACK, ADMIN)
+    box = tmp_path / "maildir"
+    result = deliver(Mailer(app, MaildirTransport(box), "m1"))
+    messages = list(mailbox.Maildir(str(box), create=False))
+    assert result.sent == len(messages) == len(outbox(app))
+    subjects = {m["X-Gongmo-Notice"] for m in messages}
+    assert subjects == {"call_announcement"}
