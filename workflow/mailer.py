@@ -82,15 +82,30 @@ class Mailer:
         self.sender = app.loaded.config.mail.sender
 
     async def deliver_due(self) -> Delivery:
-        """Send what is due until nothing is, one leased batch at a time."""
+        """Send what is due until nothing is, one leased batch at a time.
+
+        Pipelined: while one batch is on the wire, a worker thread claims and
+        composes the next, so composition stays out of the sender's way."""
         total = Delivery()
-        while rows := await asyncio.to_thread(self.claim, self.app.clock.now()):
-            result = await self.send_batch(rows)
+        upcoming = asyncio.create_task(asyncio.to_thread(self.prepare, self.app.clock.now()))
+        while prepared := await upcoming:
+            upcoming = asyncio.create_task(asyncio.to_thread(self.prepare, self.app.clock.now()))
+            result = await self.send_batch(prepared)
             total.sent += result.sent
             total.retry += result.retry
             total.dead += result.dead
             total.errors += result.errors
         return total
+
+    def prepare(self, now: datetime) -> list[tuple[dict[str, Any], Envelope | Outcome]]:
+        """Claim a batch and compose each message (a refused header is an outcome)."""
+        prepared: list[tuple[dict[str, Any], Envelope | Outcome]] = []
+        for row in self.claim(now):
+            try:
+                prepared.append((row, compose(row, self.sender, now)))
+            except HeaderInjection as exc:
+                prepared.append((row, Outcome(ok=False, permanent=True, detail=f"refused to send: {exc}")))
+        return prepared
 
     def claim(self, now: datetime) -> list[dict[str, Any]]:
         due = sa.or_(
@@ -112,24 +127,19 @@ class Mailer:
             r["attempts"] += 1
         return rows
 
-    async def send_batch(self, rows: list[dict[str, Any]]) -> Delivery:
-        now = self.app.clock.now()
+    async def send_batch(self, prepared: list[tuple[dict[str, Any], Envelope | Outcome]]) -> Delivery:
         limit = asyncio.Semaphore(self.transport.concurrency)
         outcomes: list[tuple[dict[str, Any], Outcome]] = []
 
-        async def one(row: dict[str, Any]) -> None:
+        async def one(row: dict[str, Any], envelope: Envelope | Outcome) -> None:
+            if isinstance(envelope, Outcome):
+                outcomes.append((row, envelope))
+                return
             async with limit:
-                outcomes.append((row, await self._send(row, now)))
+                outcomes.append((row, await self.transport.send(envelope)))
 
-        await asyncio.gather(*(one(r) for r in rows))
+        await asyncio.gather(*(one(r, e) for r, e in prepared))
         return await asyncio.to_thread(self._mark, outcomes)
-
-    async def _send(self, row: Mapping[str, Any], now: datetime) -> Outcome:
-        try:
-            envelope: Envelope = compose(row, self.sender, now)
-        except HeaderInjection as exc:
-            return Outcome(ok=False, permanent=True, detail=f"refused to send: {exc}")
-        return await self.transport.send(envelope)
 
     def _mark(self, outcomes: list[tuple[dict[str, Any], Outcome]]) -> Delivery:
         now = self.app.clock.now()

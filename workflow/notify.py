@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from email.utils import parseaddr
 from typing import Any
 
-from notifications.ics import Milestone, track_calendar
+from notifications.ics import Milestone, presentation_slot, track_calendar
 from notifications.notices import NOTICES
 from notifications.render import MILESTONES, Renderer
 from workflow.config import Contest, Track
@@ -94,6 +94,21 @@ class Notifier:
         ics = None
         if notice == "call_announcement":
             ics = self._track_ics(contest, track, calendar, party.language, now)
+        elif notice == "presentation_invitation":
+            ko = party.language == "ko"
+            ics = presentation_slot(
+                contest_name=contest.name_ko if ko else contest.name_en,
+                track_name=track.name_ko if ko else track.name_en,
+                application_id=party.application_id,
+                receipt_no=party.receipt_no or "-",
+                starts=values["slot_starts"],
+                ends=values["slot_ends"],
+                place=values["place"],
+                zone=contest.timezone,
+                uid_domain=self.domain,
+                now=now,
+                label="발표평가" if ko else "Presentation evaluation",
+            ).decode("utf-8")
         return {
             "application_id": party.application_id,
             "notice": notice,

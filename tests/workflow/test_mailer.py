@@ -172,11 +172,12 @@ def test_a_crash_between_send_and_mark_duplicates_at_most_that_message(
     expected = {r["message_id"] for r in outbox(app)}
     crashed = smtp_mailer(app, smtp_server)
     crashed.batch = 3
-    rows = crashed.claim(clock.now())
+    prepared = crashed.prepare(clock.now())
+    rows = [row for row, _ in prepared]
 
     async def send_then_die() -> None:  # sent, but the process dies before it marks them
-        for row in rows:
-            await crashed._send(row, clock.now())
+        for _, envelope in prepared:
+            await crashed.transport.send(envelope)  # type: ignore[arg-type]
         await crashed.transport.close()
 
     asyncio.run(send_then_die())
@@ -200,3 +201,65 @@ def test_maildir_is_the_embedded_default(app: App, clock: FixedClock, tmp_path: 
     assert result.sent == len(messages) == len(outbox(app))
     subjects = {m["X-Gongmo-Notice"] for m in messages}
     assert subjects == {"call_announcement"}
+
+
+def test_a_presentation_invitation_carries_its_slot(app: App, clock: FixedClock) -> None:
+    from icalendar import Calendar
+
+    clock.set(kst("2024-03-29 10:00"))
+    app.engine.announce(TRACK, ADMIN)
+    slot = {"slot_starts": kst("2024-06-18 14:00"), "slot_ends": kst("2024-06-18 14:30"), "place": "LH 서울지역본부"}
+    queued = app.engine.notify_state(TRACK, ("announcement",), "presentation_invitation", "slots-v1", slot)
+    assert queued == len([r for r in outbox(app) if r["notice"] == "call_announcement"])
+    row = next(r for r in outbox(app) if r["notice"] == "presentation_invitation")
+    [event] = Calendar.from_ical(row["ics"]).walk("VEVENT")
+    assert event.decoded("DTSTART") == slot["slot_starts"] and str(event["LOCATION"]) == "LH 서울지역본부"
+    assert "2024-06-18" in row["body_text"] and "14:00" in row["body_text"]
+    assert app.engine.notify_state(TRACK, ("announcement",), "presentation_invitation", "slots-v1", slot) == 0
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_starttls_verifies_the_certificate(app: App, clock: FixedClock, tmp_path: Path) -> None:
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Sink
+
+    from tests.smtp_server import free_port
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    port = free_port("127.0.0.1")
+    server = Controller(
+        Sink(), hostname="127.0.0.1", port=port, server_hostname="gongmo-test",
+        tls_context=context, require_starttls=True,
+    )  # fmt: skip
+    server.start()
+    try:
+        clock.set(kst("2024-03-29 10:00"))
+        app.engine.announce(TRACK, ADMIN, applicant_ids=[5])
+
+        def with_ca(ca: Path | None) -> mailer.Delivery:
+            settings = SMTPSettings(port=port, security="starttls", ca_file=str(ca) if ca else None, timeout_s=5)
+            return deliver(Mailer(app, SMTPTransport(settings), "m1"))
+
+        refused = with_ca(None)  # the machine does not trust a self-signed certificate
+        assert refused.retry == 1 and refused.sent == 0
+        [row] = outbox(app)
+        assert "CERTIFICATE_VERIFY_FAILED" in row["last_error"] or "certificate" in row["last_error"].lower()
+        clock.advance(timedelta(hours=1))
+        assert with_ca(cert).sent == 1  # trusted through ca_file
+    finally:
+        server.stop()
