@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import aiosmtplib
@@ -29,7 +30,7 @@ import sqlalchemy as sa
 from notifications.compose import compose
 from notifications.transport import SMTPSettings, SMTPTransport
 from states.lifecycle import Role
-from workflow import applicants, loader, schema
+from workflow import loader, schema
 from workflow.app import open_app
 from workflow.clock import FixedClock
 from workflow.config import Kind
@@ -64,11 +65,9 @@ def start_sink(port: int) -> subprocess.Popen[bytes]:
 
 
 def seed(tmp: Path, n: int):  # type: ignore[no-untyped-def]
-    from tests.conftest import kst
-
     app = open_app(ROOT / "config.toml", database_url=f"sqlite:///{tmp}/bench.db", fixed_clock=True)
     assert isinstance(app.clock, FixedClock)
-    app.clock.set(kst("2024-03-29 10:00"))
+    app.clock.set(datetime(2024, 3, 29, 1, 0, tzinfo=UTC))  # 10:00 KST: the 2024 call
     schema.upgrade(app.db)
     with write(app.db) as conn:
         loader.sync(conn, app.loaded.config)
