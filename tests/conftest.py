@@ -31,6 +31,45 @@ PG_URL = os.environ.get("GONGMO_TEST_PG_URL")
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
+def config_copy(
+    tmp_path: Path,
+    *edits: tuple[str, str],
+    database_url: str | None = None,
+    text: str | None = None,
+    name: str = "config.toml",
+) -> Path:
+    """The shipped config (or `text`) written to tmp_path: templates absolute, the
+    database a SQLite file in tmp_path (or `database_url`), and each (old, new)
+    edit applied to text that must occur exactly once."""
+    text = CONFIG.read_text(encoding="utf-8") if text is None else text
+    url = database_url or f"sqlite:///{tmp_path / 'gongmo.db'}"
+    for old, new in (
+        ('templates_dir = "templates"', f'templates_dir = "{ROOT / "templates"}"'),
+        ('database_url = "sqlite:///var/gongmo.db"', f'database_url = "{url}"'),
+        *edits,
+    ):
+        assert text.count(old) == 1, f"{old!r} should occur once in the config"
+        text = text.replace(old, new)
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """`gongmo ARGV` in this process; returns (exit code, stdout, stderr)."""
+    from workflow import cli
+
+    capsys.readouterr()
+    try:
+        code = cli.run(list(argv))
+    finally:
+        if cli.state._app is not None:
+            cli.state._app.db.dispose()
+            cli.state._app = None
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def kst(text: str) -> datetime:
     """'2024-05-29 18:00' in Asia/Seoul, as aware UTC."""
     from zoneinfo import ZoneInfo

@@ -11,7 +11,8 @@ import pytest
 import sqlalchemy as sa
 
 from states.errors import InvalidInput
-from workflow import applicants, cli
+from tests.conftest import config_copy, run_cli
+from workflow import applicants
 from workflow.app import App
 from workflow.applicants import COLUMNS, ImportResult, parse, store
 from workflow.config import Kind
@@ -295,14 +296,7 @@ def applicant_rows(app: App) -> dict[str, dict[str, Any]]:
 
 
 def config_for(tmp_path: Path) -> Path:
-    text = CONFIG.read_text(encoding="utf-8")
-    text, n = re.subn(r"(?m)^database_url = .*$", f'database_url = "sqlite:///{tmp_path / "unused.db"}"', text)
-    assert n == 1
-    text, n = re.subn(r"(?m)^templates_dir = .*$", f'templates_dir = "{TEMPLATES}"', text)
-    assert n == 1
-    path = tmp_path / "config.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return config_copy(tmp_path, database_url=f"sqlite:///{tmp_path / 'unused.db'}")
 
 
 @pytest.fixture
@@ -314,15 +308,7 @@ def gongmo(
     monkeypatch.setenv("GONGMO_DATABASE_URL", db_url)
 
     def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        try:
-            code = cli.run(["--config", str(config), *args])
-        finally:
-            if cli.state._app is not None:
-                cli.state._app.db.dispose()
-                cli.state._app = None
-        out, err = capsys.readouterr()
-        return code, out, err
+        return run_cli(capsys, "--config", str(config), *args)
 
     return invoke
 

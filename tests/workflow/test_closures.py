@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from tests.conftest import config_copy, run_cli
 from workflow import cli, closures
 from workflow import config as config_mod
 from workflow.closures import Closures
@@ -35,17 +36,7 @@ def replace_once(text: str, old: str, new: str) -> str:
 
 
 def write_config(tmp_path: Path, *edits: tuple[str, str]) -> Path:
-    """The shipped config with `edits` (old, new), templates absolute, SQLite in tmp_path."""
-    text = CONFIG.read_text(encoding="utf-8")
-    text = replace_once(text, 'templates_dir = "templates"', f'templates_dir = "{TEMPLATES}"')
-    text = replace_once(
-        text, 'database_url = "sqlite:///var/gongmo.db"', f'database_url = "sqlite:///{tmp_path / "gongmo.db"}"'
-    )
-    for old, new in edits:
-        text = replace_once(text, old, new)
-    path = tmp_path / "config.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return config_copy(tmp_path, *edits)
 
 
 def diffusion(loaded: config_mod.Loaded) -> config_mod.Track:
@@ -238,18 +229,6 @@ def test_config_with_a_milestone_on_memorial_day_is_flagged(hub_on_memorial_day:
 def no_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("GONGMO_DATABASE_URL", "GONGMO_NOW", "GONGMO_CONFIG"):
         monkeypatch.delenv(name, raising=False)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    capsys.readouterr()
-    try:
-        code = cli.run(list(argv))
-    finally:
-        if cli.state._app is not None:
-            cli.state._app.db.dispose()
-            cli.state._app = None
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.usefixtures("no_env")

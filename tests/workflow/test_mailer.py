@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from notifications.transport import MaildirTransport, SMTPSettings, SMTPTransport
 from states.lifecycle import Role
-from tests.conftest import CONFIG, ROOT, kst
+from tests.conftest import config_copy, kst
 from tests.smtp_server import FaultySMTP, smtp_server_fixture  # noqa: F401
 from workflow import calendars, mailer
 from workflow.app import App
@@ -151,13 +151,7 @@ def test_a_550_recipient_ends_dead_with_its_code_visible(
     assert dead["last_error"].startswith("550 5.1.1 mailbox unavailable")
     from workflow.cli import run
 
-    config = tmp_path / "config.toml"
-    text = CONFIG.read_text(encoding="utf-8").replace(
-        'templates_dir = "templates"', f'templates_dir = "{ROOT / "templates"}"'
-    )
-    config.write_text(
-        text.replace('database_url = "sqlite:///var/gongmo.db"', f'database_url = "{app.db.url}"'), "utf-8"
-    )
+    config = config_copy(tmp_path, database_url=str(app.db.url))
     assert run(["--config", str(config), "outbox", "--state", "dead", "--json"]) == 0
     shown = json.loads(capsys.readouterr().out)
     assert [r["last_error"][:3] for r in shown["rows"]] == ["550"]

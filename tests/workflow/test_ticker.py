@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from states.lifecycle import APPLICATION as TABLE
-from tests.conftest import CONFIG, ROOT, kst
+from tests.conftest import CONFIG, config_copy, kst
 from workflow import audit, calendars
 from workflow.app import App
 from workflow.clock import FixedClock
@@ -192,14 +192,7 @@ def test_a_dead_daemons_claim_is_taken_over_after_its_lease(derived: App, clock:
 
 
 def _config_for(db_url: str, tmp_path: Path) -> Path:
-    text = CONFIG.read_text(encoding="utf-8")
-    text = text.replace('templates_dir = "templates"', f'templates_dir = "{ROOT / "templates"}"')
-    text = text.replace(
-        'database_url = "sqlite:///var/gongmo.db"', f'database_url = "{db_url}"\ndeadlines_per_tick = 1'
-    )
-    path = tmp_path / "config.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return config_copy(tmp_path, ("[mail]", "deadlines_per_tick = 1\n\n[mail]"), database_url=db_url)
 
 
 def test_two_daemon_processes_never_fire_a_deadline_twice(db_url: str, tmp_path: Path, clock: FixedClock) -> None:
