@@ -33,8 +33,11 @@ class Planned:
 # action -> the milestone it belongs to (what it does: scheduler.ACTIONS)
 TRACK_ACTIONS: tuple[tuple[str, str], ...] = (
     ("announce", "announce_at"),
+    ("open_receipt", "receipt_opens"),
     ("close_receipt", "receipt_closes"),
+    ("review_due", "review_ends"),
     ("start_presentation", "written_ends"),
+    ("selection_due", "selection_at"),
     ("kickoff_plan_due", "kickoff_due"),
     ("kickoff_closes", "kickoff_due"),
 )

@@ -115,7 +115,7 @@ def _human_steps(app: App, contest: Contest, track: Track) -> list[Step]:
     return [
         Step(cal.receipt_opens + timedelta(hours=2), 1, key, "plans received", lambda: _submit(app, track)),
         Step(cal.review_ends - timedelta(hours=3), 2, key, "preliminary review", lambda: _review(app, track)),
-        Step(cal.selection_at, 3, key, "selection confirmed", lambda: _select(app, track)),
+        Step(cal.selection_at - timedelta(hours=1), 3, key, "selection confirmed", lambda: _select(app, track)),
         Step(cal.kickoff_due - timedelta(days=3), 4, key, "implementation plans", lambda: _kickoff(app, track)),
     ]
 

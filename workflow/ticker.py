@@ -51,7 +51,10 @@ class Ticker:
         self.on_time = timedelta(seconds=settings.on_time_seconds)
         self.actions: dict[str, Callable[[Mapping[str, Any], str], str]] = {
             "announce": self._announce,
+            "open_receipt": self._open_receipt,
             "close_receipt": self._close_receipt,
+            "review_due": self._review_due,
+            "selection_due": self._selection_due,
             "start_presentation": self._start_presentation,
             "kickoff_plan_due": self._kickoff_plan_due,
             "kickoff_closes": self._kickoff_closes,
@@ -160,6 +163,33 @@ class Ticker:
             # is not sent. Recorded as fired, with why.
             return f"skipped: {exc}"
         return f"{created} applications created, each sent the call"
+
+    def _count(self, track_key: str, state: str) -> int:
+        with read(self.app.db) as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(APPLICATION)
+                    .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+                    .where(TRACK.c.key == track_key, APPLICATION.c.state == state)
+                ).scalar_one()
+            )
+
+    def _open_receipt(self, row: Mapping[str, Any], reason: str) -> str:
+        """Nothing moves: the engine takes plans from this instant. Recorded for the office."""
+        return f"receipt open; {self._count(row['track_key'], 'announcement')} applicants yet to submit"
+
+    def _review_due(self, row: Mapping[str, Any], reason: str) -> str:
+        """The preliminary review should be done: say how many are still waiting (human step)."""
+        waiting = self._count(row["track_key"], "preliminary_review")
+        return f"{waiting} still in preliminary review" + (
+            ": the office must pass or disqualify them" if waiting else ""
+        )
+
+    def _selection_due(self, row: Mapping[str, Any], reason: str) -> str:
+        """The selection is announced now: say how many results are still undecided (human step)."""
+        waiting = self._count(row["track_key"], "presentation_evaluation")
+        return f"{waiting} without a result" + (": confirm the selection" if waiting else "")
 
     def _close_receipt(self, row: Mapping[str, Any], reason: str) -> str:
         bulk = self.app.engine.apply_bulk

@@ -30,7 +30,10 @@ OTHER = "41190"  # 부천시
 
 STRONG_SMALL_ROWS = {
     f"{TRACK_KEY}:announce": ("announce", "announce_at", kst("2024-03-29 10:00")),
+    f"{TRACK_KEY}:open_receipt": ("open_receipt", "receipt_opens", kst("2024-05-27 09:00")),
     f"{TRACK_KEY}:close_receipt": ("close_receipt", "receipt_closes", kst("2024-05-29 18:00")),
+    f"{TRACK_KEY}:review_due": ("review_due", "review_ends", kst("2024-06-05 18:00")),
+    f"{TRACK_KEY}:selection_due": ("selection_due", "selection_at", kst("2024-06-26 10:00")),
     f"{TRACK_KEY}:reminder:D-3 09:00": ("reminder", "receipt_closes", kst("2024-05-26 09:00")),
     f"{TRACK_KEY}:reminder:D-1 09:00": ("reminder", "receipt_closes", kst("2024-05-28 09:00")),
     f"{TRACK_KEY}:reminder:-3h": ("reminder", "receipt_closes", kst("2024-05-29 15:00")),

@@ -55,8 +55,8 @@ def test_daemon_catches_up_at_start_and_arms_the_next_deadline(derived: App, clo
     keys, next_run, armed_at = asyncio.run(scenario())
     assert len(keys) == len(set(keys))  # each once
     assert "small-medium-2022:kickoff_closes" in keys and "diffusion-2024:kickoff_plan_due" not in keys
-    # the earliest deadline left is the hub/strong written_ends on 2024-06-12 18:00 KST: 14 days ahead
-    expected = kst("2024-06-12 18:00") - clock.now()
+    # the earliest deadline left is the diffusion selection on 2024-05-30 10:00 KST: 16 hours ahead
+    expected = kst("2024-05-30 10:00") - clock.now()
     assert next_run is not None
     assert abs((next_run - armed_at) - expected) < timedelta(minutes=1)
 
@@ -91,6 +91,6 @@ def test_a_reschedule_re_arms_the_timer(derived: App, clock: FixedClock) -> None
     assert abs(armed_in() - (kst("2024-05-26 09:00") - clock.now())) < timedelta(minutes=1)  # D-3 reminders
     for track in ("hub-2024", "strong-small-2024"):
         calendars.reschedule(derived, track, "receipt_closes", kst("2024-05-31 18:00"), "접수 시스템 점검", "park")
-    daemon.wake()  # the interval tick notices the moved calendar
-    assert abs(armed_in() - (kst("2024-05-28 09:00") - clock.now())) < timedelta(minutes=1)
+    daemon.wake()  # the interval tick notices the moved calendar: D-3 moved to 05-28, so receipt opening is first
+    assert abs(armed_in() - (kst("2024-05-27 09:00") - clock.now())) < timedelta(minutes=1)
     scheduler.shutdown(wait=False)

@@ -55,7 +55,7 @@ def test_each_deadline_fires_once_on_time(derived: App, clock: FixedClock) -> No
     clock.set(kst("2024-03-29 09:59:59"))
     overdue_2022 = ticker.tick()  # the 2022 calendar is long past: all of it catches up
     assert {f.key.split(":")[0] for f in overdue_2022} == {"small-medium-2022"}
-    assert len(overdue_2022) == 8 and all(f.late and f.error is None for f in overdue_2022)
+    assert len(overdue_2022) == 11 and all(f.late and f.error is None for f in overdue_2022)
     [announce_2022] = [f for f in overdue_2022 if f.action == "announce"]
     assert announce_2022.summary.startswith("skipped: track small-medium-2022: receipt closed")
     assert ticker.tick() == []
@@ -128,6 +128,7 @@ def test_three_day_outage_catches_up_every_deadline_once_in_order(derived: App, 
     ours = [f for f in caught if f.key.startswith(f"{TRACK_KEY}:")]
     assert [f.key.split(":", 1)[1] for f in ours] == [
         "reminder:D-3 09:00",
+        "open_receipt",
         "reminder:D-1 09:00",
         "reminder:-3h",
         "close_receipt",
@@ -256,7 +257,8 @@ def test_rehearsal_of_the_2022_contest_prints_its_real_calendar(capsys: pytest.C
         "2021-11-23 (화) 10:00 KST  small-medium-2022  [announce]",
         "2021-12-29 (수) 18:00 KST  small-medium-2022  [close_receipt]",
         "2022-01-21 (금) 18:00 KST  small-medium-2022  [start_presentation]",
-        "2022-02-04 (금) 10:00 KST  small-medium-2022  selection confirmed",
+        "2022-02-04 (금) 09:00 KST  small-medium-2022  selection confirmed",
+        "2022-02-04 (금) 10:00 KST  small-medium-2022  [selection_due] 0 without a result",
         "2022-03-31 (목) 18:00 KST  small-medium-2022  [kickoff_plan_due] 1 selected",
         "2022-04-14 (목) 18:00 KST  small-medium-2022  [kickoff_closes] 1 cancelled",
         "audit verify: 18 applications, 96 rows, clean",
