@@ -289,7 +289,7 @@ def bulk(
     a = state.app()
     if from_state not in TABLE.state_names:
         raise InvalidInput(f"--from {from_state!r} is not a state (states: {', '.join(TABLE.state_names)})")
-    spec = a.engine._trigger(event)
+    spec = a.engine.spec(event)
     role = Role.SYSTEM if spec.automatic else Role.ADMIN
     moved = a.engine.apply_bulk(track, event, from_state, Actor(actor, role), reason)
     console.print(f"{track}: {moved} applications moved {from_state} -> {TABLE.dest(from_state, event)} ({event})")

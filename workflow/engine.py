@@ -22,6 +22,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.engine import Engine as DbEngine
 from transitions import MachineError
@@ -96,7 +98,7 @@ class Engine:
         reason: str | None = None,
         expected_version: int | None = None,
     ) -> Moved:
-        spec = self._trigger(trigger)
+        spec = self.spec(trigger)
         if trigger == "submit":
             raise InvalidInput(
                 "a plan is submitted with its amounts and gets a receipt number:"
@@ -133,7 +135,7 @@ class Engine:
         Eligibility is not checked here (that is the preliminary review's
         job); only the window, the role and the form of the values.
         """
-        spec = self._trigger("submit")
+        spec = self.spec("submit")
         check_role(spec, actor.role)
         _, track_cfg = self.loaded.config.track(track_key)
         _check_amounts(national_krw, local_krw)
@@ -221,7 +223,7 @@ class Engine:
         """Move every application of the track in `from_state`; with
         `skip_extended` (a milestone), leave out those whose own extension of
         that milestone is still running."""
-        spec = self._trigger(trigger)
+        spec = self.spec(trigger)
         check_role(spec, actor.role)
         check_reason(spec, reason)
         dest = self.table.dest(from_state, trigger)
@@ -323,7 +325,8 @@ class Engine:
 
     # -- pieces ------------------------------------------------------------
 
-    def _trigger(self, name: str) -> TriggerSpec:
+    def spec(self, name: str) -> TriggerSpec:
+        """The trigger of the table by name, or a clear refusal."""
         if not self.table.has_trigger(name):
             known = ", ".join(t.name for t in self.table.triggers)
             raise InvalidInput(f"unknown trigger {name!r} (triggers: {known})")
@@ -575,14 +578,8 @@ def insert_new(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], un
     """Insert the rows whose `unique` value is not in the table yet."""
     if not rows:
         return 0
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        stmt: Any = pg_insert(table).on_conflict_do_nothing(index_elements=[unique])
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=[unique])
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt: Any = dialect_insert(table).on_conflict_do_nothing(index_elements=[unique])
     return len(conn.execute(stmt.returning(table.c.id), rows).all())
 
 

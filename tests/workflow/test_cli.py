@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import config_copy
 from workflow import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,16 +48,8 @@ Gongmo = Callable[..., Result]
 
 
 def write_config(tmp_path: Path, environment: str = "development") -> Path:
-    text = CONFIG.read_text(encoding="utf-8")
-    text, n = re.subn(r"(?m)^database_url = .*$", f'database_url = "sqlite:///{tmp_path / "gongmo.db"}"', text)
-    assert n == 1
-    text, n = re.subn(r"(?m)^templates_dir = .*$", f'templates_dir = "{TEMPLATES}"', text)
-    assert n == 1
-    text, n = re.subn(r"(?m)^environment = .*$", f'environment = "{environment}"', text)
-    assert n == 1
-    path = tmp_path / f"config-{environment}.toml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    edit = ('environment = "development"', f'environment = "{environment}"')
+    return config_copy(tmp_path, edit, name=f"config-{environment}.toml")
 
 
 @pytest.fixture(autouse=True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import config_copy
 from workflow import cli
 from workflow.config import MILESTONES, ConfigError, Kind, Loaded, Track, load
 
@@ -35,14 +35,7 @@ def edit(text: str, old: str, new: str) -> str:
 
 def local_copy(tmp_path: Path, text: str | None = None, name: str = "config.toml") -> Path:
     """The config with its database in tmp_path and the shipped templates."""
-    text = shipped_text() if text is None else text
-    text, n = re.subn(r"(?m)^database_url = .*$", f'database_url = "sqlite:///{tmp_path / "gongmo.db"}"', text)
-    assert n == 1
-    text, n = re.subn(r"(?m)^templates_dir = .*$", f'templates_dir = "{TEMPLATES}"', text)
-    assert n == 1
-    path = tmp_path / name
-    path.write_text(text, encoding="utf-8")
-    return path
+    return config_copy(tmp_path, text=shipped_text() if text is None else text, name=name)
 
 
 def track_of(loaded: Loaded, key: str) -> Track:
