@@ -31,11 +31,11 @@ from notifications.compose import compose
 from notifications.transport import SMTPSettings, SMTPTransport
 from states.lifecycle import Role
 from workflow import loader, schema
+from workflow.actors import Actor
 from workflow.app import open_app
 from workflow.clock import FixedClock
 from workflow.config import Kind
 from workflow.db import read, write
-from workflow.engine import Actor
 from workflow.mailer import Mailer
 from workflow.models import APPLICANT, OUTBOX
 

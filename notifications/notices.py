@@ -85,6 +85,18 @@ NOTICES: dict[str, Notice] = {
             "objection_until",
         ),
         _n(
+            "objection_received",
+            "The objection to a disqualification was received and will be decided.",
+            "receipt_no",
+            "objection_id",
+        ),
+        _n(
+            "objection_rejected",
+            "The objection was rejected: the disqualification stands, with the reason.",
+            "receipt_no",
+            "reason",
+        ),
+        _n(
             "presentation_invitation",
             "Date, time and place of the presentation evaluation.",
             "receipt_no",
@@ -95,6 +107,14 @@ NOTICES: dict[str, Notice] = {
         _n(
             "selected",
             "The application was selected.",
+            "receipt_no",
+            "national_krw",
+            "local_krw",
+            "kickoff_due",
+        ),
+        _n(
+            "promoted",
+            "A place became free: the waitlisted application is now selected.",
             "receipt_no",
             "national_krw",
             "local_krw",
@@ -116,6 +136,13 @@ NOTICES: dict[str, Notice] = {
             "kickoff_plan_request",
             "File the detailed implementation plan by the kickoff deadline.",
             "receipt_no",
+            "kickoff_due",
+        ),
+        _n(
+            "kickoff_plan_returned",
+            "The implementation plan was returned with comments; file it again by the deadline.",
+            "receipt_no",
+            "comments",
             "kickoff_due",
         ),
         _n(
@@ -182,6 +209,8 @@ SAMPLE: dict[str, object] = {
     "place": "LH 서울지역본부 대회의실",
     "kickoff_due": _T.replace(year=2022, month=3, day=31),
     "waitlist_position": 1,
+    "objection_id": 3,
+    "comments": "연차별 재원 계획에 지방비 확보 근거(의회 의결 등)를 첨부해 주십시오.",
     "withdrawn_at": _T.replace(hour=3),
     "old_at": _T,
     "new_at": _T.replace(day=30),

@@ -50,3 +50,43 @@ def reminder_instant(spec: str, deadline_local: datetime) -> datetime:
         raise ValueError(problem + " with a time from 00:00 to 23:59")
     day = deadline_local.date() - timedelta(days=int(days))
     return datetime.combine(day, time(int(hour), int(minute)), tzinfo=deadline_local.tzinfo)
+
+
+def plan_slots(
+    count: int,
+    starts: datetime,
+    ends: datetime,
+    minutes: int,
+    gap_minutes: int,
+    day_hours: tuple[time, time],
+    closed: Container[date],
+    lunch: tuple[time, time] | None = None,
+) -> list[tuple[datetime, datetime]]:
+    """`count` consecutive slots of `minutes` (with `gap_minutes` between
+    them) on working days, inside office hours and outside lunch, within
+    [starts, ends) given as local times. Raises ValueError when they do not fit."""
+    length = timedelta(minutes=minutes)
+    step = timedelta(minutes=minutes + gap_minutes)
+    slots: list[tuple[datetime, datetime]] = []
+    day = starts.date()
+    while len(slots) < count and day <= ends.date():
+        if is_working_day(day, closed):
+            at = max(starts, datetime.combine(day, day_hours[0], tzinfo=starts.tzinfo))
+            close = min(ends, datetime.combine(day, day_hours[1], tzinfo=starts.tzinfo))
+            while len(slots) < count and at + length <= close:
+                if lunch is not None:
+                    lunch_start = datetime.combine(day, lunch[0], tzinfo=starts.tzinfo)
+                    lunch_end = datetime.combine(day, lunch[1], tzinfo=starts.tzinfo)
+                    if at < lunch_end and at + length > lunch_start:
+                        at = lunch_end
+                        continue
+                slots.append((at, at + length))
+                at += step
+        day += timedelta(days=1)
+    if len(slots) < count:
+        raise ValueError(
+            f"{count} presentations of {minutes} min (+{gap_minutes} min between) do not fit the working hours"
+            f" {day_hours[0]:%H:%M}-{day_hours[1]:%H:%M} from {starts:%Y-%m-%d %H:%M} to {ends:%Y-%m-%d %H:%M}:"
+            f" room for {len(slots)}; shorten the slots or widen the presentation window"
+        )
+    return slots

@@ -215,9 +215,9 @@ APPLICATION_TRIGGERS: tuple[TriggerSpec, ...] = (
         "promote",
         ("waitlisted",),
         "selected",
-        A,
-        notice="selected",
-        description="a selected applicant dropped out",
+        ADMIN_OR_SYSTEM,
+        notice="promoted",
+        description="a selected applicant dropped out (automatic before the promotion date)",
     ),
     TriggerSpec(
         "lapse",
@@ -341,7 +341,8 @@ def mermaid(table: Table) -> str:
     lines = ["stateDiagram-v2", f"    [*] --> {table.initial}"]
     for t in table.triggers:
         people = "/".join(sorted(r.value for r in t.roles if r is not Role.SYSTEM))
-        who = f"at {t.milestone}" + (f" or {people}" if people else "") if t.automatic else people
+        anyone = "/".join(sorted(r.value for r in t.roles))
+        who = f"at {t.milestone}" + (f" or {people}" if people else "") if t.automatic else anyone
         for src in t.sources:
             lines.append(f"    {src} --> {t.dest}: {t.name} ({who})")
     for s in table.states:

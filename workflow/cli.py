@@ -27,9 +27,10 @@ from workflow import applicants as applicants_mod
 from workflow import audit as audit_mod
 from workflow import calendars, closures, loader, rehearsal, schema
 from workflow import config as config_mod
+from workflow import events as events_mod
+from workflow.actors import Actor
 from workflow.app import App, open_app
 from workflow.db import read, write
-from workflow.engine import Actor
 from workflow.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, OUTBOX, TRACK
 
 app = typer.Typer(
@@ -251,11 +252,12 @@ def apply_cmd(
     local: Annotated[int, typer.Option("--local", help="Local share, in won.")],
     title: Annotated[str | None, typer.Option("--title")] = None,
     project_type: Annotated[str | None, typer.Option("--type", help="The type chosen, if the track has types.")] = None,
+    years: Annotated[int | None, typer.Option("--years", help="Build years planned (default: the program's).")] = None,
     actor: Annotated[str, typer.Option(help="Who records the receipt.")] = "admin",
 ) -> None:
     """Record a plan received inside the receipt window; prints the receipt number."""
     a = state.app()
-    moved = a.engine.submit(track, applicant, national, local, Actor(actor, Role.ADMIN), title, project_type)
+    moved = a.engine.submit(track, applicant, national, local, Actor(actor, Role.ADMIN), title, project_type, years)
     console.print(f"application {moved.application_id} received: receipt number {moved.receipt_no}")
 
 
@@ -338,7 +340,9 @@ def show(application: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
                 .order_by(OUTBOX.c.id)
             ).mappings()
         ]
-    data = {**dict(row), "history": history, "notices": notices}
+        decisions = events_mod.of_application(conn, app_id)
+    data = {**dict(row), "history": history, "notices": notices, "events": decisions}
+    data["checklist"] = json.loads(row["checklist"]) if row["checklist"] else None
     if as_json:
         _json(data)
         return
@@ -367,6 +371,21 @@ def show(application: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
             for h in history
         ],
     )
+    if data["checklist"]:
+        verdict = "eligible" if row["eligible"] else "NOT eligible"
+        _print_rows(
+            f"preliminary review checklist: {verdict}",
+            ["rule", "result", "value", "required"],
+            [[c["rule"], "pass" if c["passed"] else "FAIL", c["value"], c["expected"]] for c in data["checklist"]],
+        )
+    if row["score"]:
+        console.print(f"committee score {row['score']}, rank {row['rank']}", markup=False)
+    if decisions:
+        _print_rows(
+            "decisions (KST)",
+            ["at", "actor", "what", "detail"],
+            [[_kst(e["at"]), e["actor"], e["kind"], json.dumps(e["detail"], ensure_ascii=False)] for e in decisions],
+        )
     _print_rows(
         "notices",
         ["id", "notice", "state", "subject"],
@@ -791,3 +810,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 def main() -> None:
     os.environ.setdefault("PYTHONIOENCODING", "utf-8")
     sys.exit(run())
+
+
+# The review, committee, selection and kickoff commands register themselves on `app`.
+from workflow import cli_evaluation  # noqa: E402, F401

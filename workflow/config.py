@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from datetime import UTC, date, datetime, time
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -29,6 +30,7 @@ from pydantic import (
 from notifications.notices import NOTICES
 from states.calendar import add_working_days, parse_working_days, reminder_instant
 from states.errors import GongmoError
+from states.scoring import check_tie_breaks
 from workflow.closures import Closures
 
 MILESTONES: tuple[str, ...] = (
@@ -127,6 +129,81 @@ class Funding(Strict):
         return self
 
 
+class Criterion(Strict):
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    name_ko: str = Field(min_length=1)
+    name_en: str = Field(min_length=1)
+    points: Decimal = Field(gt=0, le=100, decimal_places=2)
+
+
+def _default_criteria() -> list[Criterion]:
+    """The usual shape of a MOLIT smart-city evaluation sheet (100 points)."""
+    return [
+        Criterion(
+            key="feasibility", name_ko="사업계획의 타당성", name_en="Feasibility of the plan", points=Decimal(30)
+        ),
+        Criterion(key="innovation", name_ko="혁신성·차별성", name_en="Innovation", points=Decimal(20)),
+        Criterion(
+            key="participation", name_ko="주민참여·거버넌스", name_en="Resident participation", points=Decimal(20)
+        ),
+        Criterion(key="budget", name_ko="재원조달·예산계획", name_en="Budget plan", points=Decimal(15)),
+        Criterion(key="effect", name_ko="기대효과·확산성", name_en="Expected effect", points=Decimal(15)),
+    ]
+
+
+class Evaluation(Strict):
+    """How the committee evaluates a track, and how the ranking is read."""
+
+    criteria: list[Criterion] = Field(default_factory=_default_criteria, min_length=1)
+    written_weight: Decimal = Field(default=Decimal("0.4"), ge=0, le=1)
+    presentation_weight: Decimal = Field(default=Decimal("0.6"), ge=0, le=1)
+    # "trimmed_mean" drops one highest and one lowest total from 5 evaluators on.
+    aggregation: Literal["mean", "trimmed_mean"] = "trimmed_mean"
+    minimum_score: Decimal = Field(default=Decimal(70), ge=0, le=100)
+    # After the committee score: "criterion:KEY", "written", "presentation", "receipt".
+    tie_breaks: list[str] = Field(default_factory=lambda: ["criterion:feasibility", "written", "receipt"])
+    evaluators_per_application: int = Field(default=5, ge=1, le=50)
+    # Fewer than this many evaluators without a conflict: assignment refuses.
+    minimum_evaluators: int | None = Field(default=None, ge=1)
+    conflict_same_region: bool = True
+    waitlist: int = Field(default=2, ge=0, le=100)
+    # Presentation slots: on working days, in office hours, outside lunch.
+    slot_minutes: int = Field(default=40, ge=5, le=480)
+    slot_gap_minutes: int = Field(default=10, ge=0, le=240)
+    office_hours: tuple[time, time] = (time(9), time(18))
+    lunch: tuple[time, time] | None = (time(12), time(13))
+    place: str = "LH 서울지역본부 대회의실"
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Evaluation:
+        keys = [c.key for c in self.criteria]
+        dups = sorted({k for k in keys if keys.count(k) > 1})
+        if dups:
+            raise ValueError(f"criterion key(s) used twice: {', '.join(dups)}")
+        if self.written_weight + self.presentation_weight != 1:
+            raise ValueError(
+                f"written_weight {self.written_weight} + presentation_weight {self.presentation_weight}"
+                " must add up to 1"
+            )
+        check_tie_breaks(self.tie_breaks, keys)
+        if self.minimum_evaluators is not None and self.minimum_evaluators > self.evaluators_per_application:
+            raise ValueError(
+                f"minimum_evaluators {self.minimum_evaluators} exceeds evaluators_per_application"
+                f" {self.evaluators_per_application}"
+            )
+        if self.office_hours[0] >= self.office_hours[1]:
+            raise ValueError("office_hours: the first time must come before the second, e.g. [09:00, 18:00]")
+        return self
+
+    @property
+    def floor(self) -> int:
+        return self.minimum_evaluators or self.evaluators_per_application
+
+    @property
+    def max_points(self) -> Decimal:
+        return sum((c.points for c in self.criteria), Decimal(0))
+
+
 class Track(Strict):
     key: str = Field(pattern=KEY_PATTERN)
     name_ko: str = Field(min_length=1)
@@ -143,6 +220,19 @@ class Track(Strict):
     # Notices that wait in the outbox until `gongmo outbox release TRACK NOTICE`:
     # selection results go out when the ministry publishes them, not before.
     hold_notices: list[str] = Field(default_factory=lambda: ["selected", "waitlisted", "not_selected"])
+    evaluation: Evaluation = Field(default_factory=Evaluation)
+    # A disqualified applicant may object for this many days after the notice.
+    objection_days: int = Field(default=7, ge=0, le=60)
+    # A selected applicant that withdraws or is cancelled before this
+    # milestone is replaced by the first waitlisted one that fits the budget.
+    promotion_until: str = "kickoff_due"
+
+    @field_validator("promotion_until")
+    @classmethod
+    def _milestone(cls, value: str) -> str:
+        if value not in MILESTONES:
+            raise ValueError(f"unknown milestone {value!r} (milestones: {', '.join(MILESTONES)})")
+        return value
 
     @field_validator("hold_notices")
     @classmethod

@@ -30,10 +30,14 @@ from transitions import MachineError
 
 from states.errors import Conflict, IllegalMove, InvalidInput, NotFound, OutsideWindow
 from states.lifecycle import APPLICATION as TABLE
-from states.lifecycle import Role, Table, TriggerSpec, build_machine
+from states.lifecycle import Table, TriggerSpec, build_machine
 from states.rules import check_reason, check_receipt_window, check_role
+from states.selection import Waiting, promotion
+from workflow import review
+from workflow.actors import SYSTEM, Actor
 from workflow.clock import Clock
 from workflow.config import MILESTONES, Loaded
+from workflow.config import Track as TrackConfig
 from workflow.db import lock_row, write
 from workflow.models import APPLICANT, APPLICATION, AUDIT, CALENDAR_CHANGE, OUTBOX, TRACK
 from workflow.notify import Notifier, Party, superseded_by
@@ -43,15 +47,6 @@ UNSENT = ("pending", "held", "retry")
 CHUNK = 2_000
 CREATE = "invite"  # audit trigger of an application created at the announcement
 START = "start"  # audit trigger of an application an applicant started itself
-
-
-@dataclass(frozen=True)
-class Actor:
-    name: str
-    role: Role
-
-
-SYSTEM = Actor("scheduler", Role.SYSTEM)
 
 
 @dataclass(frozen=True)
@@ -98,6 +93,40 @@ class Engine:
         reason: str | None = None,
         expected_version: int | None = None,
     ) -> Moved:
+        """One move in its own transaction."""
+        self._precheck(trigger, actor, reason)
+        with write(self.db) as conn:
+            return self.move(conn, application_id, trigger, actor, reason, expected_version)
+
+    def move(
+        self,
+        conn: Connection,
+        application_id: int,
+        trigger: str,
+        actor: Actor,
+        reason: str | None = None,
+        expected_version: int | None = None,
+        extra: Mapping[str, Any] | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> Moved:
+        """One move inside the caller's transaction (which commits or rolls
+        back everything with it): lock, check, state + audit + notice."""
+        spec = self._precheck(trigger, actor, reason)
+        now = self.clock.now()
+        row = self._locked_application(conn, application_id)
+        if expected_version is not None and row["version"] != expected_version:
+            raise Conflict(
+                f"application {application_id} is at version {row['version']}, not"
+                f" {expected_version}: someone changed it first; reload and try again"
+            )
+        dest = self._check_move(row, trigger)
+        track = self._track_row(conn, row["track_id"])
+        moved = self._write_move(conn, row, spec, dest, actor, reason, now, fields)
+        self.queue(conn, spec.notice, [moved.application_id], track, now, {"reason": reason or "", **(extra or {})})
+        self._after(conn, [moved.application_id], row["state"], dest, track, now)
+        return moved
+
+    def _precheck(self, trigger: str, actor: Actor, reason: str | None) -> TriggerSpec:
         spec = self.spec(trigger)
         if trigger == "submit":
             raise InvalidInput(
@@ -106,19 +135,46 @@ class Engine:
             )
         check_role(spec, actor.role)
         check_reason(spec, reason)
-        now = self.clock.now()
-        with write(self.db) as conn:
-            row = self._locked_application(conn, application_id)
-            if expected_version is not None and row["version"] != expected_version:
-                raise Conflict(
-                    f"application {application_id} is at version {row['version']}, not"
-                    f" {expected_version}: someone changed it first; reload and try again"
+        return spec
+
+    def _after(self, conn: Connection, ids: list[int], source: str, dest: str, track: Row, now: datetime) -> None:
+        """What entering or leaving a state brings with it, in the same transaction."""
+        _, track_cfg = self.loaded.config.track(track["key"])
+        if dest == "preliminary_review":
+            review.record_checks(conn, ids, track_cfg)
+        if source == "selected" and dest in ("withdrawn", "cancelled"):
+            self._promote_after_dropout(conn, ids, track, track_cfg, now)
+
+    def _promote_after_dropout(
+        self, conn: Connection, ids: list[int], track: Row, track_cfg: TrackConfig, now: datetime
+    ) -> None:
+        """Before the promotion date, a place freed by a selected applicant
+        goes to the first waitlisted one that fits the budget left."""
+        if now >= track[track_cfg.promotion_until]:
+            return
+        for _ in ids:
+            taken = conn.execute(
+                sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(APPLICATION.c.national_krw), 0)).where(
+                    APPLICATION.c.track_id == track["id"], APPLICATION.c.state.in_(("selected", "kickoff"))
                 )
-            dest = self._check_move(row, trigger)
-            track = self._track_row(conn, row["track_id"])
-            moved = self._write_move(conn, row, spec, dest, actor, reason, now)
-            self._queue(conn, spec.notice, [moved.application_id], track, now, {"reason": reason or ""})
-        return moved
+            ).one()
+            waiting = [
+                Waiting(int(r.id), int(r.waitlist_position or 0), int(r.national_krw or 0))
+                for r in conn.execute(
+                    sa.select(APPLICATION.c.id, APPLICATION.c.waitlist_position, APPLICATION.c.national_krw).where(
+                        APPLICATION.c.track_id == track["id"], APPLICATION.c.state == "waitlisted"
+                    )
+                )
+            ]
+            left = track_cfg.funding.budget_national_krw - int(taken[1])
+            pick, passed = promotion(waiting, track_cfg.slots - int(taken[0]), left)
+            if pick is None:
+                return
+            dropped = ", ".join(str(i) for i in ids)
+            reason = f"place freed by application {dropped}; waitlist position {pick.position}"
+            if passed:
+                reason += "; " + "; ".join(passed)
+            self.move(conn, pick.application_id, "promote", SYSTEM, reason, fields={"waitlist_position": None})
 
     def submit(
         self,
@@ -129,6 +185,7 @@ class Engine:
         actor: Actor,
         title: str | None = None,
         project_type: str | None = None,
+        years: int | None = None,
     ) -> Moved:
         """Record a plan received: start the application if needed, then submit.
 
@@ -139,6 +196,8 @@ class Engine:
         check_role(spec, actor.role)
         _, track_cfg = self.loaded.config.track(track_key)
         _check_amounts(national_krw, local_krw)
+        if years is not None and years < 1:
+            raise InvalidInput(f"--years {years}: a plan runs for at least one year")
         if project_type is not None and project_type not in track_cfg.eligibility.types:
             allowed = ", ".join(track_cfg.eligibility.types) or "none (this track has no types)"
             raise InvalidInput(f"--type {project_type!r} is not a type of track {track_key} (allowed: {allowed})")
@@ -163,10 +222,11 @@ class Engine:
                 "local_krw": local_krw,
                 "title": title,
                 "project_type": project_type,
+                "years": years or track_cfg.funding.years,
                 "submitted_at": now,
             }
             moved = self._write_move(conn, row, spec, dest, actor, None, now, fields)
-            self._queue(conn, spec.notice, [moved.application_id], track, now)
+            self.queue(conn, spec.notice, [moved.application_id], track, now)
         return replace(moved, receipt_no=receipt_no)
 
     def start(self, track_key: str, applicant_code: str, actor: Actor) -> int:
@@ -219,6 +279,7 @@ class Engine:
         reason: str | None = None,
         chunk: int = CHUNK,
         skip_extended: str | None = None,
+        where: sa.ColumnElement[bool] | None = None,
     ) -> int:
         """Move every application of the track in `from_state`; with
         `skip_extended` (a milestone), leave out those whose own extension of
@@ -234,11 +295,12 @@ class Engine:
             now = self.clock.now()
             with write(self.db) as conn:
                 track = self._locked_track(conn, track_key)
-                ids = self._ids_in_state(conn, track["id"], from_state, chunk, skip_extended, now)
+                ids = self._ids_in_state(conn, track["id"], from_state, chunk, skip_extended, now, where)
                 if not ids:
                     return moved
                 self._bulk_move(conn, ids, spec, from_state, dest, actor, reason, now)
-                self._queue(conn, spec.notice, ids, track, now, {"reason": reason or ""})
+                self.queue(conn, spec.notice, ids, track, now, {"reason": reason or ""})
+                self._after(conn, ids, from_state, dest, track, now)
             moved += len(ids)
 
     def _bulk_move(
@@ -321,7 +383,7 @@ class Engine:
         ids = [int(r[0]) for r in conn.execute(query)]
         if not ids:
             return -1, after
-        return self._queue(conn, notice, ids, track, self.clock.now(), extra, tag=tag), ids[-1]
+        return self.queue(conn, notice, ids, track, self.clock.now(), extra, tag=tag), ids[-1]
 
     # -- pieces ------------------------------------------------------------
 
@@ -418,10 +480,10 @@ class Engine:
                 for i in ids
             ],
         )
-        self._queue(conn, notice, ids, track, now)
+        self.queue(conn, notice, ids, track, now)
         return ids
 
-    def _queue(
+    def queue(
         self,
         conn: Connection,
         notice: str | None,
@@ -532,6 +594,7 @@ class Engine:
         limit: int,
         skip_extended: str | None = None,
         now: datetime | None = None,
+        where: sa.ColumnElement[bool] | None = None,
     ) -> list[int]:
         query = (
             sa.select(APPLICATION.c.id)
@@ -539,6 +602,8 @@ class Engine:
             .order_by(APPLICATION.c.id)
             .limit(limit)
         )
+        if where is not None:
+            query = query.where(where)
         if skip_extended is not None:
             running = sa.select(CALENDAR_CHANGE.c.id).where(
                 CALENDAR_CHANGE.c.application_id == APPLICATION.c.id,

@@ -104,6 +104,15 @@ class Application(SQLModel, table=True):
     national_krw: int | None = Field(default=None, sa_type=sa.BigInteger)
     local_krw: int | None = Field(default=None, sa_type=sa.BigInteger)
     submitted_at: datetime | None = utc_field(nullable=True)
+    years: int | None = None  # the build years the plan asks for
+    # The preliminary review's checklist (JSON: one entry per rule), written
+    # when the application enters preliminary review; eligible = all passed.
+    checklist: str | None = Field(default=None, sa_type=sa.Text)
+    eligible: bool | None = None
+    # The selection: rank in the track, committee score (e.g. "85.20"), waitlist position.
+    rank: int | None = None
+    score: str | None = Field(default=None, max_length=12)
+    waitlist_position: int | None = None
     created_at: datetime = utc_field()
     updated_at: datetime = utc_field()
 
@@ -201,3 +210,127 @@ class CalendarChange(SQLModel, table=True):
 
 DEADLINE = Deadline.__table__  # type: ignore[attr-defined]
 CALENDAR_CHANGE = CalendarChange.__table__  # type: ignore[attr-defined]
+
+
+class Evaluator(SQLModel, table=True):
+    """A member of the external expert committee."""
+
+    __tablename__ = "evaluator"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, max_length=200)
+    name: str
+    affiliation: str
+    region: str = Field(max_length=2)  # 시·도 code, e.g. 41
+    home_code: str | None = Field(default=None, max_length=10)  # their own local government, if any
+
+
+class DeclaredConflict(SQLModel, table=True):
+    __tablename__ = "declared_conflict"
+    __table_args__ = (sa.UniqueConstraint("evaluator_id", "applicant_code", name="uq_declared_conflict"),)
+    id: int | None = Field(default=None, primary_key=True)
+    evaluator_id: int = Field(foreign_key="evaluator.id", index=True)
+    applicant_code: str = Field(max_length=10)
+    reason: str
+    declared_at: datetime = utc_field()
+
+
+class Assignment(SQLModel, table=True):
+    __tablename__ = "assignment"
+    __table_args__ = (sa.UniqueConstraint("application_id", "evaluator_id", name="uq_assignment"),)
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id", index=True)
+    evaluator_id: int = Field(foreign_key="evaluator.id", index=True)
+    assigned_at: datetime = utc_field()
+
+
+class Score(SQLModel, table=True):
+    """One evaluator's points on one criterion of one part, in hundredths (exact)."""
+
+    __tablename__ = "score"
+    __table_args__ = (sa.UniqueConstraint("application_id", "evaluator_id", "part", "criterion", name="uq_score"),)
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id", index=True)
+    evaluator_id: int = Field(foreign_key="evaluator.id")
+    part: str = Field(max_length=16)  # written | presentation
+    criterion: str = Field(max_length=32)
+    points_x100: int
+    entered_at: datetime = utc_field()
+    entered_by: str
+
+
+class Objection(SQLModel, table=True):
+    __tablename__ = "objection"
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id", index=True)
+    track_id: int = Field(foreign_key="track.id", index=True)
+    filed_at: datetime = utc_field()
+    filed_by: str
+    grounds: str = Field(sa_type=sa.Text)
+    status: str = Field(default="open", max_length=16)  # open | upheld | rejected
+    decided_at: datetime | None = utc_field(nullable=True)
+    decided_by: str | None = None
+    decision: str | None = Field(default=None, sa_type=sa.Text)
+
+
+class KickoffPlan(SQLModel, table=True):
+    """A detailed implementation plan filed by a selected applicant (one row per filing)."""
+
+    __tablename__ = "kickoff_plan"
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id", index=True)
+    round: int
+    received_at: datetime = utc_field()
+    received_by: str
+    status: str = Field(default="received", max_length=16)  # received | returned | approved
+    comments: str | None = Field(default=None, sa_type=sa.Text)
+    decided_at: datetime | None = utc_field(nullable=True)
+    decided_by: str | None = None
+
+
+class FundingYear(SQLModel, table=True):
+    """The approved funding schedule of a project, by year."""
+
+    __tablename__ = "funding_year"
+    __table_args__ = (sa.UniqueConstraint("application_id", "year", name="uq_funding_year"),)
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id", index=True)
+    year: int
+    national_krw: int = Field(sa_type=sa.BigInteger)
+    local_krw: int = Field(sa_type=sa.BigInteger)
+
+
+class PresentationSlot(SQLModel, table=True):
+    __tablename__ = "presentation_slot"
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id", unique=True)
+    starts_at: datetime = utc_field()
+    ends_at: datetime = utc_field()
+    place: str
+
+
+class Event(SQLModel, table=True):
+    """Append-only record of every decision that is not a state change:
+    checklists, assignments, scores and corrections, objections, slots,
+    kickoff plans, selection runs. With the audit table, the whole story."""
+
+    __tablename__ = "event"
+    __table_args__ = (sa.Index("ix_event_application", "application_id", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = utc_field()
+    actor: str
+    role: str = Field(max_length=16)
+    track_id: int | None = Field(default=None, foreign_key="track.id", index=True)
+    application_id: int | None = Field(default=None, foreign_key="application.id")
+    kind: str = Field(max_length=32)
+    detail: str = Field(sa_type=sa.Text)
+
+
+EVALUATOR = Evaluator.__table__  # type: ignore[attr-defined]
+DECLARED_CONFLICT = DeclaredConflict.__table__  # type: ignore[attr-defined]
+ASSIGNMENT = Assignment.__table__  # type: ignore[attr-defined]
+SCORE = Score.__table__  # type: ignore[attr-defined]
+OBJECTION = Objection.__table__  # type: ignore[attr-defined]
+KICKOFF_PLAN = KickoffPlan.__table__  # type: ignore[attr-defined]
+FUNDING_YEAR = FundingYear.__table__  # type: ignore[attr-defined]
+PRESENTATION_SLOT = PresentationSlot.__table__  # type: ignore[attr-defined]
+EVENT = Event.__table__  # type: ignore[attr-defined]

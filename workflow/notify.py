@@ -18,13 +18,12 @@ from notifications.notices import NOTICES
 from notifications.render import MILESTONES, Renderer
 from workflow.config import Contest, Track
 
-OBJECTION_DAYS = 7  # until the objection window becomes configurable
 # The dates an applicant puts in a calendar: the call's .ics.
 ICS_MILESTONES = ("receipt_opens", "receipt_closes", "presentation_starts", "presentation_ends", "selection_at")
 # A newer notice of a family cancels an unsent older one of the same family
 # (selected, then corrected to waitlisted: the first must never go out after).
 FAMILIES = (
-    frozenset({"selected", "waitlisted", "not_selected", "cancelled"}),
+    frozenset({"selected", "promoted", "waitlisted", "not_selected", "cancelled"}),
     frozenset({"review_passed", "disqualified"}),
 )
 
@@ -180,7 +179,9 @@ class Notifier:
             "national_krw": party.national_krw or 0,
             "local_krw": party.local_krw or 0,
             "evaluation_starts": cal["written_starts"],
-            "objection_until": now + timedelta(days=OBJECTION_DAYS),
+            "objection_until": now + timedelta(days=track.objection_days),
+            "objection_id": 0,
+            "comments": "",
             "kickoff_due": cal["kickoff_due"],
             "withdrawn_at": now,
             "reason": "",

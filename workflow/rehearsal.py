@@ -9,10 +9,12 @@ approved. Nothing touches the configured database.
 
 from __future__ import annotations
 
+import random
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,12 +23,12 @@ import sqlalchemy as sa
 
 from states.lifecycle import APPLICATION as TABLE
 from states.lifecycle import Role
-from workflow import applicants, audit, calendars, loader, schema
+from workflow import applicants, audit, calendars, committee, kickoff, loader, presentations, review, schema, selection
+from workflow.actors import Actor
 from workflow.app import App, open_app
 from workflow.clock import FixedClock
 from workflow.config import Contest, Track
 from workflow.db import read, write
-from workflow.engine import Actor
 from workflow.models import APPLICANT, APPLICATION, DEADLINE, OUTBOX, TRACK
 from workflow.ticker import Ticker
 
@@ -56,6 +58,7 @@ def rehearse(
     contest_keys: list[str],
     applicants_csv: Path,
     decide: bool = True,
+    # The committee comes from evaluators.csv beside the applicants' CSV.
     out: Callable[[str], None] = print,
 ) -> Result:
     with tempfile.TemporaryDirectory(prefix="gongmo-rehearsal-") as tmp:
@@ -77,6 +80,9 @@ def _run(app: App, contest_keys: list[str], csv: Path, decide: bool, out: Callab
     with write(app.db) as conn:
         loader.sync(conn, app.loaded.config)
         applicants.store(conn, applicants.parse(csv))
+        committee_csv = csv.with_name("evaluators.csv")
+        if decide and committee_csv.is_file():
+            committee.store_evaluators(conn, committee.parse_evaluators(committee_csv), clock.now())
         calendars.derive(app, conn)
         conn.execute(sa.delete(DEADLINE).where(DEADLINE.c.track_id.in_(_track_ids(conn, tracks, invert=True))))
     zone = ZoneInfo(contests[0].timezone)
@@ -110,20 +116,26 @@ def _run(app: App, contest_keys: list[str], csv: Path, decide: bool, out: Callab
 
 
 def _human_steps(app: App, contest: Contest, track: Track) -> list[Step]:
+    """What a contest office and its committee do between the deadlines."""
     cal = track.calendar
     key = track.key
+    hour = timedelta(hours=1)
     return [
-        Step(cal.receipt_opens + timedelta(hours=2), 1, key, "plans received", lambda: _submit(app, track)),
-        Step(cal.review_ends - timedelta(hours=3), 2, key, "preliminary review", lambda: _review(app, track)),
-        Step(cal.selection_at - timedelta(hours=1), 3, key, "selection confirmed", lambda: _select(app, track)),
-        Step(cal.kickoff_due - timedelta(days=3), 4, key, "implementation plans", lambda: _kickoff(app, track)),
+        Step(cal.receipt_opens + 2 * hour, 1, key, "plans received", lambda: _submit(app, track)),
+        Step(cal.review_ends - 3 * hour, 2, key, "preliminary review", lambda: _review(app, track)),
+        Step(cal.written_starts - 2 * hour, 3, key, "committee assigned", lambda: _assign(app, track)),
+        Step(cal.written_starts - hour, 4, key, "presentations scheduled", lambda: _slots(app, track)),
+        Step(cal.written_ends - 2 * hour, 5, key, "written scores", lambda: _scores(app, track, "written")),
+        Step(cal.presentation_ends - hour, 6, key, "presentation scores", lambda: _scores(app, track, "presentation")),
+        Step(cal.selection_at - hour, 7, key, "selection confirmed", lambda: _select(app, track)),
+        Step(cal.kickoff_due - timedelta(days=3), 8, key, "implementation plans", lambda: _kickoff(app, track)),
     ]
 
 
 def _in_state(app: App, track: str, state: str) -> list[dict[str, Any]]:
     with read(app.db) as conn:
         query = (
-            sa.select(APPLICATION.c.id, APPLICANT.c.code, APPLICANT.c.kind, APPLICANT.c.population)
+            sa.select(APPLICATION.c.id, APPLICATION.c.receipt_no, APPLICANT.c.code)
             .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
             .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
             .where(TRACK.c.key == track, APPLICATION.c.state == state)
@@ -145,41 +157,74 @@ def _submit(app: App, track: Track) -> str:
 
 
 def _review(app: App, track: Track) -> str:
-    """A reviewer's reading of the two rules every track has: kind and population."""
-    passed = failed = 0
-    cap = track.eligibility.population_below
-    for a in _in_state(app, track.key, "preliminary_review"):
-        if cap is not None and a["population"] >= cap:
-            reason = f"인구 {a['population']:,}명: 기준 {cap:,}명 미만이 아님"
-            app.engine.apply(a["id"], "disqualify", OFFICE, reason)
-            failed += 1
-        else:
-            app.engine.apply(a["id"], "pass_review", OFFICE)
-            passed += 1
-    return f"{passed} passed, {failed} disqualified"
+    """The checklists recorded at the close decide: pass the eligible, disqualify the rest."""
+    passed = review.pass_eligible(app, track.key, OFFICE)
+    failed = review.disqualify_failed(app, track.key, OFFICE)
+    return f"{passed} passed, {len(failed)} disqualified"
+
+
+def _assign(app: App, track: Track) -> str:
+    if not _in_state(app, track.key, "written_evaluation"):
+        return "nobody to evaluate"
+    plan = committee.assign_track(app, track.key, OFFICE)
+    seats = sum(len(v) for v in plan.values())
+    return f"{len(plan)} applications, {seats} seats, no evaluator in conflict"
+
+
+def _slots(app: App, track: Track) -> str:
+    if not _in_state(app, track.key, "written_evaluation"):
+        return "nobody to invite"
+    planned = presentations.schedule(app, track.key, OFFICE)
+    return f"{len(planned)} invited, each with its slot (.ics)"
+
+
+def _scores(app: App, track: Track, part: str) -> str:
+    """Every assigned evaluator's sheet: a plan's quality (seeded by its receipt
+    number) plus the evaluator's own leaning, spread over the criteria."""
+    sheets = []
+    for r in committee.assignments(app, track.key):
+        rng = random.Random(f"{r['receipt_no']}:{part}")
+        quality = Decimal(rng.randint(120, 190)) / 2
+        leaning = Decimal(random.Random(r["email"]).randint(-6, 6))
+        total = min(quality + leaning, committee_max(track))
+        sheets.append(committee.SheetInput(r["receipt_no"], r["email"], part, _spread(track, total)))
+    if not sheets:
+        return "no sheets"
+    committee.enter_sheets(app, sheets, OFFICE)
+    return f"{len(sheets)} {part} sheets entered"
+
+
+def committee_max(track: Track) -> Decimal:
+    return track.evaluation.max_points
+
+
+def _spread(track: Track, total: Decimal) -> dict[str, str]:
+    """`total` points over the criteria in proportion to their points (halves)."""
+    crits = track.evaluation.criteria
+    scale = total / track.evaluation.max_points
+    points = {c.key: (c.points * scale * 2).quantize(Decimal(1)) / 2 for c in crits[:-1]}
+    points[crits[-1].key] = min(crits[-1].points, max(Decimal(0), total - sum(points.values())))
+    return {k: str(v) for k, v in points.items()}
 
 
 def _select(app: App, track: Track) -> str:
-    """Placeholder ranking (receipt order) until committee scoring exists:
-    the first `slots` selected, the next two waitlisted, the rest not."""
-    ranked = _in_state(app, track.key, "presentation_evaluation")
-    counts = {"select": 0, "waitlist": 0, "reject": 0}
-    for i, a in enumerate(ranked):
-        trigger = "select" if i < track.slots else "waitlist" if i < track.slots + 2 else "reject"
-        app.engine.apply(a["id"], trigger, OFFICE)
-        counts[trigger] += 1
-    return f"{counts['select']} selected, {counts['waitlist']} waitlisted, {counts['reject']} not selected"
+    if not _in_state(app, track.key, "presentation_evaluation"):
+        return "nobody to select"
+    result = selection.select(app, track.key, OFFICE, confirm=True)
+    counts = (result.count("select"), result.count("waitlist"), result.count("reject"))
+    return "{} selected, {} waitlisted, {} not selected".format(*counts)
 
 
 def _kickoff(app: App, track: Track) -> str:
-    """Every selected plan is approved, except (where several were selected)
-    the last one, which never comes: the kickoff deadline cancels it."""
+    """Every selected plan is received and approved, except (where several
+    were selected) the last one, which never comes: the deadline cancels it."""
     selected = _in_state(app, track.key, "selected")
     late = selected[-1:] if len(selected) > 1 else []
     for a in selected[: len(selected) - len(late)]:
-        app.engine.apply(a["id"], "approve_kickoff", OFFICE)
+        kickoff.receive(app, a["id"], OFFICE)
+        kickoff.approve(app, a["id"], None, OFFICE)
     missing = " (one plan still missing)" if late else ""
-    return f"{len(selected) - len(late)} plans approved{missing}"
+    return f"{len(selected) - len(late)} plans approved with their funding by year{missing}"
 
 
 def _track_ids(conn: sa.Connection, keys: list[str], invert: bool = False) -> list[int]:

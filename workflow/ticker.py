@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from states.errors import Conflict, GongmoError, IllegalMove, OutsideWindow
+from workflow.actors import SYSTEM
 from workflow.app import App
 from workflow.db import read, write
-from workflow.engine import SYSTEM
 from workflow.models import APPLICATION, DEADLINE, TRACK, UTCDateTime
 
 log = logging.getLogger("gongmo.ticker")

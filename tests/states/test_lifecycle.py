@@ -116,7 +116,7 @@ EXPECTED_ROLES: dict[str, frozenset[Role]] = {
     "select": _ADMIN,
     "waitlist": _ADMIN,
     "reject": _ADMIN,
-    "promote": _ADMIN,
+    "promote": frozenset({Role.ADMIN, Role.SYSTEM}),
     "lapse": _SYS,
     "approve_kickoff": _ADMIN,
     "cancel": frozenset({Role.ADMIN, Role.SYSTEM}),

@@ -15,10 +15,10 @@ from states.errors import Conflict, InvalidInput, MissingReason, OutsideWindow
 from states.lifecycle import Role
 from tests.conftest import CONFIG, kst
 from workflow import calendars, cli
+from workflow.actors import Actor
 from workflow.app import App
 from workflow.clock import FixedClock
 from workflow.db import read, write
-from workflow.engine import Actor
 from workflow.models import APPLICANT, APPLICATION, CALENDAR_CHANGE, DEADLINE, OUTBOX, TRACK
 from workflow.ticker import Ticker
 

@@ -15,10 +15,10 @@ from states.lifecycle import APPLICATION as TABLE
 from states.lifecycle import Role
 from tests.conftest import kst, make_app
 from workflow import audit
+from workflow.actors import SYSTEM, Actor
 from workflow.app import App
 from workflow.clock import FixedClock
 from workflow.db import read, write
-from workflow.engine import SYSTEM, Actor
 from workflow.models import APPLICANT, APPLICATION, AUDIT, OUTBOX, TRACK
 
 ADMIN = Actor("park", Role.ADMIN)
@@ -201,7 +201,7 @@ def test_full_path_to_kickoff(app: App) -> None:
         "review_passed",
         "selected",
         "waitlisted",
-        "selected",
+        "promoted",
         "kickoff_confirmed",
     ]
     assert counts(app)["states"][app_id] == "kickoff"

@@ -17,10 +17,10 @@ from states.lifecycle import Role
 from tests.conftest import config_copy, kst
 from tests.smtp_server import FaultySMTP, smtp_server_fixture  # noqa: F401
 from workflow import calendars, mailer
+from workflow.actors import Actor
 from workflow.app import App
 from workflow.clock import FixedClock
 from workflow.db import read, write
-from workflow.engine import Actor
 from workflow.mailer import Mailer
 from workflow.models import OUTBOX
 from workflow.ticker import Ticker

@@ -88,7 +88,7 @@ def test_receipt_close_fires_once_and_moves_everyone(derived: App, clock: FixedC
 
 def ticker_admin():  # the office records a plan received
     from states.lifecycle import Role
-    from workflow.engine import Actor
+    from workflow.actors import Actor
 
     return Actor("lh-office", Role.ADMIN)
 

@@ -1,0 +1,173 @@
+"""Eligibility at the preliminary review: each rule of a track, checked with its values.
+
+Pure: the track's rules and one application's facts go in, a checklist comes
+out. Each line names the rule, what the application has, what the track
+requires and whether it passed, so a disqualification can be explained with
+the same numbers the reviewer saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from math import ceil
+
+
+@dataclass(frozen=True)
+class Rules:
+    """One track's eligibility and funding rules (from config.toml)."""
+
+    kinds: frozenset[str]
+    national_cap_krw: int  # per site, a total over the program's years
+    years: int  # the program's years
+    national_min_krw: int = 0
+    local_match_ratio: Fraction = Fraction(1)
+    population_below: int | None = None  # a cap: the population must be strictly below it
+    types: tuple[str, ...] = ()  # if any, the application must choose one
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What an application and its applicant state."""
+
+    kind: str
+    population: int
+    national_krw: int
+    local_krw: int
+    years: int
+    project_type: str | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    rule: str
+    passed: bool
+    value: str  # what the application has
+    expected: str  # what the track requires
+
+    def line(self) -> str:
+        mark = "pass" if self.passed else "FAIL"
+        return f"{mark} {self.rule}: {self.value} (required: {self.expected})"
+
+
+RULES = ("kind", "population", "national_cap", "national_min", "years", "local_match", "type")
+
+
+def check(rules: Rules, facts: Facts) -> list[Check]:
+    """Every rule of the track, in a fixed order; rules a track does not have are left out."""
+    checks = [
+        Check("kind", facts.kind in rules.kinds, facts.kind, "one of " + ", ".join(sorted(rules.kinds))),
+    ]
+    if rules.population_below is not None:
+        checks.append(
+            Check(
+                "population",
+                facts.population < rules.population_below,
+                f"{facts.population:,}",
+                f"below {rules.population_below:,}",
+            )
+        )
+    checks.append(
+        Check(
+            "national_cap",
+            facts.national_krw <= rules.national_cap_krw,
+            f"{facts.national_krw:,} won",
+            f"at most {rules.national_cap_krw:,} won over {rules.years} year(s)",
+        )
+    )
+    if rules.national_min_krw:
+        checks.append(
+            Check(
+                "national_min",
+                facts.national_krw >= rules.national_min_krw,
+                f"{facts.national_krw:,} won",
+                f"at least {rules.national_min_krw:,} won",
+            )
+        )
+    checks.append(
+        Check("years", 1 <= facts.years <= rules.years, f"{facts.years} year(s)", f"1 to {rules.years} year(s)")
+    )
+    needed = required_local(facts.national_krw, rules.local_match_ratio)
+    checks.append(
+        Check(
+            "local_match",
+            facts.local_krw >= needed,
+            f"{facts.local_krw:,} won",
+            f"at least {needed:,} won (local:national = {_ratio(rules.local_match_ratio)})",
+        )
+    )
+    if rules.types:
+        checks.append(
+            Check(
+                "type",
+                facts.project_type in rules.types,
+                facts.project_type or "(none chosen)",
+                "one of " + ", ".join(rules.types),
+            )
+        )
+    return checks
+
+
+def required_local(national_krw: int, ratio: Fraction) -> int:
+    """The local share a national amount needs (rounded up to the won)."""
+    return ceil(national_krw * ratio)
+
+
+def failures(checks: list[Check]) -> str:
+    """The failed rules as one line, for a disqualification's reason."""
+    return "; ".join(f"{c.rule}: {c.value} (required: {c.expected})" for c in checks if not c.passed)
+
+
+def _ratio(ratio: Fraction) -> str:
+    return f"{ratio.numerator}:{ratio.denominator}"
+
+
+@dataclass(frozen=True)
+class Year:
+    year: int
+    national_krw: int
+    local_krw: int
+
+
+def even_split(total: int, years: int) -> list[int]:
+    """`total` won over `years` years, the remainder in the first year."""
+    share, rest = divmod(total, years)
+    return [share + rest] + [share] * (years - 1)
+
+
+def default_schedule(first_year: int, years: int, national_krw: int, local_krw: int) -> list[Year]:
+    nat, loc = even_split(national_krw, years), even_split(local_krw, years)
+    return [Year(first_year + i, nat[i], loc[i]) for i in range(years)]
+
+
+def check_schedule(schedule: list[Year], national_krw: int, local_krw: int, years: int, ratio: Fraction) -> None:
+    """A funding schedule by year: consecutive years, as many as the plan's,
+    adding up to the selected amounts, with the local match met every year."""
+    from states.errors import InvalidInput
+
+    problems = []
+    if len(schedule) != years:
+        problems.append(f"{len(schedule)} year(s) given, the plan runs {years}")
+    got = [y.year for y in schedule]
+    if got != list(range(got[0], got[0] + len(got))) if got else True:
+        problems.append(f"years {', '.join(map(str, got)) or '(none)'} must be consecutive and in order")
+    nat = sum(y.national_krw for y in schedule)
+    loc = sum(y.local_krw for y in schedule)
+    if nat != national_krw:
+        problems.append(f"national amounts add up to {nat:,} won, the selected national share is {national_krw:,}")
+    if loc != local_krw:
+        problems.append(f"local amounts add up to {loc:,} won, the local share is {local_krw:,}")
+    for y in schedule:
+        if y.national_krw < 0 or y.local_krw < 0:
+            problems.append(f"{y.year}: amounts cannot be negative")
+        elif y.local_krw < required_local(y.national_krw, ratio):
+            problems.append(
+                f"{y.year}: local {y.local_krw:,} won does not match national {y.national_krw:,} won"
+                f" (needs {required_local(y.national_krw, ratio):,})"
+            )
+    if problems:
+        raise InvalidInput(
+            "--schedule: "
+            + "; ".join(problems)
+            + " (write YEAR=NATIONAL/LOCAL per year, e.g. 2024=5000000000/5000000000)"
+        )
