@@ -8,9 +8,8 @@ the same numbers the reviewer saw.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
-from math import ceil
 
 
 @dataclass(frozen=True)
@@ -24,6 +23,19 @@ class Rules:
     local_match_ratio: Fraction = Fraction(1)
     population_below: int | None = None  # a cap: the population must be strictly below it
     types: tuple[str, ...] = ()  # if any, the application must choose one
+    # What each rule requires, as shown; the same for every application of the track.
+    texts: dict[str, str] = field(init=False, compare=False, hash=False, repr=False)
+
+    def __post_init__(self) -> None:
+        texts = {
+            "kind": "one of " + ", ".join(sorted(self.kinds)),
+            "population": f"below {self.population_below:,}" if self.population_below is not None else "",
+            "national_cap": f"at most {self.national_cap_krw:,} won over {self.years} year(s)",
+            "national_min": f"at least {self.national_min_krw:,} won",
+            "years": f"1 to {self.years} year(s)",
+            "type": "one of " + ", ".join(self.types),
+        }
+        object.__setattr__(self, "texts", texts)
 
 
 @dataclass(frozen=True)
@@ -55,16 +67,15 @@ RULES = ("kind", "population", "national_cap", "national_min", "years", "local_m
 
 def check(rules: Rules, facts: Facts) -> list[Check]:
     """Every rule of the track, in a fixed order; rules a track does not have are left out."""
-    checks = [
-        Check("kind", facts.kind in rules.kinds, facts.kind, "one of " + ", ".join(sorted(rules.kinds))),
-    ]
+    texts = rules.texts
+    checks = [Check("kind", facts.kind in rules.kinds, facts.kind, texts["kind"])]
     if rules.population_below is not None:
         checks.append(
             Check(
                 "population",
                 facts.population < rules.population_below,
                 f"{facts.population:,}",
-                f"below {rules.population_below:,}",
+                texts["population"],
             )
         )
     checks.append(
@@ -72,7 +83,7 @@ def check(rules: Rules, facts: Facts) -> list[Check]:
             "national_cap",
             facts.national_krw <= rules.national_cap_krw,
             f"{facts.national_krw:,} won",
-            f"at most {rules.national_cap_krw:,} won over {rules.years} year(s)",
+            texts["national_cap"],
         )
     )
     if rules.national_min_krw:
@@ -81,12 +92,10 @@ def check(rules: Rules, facts: Facts) -> list[Check]:
                 "national_min",
                 facts.national_krw >= rules.national_min_krw,
                 f"{facts.national_krw:,} won",
-                f"at least {rules.national_min_krw:,} won",
+                texts["national_min"],
             )
         )
-    checks.append(
-        Check("years", 1 <= facts.years <= rules.years, f"{facts.years} year(s)", f"1 to {rules.years} year(s)")
-    )
+    checks.append(Check("years", 1 <= facts.years <= rules.years, f"{facts.years} year(s)", texts["years"]))
     needed = required_local(facts.national_krw, rules.local_match_ratio)
     checks.append(
         Check(
@@ -102,7 +111,7 @@ def check(rules: Rules, facts: Facts) -> list[Check]:
                 "type",
                 facts.project_type in rules.types,
                 facts.project_type or "(none chosen)",
-                "one of " + ", ".join(rules.types),
+                texts["type"],
             )
         )
     return checks
@@ -110,7 +119,7 @@ def check(rules: Rules, facts: Facts) -> list[Check]:
 
 def required_local(national_krw: int, ratio: Fraction) -> int:
     """The local share a national amount needs (rounded up to the won)."""
-    return ceil(national_krw * ratio)
+    return -(-national_krw * ratio.numerator // ratio.denominator)
 
 
 def failures(checks: list[Check]) -> str:

@@ -76,7 +76,7 @@ def record_checks(conn: Connection, ids: list[int], track: Track) -> int:
         updates.append(
             {
                 "b_id": r.id,
-                "b_checklist": json.dumps([c.__dict__ for c in checks], ensure_ascii=False),
+                "b_checklist": json.dumps([c.__dict__ for c in checks], ensure_ascii=False, separators=(",", ":")),
                 "b_eligible": all(c.passed for c in checks),
             }
         )

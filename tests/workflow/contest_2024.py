@@ -12,6 +12,19 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
+import sqlalchemy as sa
+
+from states.lifecycle import Role
+from tests.conftest import kst
+from workflow import applicants, calendars, committee
+from workflow.actors import Actor
+from workflow.app import App
+from workflow.clock import FixedClock
+from workflow.db import read, write
+from workflow.models import APPLICANT, APPLICATION, OUTBOX
+from workflow.models import TRACK as TRACK_TABLE
+from workflow.ticker import Ticker
+
 TRACK = "strong-small-2024"
 
 APPLICANTS_CSV = """code,name,kind,population,contact_name,email,language
@@ -113,3 +126,56 @@ def scores_csv(path: Path, part: str, codes_to_receipts: dict[str, str]) -> Path
             lines.append(f"{receipt},{evaluator},{part}," + ",".join(str(pts[k]) for k in CRITERIA))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
+
+
+OFFICE = Actor("lh-office", Role.ADMIN)
+APPLICANT_ACTOR = Actor("applicant", Role.APPLICANT)
+
+
+def at(app: App, clock: FixedClock, when: str) -> None:
+    clock.set(kst(when))
+    Ticker(app, "test").run_until_idle()
+
+
+def apps(app: App) -> dict[str, dict[str, object]]:
+    """code -> application row (for the 12 scenario applicants)."""
+    with read(app.db) as conn:
+        rows = conn.execute(
+            sa.select(APPLICATION, APPLICANT.c.code)
+            .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
+            .join(TRACK_TABLE, TRACK_TABLE.c.id == APPLICATION.c.track_id)
+            .where(TRACK_TABLE.c.key == TRACK, APPLICANT.c.code.in_([*list(NATIONAL), "41110"]))
+        ).mappings()
+        return {r["code"]: dict(r) for r in rows}
+
+
+def notices(app: App, application_id: object) -> list[str]:
+    with read(app.db) as conn:
+        query = sa.select(OUTBOX.c.notice).where(OUTBOX.c.application_id == application_id).order_by(OUTBOX.c.id)
+        return list(conn.execute(query).scalars())
+
+
+def states(app: App) -> dict[str, str]:
+    return {code: str(r["state"]) for code, r in apps(app).items()}
+
+
+def prepare(app: App, clock: FixedClock, tmp_path: Path) -> App:
+    """Applicants and committee imported; the call announced by the ticker."""
+    csv = tmp_path / "applicants.csv"
+    csv.write_text(APPLICANTS_CSV, encoding="utf-8")
+    evs = tmp_path / "evaluators.csv"
+    evs.write_text(EVALUATORS_CSV, encoding="utf-8")
+    with write(app.db) as conn:
+        applicants.store(conn, applicants.parse(csv))
+        committee.store_evaluators(conn, committee.parse_evaluators(evs), clock.now())
+        calendars.derive(app, conn)
+    at(app, clock, "2024-03-29 10:00")
+    return app
+
+
+def receive_all(app: App, clock: FixedClock) -> None:
+    clock.set(kst("2024-05-28 11:00"))
+    for code, national in NATIONAL.items():
+        kind = "climate_crisis" if int(code) % 2 else "local_extinction"
+        app.engine.submit(TRACK, code, national, national, OFFICE, f"{code} 스마트도시", kind)
+    app.engine.submit(TRACK, "41110", 8_000_000_000, 8_000_000_000, OFFICE, "수원 스마트도시", "climate_crisis")

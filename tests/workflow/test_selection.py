@@ -14,69 +14,21 @@ import sqlalchemy as sa
 
 from states.errors import Conflict, InvalidInput, OutsideWindow
 from states.lifecycle import APPLICATION as TABLE
-from states.lifecycle import Role
 from tests.conftest import kst
 from tests.workflow import contest_2024 as sc
-from workflow import applicants, audit, calendars, committee, kickoff, presentations, review, selection
-from workflow.actors import Actor
+from workflow import audit, committee, kickoff, presentations, review, selection
 from workflow.app import App
 from workflow.clock import FixedClock
-from workflow.db import read, write
-from workflow.models import APPLICANT, APPLICATION, EVENT, FUNDING_YEAR, OUTBOX, TRACK
-from workflow.ticker import Ticker
+from workflow.db import read
+from workflow.models import EVENT, FUNDING_YEAR, OUTBOX
 
-OFFICE = Actor("lh-office", Role.ADMIN)
-APPLICANT_ACTOR = Actor("applicant", Role.APPLICANT)
-
-
-def _at(app: App, clock: FixedClock, when: str) -> None:
-    clock.set(kst(when))
-    Ticker(app, "test").run_until_idle()
-
-
-def _apps(app: App) -> dict[str, dict[str, object]]:
-    """code -> application row (for the 12 scenario applicants)."""
-    with read(app.db) as conn:
-        rows = conn.execute(
-            sa.select(APPLICATION, APPLICANT.c.code)
-            .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
-            .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
-            .where(TRACK.c.key == sc.TRACK, APPLICANT.c.code.in_([*list(sc.NATIONAL), "41110"]))
-        ).mappings()
-        return {r["code"]: dict(r) for r in rows}
-
-
-def _notices(app: App, application_id: object) -> list[str]:
-    with read(app.db) as conn:
-        query = sa.select(OUTBOX.c.notice).where(OUTBOX.c.application_id == application_id).order_by(OUTBOX.c.id)
-        return list(conn.execute(query).scalars())
-
-
-def _states(app: App) -> dict[str, str]:
-    return {code: str(r["state"]) for code, r in _apps(app).items()}
+OFFICE, APPLICANT_ACTOR = sc.OFFICE, sc.APPLICANT_ACTOR
+_at, _apps, _notices, _states, _receive_all = sc.at, sc.apps, sc.notices, sc.states, sc.receive_all
 
 
 @pytest.fixture
 def contest(app: App, clock: FixedClock, tmp_path: Path) -> App:
-    """Applicants and committee imported; the call announced by the ticker."""
-    csv = tmp_path / "applicants.csv"
-    csv.write_text(sc.APPLICANTS_CSV, encoding="utf-8")
-    evs = tmp_path / "evaluators.csv"
-    evs.write_text(sc.EVALUATORS_CSV, encoding="utf-8")
-    with write(app.db) as conn:
-        applicants.store(conn, applicants.parse(csv))
-        committee.store_evaluators(conn, committee.parse_evaluators(evs), clock.now())
-        calendars.derive(app, conn)
-    _at(app, clock, "2024-03-29 10:00")
-    return app
-
-
-def _receive_all(app: App, clock: FixedClock) -> None:
-    clock.set(kst("2024-05-28 11:00"))
-    for code, national in sc.NATIONAL.items():
-        kind = "climate_crisis" if int(code) % 2 else "local_extinction"
-        app.engine.submit(sc.TRACK, code, national, national, OFFICE, f"{code} 스마트도시", kind)
-    app.engine.submit(sc.TRACK, "41110", 8_000_000_000, 8_000_000_000, OFFICE, "수원 스마트도시", "climate_crisis")
+    return sc.prepare(app, clock, tmp_path)
 
 
 def test_strong_and_small_2024_from_receipt_to_kickoff(contest: App, clock: FixedClock, tmp_path: Path) -> None:
