@@ -102,7 +102,7 @@ class PartScore:
     @property
     def how(self) -> str:
         if self.dropped:
-            return f"trimmed mean of {self.evaluators} (dropped {self.dropped[0]} and {self.dropped[1]})"
+            return f"trimmed mean of {self.evaluators} (dropped {self.dropped[0]:.2f} and {self.dropped[1]:.2f})"
         return f"mean of {self.evaluators}"
 
 

@@ -302,38 +302,44 @@ def _emit(
         _json({"rows": rows, "incomplete": incomplete})
         return
     crit = [k for k in (rows[0] if rows else {}) if k.startswith("criterion:")]
-    _print_rows(
-        title,
-        [
-            "rank",
-            "receipt",
-            "applicant",
-            "written",
-            "presentation",
-            "score",
-            *[c.split(":")[1] for c in crit],
-            "national",
-            "tie-break",
-            "decision",
-        ],
-        [
+    decided = any(r["decision"] for r in rows)
+    header = ["rank", "receipt", "applicant", "written", "presentation", "score"]
+    header += [c.split(":")[1] for c in crit] + ["national"] + (["decision"] if decided else ["tie-break"])
+    body = []
+    for r in rows:
+        last = f"{r['decision']}: {r['note']}" if decided else str(r["tie"])
+        if decided and r["tie"]:
+            last += f" ({r['tie']})"
+        body.append(
             [
                 str(r["rank"]),
                 str(r["receipt_no"]),
                 str(r["applicant"]),
-                f"{r['written']}\n{r['written_how']}",
-                f"{r['presentation']}\n{r['presentation_how']}",
-                str(r["score"]) + ("" if r["qualified"] else " (below minimum)"),
+                f"{r['written']} {_how(str(r['written_how']))}",
+                f"{r['presentation']} {_how(str(r['presentation_how']))}",
+                str(r["score"]) + ("" if r["qualified"] else " < min"),
                 *[str(r[c]) for c in crit],
-                f"{r['national_krw']:,}",
-                str(r["tie"]),
-                f"{r['decision']}\n{r['note']}" if r["decision"] else str(r["state"]),
+                f"{int(str(r['national_krw'])) / 100_000_000:,.0f}억",
+                last,
             ]
-            for r in rows
-        ],
+        )
+    _print_rows(title, header, body)
+    console.print(
+        "parts: tm5 = trimmed mean of 5 totals, the highest and lowest (shown) dropped; m4 = plain mean of 4."
+        " score = written x weight + presentation x weight; criteria weighted the same way.",
+        markup=False,
     )
     for line in incomplete:
         console.print(f"not ranked: {line}", markup=False)
+
+
+def _how(text: str) -> str:
+    """'trimmed mean of 5 (dropped 87.00 and 94.00)' -> 'tm5 -87.00 -94.00'; 'mean of 4' -> 'm4'."""
+    if text.startswith("trimmed mean of "):
+        n, _, rest = text.removeprefix("trimmed mean of ").partition(" ")
+        low, _, high = rest.strip("()").removeprefix("dropped ").partition(" and ")
+        return f"tm{n} -{low} -{high}"
+    return "m" + text.removeprefix("mean of ")
 
 
 # -- kickoff ----------------------------------------------------------------------------------

@@ -207,7 +207,7 @@ def test_a_part_score_of_five_is_the_rounded_trimmed_mean_of_the_sheet_totals() 
     assert score.totals == (D(90), D(85), D(80), D(70), D(60))
     assert score.dropped == (D(60), D(90))
     assert score.score == D("78.33")  # (70 + 80 + 85) / 3 = 78.333...
-    assert score.how == "trimmed mean of 5 (dropped 60 and 90)"
+    assert score.how == "trimmed mean of 5 (dropped 60.00 and 90.00)"
 
 
 def test_a_part_score_aggregates_each_criterion_the_same_way() -> None:
