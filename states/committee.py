@@ -133,7 +133,7 @@ def assign(
         if len(have) < minimum:
             blocked = [f"{e.key} ({why})" for e in evaluators if (why := conflict(e, seat.applicant_code, same_region))]
             problems.append(
-                f"application {seat.label} ({seat.applicant_code}): {len(have)} evaluators without a conflict,"
+                f"application {seat.label} ({seat.applicant_code}): {len(have)} evaluator(s) without a conflict,"
                 f" {minimum} needed" + (f"; in conflict: {', '.join(blocked)}" if blocked else "")
             )
         result[seat.application_id] = have

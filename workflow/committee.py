@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from states.committee import Evaluator, Seat, assign, conflict, parse_region
 from states.errors import Conflict, GongmoError, InvalidInput, NotFound, OutsideWindow
+from states.lifecycle import Role
 from states.scoring import PARTS, Criterion, check_sheet, parse_points
 from workflow import events, review
 from workflow.actors import Actor
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from workflow.app import App
 
 EVALUATOR_COLUMNS = ("name", "email", "affiliation", "region", "home_code", "conflicts")
+IMPORT = Actor("evaluators import", Role.ADMIN)
 PART_STATE = {"written": "written_evaluation", "presentation": "presentation_evaluation"}
 PART_WINDOW = {
     "written": ("written_starts", "written_ends"),
@@ -148,7 +150,9 @@ def store_evaluators(conn: Connection, rows: list[tuple[EvaluatorRow, str]], now
                 conn.execute(sa.update(EVALUATOR).where(EVALUATOR.c.id == evaluator_id).values(**values))
                 updated += 1
         for code in row.conflicts:
-            _declare(conn, evaluator_id, code, "declared in the committee list", now)
+            if _declare(conn, evaluator_id, code, "declared in the committee list", now):
+                ev = {"id": evaluator_id, "email": values["email"]}
+                _withdraw_assignments(conn, ev, code, now, IMPORT)
     return created, updated
 
 
@@ -382,12 +386,23 @@ def parse_scores(path: Path, track: Track) -> tuple[list[SheetInput], list[str]]
         raise InvalidInput(f"{path}: header must be {','.join(expected)} (for track {track.key}); nothing was imported")
     sheets: list[SheetInput] = []
     where: list[str] = []
+    seen: dict[tuple[str, str, str], int] = {}
+    duplicates: list[str] = []
     for raw in reader:
         record = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+        key = (record["receipt_no"], record["evaluator"].lower(), record["part"])
+        if key in seen:
+            duplicates.append(
+                f"{path}: row {reader.line_num}: the same sheet as row {seen[key]}"
+                f" ({key[0]}, {key[1]}, {key[2]}); keep one row per evaluator, application and part"
+            )
+        seen.setdefault(key, reader.line_num)
         sheets.append(
             SheetInput(record["receipt_no"], record["evaluator"], record["part"], {k: record[k] for k in keys})
         )
         where.append(f"{path}: row {reader.line_num}: ")
+    if duplicates:
+        raise InvalidInput("\n".join(duplicates) + "\nnothing was imported")
     if not sheets:
         raise InvalidInput(f"{path}: no rows after the header; nothing was imported")
     return sheets, where

@@ -189,7 +189,7 @@ def test_an_application_that_cannot_get_the_minimum_is_refused_naming_it_and_the
         assign(SEATS[:2], evaluators, per_application=3, minimum=3)
     message = str(refused.value)
     assert message == (
-        "application R-1 (41110): 1 evaluators without a conflict, 3 needed; in conflict:"
+        "application R-1 (41110): 1 evaluator(s) without a conflict, 3 needed; in conflict:"
         " gg1@x (same region as the applicant (경기도)),"
         " gg2@x (belongs to the applicant (41110)),"
         " s1@x (declared a conflict with 41110)"
@@ -203,8 +203,8 @@ def test_every_application_short_of_the_minimum_is_named() -> None:
     with pytest.raises(InvalidInput) as refused:
         assign(SEATS[:2], evaluators, per_application=2, minimum=2)
     message = str(refused.value)
-    assert "application R-1 (41110): 1 evaluators without a conflict, 2 needed; in conflict: gg@x" in message
-    assert "application R-2 (26110): 1 evaluators without a conflict, 2 needed; in conflict: bs@x" in message
+    assert "application R-1 (41110): 1 evaluator(s) without a conflict, 2 needed; in conflict: gg@x" in message
+    assert "application R-2 (26110): 1 evaluator(s) without a conflict, 2 needed; in conflict: bs@x" in message
     assert message.endswith("nothing assigned")
 
 
