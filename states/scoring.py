@@ -18,10 +18,11 @@ the ranking used.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from states.errors import InvalidInput
@@ -30,6 +31,7 @@ Method = Literal["mean", "trimmed_mean"]
 PARTS: tuple[str, ...] = ("written", "presentation")
 TRIM_FROM = 5  # the trimmed mean drops the extremes from this many evaluators on
 CENT = Decimal("0.01")
+PLAIN = re.compile(r"^-?\d{1,4}(\.\d+)?$")  # digits, a point, digits: no exponent, no NaN
 
 
 @dataclass(frozen=True)
@@ -44,11 +46,10 @@ def round2(value: Decimal) -> Decimal:
 
 def parse_points(text: str, criterion: str) -> Decimal:
     """'22.5' -> Decimal; refuses what is not a plain number with at most two decimals."""
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise InvalidInput(f"{criterion} = {text!r}: not a number; write points like 22 or 22.5") from None
-    if not value.is_finite() or value != value.quantize(CENT):
+    if not PLAIN.match(text.strip()):
+        raise InvalidInput(f"{criterion} = {text!r}: not a number; write points like 22 or 22.5")
+    value = Decimal(text.strip())
+    if value != value.quantize(CENT):
         raise InvalidInput(f"{criterion} = {text!r}: write points with at most two decimals, e.g. 22.5")
     return value
 

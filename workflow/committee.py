@@ -197,14 +197,32 @@ def _withdraw_assignments(conn: Connection, ev: Any, applicant_code: str, now: d
     )
     notes = []
     for a in conn.execute(query).all():
-        scores = conn.execute(
-            sa.delete(SCORE).where(SCORE.c.application_id == a.application_id, SCORE.c.evaluator_id == ev["id"])
-        ).rowcount
-        conn.execute(sa.delete(ASSIGNMENT).where(ASSIGNMENT.c.id == a.id))
-        detail = {"evaluator": ev["email"], "scores_removed": scores, "why": "conflict declared"}
-        events.record(conn, now, actor, "unassigned", detail, a.track_id, a.application_id)
+        scores = _unassign(conn, a.application_id, ev["id"], ev["email"], a.track_id, "conflict declared", now, actor)
         notes.append(f"application {a.application_id} unassigned ({scores} scores removed)")
     return "; ".join(notes)
+
+
+def _unassign(
+    conn: Connection,
+    application_id: int,
+    evaluator_id: int,
+    email: str,
+    track_id: int,
+    why: str,
+    now: datetime,
+    actor: Actor,
+) -> int:
+    """Withdraw one assignment and the scores made under it; returns how many scores went."""
+    mine = (SCORE.c.application_id == application_id) & (SCORE.c.evaluator_id == evaluator_id)
+    scores = int(conn.execute(sa.delete(SCORE).where(mine)).rowcount)
+    conn.execute(
+        sa.delete(ASSIGNMENT).where(
+            ASSIGNMENT.c.application_id == application_id, ASSIGNMENT.c.evaluator_id == evaluator_id
+        )
+    )
+    detail = {"evaluator": email, "scores_removed": scores, "why": why}
+    events.record(conn, now, actor, "unassigned", detail, track_id, application_id)
+    return scores
 
 
 def evaluators(conn: Connection) -> list[Evaluator]:
@@ -253,13 +271,22 @@ def assign_track(app: App, track_key: str, actor: Actor) -> dict[str, list[str]]
             raise InvalidInput("no evaluators: import the committee first (`gongmo evaluators import FILE.csv`)")
         ids = {e.email: int(e.id) for e in conn.execute(sa.select(EVALUATOR.c.id, EVALUATOR.c.email))}
         by_id = {v: k for k, v in ids.items()}
+        codes = {s.application_id: s.applicant_code for s in seats}
+        by_key = {e.key: e for e in pool}
         existing: dict[int, list[str]] = defaultdict(list)
         for r in conn.execute(
             sa.select(ASSIGNMENT.c.application_id, ASSIGNMENT.c.evaluator_id).where(
                 ASSIGNMENT.c.application_id.in_([s.application_id for s in seats])
             )
         ):
-            existing[int(r[0])].append(by_id[int(r[1])])
+            app_id, key = int(r[0]), by_id[int(r[1])]
+            why = conflict(by_key[key], codes[app_id], ev_cfg.conflict_same_region)
+            if why:  # the evaluator's details changed since: the assignment goes, with its scores
+                _unassign(
+                    conn, app_id, int(r[1]), key, track_row["id"], f"conflict found at assignment: {why}", now, actor
+                )
+            else:
+                existing[app_id].append(key)
         plan = assign(
             seats, pool, ev_cfg.evaluators_per_application, ev_cfg.floor, ev_cfg.conflict_same_region, existing
         )

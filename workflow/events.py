@@ -31,9 +31,14 @@ def record(
             track_id=track_id,
             application_id=application_id,
             kind=kind,
-            detail=json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str),
+            detail=json.dumps(detail, ensure_ascii=False, sort_keys=True, default=_plain),
         )
     )
+
+
+def _plain(value: Any) -> str:
+    """Times as ISO 8601 (UTC), anything else as its text."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
 def of_application(conn: Connection, application_id: int) -> list[dict[str, Any]]:

@@ -235,7 +235,9 @@ def decide_objection(app: App, objection_id: int, uphold: bool, reason: str, act
         if obj is None:
             raise NotFound(f"no objection #{objection_id}: see `gongmo objection list`")
         if obj["status"] != "open":
-            raise Conflict(f"objection #{objection_id} was already {obj['status']} on {obj['decided_at']:%Y-%m-%d}")
+            contest, _ = _track_of(app, conn, obj["track_id"])
+            when = _local(obj["decided_at"], contest.timezone)
+            raise Conflict(f"objection #{objection_id} was already {obj['status']} on {when}")
         status = "upheld" if uphold else "rejected"
         result = conn.execute(
             sa.update(OBJECTION)

@@ -20,10 +20,11 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from states.committee import conflict
 from states.errors import Conflict, InvalidInput, OutsideWindow
 from states.scoring import PARTS, Entry, Ranked, Sheet, Weights, part_score, rank
 from states.selection import Candidate, Decision, decide
-from workflow import events, review
+from workflow import committee, events, review
 from workflow.actors import Actor
 from workflow.config import Track
 from workflow.db import read, write
@@ -65,19 +66,25 @@ def _ranking(conn: Connection, track: Track) -> Ranking:
             APPLICATION.c.submitted_at,
             APPLICATION.c.national_krw,
             APPLICANT.c.name,
+            APPLICANT.c.code,
         )
         .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
         .where(APPLICATION.c.track_id == track_id, APPLICATION.c.state.in_(RANKED_STATES))
         .order_by(APPLICATION.c.receipt_no)
     ).all()
     ids = [int(a.id) for a in apps]
+    # Only evaluators free of any conflict count, even if one became conflicted after being assigned.
+    pool = {e.key: e for e in committee.evaluators(conn)}
+    codes = {int(a.id): a.code for a in apps}
+    same_region = track.evaluation.conflict_same_region
     assigned: dict[int, set[str]] = defaultdict(set)
     for r in conn.execute(
         sa.select(ASSIGNMENT.c.application_id, EVALUATOR.c.email)
         .join(EVALUATOR, EVALUATOR.c.id == ASSIGNMENT.c.evaluator_id)
         .where(ASSIGNMENT.c.application_id.in_(ids))
     ):
-        assigned[int(r[0])].add(r[1])
+        if conflict(pool[r[1]], codes[int(r[0])], same_region) is None:
+            assigned[int(r[0])].add(r[1])
     points: dict[tuple[int, str, str], dict[str, Decimal]] = defaultdict(dict)
     for r in conn.execute(
         sa.select(SCORE.c.application_id, EVALUATOR.c.email, SCORE.c.part, SCORE.c.criterion, SCORE.c.points_x100)

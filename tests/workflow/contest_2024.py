@@ -111,7 +111,7 @@ def expected(code: str, part: str) -> Decimal:
     mine = [b for e, b in zip(EVALUATORS, bias, strict=True) if not conflicted(code, e)]
     if len(mine) >= 5:
         mine = sorted(mine)[1:-1]
-    return (target + sum(mine) / len(mine)).quantize(Decimal("0.01"))
+    return (target + sum(mine, Decimal(0)) / len(mine)).quantize(Decimal("0.01"))
 
 
 def scores_csv(path: Path, part: str, codes_to_receipts: dict[str, str]) -> Path:
