@@ -510,6 +510,7 @@ class Engine:
                     OUTBOX.c.application_id.in_(ids),
                     OUTBOX.c.state.in_(UNSENT),
                     OUTBOX.c.notice.in_(sorted(family)),
+                    OUTBOX.c.dedup_key.not_in([r["dedup_key"] for r in rows]),  # the same notice again stays
                 )
                 .values(state="cancelled", last_error=f"superseded by '{notice}' before it was sent")
             )

@@ -25,6 +25,7 @@ ICS_MILESTONES = ("receipt_opens", "receipt_closes", "presentation_starts", "pre
 FAMILIES = (
     frozenset({"selected", "promoted", "waitlisted", "not_selected", "cancelled"}),
     frozenset({"review_passed", "disqualified"}),
+    frozenset({"presentation_invitation"}),  # a moved slot: the old time must not go out
 )
 
 

@@ -58,8 +58,8 @@ def schedule(app: App, track_key: str, actor: Actor) -> list[dict[str, Any]]:
             )
         except ValueError as exc:
             raise InvalidInput(f"track {track_key}: {exc}") from None
-        ids = [int(a.id) for a in apps]
-        conn.execute(sa.delete(PRESENTATION_SLOT).where(PRESENTATION_SLOT.c.application_id.in_(ids)))
+        of_track = sa.select(APPLICATION.c.id).where(APPLICATION.c.track_id == track_row["id"])
+        conn.execute(sa.delete(PRESENTATION_SLOT).where(PRESENTATION_SLOT.c.application_id.in_(of_track)))
         planned = []
         for a, (starts, ends) in zip(apps, slots, strict=True):
             values = {"application_id": a.id, "starts_at": starts, "ends_at": ends, "place": ev.place}
