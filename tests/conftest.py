@@ -94,6 +94,21 @@ def pg_schema_url() -> Iterator[str]:
         admin.dispose()
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A module marked `sqlite_only` runs once, on SQLite: its rules issue the
+    same plain SQL on both backends, and the end-to-end test of the same flow
+    (tests/workflow/test_selection.py) runs on PostgreSQL. It keeps CI short."""
+    dropped = [
+        item
+        for item in items
+        if item.get_closest_marker("sqlite_only")
+        and getattr(getattr(item, "callspec", None), "params", {}).get("db_url") == "postgres"
+    ]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item not in dropped]
+
+
 @pytest.fixture(params=BACKENDS)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":

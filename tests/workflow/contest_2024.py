@@ -21,7 +21,7 @@ from workflow.actors import Actor
 from workflow.app import App
 from workflow.clock import FixedClock
 from workflow.db import read, write
-from workflow.models import APPLICANT, APPLICATION, OUTBOX
+from workflow.models import APPLICANT, APPLICATION, DEADLINE, OUTBOX
 from workflow.models import TRACK as TRACK_TABLE
 from workflow.ticker import Ticker
 
@@ -169,6 +169,9 @@ def prepare(app: App, clock: FixedClock, tmp_path: Path) -> App:
         applicants.store(conn, applicants.parse(csv))
         committee.store_evaluators(conn, committee.parse_evaluators(evs), clock.now())
         calendars.derive(app, conn)
+        # Only this track's deadlines: the other tracks would fire (and render) for nothing.
+        other = sa.select(TRACK_TABLE.c.id).where(TRACK_TABLE.c.key != TRACK)
+        conn.execute(sa.delete(DEADLINE).where(DEADLINE.c.track_id.in_(other)))
     at(app, clock, "2024-03-29 10:00")
     return app
 

@@ -47,6 +47,8 @@ STRICT_MINIMUM = (
     "minimum_evaluators = 5",
 )
 
+pytestmark = pytest.mark.sqlite_only  # the flow runs on PostgreSQL in test_selection.py
+
 
 # -- helpers ----------------------------------------------------------------------
 

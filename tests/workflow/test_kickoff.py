@@ -28,6 +28,8 @@ from workflow.models import EVENT, FUNDING_YEAR, KICKOFF_PLAN, OUTBOX
 
 OFFICE = sc.OFFICE
 
+pytestmark = pytest.mark.sqlite_only  # the flow runs on PostgreSQL in test_selection.py
+
 
 def _import_sheets(app: App, path: Path, part: str, receipts: dict[str, str]) -> None:
     sheets, where = committee.parse_scores(sc.scores_csv(path, part, receipts), app.loaded.config.track(sc.TRACK)[1])

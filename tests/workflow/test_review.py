@@ -53,6 +53,8 @@ EXTRA_PLANS: dict[str, tuple[int, int, str | None, int | None]] = {
 FAILING = {"48120", "41110", NO_TYPE, OVER_CAP, SHORT_LOCAL, FOUR_YEARS}
 PASSING = {*(set(sc.TARGETS) - {"48120"}), TWO_YEARS}
 
+pytestmark = pytest.mark.sqlite_only  # the flow runs on PostgreSQL in test_selection.py
+
 
 # -- helpers ----------------------------------------------------------------------
 
