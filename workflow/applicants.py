@@ -59,14 +59,19 @@ class ImportResult:
     unchanged: int
 
 
-def parse(path: Path) -> list[ApplicantRow]:
+def open_csv(path: Path) -> csv.DictReader[str]:
+    """A spreadsheet's CSV export (UTF-8, with or without a BOM), or a clear refusal."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: not UTF-8; save the sheet as 'CSV UTF-8'; nothing was imported") from None
-    reader = csv.DictReader(io.StringIO(text))
+    return csv.DictReader(io.StringIO(text))
+
+
+def parse(path: Path) -> list[ApplicantRow]:
+    reader = open_csv(path)
     header = tuple(h.strip() for h in (reader.fieldnames or ()))
     missing = [c for c in COLUMNS if c not in header]
     unknown = [h for h in header if h not in COLUMNS]

@@ -10,8 +10,6 @@ and nothing is stored unless all rows are good.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,6 +28,7 @@ from states.lifecycle import Role
 from states.scoring import PARTS, Criterion, check_sheet, parse_points
 from workflow import events, review
 from workflow.actors import Actor
+from workflow.applicants import open_csv
 from workflow.config import Track
 from workflow.db import read, write
 from workflow.models import APPLICANT, APPLICATION, ASSIGNMENT, DECLARED_CONFLICT, EVALUATOR, SCORE, TRACK
@@ -71,13 +70,7 @@ FIXES = {
 
 def parse_evaluators(path: Path) -> list[tuple[EvaluatorRow, str]]:
     """Rows with their region code; all problems at once, or nothing."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{path}: not UTF-8; save the sheet as 'CSV UTF-8'; nothing was imported") from None
-    reader = csv.DictReader(io.StringIO(text))
+    reader = open_csv(path)
     header = tuple(h.strip() for h in (reader.fieldnames or ()))
     missing = [c for c in EVALUATOR_COLUMNS[:4] if c not in header]
     unknown = [h for h in header if h not in EVALUATOR_COLUMNS]
@@ -399,13 +392,7 @@ def _enter(
 
 def parse_scores(path: Path, track: Track) -> tuple[list[SheetInput], list[str]]:
     """receipt_no,evaluator,part,<one column per criterion> -> sheets with their row labels."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{path}: not UTF-8; save the sheet as 'CSV UTF-8'; nothing was imported") from None
-    reader = csv.DictReader(io.StringIO(text))
+    reader = open_csv(path)
     header = [h.strip() for h in (reader.fieldnames or ())]
     keys = [c.key for c in track.evaluation.criteria]
     expected = ["receipt_no", "evaluator", "part", *keys]
