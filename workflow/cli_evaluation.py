@@ -16,7 +16,7 @@ from states.scoring import PARTS
 from workflow import committee, exports, kickoff, presentations, review, selection
 from workflow.actors import Actor
 from workflow.cli import _json, _kst, _print_rows, _resolve, app, console, state
-from workflow.db import write
+from workflow.db import read, write
 
 review_app = typer.Typer(
     help="The preliminary review: eligibility checklists, pass and disqualify.", no_args_is_help=True
@@ -152,8 +152,6 @@ def evaluators_import(file: Path) -> None:
 @evaluators_app.command("list")
 def evaluators_list(as_json: JsonOpt = False) -> None:
     """The committee, with declared conflicts."""
-    from workflow.db import read
-
     a = state.app()
     with read(a.db) as conn:
         pool = committee.evaluators(conn)

@@ -245,7 +245,7 @@ def assign_track(app: App, track_key: str, actor: Actor) -> dict[str, list[str]]
     ev_cfg = track.evaluation
     now = app.clock.now()
     with write(app.db) as conn:
-        track_row = _track_row(conn, track_key)
+        track_row = app.engine.track_by_key(conn, track_key, lock=True)
         review.refuse_if_objections(conn, track_row["id"], track_key, "assignment")
         query = (
             sa.select(APPLICATION.c.id, APPLICATION.c.receipt_no, APPLICANT.c.code)
@@ -334,7 +334,7 @@ def _enter(
     if sheet.part not in PARTS:
         raise InvalidInput(f"part {sheet.part!r}: write written or presentation")
     row = _application_by_ref(conn, sheet.application)
-    track_row = conn.execute(sa.select(TRACK).where(TRACK.c.id == row["track_id"])).mappings().one()
+    track_row = app.engine.track_row(conn, row["track_id"])
     contest, track = app.loaded.config.track(track_row["key"])
     label = row["receipt_no"] or str(row["id"])
     if row["state"] != PART_STATE[sheet.part]:
@@ -427,14 +427,7 @@ def _application_by_ref(conn: Connection, ref: str) -> Any:
     cond = APPLICATION.c.id == int(ref) if ref.isdigit() else APPLICATION.c.receipt_no == ref
     row = conn.execute(sa.select(APPLICATION).where(cond)).mappings().first()
     if row is None:
-        raise NotFound(f"no application {ref!r} (give its id or receipt number, e.g. SSC24-0003)")
-    return row
-
-
-def _track_row(conn: Connection, key: str) -> Any:
-    row = conn.execute(sa.select(TRACK).where(TRACK.c.key == key)).mappings().first()
-    if row is None:
-        raise NotFound(f"track {key} is in the config but not in the database: run `gongmo init`")
+        raise NotFound(f"no application {ref!r} (give its id or receipt number, e.g. STRONG-SMALL-2024-0003)")
     return row
 
 

@@ -94,7 +94,6 @@ class Engine:
         expected_version: int | None = None,
     ) -> Moved:
         """One move in its own transaction."""
-        self._precheck(trigger, actor, reason)
         with write(self.db) as conn:
             return self.move(conn, application_id, trigger, actor, reason, expected_version)
 
@@ -120,7 +119,7 @@ class Engine:
                 f" {expected_version}: someone changed it first; reload and try again"
             )
         dest = self._check_move(row, trigger)
-        track = self._track_row(conn, row["track_id"])
+        track = self.track_row(conn, row["track_id"])
         moved = self._write_move(conn, row, spec, dest, actor, reason, now, fields)
         self.queue(conn, spec.notice, [moved.application_id], track, now, {"reason": reason or "", **(extra or {})})
         self._after(conn, [moved.application_id], row["state"], dest, track, now)
@@ -548,16 +547,21 @@ class Engine:
         return row._mapping
 
     def _locked_track(self, conn: Connection, track_key: str) -> Row:
+        return self.track_by_key(conn, track_key, lock=True)
+
+    def track_by_key(self, conn: Connection, track_key: str, lock: bool = False) -> Row:
+        """A track's row (its calendar as the database holds it); `lock` takes
+        it FOR UPDATE on PostgreSQL, serialising writers of the same track."""
         self.loaded.config.track(track_key)  # a clear error for a key not in the config
         query = sa.select(TRACK).where(TRACK.c.key == track_key)
-        if conn.dialect.name != "sqlite":
+        if lock and conn.dialect.name != "sqlite":
             query = query.with_for_update()
         row = conn.execute(query).mappings().first()
         if row is None:
             raise NotFound(f"track {track_key} is in the config but not in the database: run `gongmo init`")
         return row
 
-    def _track_row(self, conn: Connection, track_id: int) -> Row:
+    def track_row(self, conn: Connection, track_id: int) -> Row:
         return conn.execute(sa.select(TRACK).where(TRACK.c.id == track_id)).mappings().one()
 
     def _applicant(self, conn: Connection, code: str) -> Row:

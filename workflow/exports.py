@@ -59,10 +59,7 @@ def _xlsx(path: Path, header: list[str], rows: Sequence[dict[str, Any]], zone: s
 
 
 def _number(value: Any) -> Any:
-    """Scores as numbers in the sheet, so they sort and sum."""
-    if isinstance(value, str):
-        try:
-            return float(value) if value.replace(".", "", 1).isdigit() and "." in value else value
-        except ValueError:
-            return value
+    """Scores ("85.20") as numbers in the sheet, so they sort and sum."""
+    if isinstance(value, str) and "." in value and value.replace(".", "", 1).isdigit():
+        return float(value)
     return value

@@ -23,7 +23,7 @@ from states.errors import Conflict, IllegalMove, InvalidInput, NotFound, Outside
 from workflow import events
 from workflow.actors import Actor
 from workflow.db import read, write
-from workflow.models import APPLICATION, FUNDING_YEAR, KICKOFF_PLAN, TRACK
+from workflow.models import APPLICATION, FUNDING_YEAR, KICKOFF_PLAN
 
 if TYPE_CHECKING:
     from workflow.app import App
@@ -158,7 +158,7 @@ def _selected(app: App, conn: Connection, application_id: int, what: str) -> tup
         raise NotFound(f"no application {application_id}: see `gongmo status` or `gongmo show`")
     if row["state"] != "selected":
         raise IllegalMove(str(application_id), row["state"], what, ["only a selected application files a plan"])
-    track_row = conn.execute(sa.select(TRACK).where(TRACK.c.id == row["track_id"])).mappings().one()
+    track_row = app.engine.track_row(conn, row["track_id"])
     contest, track = app.loaded.config.track(track_row["key"])
     return row, track_row, contest, track
 

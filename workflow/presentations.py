@@ -32,7 +32,7 @@ def schedule(app: App, track_key: str, actor: Actor) -> list[dict[str, Any]]:
     tz = ZoneInfo(contest.timezone)
     now = app.clock.now()
     with write(app.db) as conn:
-        track_row = conn.execute(sa.select(TRACK).where(TRACK.c.key == track_key)).mappings().one()
+        track_row = app.engine.track_by_key(conn, track_key, lock=True)
         if now >= track_row["presentation_starts"]:
             raise InvalidInput(
                 f"track {track_key}: the presentation evaluation has started"

@@ -186,16 +186,12 @@ def _scores(app: App, track: Track, part: str) -> str:
         rng = random.Random(f"{r['receipt_no']}:{part}")
         quality = Decimal(rng.randint(120, 190)) / 2
         leaning = Decimal(random.Random(r["email"]).randint(-6, 6))
-        total = min(quality + leaning, committee_max(track))
+        total = min(quality + leaning, track.evaluation.max_points)
         sheets.append(committee.SheetInput(r["receipt_no"], r["email"], part, _spread(track, total)))
     if not sheets:
         return "no sheets"
     committee.enter_sheets(app, sheets, OFFICE)
     return f"{len(sheets)} {part} sheets entered"
-
-
-def committee_max(track: Track) -> Decimal:
-    return track.evaluation.max_points
 
 
 def _spread(track: Track, total: Decimal) -> dict[str, str]:

@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from states.eligibility import Facts, Rules, check, failures
+from states.eligibility import Check, Facts, Rules, check, failures
 from states.errors import Conflict, IllegalMove, InvalidInput, NotFound, OutsideWindow
 from workflow import events
 from workflow.actors import Actor
@@ -101,8 +102,6 @@ class Checked:
 
     @property
     def failed(self) -> str:
-        from states.eligibility import Check
-
         return failures([Check(**c) for c in self.checks])
 
 
@@ -219,7 +218,7 @@ def file_objection(app: App, application_id: int, grounds: str, actor: Actor) ->
         )
         detail = {"objection": objection_id, "grounds": grounds.strip(), "until": until}
         events.record(conn, now, actor, "objection_filed", detail, row["track_id"], application_id)
-        track_row = conn.execute(sa.select(TRACK).where(TRACK.c.id == row["track_id"])).mappings().one()
+        track_row = app.engine.track_row(conn, row["track_id"])
         app.engine.queue(conn, "objection_received", [application_id], track_row, now, {"objection_id": objection_id})
     return objection_id
 
@@ -252,7 +251,7 @@ def decide_objection(app: App, objection_id: int, uphold: bool, reason: str, act
         if uphold:
             app.engine.move(conn, app_id, "reinstate", actor, f"objection #{objection_id} upheld: {reason.strip()}")
         else:
-            track_row = conn.execute(sa.select(TRACK).where(TRACK.c.id == obj["track_id"])).mappings().one()
+            track_row = app.engine.track_row(conn, obj["track_id"])
             app.engine.queue(conn, "objection_rejected", [app_id], track_row, now, {"reason": reason.strip()})
     return status
 
@@ -283,6 +282,4 @@ def _track_of(app: App, conn: Connection, track_id: int) -> tuple[Any, Track]:
 
 
 def _local(value: datetime | None, zone: str) -> str:
-    from zoneinfo import ZoneInfo
-
     return "-" if value is None else f"{value.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M %Z}"

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -137,7 +138,7 @@ def select(app: App, track_key: str, actor: Actor, confirm: bool = False) -> Sel
     contest, track = app.loaded.config.track(track_key)
     now = app.clock.now()
     with write(app.db) if confirm else read(app.db) as conn:
-        track_row = conn.execute(sa.select(TRACK).where(TRACK.c.key == track_key)).mappings().one()
+        track_row = app.engine.track_by_key(conn, track_key, lock=confirm)
         if confirm and now < track_row["presentation_ends"]:
             tz = ZoneInfo(contest.timezone)
             raise OutsideWindow(
@@ -175,7 +176,7 @@ def _apply(
     result: Ranking,
     decisions: list[Decision],
     actor: Actor,
-    now: Any,
+    now: datetime,
 ) -> None:
     totals = {r.entry.application_id: r for r in result.rows}
     of = len(result.rows)
