@@ -17,6 +17,7 @@ class IllegalMove(GongmoError):
     def __init__(self, application: str, state: str, trigger: str, allowed: list[str]) -> None:
         hint = f"allowed from '{state}': {', '.join(allowed)}" if allowed else f"'{state}' is final"
         super().__init__(f"cannot '{trigger}' application {application} in state '{state}' ({hint})")
+        self.application = application
         self.state = state
         self.trigger = trigger
 
@@ -29,7 +30,13 @@ class NotPermitted(GongmoError):
 
 
 class OutsideWindow(GongmoError):
-    """An action outside the window the calendar gives it."""
+    """An action outside the window the calendar gives it; `opens` and
+    `closes` (ISO, in the contest's zone) name the window when it is one."""
+
+    def __init__(self, message: str, opens: str | None = None, closes: str | None = None) -> None:
+        super().__init__(message)
+        self.opens = opens
+        self.closes = closes
 
 
 class MissingReason(GongmoError):

@@ -40,5 +40,7 @@ def check_receipt_window(
     when = "not open yet" if now < opens else "closed"
     raise OutsideWindow(
         f"receipt is {when}: the window is {window} (now {now.astimezone(tz):{fmt}});"
-        " a late plan needs an extension granted by the office"
+        " a late plan needs an extension granted by the office",
+        opens=opens.astimezone(tz).isoformat(),
+        closes=close.astimezone(tz).isoformat(),
     )

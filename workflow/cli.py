@@ -781,6 +781,75 @@ def deliver() -> None:
     console.print(f"{result.sent} sent, {result.retry} to retry, {result.dead} dead", markup=False)
 
 
+# -- the HTTP API -------------------------------------------------------------------
+
+tokens_app = typer.Typer(help="API tokens for the HTTP API (served by `gongmo daemon`).", no_args_is_help=True)
+app.add_typer(tokens_app, name="tokens")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    role: Annotated[str, typer.Option("--role", help="admin, evaluator or applicant.")],
+    subject: Annotated[
+        str, typer.Option("--subject", help="admin: the person; evaluator: the e-mail; applicant: the code.")
+    ],
+    note: Annotated[str | None, typer.Option("--note", help="What the token is for.")] = None,
+    actor: Annotated[str, typer.Option("--actor", help="Who creates it.")] = "admin",
+) -> None:
+    """Create a token; it is printed once and only its SHA-256 is kept."""
+    from workflow import tokens
+
+    a = state.app()
+    token_id, token = tokens.create(a, role, subject, actor, note)
+    console.print(f"token {token_id} ({role}, {subject.strip()}): shown once, keep it now:", markup=False)
+    sys.stdout.write(token + "\n")
+
+
+@tokens_app.command("list")
+def tokens_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every token (never the token itself): role, subject, created, last used, revoked."""
+    from workflow import tokens
+
+    rows = tokens.listing(state.app())
+    if as_json:
+        _json(rows)
+        return
+    _print_rows(
+        "API tokens (KST)",
+        ["id", "prefix", "role", "subject", "created", "last used", "revoked", "note"],
+        [
+            [
+                str(r["id"]),
+                r["prefix"] + "...",
+                r["role"],
+                r["subject"],
+                _kst(r["created_at"]),
+                _kst(r["last_used_at"]),
+                _kst(r["revoked_at"]),
+                r["note"] or "",
+            ]
+            for r in rows
+        ],
+    )
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(token_id: int) -> None:
+    """Revoke a token at once: its next request gets 401."""
+    from workflow import tokens
+
+    row = tokens.revoke(state.app(), token_id)
+    console.print(f"token {token_id} ({row['role']}, {row['subject']}) revoked", markup=False)
+
+
+@app.command()
+def openapi() -> None:
+    """Print the HTTP API's OpenAPI document (JSON)."""
+    from workflow.api import create_api
+
+    _json(create_api(state.app()).openapi())
+
+
 # -- entry point -----------------------------------------------------------------
 
 

@@ -328,6 +328,13 @@ def enter_sheets(app: App, sheets: list[SheetInput], actor: Actor, where: list[s
     return len(sheets)
 
 
+def enter_sheet(app: App, sheet: SheetInput, actor: Actor) -> None:
+    """One sheet in its own transaction; a refusal keeps its own kind (the API
+    answers a conflict of interest or a closed window with 409)."""
+    with write(app.db) as conn:
+        _enter(app, conn, sheet, {e.key: e for e in evaluators(conn)}, app.clock.now(), actor)
+
+
 def _enter(
     app: App, conn: Connection, sheet: SheetInput, pool: dict[str, Evaluator], now: datetime, actor: Actor
 ) -> None:

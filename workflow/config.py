@@ -380,9 +380,22 @@ class Mail(Strict):
     deliver_seconds: float = Field(default=5.0, gt=0, le=3600)
 
 
+class Api(Strict):
+    """The HTTP API, served by `gongmo daemon`."""
+
+    enabled: bool = True
+    # Loopback by default: put a TLS-terminating proxy in front to expose it.
+    host: str = "127.0.0.1"
+    port: int = Field(default=8470, ge=0, le=65535)  # 0: any free port (tests)
+    # Rows per page when a list request names no limit (and the most it may ask).
+    page_size: int = Field(default=50, ge=1, le=1000)
+    max_page_size: int = Field(default=500, ge=1, le=10_000)
+
+
 class Config(Strict):
     gongmo: Settings = Field(default_factory=Settings)
     mail: Mail = Field(default_factory=Mail)
+    api: Api = Field(default_factory=Api)
     contests: list[Contest] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -10,18 +10,25 @@ every overdue deadline, in calendar order, one bounded batch per tick.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
 import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import uvicorn
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from notifications.render import TemplateProblem
+from states.errors import InvalidInput
 from workflow.app import App
 from workflow.mailer import Delivery, Mailer, transport_for
+from workflow.metrics import Metrics
 from workflow.ticker import Fired, Ticker
 
 log = logging.getLogger("gongmo.daemon")
@@ -41,6 +48,9 @@ class Daemon:
         self.fired: list[Fired] = []
         self.delivered: list[Delivery] = []
         self.mailer: Mailer
+        self.metrics = Metrics(app)
+        self.last_tick_at: datetime | None = None
+        self.api_server: ApiServer | None = None
 
     def check_templates(self) -> None:
         problems = self.app.renderer.check()
@@ -54,11 +64,28 @@ class Daemon:
         if not self._busy.acquire(blocking=False):
             return
         try:
-            while batch := self.ticker.tick():
+            while True:
+                started = time.perf_counter()
+                batch = self.ticker.tick()
+                self.metrics.tick_seconds.observe(time.perf_counter() - started)
+                self.metrics.fired(batch)
+                if not batch:
+                    break
                 self.fired.extend(batch)
+            self.last_tick_at = self.app.clock.now()
         finally:
             self._busy.release()
         self._arm()
+
+    def health(self) -> dict[str, Any]:
+        running = self.scheduler is not None and bool(self.scheduler.running)
+        due = self.ticker.next_due() if running else None
+        return {
+            "running": running,
+            "worker": self.ticker.worker,
+            "last_tick_at": self.last_tick_at.isoformat() if self.last_tick_at else None,
+            "next_due": due.isoformat() if due else None,
+        }
 
     def _arm(self) -> None:
         if self.scheduler is None:
@@ -107,20 +134,89 @@ class Daemon:
         scheduler.start()
         log.info("gongmo daemon %s: ticking every %ss", self.ticker.worker, self.tick_seconds)
         try:
-            await stop.wait()
+            async with self._api():
+                await stop.wait()
         finally:
             scheduler.shutdown(wait=True)
             self.scheduler = None
             await self.mailer.transport.close()
 
+    @contextlib.asynccontextmanager
+    async def _api(self) -> Any:
+        """Serve the HTTP API on the daemon's event loop while the daemon runs."""
+        settings = self.app.loaded.config.api
+        if not settings.enabled:
+            yield
+            return
+        from workflow.api import create_api
+
+        config = uvicorn.Config(
+            create_api(self.app, daemon=self),
+            host=settings.host,
+            port=settings.port,
+            lifespan="off",
+            access_log=False,
+            log_level="warning",
+        )
+        server = ApiServer(config)
+        task = asyncio.create_task(server.serve(sockets=[_listen(settings.host, settings.port)]))
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if task.done():
+            task.result()
+            raise InvalidInput(f"the HTTP API on {settings.host}:{settings.port} stopped as it started")
+        self.api_server = server
+        log.info("HTTP API on http://%s:%s (docs at /docs)", settings.host, server.port)
+        try:
+            yield
+        finally:
+            server.should_exit = True
+            await task
+            self.api_server = None
+
     async def deliver(self) -> None:
         """Send what the outbox has due (on the event loop: aiosmtplib is async)."""
         result = await self.mailer.deliver_due()
         self.delivered.append(result)
+        self.metrics.delivered(result)
         if result.sent or result.retry or result.dead:
             log.info("outbox: %s sent, %s to retry, %s dead", result.sent, result.retry, result.dead)
         for line in result.errors:
             log.warning(line)
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """Bind the API's socket ourselves, to say clearly why it cannot be."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise InvalidInput(
+            f"[api] {host}:{port}: cannot listen ({exc.strerror}); another daemon may hold the port:"
+            " give this one its own [api] port, or set [api] enabled = false"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
+
+
+class ApiServer(uvicorn.Server):
+    """uvicorn, minus its signal handlers: the daemon owns SIGINT and SIGTERM
+    and stops the API with the scheduler."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+    @property
+    def port(self) -> int:
+        """The port listened on (the configured one, or the one picked for port 0)."""
+        for server in self.servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return int(self.config.port)
 
 
 def run_forever(app: App) -> None:

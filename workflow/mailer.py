@@ -201,8 +201,9 @@ def held(app: App, track_key: str, notice: str) -> dict[str, dict[str, int]]:
     return out
 
 
-def release(app: App, track_key: str, notice: str) -> int:
-    """Let the held notices of a track go out, now."""
+def release(app: App, track_key: str, notice: str, expected: int | None = None) -> int:
+    """Let the held notices of a track go out, now. With `expected`, only if
+    exactly that many are held (what the person releasing saw); else nothing."""
     app.loaded.config.track(track_key)
     now = app.clock.now()
     with write(app.db) as conn:
@@ -210,9 +211,12 @@ def release(app: App, track_key: str, notice: str) -> int:
         if track_id is None:
             raise InvalidInput(f"track {track_key} is not in the database: run `gongmo init`")
         apps = sa.select(APPLICATION.c.id).where(APPLICATION.c.track_id == track_id)
-        result = conn.execute(
-            sa.update(OUTBOX)
-            .where(OUTBOX.c.state == "held", OUTBOX.c.notice == notice, OUTBOX.c.application_id.in_(apps))
-            .values(state="pending", next_attempt_at=now)
-        )
+        held_now = (OUTBOX.c.state == "held") & (OUTBOX.c.notice == notice) & OUTBOX.c.application_id.in_(apps)
+        if expected is not None:
+            count = conn.execute(sa.select(sa.func.count()).where(held_now)).scalar_one()
+            if count != expected:
+                raise Conflict(
+                    f"{track_key}: {count} '{notice}' notices are held, not {expected}: look again before releasing"
+                )
+        result = conn.execute(sa.update(OUTBOX).where(held_now).values(state="pending", next_attempt_at=now))
     return int(result.rowcount)

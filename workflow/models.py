@@ -334,3 +334,22 @@ KICKOFF_PLAN = KickoffPlan.__table__  # type: ignore[attr-defined]
 FUNDING_YEAR = FundingYear.__table__  # type: ignore[attr-defined]
 PRESENTATION_SLOT = PresentationSlot.__table__  # type: ignore[attr-defined]
 EVENT = Event.__table__  # type: ignore[attr-defined]
+
+
+class ApiToken(SQLModel, table=True):
+    """An HTTP API token: only its SHA-256 is stored; the token is shown once."""
+
+    __tablename__ = "api_token"
+    id: int | None = Field(default=None, primary_key=True)
+    token_sha256: str = Field(unique=True, max_length=64)
+    prefix: str = Field(max_length=16)  # the first characters, to tell tokens apart in lists
+    role: str = Field(max_length=16)  # admin | evaluator | applicant
+    subject: str = Field(max_length=200)  # a person (admin), an evaluator's e-mail, an applicant's code
+    note: str | None = None
+    created_at: datetime = utc_field()
+    created_by: str
+    revoked_at: datetime | None = utc_field(nullable=True)
+    last_used_at: datetime | None = utc_field(nullable=True)
+
+
+API_TOKEN = ApiToken.__table__  # type: ignore[attr-defined]

@@ -1,0 +1,211 @@
+"""Applications: list, detail with history, transitions, submissions, objections."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Header, Query, Request, Response, status
+
+from states.errors import InvalidInput
+from states.lifecycle import APPLICATION as TABLE
+from states.lifecycle import Role
+from workflow import events as events_mod
+from workflow import review
+from workflow.api import schemas
+from workflow.api.deps import AdminOrApplicant, After, Anyone, AppId, Gongmo, TrackFilter, check_access, visible
+from workflow.api.errors import Forbidden, PreconditionRequired, responses
+from workflow.db import read
+from workflow.models import APPLICANT, APPLICATION, AUDIT, OUTBOX, TRACK
+
+router = APIRouter(tags=["applications"])
+ETAG = re.compile(r'^(?:W/)?"?(\d{1,10})"?$')
+
+SUMMARY = (
+    APPLICATION.c.id,
+    TRACK.c.key.label("track"),
+    APPLICANT.c.code.label("applicant_code"),
+    APPLICANT.c.name.label("applicant_name"),
+    APPLICATION.c.state,
+    APPLICATION.c.version,
+    APPLICATION.c.receipt_no,
+    APPLICATION.c.title,
+    APPLICATION.c.project_type,
+    APPLICATION.c.national_krw,
+    APPLICATION.c.local_krw,
+    APPLICATION.c.years,
+    APPLICATION.c.submitted_at,
+    APPLICATION.c.score,
+    APPLICATION.c.rank,
+    APPLICATION.c.waitlist_position,
+)
+
+
+def _joined(*cols: Any) -> sa.Select[Any]:
+    return (
+        sa.select(*cols)
+        .select_from(APPLICATION)
+        .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+        .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
+    )
+
+
+@router.get("/applications", response_model=schemas.Page, responses=responses(401, 403, 422))
+def list_applications(
+    a: Gongmo,
+    who: Anyone,
+    request: Request,
+    track: TrackFilter = None,
+    state: Annotated[schemas.StateName | None, Query(description="Only this state.")] = None,
+    limit: Annotated[int | None, Query(ge=1, le=10_000, description="Rows per page.")] = None,
+    after: After = 0,
+) -> dict[str, Any]:
+    """The applications this token may see (an applicant its own, an evaluator
+    those assigned to it without conflict), by number, a page at a time."""
+    api = a.loaded.config.api
+    size = min(limit or api.page_size, api.max_page_size)
+    with read(a.db) as conn:
+        where = [visible(a, conn, who)]
+        if track is not None:
+            where.append(TRACK.c.key == track)
+        if state is not None:
+            where.append(APPLICATION.c.state == state.value)
+        total = conn.execute(_joined(sa.func.count()).where(*where)).scalar_one()
+        rows = conn.execute(
+            _joined(*SUMMARY).where(*where, APPLICATION.c.id > after).order_by(APPLICATION.c.id).limit(size + 1)
+        ).mappings()
+        items = [dict(r) for r in rows]
+    more = len(items) > size
+    items = items[:size]
+    following = None
+    if more:
+        following = str(request.url.include_query_params(after=items[-1]["id"], limit=size))
+    return {"items": items, "total": int(total), "next": following}
+
+
+@router.get(
+    "/applications/{application_id}", response_model=schemas.ApplicationDetail, responses=responses(401, 403, 404, 422)
+)
+def get_application(a: Gongmo, who: Anyone, application_id: AppId, response: Response) -> dict[str, Any]:
+    """One application with its history (every state change), its decisions
+    and its notices; the ETag is its version (send it back as If-Match)."""
+    with read(a.db) as conn:
+        check_access(a, conn, who, application_id)
+        row = (
+            conn.execute(
+                _joined(*SUMMARY, APPLICATION.c.eligible, APPLICATION.c.checklist).where(
+                    APPLICATION.c.id == application_id
+                )
+            )
+            .mappings()
+            .one()
+        )
+        history = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(AUDIT).where(AUDIT.c.application_id == application_id).order_by(AUDIT.c.id)
+            ).mappings()
+        ]
+        insider = who.role in (Role.ADMIN, Role.APPLICANT)
+        decisions = events_mod.of_application(conn, application_id) if insider else []
+        notices = (
+            [
+                dict(r)
+                for r in conn.execute(
+                    sa.select(OUTBOX).where(OUTBOX.c.application_id == application_id).order_by(OUTBOX.c.id)
+                ).mappings()
+            ]
+            if insider
+            else []
+        )
+    actions = [t for t in TABLE.triggers_from(row["state"]) if t != "submit" and who.role in TABLE.trigger(t).roles]
+    response.headers["ETag"] = f'"{row["version"]}"'
+    return {
+        **dict(row),
+        "checklist": json.loads(row["checklist"]) if row["checklist"] else None,
+        "actions": actions,
+        "history": history,
+        "events": decisions,
+        "notices": notices,
+    }
+
+
+@router.post(
+    "/applications/{application_id}/transitions",
+    response_model=schemas.Moved,
+    responses=responses(401, 403, 404, 409, 422, 428),
+)
+def transition(
+    a: Gongmo,
+    who: AdminOrApplicant,
+    application_id: AppId,
+    body: schemas.TransitionIn,
+    response: Response,
+    if_match: Annotated[str | None, Header(max_length=40, description='The version decided on, e.g. "3".')] = None,
+) -> Any:
+    """Fire a trigger (e.g. pass_review, disqualify with a reason, withdraw).
+    The version you decided on is required (If-Match or `version`): if someone
+    changed the application since, the answer is 409 and nothing changes."""
+    version = _version(if_match, body.version)
+    with read(a.db) as conn:
+        check_access(a, conn, who, application_id)
+    moved = a.engine.apply(application_id, body.trigger.value, who.actor, body.reason or None, version)
+    response.headers["ETag"] = f'"{moved.version}"'
+    return moved
+
+
+def _version(if_match: str | None, field: int | None) -> int:
+    header = None
+    if if_match is not None:
+        found = ETAG.match(if_match.strip())
+        if found is None:
+            raise InvalidInput(f'header If-Match = {if_match!r}: send the version as an ETag, e.g. If-Match: "3"')
+        header = int(found.group(1))
+    if header is not None and field is not None and header != field:
+        raise InvalidInput(f"If-Match {header} and body field version {field} disagree: send one of them")
+    version = header if header is not None else field
+    if version is None:
+        raise PreconditionRequired(
+            "no version: send If-Match with the ETag of GET /applications/{id} (or a `version` field),"
+            " so a decision taken on a stale page is refused instead of applied"
+        )
+    return version
+
+
+@router.post(
+    "/applications",
+    response_model=schemas.Moved,
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(401, 403, 404, 409, 422),
+)
+def submit(a: Gongmo, who: AdminOrApplicant, body: schemas.SubmissionIn, response: Response) -> Any:
+    """Submit a plan inside the receipt window; the answer carries the receipt
+    number. Outside the window: 409 with the window (`opens`, `closes`)."""
+    if who.role == Role.APPLICANT:
+        if body.applicant is not None and body.applicant != who.subject:
+            raise Forbidden(f"field applicant = {body.applicant!r}: an applicant token submits for {who.subject} only")
+        code = who.subject
+    elif body.applicant is None:
+        raise InvalidInput("field applicant is missing: an admin token names the applicant's code, e.g. 41110")
+    else:
+        code = body.applicant
+    moved = a.engine.submit(
+        body.track, code, body.national_krw, body.local_krw, who.actor, body.title, body.project_type, body.years
+    )
+    response.headers["Location"] = f"/applications/{moved.application_id}"
+    response.headers["ETag"] = f'"{moved.version}"'
+    return moved
+
+
+@router.post(
+    "/applications/{application_id}/objections",
+    status_code=status.HTTP_201_CREATED,
+    responses=responses(401, 403, 404, 409, 422),
+)
+def object_to(a: Gongmo, who: AdminOrApplicant, application_id: AppId, body: schemas.ObjectionIn) -> dict[str, int]:
+    """A disqualified applicant objects, inside the objection window."""
+    with read(a.db) as conn:
+        check_access(a, conn, who, application_id)
+    return {"objection_id": review.file_objection(a, application_id, body.grounds, who.actor)}

@@ -1,0 +1,96 @@
+"""Contests, tracks with their calendars, applicants, and the caller."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Path
+
+from states.errors import NotFound
+from states.lifecycle import Role
+from workflow.api import schemas
+from workflow.api.deps import AdminOrApplicant, Anyone, Gongmo, TrackKey
+from workflow.api.errors import Forbidden, responses
+from workflow.config import MILESTONES, Contest, Track
+from workflow.db import read
+from workflow.models import APPLICANT, TRACK
+
+router = APIRouter(tags=["contests"])
+
+
+@router.get("/me", response_model=schemas.Me, responses=responses(401))
+def me(who: Anyone) -> dict[str, Any]:
+    """Who this token is."""
+    return {"role": who.role.value, "subject": who.subject, "token_id": who.token_id}
+
+
+@router.get("/contests", responses=responses(401))
+def contests(a: Gongmo, who: Anyone) -> list[dict[str, Any]]:
+    """Every contest with its tracks: calendar (in the contest's zone), slots,
+    eligibility and funding rules."""
+    with read(a.db) as conn:
+        rows = {r["key"]: r for r in conn.execute(sa.select(TRACK)).mappings()}
+    return [
+        {**_contest(c), "tracks": [_track(c, t, rows.get(t.key)) for t in c.tracks]} for c in a.loaded.config.contests
+    ]
+
+
+@router.get("/tracks/{track}", responses=responses(401, 404, 422))
+def track(a: Gongmo, who: Anyone, track: TrackKey) -> dict[str, Any]:
+    """One track: its calendar as it stands (reschedules included)."""
+    for c in a.loaded.config.contests:
+        for t in c.tracks:
+            if t.key == track:
+                with read(a.db) as conn:
+                    row = conn.execute(sa.select(TRACK).where(TRACK.c.key == track)).mappings().first()
+                return {**_track(c, t, row), "contest": c.key}
+    raise NotFound(f"no track {track!r}: see GET /contests")
+
+
+def _contest(c: Contest) -> dict[str, Any]:
+    return {
+        "key": c.key,
+        "name_ko": c.name_ko,
+        "name_en": c.name_en,
+        "ministry": c.ministry,
+        "office": c.office,
+        "timezone": c.timezone,
+        "national_budget_krw": c.national_budget_krw,
+    }
+
+
+def _track(c: Contest, t: Track, row: Any) -> dict[str, Any]:
+    tz = ZoneInfo(c.timezone)
+    calendar = {m: row[m].astimezone(tz).isoformat() for m in MILESTONES} if row is not None else None
+    return {
+        "key": t.key,
+        "name_ko": t.name_ko,
+        "name_en": t.name_en,
+        "slots": t.slots,
+        "calendar": calendar,
+        "eligibility": t.eligibility.model_dump(mode="json"),
+        "funding": t.funding.model_dump(mode="json"),
+    }
+
+
+@router.get("/applicants", responses=responses(401, 403))
+def applicants(a: Gongmo, who: AdminOrApplicant) -> list[dict[str, Any]]:
+    """The local governments that may apply (an applicant token: itself)."""
+    query = sa.select(APPLICANT).order_by(APPLICANT.c.code)
+    if who.role == Role.APPLICANT:
+        query = query.where(APPLICANT.c.id == who.applicant_id)
+    with read(a.db) as conn:
+        return [{k: v for k, v in r.items() if k != "id"} for r in conn.execute(query).mappings()]
+
+
+@router.get("/applicants/{code}", responses=responses(401, 403, 404, 422))
+def applicant(a: Gongmo, who: AdminOrApplicant, code: Annotated[str, Path(pattern=r"^[0-9]{5}$")]) -> dict[str, Any]:
+    if who.role == Role.APPLICANT and code != who.subject:
+        raise Forbidden(f"applicant {code} is not {who.subject}: an applicant token sees itself only")
+    with read(a.db) as conn:
+        row = conn.execute(sa.select(APPLICANT).where(APPLICANT.c.code == code)).mappings().first()
+    if row is None:
+        raise NotFound(f"no applicant {code}")
+    return {k: v for k, v in row.items() if k != "id"}

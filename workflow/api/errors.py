@@ -1,0 +1,151 @@
+"""Every refusal is JSON: {"error": one line naming the field, the value and
+the fix, ...details}. Domain errors map to their HTTP status here, once."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from states.errors import (
+    Conflict,
+    GongmoError,
+    IllegalMove,
+    InvalidInput,
+    MissingReason,
+    NotFound,
+    NotPermitted,
+    OutsideWindow,
+)
+from workflow.config import ConfigError
+from workflow.db import DatabaseError
+
+log = logging.getLogger("gongmo.api")
+
+
+class Unauthorized(GongmoError):
+    """No token, or one that is unknown or revoked."""
+
+
+class Forbidden(GongmoError):
+    """A token whose role or subject may not do this."""
+
+
+class PreconditionRequired(GongmoError):
+    """A write that must name the version it was decided on."""
+
+
+class Error(BaseModel):
+    """The body of every refusal."""
+
+    error: str
+    application: str | None = None
+    state: str | None = None
+    trigger: str | None = None
+    opens: str | None = None
+    closes: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+STATUS: tuple[tuple[type[GongmoError], int], ...] = (
+    (Unauthorized, 401),
+    (Forbidden, 403),
+    (NotPermitted, 403),
+    (NotFound, 404),
+    (IllegalMove, 409),
+    (Conflict, 409),
+    (OutsideWindow, 409),
+    (PreconditionRequired, 428),
+    (MissingReason, 422),
+    (InvalidInput, 422),
+    (ConfigError, 422),
+    (DatabaseError, 503),
+)
+
+
+# The refusals each route may answer, for the OpenAPI document.
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        401: "no token, or an unknown or revoked one",
+        403: "the token's role or subject may not do this",
+        404: "no such thing",
+        409: "refused by the rules: an illegal move, a stale version, outside its window",
+        422: "invalid input: the message names the field, the value and the fix",
+        428: "the write must name the version it was decided on (If-Match)",
+        503: "the database cannot be reached",
+    }
+    return {code: {"model": Error, "description": text[code]} for code in codes}
+
+
+def status_of(exc: GongmoError) -> int:
+    for kind, status in STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 422
+
+
+def _domain(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, GongmoError)
+    status = status_of(exc)
+    body: dict[str, Any] = {"error": " ".join(str(exc).split("\n"))}
+    if isinstance(exc, IllegalMove):
+        body |= {"application": exc.application, "state": exc.state, "trigger": exc.trigger}
+    if isinstance(exc, OutsideWindow) and exc.opens:
+        body |= {"opens": exc.opens, "closes": exc.closes}
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+FIXES = {
+    "missing": "add it",
+    "extra_forbidden": "remove it (see the schema at /docs)",
+    "int_parsing": "send a whole number",
+    "int_type": "send a whole number",
+    "bool_parsing": "send true or false",
+    "json_invalid": "send valid JSON",
+    "string_pattern_mismatch": "use only the characters the schema allows",
+    "string_type": "send a string",
+    "enum": "use one of the listed values",
+    "model_attributes_type": "send a JSON object",
+    "dict_type": "send a JSON object",
+}
+
+
+def _validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        field = ".".join(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc) or "body"
+        where = loc[0] if loc else "body"
+        value = err.get("input")
+        fix = FIXES.get(str(err.get("type")), "")
+        shown = "" if err.get("type") == "missing" else f" = {_short(value)}"
+        message = f"{where} field '{field}'{shown}: {err.get('msg', 'invalid')}" + (f"; {fix}" if fix else "")
+        problems.append({"field": field, "in": where, "message": message})
+    return JSONResponse({"error": "; ".join(p["message"] for p in problems), "errors": problems}, status_code=422)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    ref = uuid.uuid4().hex[:12]
+    log.error("internal error %s on %s %s", ref, request.method, request.url.path, exc_info=exc)
+    return JSONResponse(
+        {"error": f"internal error {ref}: nothing was changed by it; the daemon's log has the details"},
+        status_code=500,
+    )
+
+
+def install(api: FastAPI) -> None:
+    api.add_exception_handler(GongmoError, _domain)
+    api.add_exception_handler(RequestValidationError, _validation)
+    api.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,173 @@
+"""Running the contest: deadlines, the outbox, health, metrics."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Path, Query, Request, Response
+
+from states.errors import NotFound
+from workflow import mailer
+from workflow.api import schemas
+from workflow.api.deps import MAX_ID, Admin, After, Gongmo, TrackFilter, TrackKey, track_id
+from workflow.api.errors import responses
+from workflow.db import read
+from workflow.metrics import CONTENT_TYPE
+from workflow.models import APPLICATION, DEADLINE, OUTBOX, TRACK
+
+router = APIRouter(tags=["operations"])
+OUTBOX_STATES = ("pending", "held", "sending", "sent", "retry", "dead", "cancelled")
+OutboxState = Annotated[str | None, Query(pattern="^(" + "|".join(OUTBOX_STATES) + ")$")]
+OutboxId = Annotated[int, Path(ge=1, le=MAX_ID, description="The outbox row's number.")]
+LIST_COLUMNS = (
+    "id",
+    "application_id",
+    "notice",
+    "language",
+    "to_addr",
+    "state",
+    "attempts",
+    "subject",
+    "created_at",
+    "next_attempt_at",
+    "sent_at",
+    "last_error",
+)
+
+
+@router.get("/ping")
+def ping() -> dict[str, bool]:
+    """No work at all (no token, no database): the floor of any request."""
+    return {"ok": True}
+
+
+@router.get("/healthz", responses={503: {"description": "the database or the scheduler is down"}})
+def healthz(request: Request, response: Response) -> dict[str, Any]:
+    """For load balancers and monitoring (no token): the database answers,
+    the scheduler runs, and how much mail waits."""
+    a = request.app.state.gongmo
+    daemon = request.app.state.daemon
+    now = a.clock.now()
+    body: dict[str, Any] = {"database": {"ok": False}, "scheduler": {"running": False}, "outbox": None}
+    try:
+        with read(a.db) as conn:
+            due = OUTBOX.c.state.in_(("pending", "retry")) & (OUTBOX.c.next_attempt_at <= now)
+            waiting, oldest = conn.execute(
+                sa.select(sa.func.count(), sa.func.min(OUTBOX.c.next_attempt_at)).where(due)
+            ).one()
+            dead = conn.execute(sa.select(sa.func.count()).where(OUTBOX.c.state == "dead")).scalar_one()
+            overdue = conn.execute(
+                sa.select(sa.func.count()).where(DEADLINE.c.fired_at.is_(None), DEADLINE.c.due_at <= now)
+            ).scalar_one()
+        body["database"] = {"ok": True}
+        body["outbox"] = {
+            "due": int(waiting),
+            "oldest_due_seconds": round((now - oldest).total_seconds(), 1) if oldest is not None else 0,
+            "dead": int(dead),
+        }
+        body["deadlines"] = {"overdue": int(overdue)}
+    except Exception as exc:  # health answers whatever the failure
+        body["database"] = {"ok": False, "error": str(exc).splitlines()[0]}
+    if daemon is not None:
+        body["scheduler"] = daemon.health()
+    ok = body["database"]["ok"] and body["scheduler"]["running"]
+    body["status"] = "ok" if ok else "down"
+    response.status_code = 200 if ok else 503
+    return body
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
+def metrics(request: Request) -> Response:
+    """Prometheus text format (no token; counts only, no personal data)."""
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
+
+
+@router.get("/deadlines", responses=responses(401, 403, 404, 422))
+def deadlines(a: Gongmo, who: Admin, track: TrackFilter = None) -> list[dict[str, Any]]:
+    """Every deadline row: when due, whether and when it fired, how (on time or caught up)."""
+    query = (
+        sa.select(
+            DEADLINE.c.id,
+            DEADLINE.c.key,
+            TRACK.c.key.label("track"),
+            DEADLINE.c.application_id,
+            DEADLINE.c.action,
+            DEADLINE.c.milestone,
+            DEADLINE.c.due_at,
+            DEADLINE.c.fired_at,
+            DEADLINE.c.late,
+            DEADLINE.c.attempts,
+            DEADLINE.c.last_error,
+        )
+        .join(TRACK, TRACK.c.id == DEADLINE.c.track_id)
+        .order_by(DEADLINE.c.due_at, DEADLINE.c.id)
+    )
+    with read(a.db) as conn:
+        if track is not None:
+            query = query.where(DEADLINE.c.track_id == track_id(a, conn, track))
+        return [dict(r) for r in conn.execute(query).mappings()]
+
+
+@router.get("/outbox", responses=responses(401, 403, 404, 422))
+def outbox(
+    a: Gongmo,
+    who: Admin,
+    state: OutboxState = None,
+    track: TrackFilter = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    after: After = 0,
+) -> dict[str, Any]:
+    """Outbox rows by number (a page at a time), with the totals by state."""
+    query = (
+        sa.select(*[OUTBOX.c[c] for c in LIST_COLUMNS]).where(OUTBOX.c.id > after).order_by(OUTBOX.c.id).limit(limit)
+    )
+    if state is not None:
+        query = query.where(OUTBOX.c.state == state)
+    with read(a.db) as conn:
+        if track is not None:
+            apps = sa.select(APPLICATION.c.id).where(APPLICATION.c.track_id == track_id(a, conn, track))
+            query = query.where(OUTBOX.c.application_id.in_(apps))
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+        totals = {
+            str(k): int(v) for k, v in conn.execute(sa.select(OUTBOX.c.state, sa.func.count()).group_by(OUTBOX.c.state))
+        }
+    return {"totals": totals, "rows": rows, "next_after": rows[-1]["id"] if len(rows) == limit else None}
+
+
+@router.get("/outbox/{outbox_id}", responses=responses(401, 403, 404, 422))
+def outbox_row(a: Gongmo, who: Admin, outbox_id: OutboxId) -> dict[str, Any]:
+    """One rendered notice, as it will be (or was) sent."""
+    with read(a.db) as conn:
+        row = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.id == outbox_id)).mappings().first()
+    if row is None:
+        raise NotFound(f"no outbox row {outbox_id}: see GET /outbox")
+    return {**{k: v for k, v in row.items() if k != "ics"}, "has_calendar": row["ics"] is not None}
+
+
+@router.post("/outbox/{outbox_id}/retry", responses=responses(401, 403, 404, 409, 422))
+def outbox_retry(a: Gongmo, who: Admin, outbox_id: OutboxId) -> dict[str, Any]:
+    """Send a dead (or waiting) notice again at the next delivery."""
+    was = mailer.retry_now(a, outbox_id)
+    return {"id": outbox_id, "was": was, "state": "pending"}
+
+
+@router.get("/tracks/{track}/outbox/held", responses=responses(401, 403, 404, 422))
+def outbox_held(
+    a: Gongmo, who: Admin, track: TrackKey, notice: Annotated[str, Query(pattern="^[a-z_]{1,40}$")]
+) -> dict[str, Any]:
+    """What a release would send: counts by language and subject."""
+    with read(a.db) as conn:
+        track_id(a, conn, track)
+    waiting = mailer.held(a, track, notice)
+    return {"notice": notice, "count": sum(n for per in waiting.values() for n in per.values()), "by_language": waiting}
+
+
+@router.post("/tracks/{track}/outbox/release", responses=responses(401, 403, 404, 409, 422))
+def outbox_release(a: Gongmo, who: Admin, track: TrackKey, body: schemas.ReleaseIn) -> dict[str, Any]:
+    """Let held notices go out (e.g. the selection results, once published).
+    `count` must be what GET .../outbox/held showed: if it changed, nothing is released."""
+    with read(a.db) as conn:
+        track_id(a, conn, track)
+    released = mailer.release(a, track, body.notice, expected=body.count)
+    return {"notice": body.notice, "released": released}

@@ -1,0 +1,150 @@
+"""Request and response bodies (plain pydantic models, not the tables).
+
+Text fields refuse control characters (PostgreSQL refuses NUL, and no
+reason or title needs a bell); numbers are bounded by what the columns hold.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from states.lifecycle import APPLICATION as TABLE
+from states.lifecycle import Role
+
+# No control characters but tab and newline (pydantic already refuses a lone surrogate).
+TEXT = r"^[^\x00-\x08\x0b-\x1f\x7f]*$"
+Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000, pattern=TEXT)]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=TEXT)]
+Won = Annotated[int, Field(ge=0, le=10**15, description="Won (KRW), a whole number.")]
+Code = Annotated[str, StringConstraints(pattern=r"^[0-9]{5}$")]
+
+# The triggers a person may fire through /transitions (submission has its own route).
+TriggerName = StrEnum(  # type: ignore[misc]
+    "TriggerName",
+    {t.name: t.name for t in TABLE.triggers if t.name != "submit" and t.roles - {Role.SYSTEM}},
+)
+StateName = StrEnum("StateName", {s: s for s in TABLE.state_names})  # type: ignore[misc]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TransitionIn(Body):
+    trigger: TriggerName
+    reason: Text | None = None
+    version: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="The version decided on (or send If-Match)."
+    )
+
+
+class SubmissionIn(Body):
+    track: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,39}$")]
+    applicant: Code | None = Field(
+        default=None, description="The applicant's code; an applicant token's own if omitted."
+    )
+    national_krw: Won
+    local_krw: Won
+    title: Text | None = None
+    project_type: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,40}$")] | None = None
+    years: int | None = Field(default=None, ge=1, le=10)
+
+
+class ObjectionIn(Body):
+    grounds: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000, pattern=TEXT)]
+
+
+Points = Annotated[str, StringConstraints(strip_whitespace=True, max_length=12)] | int | float
+
+
+class SheetIn(Body):
+    points: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")], Points] = Field(
+        max_length=30, description='Criterion -> points, e.g. {"feasibility": "27.5"}.'
+    )
+    evaluator: Annotated[str, StringConstraints(max_length=200, pattern=TEXT)] | None = Field(
+        default=None, description="Admin only: the evaluator whose sheet this is (an evaluator token is its own)."
+    )
+
+
+class SelectionIn(Body):
+    confirm: bool = Field(default=False, description="false: a dry run; true: apply in one transaction.")
+
+
+class ReleaseIn(Body):
+    notice: Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")]
+    count: int = Field(
+        ge=1, le=10**7, description="How many held notices you saw (GET .../outbox/held); refused if it changed."
+    )
+
+
+class Moved(BaseModel):
+    application_id: int
+    trigger: str
+    from_state: str | None
+    to_state: str
+    version: int
+    receipt_no: str | None = None
+
+
+class ApplicationOut(BaseModel):
+    id: int
+    track: str
+    applicant_code: str
+    applicant_name: str
+    state: str
+    version: int
+    receipt_no: str | None
+    title: str | None
+    project_type: str | None
+    national_krw: int | None
+    local_krw: int | None
+    years: int | None
+    submitted_at: datetime | None
+    score: str | None
+    rank: int | None
+    waitlist_position: int | None
+
+
+class HistoryRow(BaseModel):
+    at: datetime
+    actor: str
+    role: str
+    trigger: str
+    from_state: str | None
+    to_state: str
+    reason: str | None
+
+
+class NoticeRow(BaseModel):
+    id: int
+    notice: str
+    language: str
+    state: str
+    subject: str
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class ApplicationDetail(ApplicationOut):
+    eligible: bool | None
+    checklist: list[dict[str, Any]] | None
+    actions: list[str] = Field(description="Triggers this token may fire from the current state.")
+    history: list[HistoryRow]
+    events: list[dict[str, Any]]
+    notices: list[NoticeRow]
+
+
+class Page(BaseModel):
+    items: list[ApplicationOut]
+    total: int
+    next: str | None = Field(description="The URL of the next page, or null on the last one.")
+
+
+class Me(BaseModel):
+    role: str
+    subject: str
+    token_id: int
