@@ -539,8 +539,12 @@ def tick(
 @app.command()
 def daemon(
     once: Annotated[bool, typer.Option("--once", help="Catch up what is due, then exit.")] = False,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Serve the HTTP API on this port (default: [api] port).")
+    ] = None,
+    no_api: Annotated[bool, typer.Option("--no-api", help="Do not serve the HTTP API.")] = False,
 ) -> None:
-    """Run the scheduler: every deadline fires once, on time or caught up after downtime."""
+    """Run the scheduler and the HTTP API: every deadline fires once, on time or caught up after downtime."""
     import logging
 
     from workflow.daemon import Daemon, run_forever
@@ -555,7 +559,14 @@ def daemon(
         return
     if state.now is not None:
         raise InvalidInput("--now: the daemon runs on the real clock; rehearse with `gongmo rehearse` or `tick`")
-    run_forever(a)
+    api = a.loaded.config.api
+    if port is not None:
+        if not 0 <= port <= 65535:
+            raise InvalidInput(f"--port {port}: a TCP port is 0 to 65535")
+        api = api.model_copy(update={"port": port})
+    if no_api:
+        api = api.model_copy(update={"enabled": False})
+    run_forever(a, api)
 
 
 @app.command()

@@ -27,6 +27,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from notifications.render import TemplateProblem
 from states.errors import InvalidInput
 from workflow.app import App
+from workflow.config import Api
 from workflow.mailer import Delivery, Mailer, transport_for
 from workflow.metrics import Metrics
 from workflow.ticker import Fired, Ticker
@@ -39,8 +40,9 @@ def worker_name() -> str:
 
 
 class Daemon:
-    def __init__(self, app: App, worker: str | None = None) -> None:
+    def __init__(self, app: App, worker: str | None = None, api: Api | None = None) -> None:
         self.app = app
+        self.api_settings = api or app.loaded.config.api
         self.ticker = Ticker(app, worker or worker_name())
         self.tick_seconds = app.loaded.config.gongmo.tick_seconds
         self._busy = threading.Lock()
@@ -108,6 +110,9 @@ class Daemon:
 
     async def serve(self, stop: asyncio.Event) -> None:
         self.check_templates()
+        # Bind the API's port before anything runs: a daemon that cannot serve stops untouched.
+        settings = self.api_settings
+        sock = _listen(settings.host, settings.port) if settings.enabled else None
         scheduler = AsyncIOScheduler(timezone=UTC)
         self.scheduler = scheduler
         scheduler.add_job(
@@ -134,7 +139,7 @@ class Daemon:
         scheduler.start()
         log.info("gongmo daemon %s: ticking every %ss", self.ticker.worker, self.tick_seconds)
         try:
-            async with self._api():
+            async with self._api(sock):
                 await stop.wait()
         finally:
             scheduler.shutdown(wait=True)
@@ -142,10 +147,10 @@ class Daemon:
             await self.mailer.transport.close()
 
     @contextlib.asynccontextmanager
-    async def _api(self) -> Any:
+    async def _api(self, sock: socket.socket | None) -> Any:
         """Serve the HTTP API on the daemon's event loop while the daemon runs."""
-        settings = self.app.loaded.config.api
-        if not settings.enabled:
+        settings = self.api_settings
+        if sock is None:
             yield
             return
         from workflow.api import create_api
@@ -159,7 +164,7 @@ class Daemon:
             log_level="warning",
         )
         server = ApiServer(config)
-        task = asyncio.create_task(server.serve(sockets=[_listen(settings.host, settings.port)]))
+        task = asyncio.create_task(server.serve(sockets=[sock]))
         while not server.started and not task.done():
             await asyncio.sleep(0.01)
         if task.done():
@@ -219,8 +224,8 @@ class ApiServer(uvicorn.Server):
         return int(self.config.port)
 
 
-def run_forever(app: App) -> None:
-    daemon = Daemon(app)
+def run_forever(app: App, api: Api | None = None) -> None:
+    daemon = Daemon(app, api=api)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -4,17 +4,23 @@ arms one date job for the earliest deadline left."""
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
+import socket
+import urllib.error
+import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from notifications.render import Renderer, TemplateProblem
+from states.errors import InvalidInput
 from tests.conftest import ROOT, kst
 from workflow import calendars
 from workflow.app import App
 from workflow.clock import FixedClock
+from workflow.config import Api
 from workflow.daemon import Daemon
 from workflow.db import write
 
@@ -36,23 +42,48 @@ async def _until(predicate, timeout_s: float = 20.0) -> None:  # type: ignore[no
         await asyncio.sleep(0.02)
 
 
+def _get(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
 def test_daemon_catches_up_at_start_and_arms_the_next_deadline(derived: App, clock: FixedClock) -> None:
     clock.set(kst("2024-05-29 18:00"))  # down since before the 2022 call: everything until now is overdue
-    daemon = Daemon(derived, "d1")
+    daemon = Daemon(derived, "d1", api=Api(port=0))
 
-    async def scenario() -> tuple[list[str], datetime | None, datetime]:
+    async def scenario() -> tuple[list[str], datetime | None, datetime, dict[str, tuple[int, str]]]:
         stop = asyncio.Event()
         task = asyncio.create_task(daemon.serve(stop))
         await _until(lambda: any(f.key == "strong-small-2024:close_receipt" for f in daemon.fired))
         await _until(lambda: daemon.scheduler is not None and daemon.scheduler.get_job("next-deadline") is not None)
-        assert daemon.scheduler is not None
+        await _until(lambda: daemon.api_server is not None and daemon.last_tick_at is not None)
+        assert daemon.scheduler is not None and daemon.api_server is not None
         job = daemon.scheduler.get_job("next-deadline")
         armed_at = datetime.now(UTC)
+        port = daemon.api_server.port
+        served = {path: await asyncio.to_thread(_get, port, path) for path in ("/healthz", "/metrics", "/me")}
         stop.set()
         await task
-        return [f.key for f in daemon.fired], job.next_run_time, armed_at
+        return [f.key for f in daemon.fired], job.next_run_time, armed_at, served
 
-    keys, next_run, armed_at = asyncio.run(scenario())
+    keys, next_run, armed_at, served = asyncio.run(scenario())
+    # The daemon serves the HTTP API on its own loop: healthy while the scheduler runs,
+    # the deadlines it fired counted in its metrics, and the API asks for a token.
+    status, body = served["/healthz"]
+    assert status == 200, body
+    health = json.loads(body)
+    assert health["status"] == "ok" and health["scheduler"]["running"] and health["scheduler"]["worker"] == "d1"
+    assert health["database"]["ok"] and health["deadlines"]["overdue"] == 0
+    status, text = served["/metrics"]
+    fired = sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("gongmo_deadlines_fired_total{")
+    )
+    assert status == 200 and fired == len(keys)
+    assert "gongmo_tick_duration_seconds_count" in text
+    assert served["/me"][0] == 401
     assert len(keys) == len(set(keys))  # each once
     assert "small-medium-2022:kickoff_closes" in keys and "diffusion-2024:kickoff_plan_due" not in keys
     # the earliest deadline left is the diffusion selection on 2024-05-30 10:00 KST: 16 hours ahead
@@ -94,3 +125,15 @@ def test_a_reschedule_re_arms_the_timer(derived: App, clock: FixedClock) -> None
     daemon.wake()  # the interval tick notices the moved calendar: D-3 moved to 05-28, so receipt opening is first
     assert abs(armed_in() - (kst("2024-05-27 09:00") - clock.now())) < timedelta(minutes=1)
     scheduler.shutdown(wait=False)
+
+
+def test_a_taken_api_port_stops_the_start_before_anything_fires(derived: App, clock: FixedClock) -> None:
+    clock.set(kst("2024-05-29 18:00"))  # plenty overdue: a start that went on would fire it
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        daemon = Daemon(derived, "d2", api=Api(port=port))
+        with pytest.raises(InvalidInput, match=rf"\[api\] 127.0.0.1:{port}: cannot listen .*own \[api\] port"):
+            asyncio.run(daemon.serve(asyncio.Event()))
+    assert daemon.fired == [] and daemon.scheduler is None
