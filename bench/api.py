@@ -1,0 +1,354 @@
+"""API latency: a transition over HTTP, next to a no-op endpoint.
+
+The real FastAPI app (`workflow.api.create_api`) is served by uvicorn on
+127.0.0.1 from a background thread; one keep-alive httpx client in the main
+thread sends the requests one at a time and times each. Three series, in the
+same run, on the same connection:
+
+- GET /ping: no token, no database (the floor of any request: the baseline);
+- GET /me: the token looked up in the database;
+- POST /applications/{id}/transitions pass_review: one per application,
+  each moved preliminary_review -> written_evaluation (lock, check, state +
+  audit row + the rendered notice, commit), with If-Match.
+
+The database is a throwaway one with the shipped config: a SQLite file in a
+temporary directory, or a fresh PostgreSQL schema (dropped at the end). The
+applications are submitted through the engine inside the 2024 receipt window
+and moved to preliminary review by the ticker at the receipt close.
+
+    python -m bench.api [--n 1000] [--db sqlite|postgres] [--pg-url URL] [--small]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import socket
+import sqlite3
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import fastapi
+import httpx
+import sqlalchemy as sa
+import uvicorn
+
+from states.lifecycle import APPLICATION as TABLE
+from states.lifecycle import Role
+from workflow import audit, calendars, loader, schema, tokens
+from workflow.actors import Actor
+from workflow.api import create_api
+from workflow.app import App, open_app
+from workflow.clock import FixedClock
+from workflow.config import Kind
+from workflow.daemon import ApiServer
+from workflow.db import read, write
+from workflow.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, TRACK
+from workflow.ticker import Ticker
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+TRACK_KEY = "strong-small-2024"  # receipt 2024-05-27 09:00 to 05-29 18:00 KST
+KST = ZoneInfo("Asia/Seoul")
+SUBMIT_AT = datetime(2024, 5, 28, 11, 0, tzinfo=KST)
+AFTER_CLOSE = datetime(2024, 5, 29, 18, 5, tzinfo=KST)
+OFFICE = Actor("bench-office", Role.ADMIN)
+NATIONAL = 8_000_000_000  # the track's cap, matched 1:1
+WARMUP = 20
+Stats = dict[str, float]
+
+
+# -- the database ---------------------------------------------------------------
+
+
+@contextmanager
+def database(kind: str, pg_url: str) -> Iterator[tuple[str, dict[str, str]]]:
+    """A throwaway database URL, and what to say about the server."""
+    if kind == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{tmp}/bench.db", {}
+        return
+    name = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(pg_url)
+    with admin.begin() as conn:
+        version = str(conn.exec_driver_sql("SHOW server_version").scalar())
+        conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
+    sep = "&" if "?" in pg_url else "?"
+    try:
+        yield f"{pg_url}{sep}options={quote(f'-csearch_path={name}')}", {"postgresql": version, "schema": name}
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
+        admin.dispose()
+
+
+def seed(url: str, count: int) -> tuple[App, list[int]]:
+    """`count` applications of one track, all in preliminary_review; their ids."""
+    app = open_app(ROOT / "config.toml", database_url=url, fixed_clock=True)
+    assert isinstance(app.clock, FixedClock)
+    app.clock.set(SUBMIT_AT)
+    schema.upgrade(app.db)
+    with write(app.db) as conn:
+        loader.sync(conn, app.loaded.config)
+        conn.execute(
+            sa.insert(APPLICANT),
+            [
+                {
+                    "code": f"{10000 + i}",
+                    "name": f"시험시{i}",
+                    "kind": Kind.CITY.value,
+                    "population": 100_000,
+                    "contact_name": "담당자",
+                    "email": f"lg{i}@bench.example",
+                    "language": "ko" if i % 4 else "en",
+                }
+                for i in range(count)
+            ],
+        )
+        calendars.derive(app, conn)
+        # Only this track's deadlines: the others would fire (and render) for nothing.
+        other = sa.select(TRACK.c.id).where(TRACK.c.key != TRACK_KEY)
+        conn.execute(sa.delete(DEADLINE).where(DEADLINE.c.track_id.in_(other)))
+    for i in range(count):
+        kind = "climate_crisis" if i % 2 else "local_extinction"
+        app.engine.submit(TRACK_KEY, f"{10000 + i}", NATIONAL, NATIONAL, OFFICE, f"스마트도시 {i}", kind)
+    app.clock.set(AFTER_CLOSE)
+    Ticker(app, "bench").run_until_idle()  # close_receipt: receipt -> preliminary_review, in bulk
+    with read(app.db) as conn:
+        ids = list(
+            conn.execute(
+                sa.select(APPLICATION.c.id)
+                .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+                .where(TRACK.c.key == TRACK_KEY, APPLICATION.c.state == "preliminary_review")
+                .order_by(APPLICATION.c.id)
+            ).scalars()
+        )
+    if len(ids) != count:
+        raise SystemExit(f"expected {count} applications in preliminary_review after the close, found {len(ids)}")
+    return app, ids
+
+
+# -- the server -------------------------------------------------------------------
+
+
+@contextmanager
+def serve(app: App) -> Iterator[str]:
+    """The real API over real HTTP on 127.0.0.1 (a free port), from a thread."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    config = uvicorn.Config(create_api(app), lifespan="off", access_log=False, log_level="warning")
+    server = ApiServer(config)  # the daemon's server: no signal handlers
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="bench-api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise SystemExit("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+        sock.close()
+
+
+# -- measuring ----------------------------------------------------------------------
+
+
+def timed(send: Callable[[int], httpx.Response], n: int, check: Callable[[int, httpx.Response], None]) -> Stats:
+    """Send n requests one after the other; each timed from before the send
+    to the last byte of the answer read."""
+    lat: list[int] = []
+    started = time.perf_counter_ns()
+    for i in range(n):
+        t0 = time.perf_counter_ns()
+        response = send(i)
+        lat.append(time.perf_counter_ns() - t0)
+        check(i, response)
+    wall = (time.perf_counter_ns() - started) / 1e9
+    lat.sort()
+
+    def pct(q: float) -> float:  # nearest rank
+        return lat[max(0, math.ceil(q * len(lat)) - 1)] / 1e6
+
+    return {
+        "n": n,
+        "p50_ms": round(pct(0.50), 3),
+        "p90_ms": round(pct(0.90), 3),
+        "p99_ms": round(pct(0.99), 3),
+        "max_ms": round(lat[-1] / 1e6, 3),
+        "mean_ms": round(sum(lat) / len(lat) / 1e6, 3),
+        "req_per_s": round(n / wall, 1),
+    }
+
+
+def ok(_: int, response: httpx.Response) -> None:
+    if response.status_code != 200:
+        raise SystemExit(f"{response.request.method} {response.request.url}: {response.status_code} {response.text}")
+
+
+def run(client: httpx.Client, token: str, ids: list[int], n: int) -> tuple[dict[str, Stats], int]:
+    auth = {"Authorization": f"Bearer {token}"}
+    first = client.get(f"/applications/{ids[0]}", headers=auth)
+    ok(0, first)
+    etag = first.headers["ETag"]  # '"3"': created, submitted, sent to review
+    version = int(etag.strip('"'))
+
+    def ping(_: int) -> httpx.Response:
+        return client.get("/ping")
+
+    def me(_: int) -> httpx.Response:
+        return client.get("/me", headers=auth)
+
+    def move(ids_: list[int]) -> Callable[[int], httpx.Response]:
+        def send(i: int) -> httpx.Response:
+            body = {"trigger": "pass_review"}
+            return client.post(f"/applications/{ids_[i]}/transitions", json=body, headers={**auth, "If-Match": etag})
+
+        return send
+
+    def moved(_: int, response: httpx.Response) -> None:
+        ok(0, response)
+        body = response.json()
+        if body["to_state"] != "written_evaluation" or body["version"] != version + 1:
+            raise SystemExit(f"unexpected answer to pass_review: {body}")
+
+    warm, counted = ids[:WARMUP], ids[WARMUP:]
+    timed(ping, WARMUP, ok)
+    noop = timed(ping, n, ok)
+    timed(me, WARMUP, ok)  # the first one also writes the token's last_used_at
+    read_ = timed(me, n, ok)
+    timed(move(warm), len(warm), moved)
+    transition = timed(move(counted), len(counted), moved)
+    return {"noop": noop, "me": read_, "transition": transition}, version
+
+
+def check_audit(app: App, ids: list[int]) -> dict[str, Any]:
+    with read(app.db) as conn:
+        report = audit.verify(conn, TABLE)
+        passed = conn.execute(
+            sa.select(AUDIT.c.application_id, sa.func.count())
+            .where(AUDIT.c.trigger == "pass_review")
+            .group_by(AUDIT.c.application_id)
+        ).all()
+        left = conn.execute(
+            sa.select(sa.func.count()).select_from(APPLICATION).where(APPLICATION.c.state == "preliminary_review")
+        ).scalar_one()
+    per_app: dict[int, int] = {int(a): int(c) for a, c in passed}
+    once = all(per_app.get(i) == 1 for i in ids) and len(per_app) == len(ids)
+    return {
+        "clean": report.clean,
+        "applications": report.applications,
+        "audit_rows": report.audit_rows,
+        "findings": [f.__dict__ for f in report.findings[:5]],
+        "pass_review_rows": sum(c for _, c in passed),
+        "each_application_passed_once": once,
+        "left_in_preliminary_review": int(left),
+    }
+
+
+# -- the table ------------------------------------------------------------------------
+
+ROWS = (
+    ("noop", "GET /ping (no-op: no token, no database)"),
+    ("me", "GET /me (token looked up)"),
+    ("transition", "POST /applications/{id}/transitions pass_review"),
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=1000, help="requests per series (and applications moved)")
+    parser.add_argument("--small", action="store_true", help="n = 50, for CI")
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--pg-url", default=os.environ.get("GONGMO_TEST_PG_URL", PG_URL))
+    parser.add_argument("--json", type=Path, default=None, help="default bench/results/api-<db>.json")
+    args = parser.parse_args()
+    n = 50 if args.small else args.n
+    if not 1 <= n <= 80_000:
+        parser.error("--n must be between 1 and 80000 (5-digit applicant codes)")
+    out = args.json or ROOT / "bench" / "results" / f"api-{args.db}.json"
+
+    with database(args.db, args.pg_url) as (url, server_info):
+        t0 = time.perf_counter()
+        app, ids = seed(url, n + WARMUP)
+        setup_s = time.perf_counter() - t0
+        try:
+            _, token = tokens.create(app, "admin", "bench", "bench")
+            with serve(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+                results, version = run(client, token, ids, n)
+            checked = check_audit(app, ids)
+        finally:
+            app.db.dispose()
+
+    ratio = round(results["transition"]["p50_ms"] / results["noop"]["p50_ms"], 1)
+    machine = {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "sqlite": sqlite3.sqlite_version,
+        **server_info,
+        "uvicorn": uvicorn.__version__,
+        "fastapi": fastapi.__version__,
+        "httpx": httpx.__version__,
+        "sqlalchemy": sa.__version__,
+    }
+    table = {
+        "scenario": (
+            f"API latency over HTTP on 127.0.0.1, {args.db}, one keep-alive connection, requests one at a time;"
+            f" {n} per series after {WARMUP} warm-up; transition = pass_review of {n} applications"
+            f' (If-Match "{version}"), {TRACK_KEY}'
+        ),
+        "db": args.db,
+        "n": n,
+        "warmup": WARMUP,
+        "setup_s": round(setup_s, 1),
+        "results": results,
+        "transition_p50_over_noop_p50": ratio,
+        "audit": checked,
+        "machine": machine,
+    }
+
+    print(table["scenario"])
+    head = f"{'request':<50} {'p50':>8} {'p90':>8} {'p99':>8} {'max':>8} {'mean':>8} {'req/s':>8}"
+    print(head)
+    print("-" * len(head))
+    for key, label in ROWS:
+        r = results[key]
+        print(
+            f"{label:<50} {r['p50_ms']:>8.3f} {r['p90_ms']:>8.3f} {r['p99_ms']:>8.3f}"
+            f" {r['max_ms']:>8.3f} {r['mean_ms']:>8.3f} {r['req_per_s']:>8.1f}"
+        )
+    print("(milliseconds; req/s = requests / wall time of the series)")
+    print(f"transition p50 / no-op p50: {ratio}x")
+    verdict = "clean" if checked["clean"] else f"{len(checked['findings'])}+ application(s) disagree"
+    print(
+        f"audit verify: {checked['applications']} applications, {checked['audit_rows']} audit rows: {verdict};"
+        f" pass_review rows: {checked['pass_review_rows']} ({n} measured + {WARMUP} warm-up),"
+        f" each once: {checked['each_application_passed_once']},"
+        f" left in preliminary_review: {checked['left_in_preliminary_review']}"
+    )
+    print(f"setup (seed {n + WARMUP} applications): {table['setup_s']} s; machine: {machine}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(table, indent=2, ensure_ascii=False), encoding="utf-8")
+    if not (checked["clean"] and checked["each_application_passed_once"] and checked["pass_review_rows"] == n + WARMUP):
+        raise SystemExit("the audit check failed")
+
+
+if __name__ == "__main__":
+    main()
