@@ -31,7 +31,7 @@ from workflow import events as events_mod
 from workflow.actors import Actor
 from workflow.app import App, open_app
 from workflow.db import read, write
-from workflow.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, OUTBOX, TRACK
+from workflow.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, OUTBOX, OUTBOX_LIST, OUTBOX_STATES, TRACK
 
 app = typer.Typer(
     name="gongmo",
@@ -649,7 +649,6 @@ def demo() -> None:
 
 outbox_app = typer.Typer(help="The outbox: rendered notices and their delivery.", invoke_without_command=True)
 app.add_typer(outbox_app, name="outbox")
-OUTBOX_STATES = ("pending", "held", "sending", "sent", "retry", "dead", "cancelled")
 
 
 @outbox_app.callback()
@@ -667,24 +666,7 @@ def outbox_list(
     if only is not None and only not in OUTBOX_STATES:
         raise InvalidInput(f"--state {only!r}: choose one of {', '.join(OUTBOX_STATES)}")
     a = state.app()
-    cols = [
-        OUTBOX.c[c]
-        for c in (
-            "id",
-            "application_id",
-            "notice",
-            "language",
-            "to_addr",
-            "state",
-            "attempts",
-            "subject",
-            "created_at",
-            "next_attempt_at",
-            "sent_at",
-            "last_error",
-        )
-    ]
-    query = sa.select(*cols).order_by(OUTBOX.c.id.desc()).limit(limit)
+    query = sa.select(*OUTBOX_LIST).order_by(OUTBOX.c.id.desc()).limit(limit)
     if only is not None:
         query = query.where(OUTBOX.c.state == only)
     with read(a.db) as conn:

@@ -159,9 +159,29 @@ class Outbox(SQLModel, table=True):
     last_error: str | None = None
 
 
+OUTBOX_STATES = ("pending", "held", "sending", "sent", "retry", "dead", "cancelled")
+
 APPLICATION = Application.__table__  # type: ignore[attr-defined]
 AUDIT = Audit.__table__  # type: ignore[attr-defined]
 OUTBOX = Outbox.__table__  # type: ignore[attr-defined]
+# What a list of outbox rows shows (not the bodies).
+OUTBOX_LIST = tuple(
+    OUTBOX.c[c]
+    for c in (
+        "id",
+        "application_id",
+        "notice",
+        "language",
+        "to_addr",
+        "state",
+        "attempts",
+        "subject",
+        "created_at",
+        "next_attempt_at",
+        "sent_at",
+        "last_error",
+    )
+)
 TRACK = Track.__table__  # type: ignore[attr-defined]
 APPLICANT = Applicant.__table__  # type: ignore[attr-defined]
 CONTEST = Contest.__table__  # type: ignore[attr-defined]

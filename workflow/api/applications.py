@@ -18,6 +18,7 @@ from workflow.api import schemas
 from workflow.api.deps import AdminOrApplicant, After, Anyone, AppId, Gongmo, TrackFilter, check_access, visible
 from workflow.api.errors import Forbidden, PreconditionRequired, responses
 from workflow.db import read
+from workflow.engine import Moved
 from workflow.models import APPLICANT, APPLICATION, AUDIT, OUTBOX, TRACK
 
 router = APIRouter(tags=["applications"])
@@ -134,7 +135,7 @@ def get_application(a: Gongmo, who: Anyone, application_id: AppId, response: Res
 
 @router.post(
     "/applications/{application_id}/transitions",
-    response_model=schemas.Moved,
+    response_model=Moved,
     responses=responses(401, 403, 404, 409, 422, 428),
 )
 def transition(
@@ -176,7 +177,7 @@ def _version(if_match: str | None, field: int | None) -> int:
 
 @router.post(
     "/applications",
-    response_model=schemas.Moved,
+    response_model=Moved,
     status_code=status.HTTP_201_CREATED,
     responses=responses(401, 403, 404, 409, 422),
 )

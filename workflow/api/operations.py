@@ -14,26 +14,11 @@ from workflow.api.deps import MAX_ID, Admin, After, Gongmo, TrackFilter, TrackKe
 from workflow.api.errors import responses
 from workflow.db import read
 from workflow.metrics import CONTENT_TYPE
-from workflow.models import APPLICATION, DEADLINE, OUTBOX, TRACK
+from workflow.models import APPLICATION, DEADLINE, OUTBOX, OUTBOX_LIST, OUTBOX_STATES, TRACK
 
 router = APIRouter(tags=["operations"])
-OUTBOX_STATES = ("pending", "held", "sending", "sent", "retry", "dead", "cancelled")
 OutboxState = Annotated[str | None, Query(pattern="^(" + "|".join(OUTBOX_STATES) + ")$")]
 OutboxId = Annotated[int, Path(ge=1, le=MAX_ID, description="The outbox row's number.")]
-LIST_COLUMNS = (
-    "id",
-    "application_id",
-    "notice",
-    "language",
-    "to_addr",
-    "state",
-    "attempts",
-    "subject",
-    "created_at",
-    "next_attempt_at",
-    "sent_at",
-    "last_error",
-)
 
 
 @router.get("/ping")
@@ -119,9 +104,7 @@ def outbox(
     after: After = 0,
 ) -> dict[str, Any]:
     """Outbox rows by number (a page at a time), with the totals by state."""
-    query = (
-        sa.select(*[OUTBOX.c[c] for c in LIST_COLUMNS]).where(OUTBOX.c.id > after).order_by(OUTBOX.c.id).limit(limit)
-    )
+    query = sa.select(*OUTBOX_LIST).where(OUTBOX.c.id > after).order_by(OUTBOX.c.id).limit(limit)
     if state is not None:
         query = query.where(OUTBOX.c.state == state)
     with read(a.db) as conn:

@@ -81,15 +81,6 @@ class ReleaseIn(Body):
     )
 
 
-class Moved(BaseModel):
-    application_id: int
-    trigger: str
-    from_state: str | None
-    to_state: str
-    version: int
-    receipt_no: str | None = None
-
-
 class ApplicationOut(BaseModel):
     id: int
     track: str
