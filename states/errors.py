@@ -14,8 +14,9 @@ class TableError(GongmoError):
 class IllegalMove(GongmoError):
     """A trigger that the table does not allow from the current state."""
 
-    def __init__(self, application: str, state: str, trigger: str, allowed: list[str]) -> None:
-        hint = f"allowed from '{state}': {', '.join(allowed)}" if allowed else f"'{state}' is final"
+    def __init__(self, application: str, state: str, trigger: str, allowed: list[str], hint: str | None = None) -> None:
+        if hint is None:
+            hint = f"allowed from '{state}': {', '.join(allowed)}" if allowed else f"'{state}' is final"
         super().__init__(f"cannot '{trigger}' application {application} in state '{state}' ({hint})")
         self.application = application
         self.state = state

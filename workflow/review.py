@@ -190,7 +190,9 @@ def file_objection(app: App, application_id: int, grounds: str, actor: Actor) ->
         row = _application(conn, application_id)
         contest, track = _track_of(app, conn, row["track_id"])
         if row["state"] != "disqualified":
-            raise IllegalMove(str(application_id), row["state"], "object", [])
+            raise IllegalMove(
+                str(application_id), row["state"], "object", [], hint="only a disqualified application may object"
+            )
         until = objection_until(conn, application_id, track)
         if until is None or now >= until:
             raise OutsideWindow(

@@ -58,7 +58,10 @@ def allow(*roles: Role) -> Callable[..., Principal]:
 
     def check(request: Request, who: Annotated[Principal, Depends(caller)]) -> Principal:
         if who.role not in roles:
-            raise Forbidden(f"a {who.role.value} token may not {request.method} {request.url.path} (allowed: {names})")
+            role = who.role.value
+            raise Forbidden(
+                f"{_article(role)} {role} token may not {request.method} {request.url.path} (allowed: {names})"
+            )
         return who
 
     return check

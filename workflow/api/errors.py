@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from states.errors import (
     Conflict,
@@ -107,6 +108,7 @@ FIXES = {
     "int_parsing": "send a whole number",
     "int_type": "send a whole number",
     "bool_parsing": "send true or false",
+    "bool_type": "send true or false",
     "json_invalid": "send valid JSON",
     "string_pattern_mismatch": "use only the characters the schema allows",
     "string_type": "send a string",
@@ -116,10 +118,26 @@ FIXES = {
 }
 
 
+def _http(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own refusals (no such route, wrong method, a body it cannot
+    read) in the same shape as every other."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # the body could not be parsed (e.g. not UTF-8)
+        return JSONResponse({"error": "body: not valid UTF-8 JSON; send valid JSON"}, status_code=422)
+    text = f"{exc.detail}: {request.method} {request.url.path} (see /docs)"
+    return JSONResponse({"error": text}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
 def _validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     problems = []
     for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            where = f" at character {err['loc'][1]}" if len(err.get("loc", ())) > 1 else ""
+            detail = (err.get("ctx") or {}).get("error", "")
+            message = f"body: invalid JSON{where}" + (f" ({detail})" if detail else "") + "; send valid JSON"
+            problems.append({"field": "body", "in": "body", "message": message})
+            continue
         loc = [str(p) for p in err.get("loc", ())]
         field = ".".join(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc) or "body"
         where = loc[0] if loc else "body"
@@ -147,5 +165,6 @@ def _unexpected(request: Request, exc: Exception) -> JSONResponse:
 
 def install(api: FastAPI) -> None:
     api.add_exception_handler(GongmoError, _domain)
+    api.add_exception_handler(StarletteHTTPException, _http)
     api.add_exception_handler(RequestValidationError, _validation)
     api.add_exception_handler(Exception, _unexpected)

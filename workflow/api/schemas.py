@@ -10,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
 
 from states.lifecycle import APPLICATION as TABLE
 from states.lifecycle import Role
@@ -58,7 +58,7 @@ class ObjectionIn(Body):
     grounds: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000, pattern=TEXT)]
 
 
-Points = Annotated[str, StringConstraints(strip_whitespace=True, max_length=12)] | int | float
+Points = Annotated[str, StringConstraints(strip_whitespace=True, max_length=12)] | StrictInt | StrictFloat
 
 
 class SheetIn(Body):
@@ -71,7 +71,7 @@ class SheetIn(Body):
 
 
 class SelectionIn(Body):
-    confirm: bool = Field(default=False, description="false: a dry run; true: apply in one transaction.")
+    confirm: StrictBool = Field(default=False, description="false: a dry run; true: apply in one transaction.")
 
 
 class ReleaseIn(Body):
