@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Container
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 WORKING_DAYS = re.compile(r"^\s*([a-z_]+)\s*\+\s*(\d+)\s+working\s+days?\s*$")
 REMINDER = re.compile(r"^\s*(?:D-(\d+)\s+(\d{1,2}):(\d{2})|-(\d+)h)\s*$")
@@ -25,6 +26,13 @@ def add_working_days(start: datetime, days: int, closed: Container[date]) -> dat
         if is_working_day(current.date(), closed):
             remaining -= 1
     return current
+
+
+def add_local_days(instant: datetime, days: int, zone: str) -> datetime:
+    """`days` calendar days later at the same wall-clock time in `zone` (18:00
+    stays 18:00 across a daylight-saving change), in the instant's own zone."""
+    later = instant.astimezone(ZoneInfo(zone)) + timedelta(days=days)
+    return later.astimezone(instant.tzinfo)
 
 
 def parse_working_days(text: str) -> tuple[str, int] | None:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from states.calendar import reminder_instant
+from states.calendar import add_local_days, reminder_instant
 from workflow.config import Track
 from workflow.models import DEADLINE
 
@@ -50,7 +50,7 @@ def plan_track(track: Mapping[str, Any], cfg: Track, zone: str) -> list[Planned]
     for action, milestone in TRACK_ACTIONS:
         due: datetime = track[milestone]
         if action == "kickoff_closes":
-            due += timedelta(days=cfg.kickoff_grace_days)
+            due = add_local_days(due, cfg.kickoff_grace_days, zone)
         rows.append(Planned(f"{key}:{action}", action, milestone, due))
     close_local = track["receipt_closes"].astimezone(ZoneInfo(zone))
     for spec in cfg.reminders:

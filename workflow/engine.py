@@ -200,9 +200,11 @@ class Engine:
         if project_type is not None and project_type not in track_cfg.eligibility.types:
             allowed = ", ".join(track_cfg.eligibility.types) or "none (this track has no types)"
             raise InvalidInput(f"--type {project_type!r} is not a type of track {track_key} (allowed: {allowed})")
-        now = self.clock.now()
         with write(self.db) as conn:
             track = self._locked_track(conn, track_key)
+            # The clock is read under the track's lock: a receipt close that
+            # committed meanwhile is seen, so no plan slips in behind it.
+            now = self.clock.now()
             applicant = self._applicant(conn, applicant_code)
             row = self._application_of(conn, track["id"], applicant["id"])
             extended = extension_until(conn, row["id"], "receipt_closes") if row else None
@@ -230,9 +232,9 @@ class Engine:
 
     def start(self, track_key: str, applicant_code: str, actor: Actor) -> int:
         """An applicant starts an application while the call is open."""
-        now = self.clock.now()
         with write(self.db) as conn:
             track = self._locked_track(conn, track_key)
+            now = self.clock.now()  # under the lock, as in submit
             if not (track["announce_at"] <= now < track["receipt_closes"]):
                 raise OutsideWindow(
                     f"track {track_key} takes new applications from its announcement to the"

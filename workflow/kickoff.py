@@ -10,7 +10,6 @@ received after kickoff_due is recorded as late.
 from __future__ import annotations
 
 import re
-from datetime import timedelta
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -18,6 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from states.calendar import add_local_days
 from states.eligibility import Year, check_schedule, default_schedule
 from states.errors import Conflict, IllegalMove, InvalidInput, NotFound, OutsideWindow
 from workflow import events
@@ -48,7 +48,7 @@ def receive(app: App, application_id: int, actor: Actor) -> int:
     now = app.clock.now()
     with write(app.db) as conn:
         row, track_row, contest, track = _selected(app, conn, application_id, "receive a plan for")
-        closes = track_row["kickoff_due"] + timedelta(days=track.kickoff_grace_days)
+        closes = add_local_days(track_row["kickoff_due"], track.kickoff_grace_days, contest.timezone)
         if now >= closes:
             tz = ZoneInfo(contest.timezone)
             raise OutsideWindow(

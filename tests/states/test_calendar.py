@@ -180,3 +180,13 @@ def test_hours_reminder_across_a_dst_change_is_elapsed_hours() -> None:
     at = reminder_instant("-3h", deadline)
     assert deadline.astimezone(UTC) - at.astimezone(UTC) == timedelta(hours=3)
     assert at.astimezone(UTC) == datetime(2024, 3, 30, 23, 0, tzinfo=UTC)
+
+
+def test_add_local_days_keeps_the_wall_clock_across_a_daylight_saving_change() -> None:
+    from datetime import UTC, datetime
+
+    from states.calendar import add_local_days
+
+    due = datetime(2024, 10, 20, 16, 0, tzinfo=UTC)  # 18:00 CEST in Berlin
+    assert add_local_days(due, 14, "Europe/Berlin") == datetime(2024, 11, 3, 17, 0, tzinfo=UTC)  # 18:00 CET
+    assert add_local_days(due, 14, "Asia/Seoul") == datetime(2024, 11, 3, 16, 0, tzinfo=UTC)  # no change in Seoul

@@ -15,7 +15,17 @@ from states.lifecycle import Role
 from workflow import events as events_mod
 from workflow import review
 from workflow.api import schemas
-from workflow.api.deps import AdminOrApplicant, After, Anyone, AppId, Gongmo, TrackFilter, check_access, visible
+from workflow.api.deps import (
+    AdminOrApplicant,
+    After,
+    Anyone,
+    AppId,
+    Gongmo,
+    TrackFilter,
+    check_access,
+    track_id,
+    visible,
+)
 from workflow.api.errors import Forbidden, PreconditionRequired, responses
 from workflow.db import read
 from workflow.engine import Moved
@@ -53,7 +63,7 @@ def _joined(*cols: Any) -> sa.Select[Any]:
     )
 
 
-@router.get("/applications", response_model=schemas.Page, responses=responses(401, 403, 422))
+@router.get("/applications", response_model=schemas.Page, responses=responses(401, 403, 404, 422))
 def list_applications(
     a: Gongmo,
     who: Anyone,
@@ -70,7 +80,7 @@ def list_applications(
     with read(a.db) as conn:
         where = [visible(a, conn, who)]
         if track is not None:
-            where.append(TRACK.c.key == track)
+            where.append(APPLICATION.c.track_id == track_id(a, conn, track))
         if state is not None:
             where.append(APPLICATION.c.state == state.value)
         total = conn.execute(_joined(sa.func.count()).where(*where)).scalar_one()
