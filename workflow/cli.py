@@ -73,7 +73,10 @@ def _parse_now(value: str | None) -> datetime | None:
         raise InvalidInput(f"--now {value!r}: not an ISO date-time; write e.g. 2021-12-29T17:59:59+09:00") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=ZoneInfo("Asia/Seoul"))
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{value!r}: too close to the ends of the calendar; write a real date-time") from None
 
 
 @app.callback()
@@ -299,7 +302,7 @@ def bulk(
 
 def _resolve(a: App, ref: str) -> int:
     """An application by number or by receipt number."""
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():
         return int(ref)
     with read(a.db) as conn:
         found = conn.execute(sa.select(APPLICATION.c.id).where(APPLICATION.c.receipt_no == ref)).scalar()

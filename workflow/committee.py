@@ -431,7 +431,8 @@ def parse_scores(path: Path, track: Track) -> tuple[list[SheetInput], list[str]]
 
 def _application_by_ref(conn: Connection, ref: str) -> Any:
     ref = ref.strip()
-    cond = APPLICATION.c.id == int(ref) if ref.isdigit() else APPLICATION.c.receipt_no == ref
+    by_id = ref.isascii() and ref.isdigit() and len(ref) <= 18  # an id fits a 64-bit integer
+    cond = APPLICATION.c.id == int(ref) if by_id else APPLICATION.c.receipt_no == ref
     row = conn.execute(sa.select(APPLICATION).where(cond)).mappings().first()
     if row is None:
         raise NotFound(f"no application {ref!r} (give its id or receipt number, e.g. STRONG-SMALL-2024-0003)")

@@ -310,16 +310,6 @@ SAFE_COMMANDS = ["status", "show", "trigger", "apply", "bulk", "announce", "star
 COMMANDS["anything"] = st.lists(st.one_of(st.sampled_from(SAFE_COMMANDS), UNKNOWN_OPTIONS, TEXT, UNICODE), max_size=5)
 
 
-def _unreadable_digits(token: str) -> bool:
-    text = token.strip()
-    if not text.isdigit():
-        return False
-    try:
-        return abs(int(text)) >= 2**63
-    except ValueError:
-        return True  # '²': isdigit() but not int()
-
-
 def _too_big(token: str) -> bool:
     try:
         return abs(int(token)) >= 2**63
@@ -327,20 +317,10 @@ def _too_big(token: str) -> bool:
         return False
 
 
-def _edge_time(token: str) -> bool:
-    try:
-        parsed = datetime.fromisoformat(token)
-    except ValueError:
-        return False
-    return not 2 <= parsed.year <= 9998
-
-
 def known_bug(argv: list[str]) -> bool:
     """An argument list that hits a bug pinned by an xfail test below; kept out of the main property."""
     return any(
-        _unreadable_digits(t)  # test_an_application_number_that_int_cannot_read_is_refused
-        or _too_big(t)  # test_a_number_too_large_for_the_database_is_refused
-        or _edge_time(t)  # test_a_time_at_the_edge_of_datetime_is_refused
+        _too_big(t)  # test_a_number_too_large_for_the_database_is_refused
         for t in argv
     )
 
@@ -430,12 +410,6 @@ def test_an_accepted_command_is_undone_before_the_next_example(
 # --- known bugs: each pinned with its minimal example -----------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=OverflowError,
-    reason="BUG: --now or NEW_TIME near 0001-01-01 or 9999-12-31 escapes as OverflowError from"
-    " cli._parse_now (astimezone(UTC) leaves datetime's range)",
-)
 @SETTINGS
 @given(
     argv=st.sampled_from(
@@ -456,13 +430,6 @@ def test_a_time_at_the_edge_of_datetime_is_refused(
     check(prepared, argv, code, out, err)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: an application number that str.isdigit() accepts but int() cannot read ('²') escapes as"
-    " ValueError from cli._resolve (show, trigger, extend, kickoff, objection) and"
-    " committee._application_by_ref (score). Fix: ref.isascii() and ref.isdigit()",
-)
 @SETTINGS
 @given(
     argv=st.sampled_from(
