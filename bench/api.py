@@ -16,7 +16,13 @@ temporary directory, or a fresh PostgreSQL schema (dropped at the end). The
 applications are submitted through the engine inside the 2024 receipt window
 and moved to preliminary review by the ticker at the receipt close.
 
-    python -m bench.api [--n 1000] [--db sqlite|postgres] [--pg-url URL] [--small]
+    python -m bench.api [--n 1000] [--small] [--db sqlite|postgres] [--pg-url URL]
+                        [--order series|interleaved] [--daemon-socket]
+
+--small is n = 50 (CI). --daemon-socket binds the listening socket the way
+`gongmo daemon` does, which (as of this writing) leaves TCP_NODELAY off, so
+every answer written in two pieces waits for the client's delayed ACK
+(about 40 ms on Linux): compare it with the default.
 """
 
 from __future__ import annotations
@@ -26,7 +32,6 @@ import json
 import math
 import os
 import platform
-import socket
 import sqlite3
 import tempfile
 import threading
@@ -34,6 +39,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -53,7 +59,7 @@ from workflow.api import create_api
 from workflow.app import App, open_app
 from workflow.clock import FixedClock
 from workflow.config import Kind
-from workflow.daemon import ApiServer
+from workflow.daemon import ApiServer, _listen
 from workflow.db import read, write
 from workflow.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, TRACK
 from workflow.ticker import Ticker
@@ -144,15 +150,20 @@ def seed(url: str, count: int) -> tuple[App, list[int]]:
 
 
 @contextmanager
-def serve(app: App) -> Iterator[str]:
-    """The real API over real HTTP on 127.0.0.1 (a free port), from a thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    config = uvicorn.Config(create_api(app), lifespan="off", access_log=False, log_level="warning")
+def serve(app: App, daemon_socket: bool) -> Iterator[str]:
+    """The real API over real HTTP on 127.0.0.1 (a free port), from a thread.
+
+    By default uvicorn binds the socket itself, and asyncio sets TCP_NODELAY
+    on every connection. With `daemon_socket`, the socket is bound the way
+    `gongmo daemon` binds it (workflow.daemon._listen): a socket made with
+    protocol 0, on whose connections asyncio does not set TCP_NODELAY.
+    """
+    config = uvicorn.Config(
+        create_api(app), host="127.0.0.1", port=0, lifespan="off", access_log=False, log_level="warning"
+    )
+    sockets = [_listen("127.0.0.1", 0)] if daemon_socket else None
     server = ApiServer(config)  # the daemon's server: no signal handlers
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="bench-api", daemon=True)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, name="bench-api", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
     while not server.started:
@@ -160,82 +171,92 @@ def serve(app: App) -> Iterator[str]:
             raise SystemExit("uvicorn did not start")
         time.sleep(0.01)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{server.port}"
     finally:
         server.should_exit = True
         thread.join(timeout=30)
-        sock.close()
+        for sock in sockets or ():
+            sock.close()
 
 
 # -- measuring ----------------------------------------------------------------------
 
 
-def timed(send: Callable[[int], httpx.Response], n: int, check: Callable[[int, httpx.Response], None]) -> Stats:
-    """Send n requests one after the other; each timed from before the send
-    to the last byte of the answer read."""
-    lat: list[int] = []
-    started = time.perf_counter_ns()
-    for i in range(n):
+@dataclass
+class Series:
+    """One kind of request: the i-th one sent, and the check of its answer."""
+
+    send: Callable[[int], httpx.Response]
+    check: Callable[[httpx.Response], None]
+    lat: list[int] = field(default_factory=list)  # ns, from before the send to the answer read
+    spent: int = 0  # ns in this series' requests and checks (for requests/s)
+
+    def one(self, i: int, counted: bool) -> None:
         t0 = time.perf_counter_ns()
-        response = send(i)
-        lat.append(time.perf_counter_ns() - t0)
-        check(i, response)
-    wall = (time.perf_counter_ns() - started) / 1e9
-    lat.sort()
+        response = self.send(i)
+        t1 = time.perf_counter_ns()
+        self.check(response)
+        if counted:
+            self.lat.append(t1 - t0)
+            self.spent += time.perf_counter_ns() - t0
 
-    def pct(q: float) -> float:  # nearest rank
-        return lat[max(0, math.ceil(q * len(lat)) - 1)] / 1e6
+    def stats(self) -> Stats:
+        lat = sorted(self.lat)
 
-    return {
-        "n": n,
-        "p50_ms": round(pct(0.50), 3),
-        "p90_ms": round(pct(0.90), 3),
-        "p99_ms": round(pct(0.99), 3),
-        "max_ms": round(lat[-1] / 1e6, 3),
-        "mean_ms": round(sum(lat) / len(lat) / 1e6, 3),
-        "req_per_s": round(n / wall, 1),
-    }
+        def pct(q: float) -> float:  # nearest rank
+            return lat[max(0, math.ceil(q * len(lat)) - 1)] / 1e6
+
+        return {
+            "n": len(lat),
+            "p50_ms": round(pct(0.50), 3),
+            "p90_ms": round(pct(0.90), 3),
+            "p99_ms": round(pct(0.99), 3),
+            "max_ms": round(lat[-1] / 1e6, 3),
+            "mean_ms": round(sum(lat) / len(lat) / 1e6, 3),
+            "req_per_s": round(len(lat) / (self.spent / 1e9), 1),
+        }
 
 
-def ok(_: int, response: httpx.Response) -> None:
+def ok(response: httpx.Response) -> None:
     if response.status_code != 200:
         raise SystemExit(f"{response.request.method} {response.request.url}: {response.status_code} {response.text}")
 
 
-def run(client: httpx.Client, token: str, ids: list[int], n: int) -> tuple[dict[str, Stats], int]:
+def run(client: httpx.Client, token: str, ids: list[int], n: int, order: str) -> tuple[dict[str, Stats], int]:
+    """ids[:WARMUP] are moved while warming up, ids[WARMUP:] while measuring."""
     auth = {"Authorization": f"Bearer {token}"}
     first = client.get(f"/applications/{ids[0]}", headers=auth)
-    ok(0, first)
+    ok(first)
     etag = first.headers["ETag"]  # '"3"': created, submitted, sent to review
     version = int(etag.strip('"'))
+    move_headers = {**auth, "If-Match": etag}
 
-    def ping(_: int) -> httpx.Response:
-        return client.get("/ping")
-
-    def me(_: int) -> httpx.Response:
-        return client.get("/me", headers=auth)
-
-    def move(ids_: list[int]) -> Callable[[int], httpx.Response]:
-        def send(i: int) -> httpx.Response:
-            body = {"trigger": "pass_review"}
-            return client.post(f"/applications/{ids_[i]}/transitions", json=body, headers={**auth, "If-Match": etag})
-
-        return send
-
-    def moved(_: int, response: httpx.Response) -> None:
-        ok(0, response)
+    def moved(response: httpx.Response) -> None:
+        ok(response)
         body = response.json()
         if body["to_state"] != "written_evaluation" or body["version"] != version + 1:
             raise SystemExit(f"unexpected answer to pass_review: {body}")
 
-    warm, counted = ids[:WARMUP], ids[WARMUP:]
-    timed(ping, WARMUP, ok)
-    noop = timed(ping, n, ok)
-    timed(me, WARMUP, ok)  # the first one also writes the token's last_used_at
-    read_ = timed(me, n, ok)
-    timed(move(warm), len(warm), moved)
-    transition = timed(move(counted), len(counted), moved)
-    return {"noop": noop, "me": read_, "transition": transition}, version
+    series = {
+        "noop": Series(lambda i: client.get("/ping"), ok),
+        # the first /me also writes the token's last_used_at (then at most once a minute)
+        "me": Series(lambda i: client.get("/me", headers=auth), ok),
+        "transition": Series(
+            lambda i: client.post(
+                f"/applications/{ids[i]}/transitions", json={"trigger": "pass_review"}, headers=move_headers
+            ),
+            moved,
+        ),
+    }
+    if order == "series":  # all the no-ops, then all the reads, then all the transitions
+        for one in series.values():
+            for i in range(WARMUP + n):
+                one.one(i, i >= WARMUP)
+    else:  # round robin: drift of the machine falls on every series alike
+        for i in range(WARMUP + n):
+            for one in series.values():
+                one.one(i, i >= WARMUP)
+    return {key: one.stats() for key, one in series.items()}, version
 
 
 def check_audit(app: App, ids: list[int]) -> dict[str, Any]:
@@ -277,21 +298,41 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="n = 50, for CI")
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--pg-url", default=os.environ.get("GONGMO_TEST_PG_URL", PG_URL))
+    parser.add_argument(
+        "--order",
+        choices=("series", "interleaved"),
+        default="series",
+        help="series: N no-ops, then N reads, then N transitions; interleaved: one of each per round",
+    )
+    parser.add_argument(
+        "--daemon-socket",
+        action="store_true",
+        help="bind the socket as `gongmo daemon` does (workflow.daemon._listen: no TCP_NODELAY)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="default bench/results/api-<db>.json")
     args = parser.parse_args()
     n = 50 if args.small else args.n
     if not 1 <= n <= 80_000:
         parser.error("--n must be between 1 and 80000 (5-digit applicant codes)")
-    out = args.json or ROOT / "bench" / "results" / f"api-{args.db}.json"
+    name = f"api-{args.db}" + ("-daemon-socket" if args.daemon_socket else "")
+    name += "-interleaved" if args.order == "interleaved" else ""
+    out = args.json or ROOT / "bench" / "results" / f"{name}.json"
+    how = (
+        "socket bound as `gongmo daemon` binds it (protocol 0: no TCP_NODELAY)"
+        if args.daemon_socket
+        else "socket bound by uvicorn (TCP_NODELAY)"
+    )
 
-    with database(args.db, args.pg_url) as (url, server_info):
+    load_before = os.getloadavg()
+    with database(args.db, args.pg_url) as (url, info):
+        server_info = {k: v for k, v in info.items() if k != "schema"}
         t0 = time.perf_counter()
         app, ids = seed(url, n + WARMUP)
         setup_s = time.perf_counter() - t0
         try:
             _, token = tokens.create(app, "admin", "bench", "bench")
-            with serve(app) as base, httpx.Client(base_url=base, timeout=30) as client:
-                results, version = run(client, token, ids, n)
+            with serve(app, args.daemon_socket) as base, httpx.Client(base_url=base, timeout=30) as client:
+                results, version = run(client, token, ids, n, args.order)
             checked = check_audit(app, ids)
         finally:
             app.db.dispose()
@@ -307,16 +348,21 @@ def main() -> None:
         "fastapi": fastapi.__version__,
         "httpx": httpx.__version__,
         "sqlalchemy": sa.__version__,
+        # other work on the machine widens the tails: the 1-minute load average before and after
+        "load_1m": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
     }
     table = {
         "scenario": (
-            f"API latency over HTTP on 127.0.0.1, {args.db}, one keep-alive connection, requests one at a time;"
-            f" {n} per series after {WARMUP} warm-up; transition = pass_review of {n} applications"
+            f"API latency over HTTP on 127.0.0.1, {args.db}, {how}, one keep-alive connection, requests one at a time,"
+            f" {args.order}; {n} per series after {WARMUP} warm-up; transition = pass_review of {n} applications"
             f' (If-Match "{version}"), {TRACK_KEY}'
         ),
         "db": args.db,
         "n": n,
         "warmup": WARMUP,
+        "order": args.order,
+        "socket": "daemon" if args.daemon_socket else "uvicorn",
+        "pg_schema": info.get("schema"),
         "setup_s": round(setup_s, 1),
         "results": results,
         "transition_p50_over_noop_p50": ratio,
@@ -334,7 +380,7 @@ def main() -> None:
             f"{label:<50} {r['p50_ms']:>8.3f} {r['p90_ms']:>8.3f} {r['p99_ms']:>8.3f}"
             f" {r['max_ms']:>8.3f} {r['mean_ms']:>8.3f} {r['req_per_s']:>8.1f}"
         )
-    print("(milliseconds; req/s = requests / wall time of the series)")
+    print("(milliseconds; req/s = requests / time spent sending them and reading and checking the answers)")
     print(f"transition p50 / no-op p50: {ratio}x")
     verdict = "clean" if checked["clean"] else f"{len(checked['findings'])}+ application(s) disagree"
     print(
