@@ -51,6 +51,7 @@ import httpx
 import sqlalchemy as sa
 import uvicorn
 
+from bench import synthetic_applicants
 from states.lifecycle import APPLICATION as TABLE
 from states.lifecycle import Role
 from workflow import audit, calendars, loader, schema, tokens
@@ -58,7 +59,6 @@ from workflow.actors import Actor
 from workflow.api import create_api
 from workflow.app import App, open_app
 from workflow.clock import FixedClock
-from workflow.config import Kind
 from workflow.daemon import ApiServer, _listen
 from workflow.db import read, write
 from workflow.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, TRACK
@@ -108,21 +108,7 @@ def seed(url: str, count: int) -> tuple[App, list[int]]:
     schema.upgrade(app.db)
     with write(app.db) as conn:
         loader.sync(conn, app.loaded.config)
-        conn.execute(
-            sa.insert(APPLICANT),
-            [
-                {
-                    "code": f"{10000 + i}",
-                    "name": f"시험시{i}",
-                    "kind": Kind.CITY.value,
-                    "population": 100_000,
-                    "contact_name": "담당자",
-                    "email": f"lg{i}@bench.example",
-                    "language": "ko" if i % 4 else "en",
-                }
-                for i in range(count)
-            ],
-        )
+        conn.execute(sa.insert(APPLICANT), synthetic_applicants(count))
         calendars.derive(app, conn)
         # Only this track's deadlines: the others would fire (and render) for nothing.
         other = sa.select(TRACK.c.id).where(TRACK.c.key != TRACK_KEY)

@@ -27,6 +27,7 @@ from pathlib import Path
 import aiosmtplib
 import sqlalchemy as sa
 
+from bench import synthetic_applicants
 from notifications.compose import compose
 from notifications.transport import SMTPSettings, SMTPTransport
 from states.lifecycle import Role
@@ -34,7 +35,6 @@ from workflow import loader, schema
 from workflow.actors import Actor
 from workflow.app import open_app
 from workflow.clock import FixedClock
-from workflow.config import Kind
 from workflow.db import read, write
 from workflow.mailer import Mailer
 from workflow.models import APPLICANT, OUTBOX
@@ -71,18 +71,7 @@ def seed(tmp: Path, n: int):  # type: ignore[no-untyped-def]
     schema.upgrade(app.db)
     with write(app.db) as conn:
         loader.sync(conn, app.loaded.config)
-        rows = [
-            {
-                "code": f"{10000 + i}",
-                "name": f"시험시{i}",
-                "kind": Kind.CITY.value,
-                "population": 100_000,
-                "contact_name": "담당자",
-                "email": f"lg{i}@bench.example",
-                "language": "ko" if i % 4 else "en",
-            }
-            for i in range(n)
-        ]
+        rows = synthetic_applicants(n)
         conn.execute(sa.insert(APPLICANT), rows)
     app.engine.announce("strong-small-2024", Actor("bench", Role.ADMIN))
     return app
