@@ -137,3 +137,16 @@ def test_a_taken_api_port_stops_the_start_before_anything_fires(derived: App, cl
         with pytest.raises(InvalidInput, match=rf"\[api\] 127.0.0.1:{port}: cannot listen .*own \[api\] port"):
             asyncio.run(daemon.serve(asyncio.Event()))
     assert daemon.fired == [] and daemon.scheduler is None
+
+
+def test_the_api_socket_is_tcp_so_answers_are_not_held_by_nagle() -> None:
+    """asyncio turns TCP_NODELAY on for accepted connections only when the
+    listening socket's protocol is IPPROTO_TCP; with 0 every answer waited
+    for the client's delayed ACK (about 44 ms, even for /ping)."""
+    from workflow.daemon import _listen
+
+    sock = _listen("127.0.0.1", 0)
+    try:
+        assert sock.proto == socket.IPPROTO_TCP
+    finally:
+        sock.close()
