@@ -21,7 +21,7 @@ from workflow.db import read, write
 from workflow.models import APPLICANT, APPLICATION, ASSIGNMENT, EVALUATOR, TRACK
 from workflow.tokens import Principal
 
-MAX_ID = 2**63 - 1
+MAX_ID = 2**31 - 1  # the INTEGER primary keys (PostgreSQL refuses a larger bind)
 bearer = HTTPBearer(auto_error=False, description="An API token from `gongmo tokens create` (shown once).")
 
 AppId = Annotated[int, Path(ge=1, le=MAX_ID, description="The application's number.")]

@@ -5,8 +5,7 @@ operation, sends what it generates from it (its coverage cases at the
 boundaries, then Hypothesis' positive and negative fuzzing) to the real app
 in-process (ASGI). The property, for every answer: no server error (status
 >= 500), and the answer conforms to the document (see CHECKS). Writes are
-welcome: the database is a throwaway SQLite file (or PostgreSQL schema, see
-PG_URL).
+welcome: each database is a throwaway SQLite file or PostgreSQL schema.
 
 The app holds the 2024 scenario (tests/workflow/contest_2024.py) at two
 moments, each a database of its own, since what a request can reach depends
@@ -20,7 +19,10 @@ on the calendar:
   ranking, selection dry runs and the outbox have rows to work on).
 
 Each moment is fuzzed with an admin, an applicant and an evaluator token:
-role boundaries must refuse, never fail. A random id, track key or code
+role boundaries must refuse, never fail. The receipt moment is fuzzed once
+more on PostgreSQL with the admin token (marked `postgres`: it needs
+GONGMO_TEST_PG_URL, which .ci/run sets), since its INTEGER columns refuse
+values SQLite stores. A random id, track key or code
 almost never names a row, so in a generated positive case each such field
 is, or is not, as Hypothesis draws, replaced by one that exists
 (`flatmap_case`; an optional field a request needs, e.g. a transition's
@@ -29,10 +31,12 @@ those requests get past the lookups into the engine.
 
 The CI budget: GONGMO_FUZZ_EXAMPLES generated examples per operation, moment
 and role (default 5), on top of schemathesis' coverage cases; derandomized,
-so every run sends the same requests. The long run, which prints the cases
-run and the status codes seen, per operation and in total:
+so every run sends the same requests (about 4,700). The long run, which
+prints the requests sent and the status codes seen, per operation and in
+total (the same test, with a larger budget; --pg-url to run it on
+PostgreSQL):
 
-    .venv/bin/python -m bench.fuzz_api --examples 300
+    .venv/bin/python -m bench.fuzz_api --examples 300 [--only-server-errors] [--pg-url URL]
 """
 
 from __future__ import annotations
@@ -79,9 +83,17 @@ EXAMPLES = int(os.environ.get("GONGMO_FUZZ_EXAMPLES", "5"))
 REPORT = os.environ.get("GONGMO_FUZZ_REPORT")
 ONLY_SERVER_ERRORS = os.environ.get("GONGMO_FUZZ_CHECKS") == "server"
 PG_URL = os.environ.get("GONGMO_FUZZ_PG_URL")
+# The PostgreSQL leg (receipt, admin) runs on the suite's server, as in CI.
+TEST_PG_URL = os.environ.get("GONGMO_TEST_PG_URL")
 
 MOMENTS = ("receipt", "evaluation")
 ROLES = (Role.ADMIN, Role.APPLICANT, Role.EVALUATOR)
+# (backend, moment, role): every moment and role on SQLite (or on PG_URL);
+# PostgreSQL, whose INTEGER columns refuse what SQLite stores, once more with
+# the admin token, which reaches every operation.
+LEGS = [pytest.param(("default", m, r), id=f"{m}-{r.value}") for m in MOMENTS for r in ROLES] + [
+    pytest.param(("postgres", "receipt", Role.ADMIN), id="postgres-receipt-admin", marks=pytest.mark.postgres)
+]
 APPLICANT = {"receipt": "41110", "evaluation": "36110"}  # 수원 (received), 세종 (in written evaluation)
 EVALUATOR = sc.EVALUATORS[0]  # kim: in conflict with no scenario applicant, so assigned to all
 
@@ -233,31 +245,32 @@ def _evaluation(url: str, tmp: Path) -> App:
 
 
 class Moments:
-    """Each moment built on first use, in a directory of its own: its SQLite
-    file, or with PG_URL a PostgreSQL schema of its own (dropped at the end)."""
+    """Each (backend, moment) built on first use, in a directory of its own:
+    a SQLite file there, or a PostgreSQL schema of its own (dropped at the end)."""
 
     def __init__(self, base: Path) -> None:
         self.base = base
-        self.built: dict[str, Moment] = {}
-        self.schemas: list[str] = []
+        self.built: dict[tuple[str, str], Moment] = {}
+        self.schemas: list[tuple[str, str]] = []
 
-    def url(self, name: str) -> str:
-        if not PG_URL:
-            return f"sqlite:///{self.base / name / 'gongmo.db'}"
+    def url(self, server: str | None, tmp: Path) -> str:
+        if not server:
+            return f"sqlite:///{tmp / 'gongmo.db'}"
         schema_name = f"fuzz_{uuid.uuid4().hex[:12]}"
-        admin = sa.create_engine(PG_URL)
+        admin = sa.create_engine(server)
         with admin.begin() as conn:
             conn.exec_driver_sql(f'CREATE SCHEMA "{schema_name}"')
         admin.dispose()
-        self.schemas.append(schema_name)
-        sep = "&" if "?" in PG_URL else "?"
-        return f"{PG_URL}{sep}options={quote(f'-csearch_path={schema_name}')}"
+        self.schemas.append((server, schema_name))
+        sep = "&" if "?" in server else "?"
+        return f"{server}{sep}options={quote(f'-csearch_path={schema_name}')}"
 
-    def __getitem__(self, name: str) -> Moment:
-        if name not in self.built:
-            tmp = self.base / name
+    def get(self, backend: str, name: str) -> Moment:
+        if (backend, name) not in self.built:
+            tmp = self.base / f"{backend}-{name}"
             tmp.mkdir()
-            app = {"receipt": _receipt, "evaluation": _evaluation}[name](self.url(name), tmp)
+            server = PG_URL if backend == "default" else PG_URL or TEST_PG_URL
+            app = {"receipt": _receipt, "evaluation": _evaluation}[name](self.url(server, tmp), tmp)
             api = create_api(app, daemon=Scheduler(), metrics=Metrics(app))  # type: ignore[arg-type]
             assert api.openapi() == DOCUMENT
             subjects = {Role.ADMIN: "fuzz-office", Role.APPLICANT: APPLICANT[name], Role.EVALUATOR: EVALUATOR}
@@ -265,17 +278,16 @@ class Moments:
                 role: {"Authorization": f"Bearer {tokens.create(app, role.value, subject, 'fuzz')[1]}"}
                 for role, subject in subjects.items()
             }
-            self.built[name] = Moment(app, api, headers)
-        return self.built[name]
+            self.built[(backend, name)] = Moment(app, api, headers)
+        return self.built[(backend, name)]
 
     def close(self) -> None:
         for moment in self.built.values():
             moment.app.db.dispose()
-        if self.schemas:
-            admin = sa.create_engine(PG_URL or "")
+        for server, schema_name in self.schemas:
+            admin = sa.create_engine(server)
             with admin.begin() as conn:
-                for schema_name in self.schemas:
-                    conn.exec_driver_sql(f'DROP SCHEMA "{schema_name}" CASCADE')
+                conn.exec_driver_sql(f'DROP SCHEMA "{schema_name}" CASCADE')
             admin.dispose()
 
 
@@ -289,8 +301,7 @@ def moments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moments]:
         Path(REPORT).write_text(json.dumps(rows, indent=1), encoding="utf-8")
 
 
-@pytest.mark.parametrize("role", ROLES, ids=[r.value for r in ROLES])
-@pytest.mark.parametrize("moment", MOMENTS)
+@pytest.mark.parametrize("leg", LEGS)
 @schema.parametrize()
 @settings(
     max_examples=EXAMPLES,
@@ -301,9 +312,12 @@ def moments(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moments]:
     # route-marker fixture is function-scoped and harmless here.
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-def test_no_server_error(case: schemathesis.Case[Any], moment: str, role: Role, moments: Moments) -> None:
-    here = moments[moment]
-    key = (moment, role.value, case.operation.label)
+def test_no_server_error(case: schemathesis.Case[Any], leg: tuple[str, str, Role], moments: Moments) -> None:
+    backend, moment, role = leg
+    if backend == "postgres" and not (PG_URL or TEST_PG_URL):
+        pytest.skip("GONGMO_TEST_PG_URL is not set (.ci/run sets it)")
+    here = moments.get(backend, moment)
+    key = (moment if backend == "default" else f"{moment} ({backend})", role.value, case.operation.label)
     try:
         response = case.call(app=here.api, headers=here.headers[role])
     except Exception:
