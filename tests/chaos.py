@@ -1,0 +1,1489 @@
+"""The crash-and-fault harness: real daemons, SIGKILLed at random moments.
+
+    python -m tests.chaos --db sqlite --daemons 1 --kills 25 --apps 3000 [--faults]
+    python -m tests.chaos --db postgres --daemons 3 --kills 25 --apps 3000 --faults
+
+What it does, on the real clock:
+
+- `gongmo init` and `gongmo applicants import` (synthetic local governments: 5-digit codes, cities
+  and counties under the population cap, unique addresses, a share reading English; half as many
+  as the applications wanted, since both tracks invite everyone) on a config with one contest and
+  two tracks, SMTP transport, leases of 10 s (the minimum), a tick of 0.5 s;
+- an SMTP server in a process of its own (tests/chaos_smtp.py: tests/smtp_server.py's FaultySMTP
+  plus 421s), which outlives every daemon; then N `gongmo daemon --no-api` processes;
+- once they tick, the calendar is moved to start now (t0), as `gongmo init` with the rewritten
+  config does: track `chaos-b` was announced two hours before (its announcement and its `-1h`
+  reminder are caught up at once), track `chaos-a` is announced at t0 + 4 s, and every later
+  milestone of both (receipt close, review end, written end, selection, kickoff) falls during
+  the run;
+- an "office" thread per track does what people do, through the engine, each step after the
+  deadline it follows has fired: submits most plans (the rest expire), withdraws a few, passes or
+  disqualifies the review, selects, waitlists, rejects, approves two kickoffs, withdraws a
+  selected one (the first waitlisted is promoted) and releases the held results;
+- the killer SIGKILLs a random daemon at random moments (half of them drawn to just after a
+  deadline falls due) and restarts it after 0.2-1.5 s;
+- with --faults the SMTP server refuses 3% of the recipients (550), answers 421 to every 5th
+  connection and every 13th MAIL and 451 to every 7th DATA for the first 30% of the run, and
+  goes away for a stretch;
+- then waits (bounded) until every deadline fired and the outbox drained, stops the daemons with
+  SIGTERM and checks, reading the database: both calls went out; every deadline fired, in
+  calendar order per track, and its effect happened once; `gongmo audit verify` is clean; every
+  notice the audit log and the deadlines call for is in the outbox once, and nothing else; every
+  deliverable notice was received, every refused one is dead with its 550, none is stuck in
+  sending; each duplicate received was caught in flight by a kill, at most one per connection
+  per kill; no application was left behind by a deadline that fired.
+
+It prints a plain-text report and exits 1 if an invariant fails. The seed fixes the data, the
+faults and the kill plan; the interleaving with the daemons is the machine's.
+tests/test_chaos.py runs a short form of it under pytest (marker `chaos`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import csv
+import itertools
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import sqlalchemy as sa
+
+from states.errors import GongmoError
+from states.lifecycle import APPLICATION as TABLE
+from states.lifecycle import Role
+from workflow import calendars, loader
+from workflow.actors import Actor
+from workflow.app import App, open_app
+from workflow.db import make_engine, write
+from workflow.mailer import release
+from workflow.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, OUTBOX, TRACK
+from workflow.notify import superseded_by
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+OFFICE = Actor("chaos-office", Role.ADMIN)
+TRACKS = ("chaos-a", "chaos-b")
+SLOTS = 5
+WAITLIST = 3
+CAP_KRW = 2_000_000_000
+# Triggers fired by a deadline (and by which one): each moves an application at most once.
+DEADLINE_TRIGGERS = {
+    "invite": "announce",
+    "expire": "close_receipt",
+    "start_review": "close_receipt",
+    "start_presentation": "start_presentation",
+    "cancel": "kickoff_closes",
+    "lapse": "kickoff_closes",
+}
+FINAL_OR_HUMAN = ("expired", "withdrawn", "disqualified", "not_selected", "cancelled", "kickoff")
+
+
+# -- options -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    db: str = "sqlite"
+    daemons: int = 1
+    kills: int = 25
+    apps: int = 3000  # applications wanted; applicants = apps / 2 (both tracks invite everyone)
+    faults: bool = False
+    seed: int | None = None
+    span: float | None = None  # seconds from the start to the last milestone; derived from kills if None
+    database_url: str | None = None  # use this database (an empty one) instead of making one
+    pg_url: str = field(default_factory=lambda: os.environ.get("GONGMO_TEST_PG_URL") or DEFAULT_PG_URL)
+    workdir: Path | None = None
+    keep: bool = False
+    drain_timeout: float = 180.0
+    connections: int = 4
+    english: float = 0.1  # share of applicants that read English
+    report_every: float = 10.0
+    verbose: bool = True
+
+    def resolved_span(self) -> float:
+        if self.span is not None:
+            return self.span
+        # one daemon: restart pause + boot (~3.5 s) and a life of ~4 s between kills; several take turns
+        per_kill = 7.5 if self.daemons == 1 else 4.0
+        return max(53.0, self.kills * per_kill + 6.0)
+
+
+# -- the SMTP server ----------------------------------------------------------------------------------------------
+
+
+class Sink:
+    """The SMTP server, a process of its own (tests/chaos_smtp.py), and its controls."""
+
+    def __init__(self, log: Path) -> None:
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        with log.open("wb") as err:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "tests.chaos_smtp"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                cwd=ROOT,
+                env=env,
+            )
+        self._lock = threading.Lock()
+        self.port = int(self._read()["port"])
+
+    def _read(self) -> Any:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the SMTP server process stopped (exit {self.proc.poll()})")
+        return json.loads(line)
+
+    def ask(self, *words: object) -> Any:
+        with self._lock:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(" ".join(str(w) for w in words) + "\n")
+            self.proc.stdin.flush()
+            answer = self._read()
+        if isinstance(answer, dict) and "error" in answer:
+            raise RuntimeError(f"SMTP server: {' '.join(str(w) for w in words)[:60]}: {answer['error']}")
+        return answer
+
+    def refuse(self, addresses: list[str]) -> None:
+        for i in range(0, len(addresses), 100):
+            self.ask("refuse", *addresses[i : i + 100])
+
+    def fail_data_every(self, n: int) -> None:
+        self.ask("fail_data_every", n)
+
+    def refuse_421(self, sessions_every: int, mails_every: int) -> None:
+        self.ask("refuse_421", sessions_every, mails_every)
+
+    def down(self) -> None:
+        self.ask("down")
+
+    def up(self) -> None:
+        self.ask("up")
+
+    def stats(self) -> dict[str, int]:
+        return dict(self.ask("stats"))
+
+    def received_ids(self) -> collections.Counter[str]:
+        return collections.Counter(self.ask("ids"))
+
+    def arrivals_of_duplicates(self) -> dict[str, list[float]]:
+        return {str(m): [float(t) for t in times] for m, times in self.ask("dups").items()}
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(Exception):
+                self.ask("quit")
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+# -- the world: config, applicants, database -------------------------------------------------------------------
+
+
+def _at(t0: datetime, seconds: float) -> str:
+    return (t0 + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class Calendar:
+    """Seconds after t0 of each milestone of one track (negative: before the start)."""
+
+    announce_at: float
+    receipt_closes: float
+    review_ends: float
+    written_ends: float
+    selection_at: float
+    kickoff_due: float
+    reminders: tuple[str, ...] = ()
+
+    def toml(self, t0: datetime) -> str:
+        rows = {
+            "announce_at": self.announce_at,
+            "receipt_opens": self.announce_at,
+            "receipt_closes": self.receipt_closes,
+            "review_ends": self.review_ends,
+            "written_starts": self.review_ends,
+            "written_ends": self.written_ends,
+            "presentation_starts": self.written_ends,
+            "presentation_ends": self.written_ends,
+            "selection_at": self.selection_at,
+            "kickoff_due": self.kickoff_due,
+        }
+        return "\n".join(f"    {k} = {_at(t0, v)}" for k, v in rows.items())
+
+
+LEASE_S = 10  # [gongmo] and [mail] lease_seconds: the minimum the config takes
+
+
+def calendars_for(span: float, min_window: float = 0.0) -> dict[str, Calendar]:
+    """chaos-b: announced two hours ago (caught up at start, with its reminder); chaos-a: announced
+    a few seconds in. Every later milestone falls during the run, the two tracks interleaved.
+
+    The receipt window outlasts a lease by half again (an announcement whose daemon was killed is
+    taken over after its lease, and must still come before the close), and the office's steps
+    (review, selection) have a gap of a lease and a half before the next deadline that needs them."""
+    window = max(1.6 * LEASE_S, 0.3 * span, min_window)
+    offset = max(3.0, 0.04 * span)
+    gap = max(1.5 * LEASE_S, (span - 4.0 - window - offset) / 2)
+    close_b = round(4.0 + window)
+    close_a = round(4.0 + window + offset)
+
+    def track(announce_at: float, close: float, reminders: tuple[str, ...] = ()) -> Calendar:
+        return Calendar(
+            announce_at=announce_at,
+            receipt_closes=close,
+            review_ends=round(close + 0.3 * gap),
+            written_ends=round(close + gap),
+            selection_at=round(close + 1.5 * gap),
+            kickoff_due=round(close + 2 * gap),
+            reminders=reminders,
+        )
+
+    return {
+        "chaos-a": track(4.0, close_a),
+        # the reminder is due an hour before the close: overdue at start, after the announcement
+        "chaos-b": track(-7200.0, close_b, ("-1h",)),
+    }
+
+
+def config_text(database_url: str, smtp_port: int, t0: datetime, cals: dict[str, Calendar], connections: int) -> str:
+    tracks = []
+    for key, cal in cals.items():
+        reminders = ", ".join(f'"{r}"' for r in cal.reminders)
+        tracks.append(
+            f"""
+  [[contests.tracks]]
+  key = "{key}"
+  name_ko = "혼돈 시험 {key[-1].upper()}"
+  name_en = "Chaos track {key[-1].upper()}"
+  slots = {SLOTS}
+  reminders = [{reminders}]
+  kickoff_grace_days = 0
+
+    [contests.tracks.eligibility]
+    kinds = ["city", "county"]
+    population_below = 1_000_000
+
+    [contests.tracks.funding]
+    national_cap_krw = {CAP_KRW}
+    years = 1
+    local_match_ratio = 1.0
+    budget_national_krw = {SLOTS * CAP_KRW}
+
+    [contests.tracks.calendar]
+{cal.toml(t0)}
+"""
+        )
+    return f"""# written by tests/chaos.py: the calendar falls during the run (t0 = {t0:%Y-%m-%d %H:%M:%S} UTC)
+[gongmo]
+environment = "development"
+database_url = "{database_url}"
+templates_dir = "{ROOT / "templates"}"
+tick_seconds = 0.5
+deadlines_per_tick = 20
+lease_seconds = {LEASE_S}
+on_time_seconds = 5
+
+[mail]
+sender = "스마트시티 공모(시험) <chaos@gongmo.example>"
+transport = "smtp"
+deliver_seconds = 0.2
+lease_seconds = {LEASE_S}
+
+  [mail.smtp]
+  host = "127.0.0.1"
+  port = {smtp_port}
+  security = "none"
+  connections = {connections}
+  timeout_s = 5
+
+[api]
+enabled = false
+
+[[contests]]
+key = "chaos"
+name_ko = "혼돈 시험 공모"
+name_en = "Chaos contest"
+ministry = "국토교통부 도시경제과"
+office = "한국토지주택공사(LH) 스마트도시개발처"
+office_phone = "044-201-3737"
+portal_url = "https://www.smartcity.go.kr"
+timezone = "Asia/Seoul"
+national_budget_krw = {2 * SLOTS * CAP_KRW}
+{"".join(tracks)}"""
+
+
+def write_applicants(path: Path, count: int, rng: random.Random, english: float) -> list[dict[str, str]]:
+    """Synthetic local governments: 5-digit codes, cities and counties under the population cap,
+    unique addresses; a share read English, spread among the Korean ones as in a real list."""
+    rows = []
+    for i in range(count):
+        code = f"{10000 + i:05d}"
+        rows.append(
+            {
+                "code": code,
+                "name": f"혼돈{'시' if i % 3 else '군'}{i}",
+                "kind": "city" if i % 3 else "county",
+                "population": str(rng.randrange(20_000, 999_999)),
+                "contact_name": f"담당자{i}",
+                "email": f"smartcity{i}@lg{i % 97}.chaos.example",
+                "language": "en" if rng.random() < english else "ko",
+            }
+        )
+    with path.open("w", encoding="utf-8", newline="") as out:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+@contextlib.contextmanager
+def database(options: Options, workdir: Path) -> Iterator[str]:
+    """A fresh database for the run: a SQLite file, or a PostgreSQL schema dropped afterwards."""
+    if options.database_url:
+        yield options.database_url
+        return
+    if options.db == "sqlite":
+        yield f"sqlite:///{workdir / 'gongmo.db'}"
+        return
+    name = f"chaos_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(options.pg_url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
+    sep = "&" if "?" in options.pg_url else "?"
+    try:
+        yield f"{options.pg_url}{sep}options={quote(f'-csearch_path={name}')}"
+    finally:
+        if not options.keep:
+            with admin.begin() as conn:
+                conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
+        admin.dispose()
+
+
+def gongmo_command() -> list[str]:
+    script = Path(sys.executable).parent / "gongmo"
+    return [str(script)] if script.exists() else [sys.executable, "-m", "workflow"]
+
+
+def gongmo(config: Path, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("GONGMO_DATABASE_URL", "GONGMO_NOW", "GONGMO_CONFIG")}
+    done = subprocess.run(
+        [*gongmo_command(), "--config", str(config), *argv], env=env, capture_output=True, text=True, timeout=300
+    )
+    if check and done.returncode != 0:
+        raise RuntimeError(f"gongmo {' '.join(argv)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+    return done
+
+
+# -- the daemons and the killer ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Incarnation:
+    slot: int
+    number: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+    started: float
+    up_at: float | None = None  # when it logged that it ticks
+
+    @property
+    def worker(self) -> str:
+        return f"{socket.gethostname()}:{self.proc.pid}"
+
+    def is_up(self) -> bool:
+        if self.up_at is None and self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                if b"ticking every" in self.log.read_bytes():
+                    self.up_at = time.monotonic()
+        return self.up_at is not None and self.proc.poll() is None
+
+
+@dataclass
+class Kill:
+    at: float  # seconds after t0
+    slot: int
+    pid: int
+    uptime: float  # seconds since it logged that it ticks (negative: killed while still starting)
+    sending: list[int]  # outbox rows leased for sending when it died (any daemon's)
+    deadlines: list[str]  # deadline rows it held, unfired
+
+
+class Fleet:
+    def __init__(self, config: Path, count: int, logdir: Path) -> None:
+        self.config = config
+        self.count = count
+        self.logdir = logdir
+        self.live: dict[int, Incarnation] = {}
+        self.all: list[Incarnation] = []
+        self.unclean_stops: list[str] = []
+
+    def start(self, slot: int) -> Incarnation:
+        number = sum(1 for i in self.all if i.slot == slot) + 1
+        log = self.logdir / f"daemon{slot}.{number:02d}.log"
+        env = {k: v for k, v in os.environ.items() if k not in ("GONGMO_DATABASE_URL", "GONGMO_NOW", "GONGMO_CONFIG")}
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [*gongmo_command(), "--config", str(self.config), "daemon", "--no-api"],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=self.logdir,
+            )
+        inc = Incarnation(slot, number, proc, log, time.monotonic())
+        self.live[slot] = inc
+        self.all.append(inc)
+        return inc
+
+    def start_all(self) -> None:
+        for slot in range(1, self.count + 1):
+            self.start(slot)
+
+    def kill(self, slot: int) -> Incarnation:
+        inc = self.live.pop(slot)
+        inc.proc.send_signal(signal.SIGKILL)
+        inc.proc.wait()
+        return inc
+
+    def stop_all(self, timeout: float = 20.0) -> None:
+        for inc in self.live.values():
+            if inc.proc.poll() is None:
+                inc.proc.send_signal(signal.SIGTERM)
+        end = time.monotonic() + timeout
+        for inc in self.live.values():
+            try:
+                inc.proc.wait(max(0.1, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                self.unclean_stops.append(f"daemon {inc.slot}.{inc.number} (pid {inc.proc.pid}) ignored SIGTERM")
+                inc.proc.kill()
+                inc.proc.wait()
+            else:
+                if inc.proc.returncode not in (0, -signal.SIGTERM):
+                    self.unclean_stops.append(
+                        f"daemon {inc.slot}.{inc.number} (pid {inc.proc.pid}) exited {inc.proc.returncode} on SIGTERM"
+                    )
+        self.live.clear()
+
+    def crashed(self) -> list[Incarnation]:
+        """Daemons that died without being killed (a crash of gongmo's own)."""
+        return [inc for inc in self.live.values() if inc.proc.poll() is not None]
+
+
+# -- the office: what people do, through the engine ------------------------------------------------------------
+
+
+class Office(threading.Thread):
+    """One track's human steps, each after the deadline it follows has fired."""
+
+    def __init__(self, run: Run, track: str, rng: random.Random) -> None:
+        super().__init__(name=f"office-{track}", daemon=True)
+        self.run_ = run
+        self.track = track
+        self.rng = rng
+        self.app: App = open_app(run.config)
+        self.log: list[str] = []
+        self.late: list[str] = []
+        self.errors: list[str] = []
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.lock = threading.Lock()
+
+    def note(self, text: str) -> None:
+        self.log.append(f"{self.run_.clock():7.1f}s {self.track}: {text}")
+        if self.run_.options.verbose:
+            print(f"  [office {self.run_.clock():6.1f}s] {self.track}: {text}", flush=True)
+
+    def run(self) -> None:
+        try:
+            self.steps()
+        except Exception as exc:  # recorded and reported: the harness itself must not die silently
+            self.errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            self.app.db.dispose()
+
+    def wait_fired(self, action: str) -> bool:
+        key = f"{self.track}:{action}"
+        while not self.run_.stopping.is_set():
+            if self.run_.fired(key):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def ids(self, state: str) -> list[int]:
+        with self.app.db.connect() as conn:
+            return [
+                int(r[0])
+                for r in conn.execute(
+                    sa.select(APPLICATION.c.id)
+                    .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+                    .where(TRACK.c.key == self.track, APPLICATION.c.state == state)
+                    .order_by(APPLICATION.c.id)
+                )
+            ]
+
+    def before(self, action: str, step: str) -> None:
+        """Record a step done after the next deadline already fired (its outcome then differs)."""
+        if self.run_.fired(f"{self.track}:{action}"):
+            self.late.append(f"{step} done after {self.track}:{action} fired")
+
+    def tally(self, what: str, n: int = 1) -> None:
+        with self.lock:
+            self.counts[what] += n
+
+    def try_move(self, app_id: int, trigger: str, reason: str | None = None, **fields: Any) -> bool:
+        try:
+            if fields:
+                with write(self.app.db) as conn:
+                    self.app.engine.move(conn, app_id, trigger, OFFICE, reason, fields=fields, extra=fields)
+            else:
+                self.app.engine.apply(app_id, trigger, OFFICE, reason)
+        except GongmoError as exc:
+            self.tally(f"{trigger} refused")
+            self.note(f"{trigger} of application {app_id} refused: {exc}")
+            return False
+        self.tally(trigger)
+        return True
+
+    def steps(self) -> None:
+        run, rng, track = self.run_, self.rng, self.track
+        cal = run.calendars[track]
+        # 1. the receipt window: plans come in; some never do; a few withdraw
+        if not self.wait_fired("announce"):
+            return
+        if track == "chaos-b" and not self.wait_fired("reminder:-1h"):
+            return
+        drafts = self.ids("announcement")
+        if not drafts:
+            self.late.append("nothing left to submit when the call's deadlines had fired (the receipt had closed)")
+        codes = run.codes_of(drafts)
+        rng.shuffle(drafts)
+        n = len(drafts)
+        withdraw_early = drafts[: max(2, n // 100)]
+        never = set(drafts[len(withdraw_early) : len(withdraw_early) + max(3, n * 15 // 100)])
+        submit = [i for i in drafts[len(withdraw_early) :] if i not in never]
+        close_at = run.t0_mono + cal.receipt_closes - 0.3
+        self.note(f"{n} invited: submitting {len(submit)}, {len(never)} will not, {len(withdraw_early)} withdraw")
+        for app_id in withdraw_early:
+            self.try_move(app_id, "withdraw")
+        withdraw_after = set(rng.sample(submit, min(len(submit), max(2, len(submit) // 200))))
+
+        def submit_one(app_id: int) -> None:
+            if time.monotonic() >= close_at:
+                self.tally("too late to submit")
+                return
+            try:
+                self.app.engine.submit(
+                    track, codes[app_id], CAP_KRW, CAP_KRW, OFFICE, title=f"스마트 혼돈 {app_id}", years=1
+                )
+            except GongmoError as exc:
+                self.tally("submit refused")
+                self.note(f"submit of {codes[app_id]} refused: {exc}")
+                return
+            self.tally("submit")
+            if app_id in withdraw_after:
+                self.try_move(app_id, "withdraw")
+
+        # plans come in from several desks at once (PostgreSQL takes them in parallel)
+        with ThreadPoolExecutor(4, thread_name_prefix=f"desk-{track}") as desks:
+            list(desks.map(submit_one, submit))
+        if self.counts["too late to submit"]:
+            self.late.append(f"receipt closed before {self.counts['too late to submit']} plans were submitted")
+        self.note(f"{self.counts['submit']} plans submitted")
+        # 2. after the close: the preliminary review, passed or disqualified
+        if not self.wait_fired("close_receipt"):
+            return
+        review = self.ids("preliminary_review")
+        rng.shuffle(review)
+        out = review[: max(2, len(review) // 25)]
+        self.before("start_presentation", "the review")
+        disq = self.app.engine.apply_bulk(
+            track, "disqualify", "preliminary_review", OFFICE, "chaos: ineligible", where=APPLICATION.c.id.in_(out)
+        )
+        passed = self.app.engine.apply_bulk(track, "pass_review", "preliminary_review", OFFICE)
+        self.counts["disqualify"] += disq
+        self.counts["pass_review"] += passed
+        written = self.ids("written_evaluation")
+        for app_id in rng.sample(written, min(2, len(written))):
+            self.try_move(app_id, "withdraw")
+        self.note(f"review: {passed} passed, {disq} disqualified")
+        # 3. after the written evaluation: the selection, its notices released
+        if not self.wait_fired("start_presentation"):
+            return
+        self.before("kickoff_closes", "the selection")
+        pool = self.ids("presentation_evaluation")
+        chosen, waiting = pool[:SLOTS], pool[SLOTS : SLOTS + WAITLIST]
+        for app_id in chosen:
+            self.try_move(app_id, "select")
+        for position, app_id in enumerate(waiting, 1):
+            self.try_move(app_id, "waitlist", waitlist_position=position)
+        rejected = self.app.engine.apply_bulk(track, "reject", "presentation_evaluation", OFFICE)
+        self.counts["reject"] += rejected
+        for notice in ("selected", "waitlisted", "not_selected"):
+            self.counts[f"released {notice}"] += release(self.app, track, notice)
+        # some plans approved; one selected withdraws: the first waitlisted is promoted
+        for app_id in chosen[:2]:
+            self.try_move(app_id, "approve_kickoff")
+        if len(chosen) > 2:
+            self.try_move(chosen[-1], "withdraw")
+        self.note(f"selection: {len(chosen)} selected, {len(waiting)} waitlisted, {rejected} rejected; released")
+        # 4. after the kickoff deadline: the lapsed waitlist's results go out too
+        if not self.wait_fired("kickoff_closes"):
+            return
+        for notice in ("selected", "waitlisted", "not_selected"):
+            self.counts[f"released {notice}"] += release(self.app, track, notice)
+        self.note("kickoff closed; the last held notices released")
+
+
+# -- one run ---------------------------------------------------------------------------------------------------------
+
+
+class Run:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.seed = options.seed if options.seed is not None else random.randrange(1 << 31)
+        self.rng = random.Random(self.seed)
+        # the receipt window must also fit most plans: PostgreSQL takes ~25 a second per track (each
+        # submission locks the track row for its receipt number), SQLite ~40
+        plans = 0.84 * max(20, (options.apps + 1) // 2)
+        self.calendars = calendars_for(options.resolved_span(), 4.0 + plans / (25 if options.db == "postgres" else 40))
+        self.span = max(cal.kickoff_due for cal in self.calendars.values())
+        self.kills: list[Kill] = []
+        self.stopping = threading.Event()
+        self.started = time.monotonic()
+        self.t0_mono = 0.0
+        self.t0 = datetime.now(UTC)
+        self.config = Path()
+        self.db: sa.Engine | None = None
+        self.refused: set[str] = set()
+        self.fault_log: list[str] = []
+        self.outages: list[float] = []  # when the SMTP server went away (epoch s)
+        self._codes: dict[int, str] = {}
+        self._fired: set[str] = set()
+        self._fired_lock = threading.Lock()
+
+    def clock(self) -> float:
+        """Seconds since t0 (the instant the calendar is measured from)."""
+        return time.monotonic() - self.t0_mono
+
+    def say(self, text: str) -> None:
+        if self.options.verbose:
+            print(f"  [{self.clock():6.1f}s] {text}", flush=True)
+
+    def fired(self, key: str) -> bool:
+        with self._fired_lock:
+            if key in self._fired:
+                return True
+        assert self.db is not None
+        with self.db.connect() as conn:
+            done = conn.execute(sa.select(DEADLINE.c.fired_at).where(DEADLINE.c.key == key)).scalar() is not None
+        if done:
+            with self._fired_lock:
+                self._fired.add(key)
+        return done
+
+    def codes_of(self, ids: list[int]) -> dict[int, str]:
+        assert self.db is not None
+        with self.db.connect() as conn:
+            rows = conn.execute(
+                sa.select(APPLICATION.c.id, APPLICANT.c.code)
+                .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
+                .where(APPLICATION.c.id.in_(ids))
+            )
+            return {int(a): str(c) for a, c in rows}
+
+    # -- the parts ---------------------------------------------------------------------------------------------
+
+    def execute(self) -> Result:
+        options = self.options
+        owned = options.workdir is None
+        workdir = Path(tempfile.mkdtemp(prefix="gongmo-chaos-")) if owned else options.workdir
+        assert workdir is not None
+        workdir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(workdir / "logs", ignore_errors=True)  # a reused work directory starts afresh
+        for old in workdir.glob("gongmo.db*"):
+            old.unlink()
+        (workdir / "logs").mkdir()
+        server = Sink(workdir / "logs" / "smtp.log")
+        fleet: Fleet | None = None
+        offices: list[Office] = []
+        try:
+            with database(options, workdir) as url:
+                self.say(f"seed {self.seed}; work in {workdir}; span {self.span:.0f}s")
+                applicants = self.setup(workdir, url, server)
+                self.db = make_engine(url)
+                fleet = Fleet(self.config, options.daemons, workdir / "logs")
+                fleet.start_all()
+                self.wait_up(fleet)
+                self.start_clock(url, server)
+                offices = [Office(self, track, random.Random(self.rng.random())) for track in TRACKS]
+                for office in offices:
+                    office.start()
+                drained = self.chaos(fleet, server)
+                self.stopping.set()
+                for office in offices:
+                    office.join(30)
+                fleet.stop_all()
+                self.say("daemons stopped")
+                result = check(self, fleet, server, offices, applicants, drained)
+                if self.db is not None:
+                    self.db.dispose()
+                return result
+        finally:
+            self.stopping.set()
+            if fleet is not None:
+                for inc in fleet.live.values():
+                    if inc.proc.poll() is None:
+                        inc.proc.kill()
+                        inc.proc.wait()
+            server.close()
+            if self.db is not None:
+                self.db.dispose()
+            if owned and not options.keep:
+                shutil.rmtree(workdir, ignore_errors=True)
+
+    def setup(self, workdir: Path, url: str, server: Sink) -> int:
+        options = self.options
+        applicants = max(20, (options.apps + 1) // 2)
+        rows = write_applicants(workdir / "applicants.csv", applicants, self.rng, options.english)
+        # init and import on a calendar a day ahead; then the calendar is set to start now (t0), as a
+        # second `gongmo init` would do it (loader sync, deadlines derived), and the daemons start
+        self.config = workdir / "chaos.toml"
+        self.t0 = datetime.now(UTC) + timedelta(days=1)
+        self.write_config(url, server)
+        gongmo(self.config, "init")
+        gongmo(self.config, "applicants", "import", str(workdir / "applicants.csv"))
+        if options.faults:
+            refused = self.rng.sample(rows, max(2, len(rows) * 3 // 100))
+            server.refuse([row["email"] for row in refused])
+            self.refused = {row["email"].lower() for row in refused}
+        self.say(f"init and import of {applicants} applicants done")
+        return applicants
+
+    def wait_up(self, fleet: Fleet, timeout: float = 120.0) -> None:
+        """The daemons boot on the day-ahead calendar (nothing due); wait until each ticks."""
+        end = time.monotonic() + timeout
+        while not all(inc.is_up() for inc in fleet.live.values()):
+            dead = [inc for inc in fleet.live.values() if inc.proc.poll() is not None]
+            if dead or time.monotonic() > end:
+                logs = "\n".join(inc.log.read_text(errors="replace")[-2000:] for inc in dead)
+                raise RuntimeError(f"the daemons did not start within {timeout:.0f}s\n{logs}")
+            time.sleep(0.1)
+
+    def start_clock(self, url: str, server: Sink) -> None:
+        """Move the calendar to start now (t0), as `gongmo init` with the rewritten config would: the
+        contests synced, the deadline rows derived. The running daemons' ticks find them due."""
+        self.t0 = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
+        self.t0_mono = time.monotonic() + (self.t0 - datetime.now(UTC)).total_seconds()
+        self.write_config(url, server)
+        app = open_app(self.config)
+        try:
+            with write(app.db) as conn:
+                loader.sync(conn, app.loaded.config)
+                calendars.derive(app, conn)
+        finally:
+            app.db.dispose()
+        self.say(f"{self.options.daemons} daemon(s) up; the calendar starts now (t0 = {self.t0:%H:%M:%S} UTC)")
+
+    def write_config(self, url: str, server: Sink) -> None:
+        text = config_text(url, server.port, self.t0, self.calendars, self.options.connections)
+        self.config.write_text(text, encoding="utf-8")
+
+    def deadlines_due(self) -> list[float]:
+        """Seconds after t0 at which deadlines fall due (the killer aims some kills just after them)."""
+        out = []
+        for cal in self.calendars.values():
+            out += [cal.announce_at, cal.receipt_closes, cal.review_ends, cal.written_ends]
+            out += [cal.selection_at, cal.kickoff_due]
+        return sorted(t for t in out if t > 0)
+
+    def faults(self, server: Sink) -> Iterator[tuple[float, str, Callable[[], None]]]:
+        """The fault schedule: (seconds after t0, what, do it)."""
+        s = self.span
+        if not self.options.faults:
+            return
+
+        def faulty() -> None:
+            server.fail_data_every(7)
+            server.refuse_421(5, 13)
+
+        def healthy() -> None:
+            server.fail_data_every(0)
+            server.refuse_421(0, 0)
+
+        yield 0.0, "451 to every 7th DATA; 421 to every 5th connection and every 13th MAIL", faulty
+        down = max(3.0, min(8.0, 0.06 * s))
+
+        def away() -> None:
+            self.outages.append(time.time())
+            server.down()
+
+        yield 0.15 * s, f"the SMTP server goes away for {down:.0f}s", away
+        yield 0.15 * s + down, "the SMTP server is back", server.up
+        # retries back off 15-30 s, then 30-60 s: the faults stop in time for the drain to end
+        yield 0.30 * s, "451s and 421s stop (550s go on)", healthy
+
+    def chaos(self, fleet: Fleet, server: Sink) -> bool:
+        """Kill and restart daemons until the kills are spent, then wait for the drain. True if drained."""
+        options, rng = self.options, self.rng
+        faults = sorted(self.faults(server), key=lambda f: f[0])
+        window_end = self.span + 6.0  # kills fall until a little after the last milestone
+        due = self.deadlines_due()
+        restarts: dict[int, float] = {}
+        next_kill: float | None = None
+        drain_deadline = self.span + options.drain_timeout
+        last_report = 0.0
+        while True:
+            now = self.clock()
+            while faults and faults[0][0] <= now:
+                _, what, do = faults.pop(0)
+                do()
+                self.fault_log.append(f"{now:6.1f}s {what}")
+                self.say(f"fault: {what}")
+            for slot, at in list(restarts.items()):
+                if now >= at:
+                    del restarts[slot]
+                    fleet.start(slot)
+            for inc in fleet.live.values():
+                inc.is_up()  # notes the instant it logs that it ticks
+            for inc in fleet.crashed():
+                self.say(f"daemon {inc.slot}.{inc.number} died by itself (exit {inc.proc.returncode}); restarting")
+                fleet.live.pop(inc.slot)
+                fleet.unclean_stops.append(
+                    f"daemon {inc.slot}.{inc.number} died on its own: exit {inc.proc.returncode}"
+                )
+                restarts[inc.slot] = now + 0.5
+            left = options.kills - len(self.kills)
+            if left > 0 and next_kill is None:
+                next_kill = self.plan_kill(fleet, due, left, window_end)
+            if next_kill is not None and now >= next_kill:
+                # several daemons: a victim lives a little first, or the freshest would be hit again and again
+                least = 0.3 if options.daemons == 1 else 1.5
+                up = [inc for inc in fleet.live.values() if inc.is_up() and self.uptime(inc) >= least]
+                if up:
+                    self.kill(fleet, rng.choice(up))
+                    restarts[self.kills[-1].slot] = now + rng.uniform(0.2, 1.5)
+                    next_kill = None
+            if left <= 0 and not restarts and not faults:
+                state = self.progress()
+                if state["unfired"] == 0 and state["open_mail"] == 0 and now > self.span:
+                    return True
+            if now > drain_deadline:
+                self.say("drain timed out")
+                return False
+            if now - last_report >= options.report_every:
+                last_report = now
+                state = self.progress()
+                self.say(
+                    f"kills {len(self.kills)}/{options.kills}; deadlines unfired {state['unfired']};"
+                    f" outbox {state['by_state']}; received {server.stats()['received']}"
+                    + (f"; retry for {[tuple(w) for w in state['retry_why']]}" if state["retry_why"] else "")
+                )
+            time.sleep(0.05)
+
+    def uptime(self, inc: Incarnation) -> float:
+        return time.monotonic() - inc.up_at if inc.up_at is not None else -1.0
+
+    def plan_kill(self, fleet: Fleet, due: list[float], left: int, window_end: float) -> float | None:
+        """When the next SIGKILL falls. One daemon: a random life after it came up (a kill needs the
+        restart pause and a boot, ~3.5 s, besides). Several: random intervals, a random victim.
+        Half the time a deadline falling due before then draws the kill to just after it."""
+        now = self.clock()
+        per = max(0.6, (window_end - now) / left)
+        if self.options.daemons == 1:
+            inc = next(iter(fleet.live.values()), None)
+            if inc is None or not inc.is_up():
+                return None  # planned once it is up
+            born = now - self.uptime(inc)
+            life = max(1.0, per - 3.5)
+            at = max(now, born + self.rng.uniform(0.3, 2 * life))
+        else:
+            at = now + self.rng.uniform(0.2, max(0.4, 2 * per - 0.2))
+        at = min(at, max(now + 0.2, window_end))  # the kills are spent by the end of the window
+        upcoming = [d for d in due if now < d < at]
+        if upcoming and self.rng.random() < 0.5:
+            at = upcoming[0] + self.rng.uniform(0.05, 1.2)  # aim at the work a deadline brings
+        return at
+
+    def kill(self, fleet: Fleet, inc: Incarnation) -> None:
+        assert self.db is not None
+        uptime = self.uptime(inc)
+        worker = inc.worker
+        fleet.kill(inc.slot)
+        at = self.clock()
+        with self.db.connect() as conn:
+            sending = [int(r[0]) for r in conn.execute(sa.select(OUTBOX.c.id).where(OUTBOX.c.state == "sending"))]
+            held = [
+                str(r[0])
+                for r in conn.execute(
+                    sa.select(DEADLINE.c.key).where(DEADLINE.c.claimed_by == worker, DEADLINE.c.fired_at.is_(None))
+                )
+            ]
+        self.kills.append(Kill(at, inc.slot, inc.proc.pid, uptime, sending, held))
+        what = ", ".join(held) if held else "no deadline"
+        self.say(f"SIGKILL daemon {inc.slot}.{inc.number} after {uptime:.1f}s up: {len(sending)} sending, {what}")
+
+    def progress(self) -> dict[str, Any]:
+        assert self.db is not None
+        with self.db.connect() as conn:
+            unfired = conn.execute(sa.select(sa.func.count()).where(DEADLINE.c.fired_at.is_(None))).scalar_one()
+            rows = conn.execute(sa.select(OUTBOX.c.state, sa.func.count()).group_by(OUTBOX.c.state))
+            by_state: dict[str, int] = {str(state): int(count) for state, count in rows}
+            errors = conn.execute(sa.select(OUTBOX.c.last_error).where(OUTBOX.c.state == "retry")).scalars()
+            why = collections.Counter((e or "")[:40] for e in errors).most_common(2)
+        open_mail = sum(n for s, n in by_state.items() if s in ("pending", "retry", "sending", "held"))
+        return {"unfired": int(unfired), "by_state": by_state, "open_mail": open_mail, "retry_why": why}
+
+
+# -- the checks ------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class Result:
+    options: Options
+    seed: int
+    span: float
+    elapsed: float
+    applicants: int
+    kills: list[Kill]
+    checks: list[Check]
+    numbers: dict[str, Any]
+    lines: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def report(self) -> str:
+        return "\n".join([*self.lines, "", f"result: {'PASS' if self.ok else 'FAIL'}"])
+
+
+@dataclass
+class World:
+    """What the database holds at the end, read once."""
+
+    deadlines: list[dict[str, Any]]
+    tracks: dict[int, str]
+    apps: dict[int, dict[str, Any]]  # id -> track, state
+    history: dict[int, list[tuple[datetime, str, str, str]]]  # id -> (at, trigger, to_state, actor), in order
+    outbox: list[dict[str, Any]]
+
+    def state_at(self, app_id: int, at: datetime) -> str | None:
+        state = None
+        for when, _, to_state, _ in self.history[app_id]:
+            if when > at:
+                break
+            state = to_state
+        return state
+
+
+def read_world(db: sa.Engine) -> World:
+    with db.connect() as conn:
+        deadlines = [dict(r) for r in conn.execute(sa.select(DEADLINE).order_by(DEADLINE.c.due_at)).mappings()]
+        for d in deadlines:
+            for k in ("due_at", "fired_at"):
+                d[k] = _aware(d[k]) if d[k] is not None else None
+        tracks = {int(r.id): str(r.key) for r in conn.execute(sa.select(TRACK.c.id, TRACK.c.key))}
+        apps = {
+            int(r.id): {"track": tracks[int(r.track_id)], "state": str(r.state)}
+            for r in conn.execute(sa.select(APPLICATION.c.id, APPLICATION.c.track_id, APPLICATION.c.state))
+        }
+        history: dict[int, list[tuple[datetime, str, str, str]]] = collections.defaultdict(list)
+        columns = (AUDIT.c.application_id, AUDIT.c.at, AUDIT.c.trigger, AUDIT.c.to_state, AUDIT.c.actor)
+        query = sa.select(*columns).order_by(AUDIT.c.application_id, AUDIT.c.id)
+        for app_id, at, trigger, to_state, actor in conn.execute(query):
+            history[int(app_id)].append((_aware(at), str(trigger), str(to_state), str(actor)))
+        names = ("id", "application_id", "notice", "dedup_key", "message_id", "to_addr", "state", "attempts")
+        outbox = [
+            dict(r)
+            for r in conn.execute(
+                sa.select(*(OUTBOX.c[c] for c in names), OUTBOX.c.last_error).order_by(OUTBOX.c.id)
+            ).mappings()
+        ]
+    return World(deadlines, tracks, apps, history, outbox)
+
+
+class Checker:
+    def __init__(
+        self, run: Run, world: World, received: collections.Counter[str], arrivals: dict[str, list[float]]
+    ) -> None:
+        self.run = run
+        self.world = world
+        self.received = received
+        self.arrivals = arrivals
+        self.checks: list[Check] = []
+        self.n: dict[str, Any] = {}
+        self.ambiguous: set[str] = set()
+
+    def moved_near(self, app_id: int, at: datetime) -> bool:
+        """Moved by the office from 2 s before `at` to a lease after: a deadline running then may or
+        may not have seen the move."""
+        return any(
+            -2.0 < (when - at).total_seconds() < LEASE_S and actor == OFFICE.name
+            for when, _, _, actor in self.world.history[app_id]
+        )
+
+    def ok(self, name: str, good: bool, detail: str = "") -> None:
+        self.checks.append(Check(name, good, "" if good else detail))
+
+    def contest(self, applicants: int) -> None:
+        invited = collections.Counter(info["track"] for info in self.world.apps.values())
+        self.ok(
+            "both calls went out (every applicant invited in each track)",
+            all(invited[t] == applicants for t in TRACKS),
+            ", ".join(f"{t}: {invited[t]} of {applicants} invited" for t in TRACKS)
+            + " (an announcement caught up after its receipt close is skipped)",
+        )
+
+    def deadlines(self, fleet: Fleet) -> None:
+        w, t0 = self.world, self.run.t0
+        fired = [d for d in w.deadlines if d["fired_at"] is not None]
+        unfired = [d["key"] for d in w.deadlines if d["fired_at"] is None]
+        self.ok("every deadline fired", not unfired, ", ".join(unfired))
+        disorder = []
+        for track_id in w.tracks:
+            rows = sorted((d for d in fired if d["track_id"] == track_id), key=lambda d: (d["due_at"], d["id"]))
+            for earlier, later in itertools.pairwise(rows):
+                if later["fired_at"] < earlier["fired_at"]:
+                    gap = (earlier["fired_at"] - later["fired_at"]).total_seconds()
+                    disorder.append(
+                        f"{later['key']} (due t0{_rel(later['due_at'], t0)}) fired {gap:.1f}s before"
+                        f" {earlier['key']} (due t0{_rel(earlier['due_at'], t0)})"
+                    )
+        self.ok("each track's deadlines fired in calendar order", not disorder, "; ".join(disorder[:4]))
+        # exactly once: a deadline's effect on an application (its audit row) at most once
+        twice = collections.Counter(
+            (app_id, trigger)
+            for app_id, rows in w.history.items()
+            for trigger, n in collections.Counter(t for _, t, _, _ in rows).items()
+            if trigger in DEADLINE_TRIGGERS and n > 1
+        )
+        doubled = sorted({f"{w.apps[a]['track']}:{DEADLINE_TRIGGERS[t]}" for a, t in twice})
+        self.ok(
+            "each deadline's effect happened once (no application moved twice by one)",
+            not twice,
+            f"{len(twice)} application moves twice, by {', '.join(doubled)}",
+        )
+        logged = _fired_in_logs(fleet)
+        self.n["deadlines"] = {
+            "total": len(w.deadlines),
+            "fired": len(fired),
+            "once": len(fired) - len(doubled),
+            "late": sum(1 for d in fired if d["late"]),
+            "claimed again": sum(1 for d in w.deadlines if d["attempts"] > 1),
+            "logged twice": sorted(k for k, c in logged.items() if c > 1),
+            "out of order": len(disorder),
+        }
+
+    def expected_notices(self) -> set[str]:
+        """Every notice the audit log calls for (one per move that has one, keyed by the version it
+        made), and the deadline-keyed ones: a reminder to each application still in announcement when
+        it fired (or invited only after: it fired out of order), a plan request to each still selected."""
+        w = self.world
+        expected: set[str] = set()
+        ambiguous = self.ambiguous
+        for app_id, rows in w.history.items():
+            for version, (_, trigger, _, _) in enumerate(rows, 1):
+                notice = "call_announcement" if trigger == "invite" else _notice_of(trigger)
+                if notice:
+                    expected.add(f"{app_id}:{notice}:{version}")
+        for d in w.deadlines:
+            if d["fired_at"] is None or d["action"] not in ("reminder", "kickoff_plan_due"):
+                continue
+            notice, state = (
+                ("deadline_reminder", "announcement")
+                if d["action"] == "reminder"
+                else ("kickoff_plan_request", "selected")
+            )
+            track = w.tracks[int(d["track_id"])]
+            for app_id, info in w.apps.items():
+                if info["track"] != track:
+                    continue
+                key = f"{app_id}:{notice}:{d['key']}"
+                if notice == "kickoff_plan_request" and self.moved_near(app_id, d["fired_at"]):
+                    ambiguous.add(key)  # the office moved it while the deadline ran: either is right
+                    continue
+                then = w.state_at(app_id, d["fired_at"])
+                if then == state or (then is None and state == "announcement"):
+                    expected.add(key)
+        return expected
+
+    def notices(self) -> None:
+        expected = self.expected_notices()
+        keys = collections.Counter(r["dedup_key"] for r in self.world.outbox)
+        missing, extra = expected - set(keys), set(keys) - expected - self.ambiguous
+        self.ok("every notice that should exist is in the outbox", not missing, _sample(missing))
+        self.ok("no notice in the outbox that should not be", not extra, _sample(extra))
+        self.ok("no notice twice in the outbox", all(c == 1 for c in keys.values()))
+        self.n["expected"] = len(expected) + len(self.ambiguous & set(keys))
+
+    def delivery(self, refused: set[str]) -> None:
+        outbox, received = self.world.outbox, self.received
+        by_app: dict[int, list[dict[str, Any]]] = collections.defaultdict(list)
+        for r in outbox:
+            by_app[r["application_id"]].append(r)
+        stuck, lost, wrongly_dead, not_dead, bad_cancel = [], [], [], [], []
+        for r in outbox:
+            error = r["last_error"] or ""
+            if r["state"] in ("pending", "retry", "sending", "held"):
+                stuck.append(f"{r['id']}:{r['state']}")
+            elif r["state"] == "cancelled":
+                family = superseded_by(r["notice"])
+                newer = [x for x in by_app[r["application_id"]] if x["id"] > r["id"] and x["notice"] in family]
+                if not newer or "superseded" not in error or received.get(r["message_id"]):
+                    bad_cancel.append(str(r["id"]))
+            elif r["to_addr"].lower() in refused:
+                if r["state"] != "dead" or not error.startswith("550") or received.get(r["message_id"]):
+                    not_dead.append(f"{r['id']}:{r['state']}:{error[:24]}")
+            elif r["state"] == "dead":
+                wrongly_dead.append(f"{r['id']}:{error[:60]}")
+            elif not received.get(r["message_id"]):
+                lost.append(f"{r['id']}:{r['notice']}")
+        known = {r["message_id"] for r in outbox}
+        phantom = [m for m in received if m not in known]
+        deliverable = [r for r in outbox if r["state"] != "cancelled" and r["to_addr"].lower() not in refused]
+        self.ok("nothing stuck in sending (nor pending, retry, held)", not stuck, _sample(stuck))
+        self.ok("every deliverable notice was received", not lost, _sample(lost))
+        self.ok("no notice dead but one to a refused recipient", not wrongly_dead, _sample(wrongly_dead))
+        self.ok(
+            "every notice to a refused recipient is dead with its 550, none received", not not_dead, _sample(not_dead)
+        )
+        self.ok(
+            "every cancelled notice was superseded by a newer one, none received", not bad_cancel, _sample(bad_cancel)
+        )
+        self.ok("nothing received that the outbox never had", not phantom, _sample(phantom))
+        states = collections.Counter(r["state"] for r in outbox)
+        self.n["outbox"] = {
+            "rows": len(outbox),
+            "by notice": collections.Counter(r["notice"] for r in outbox),
+            "states": states,
+            "dead 550": sum(1 for r in outbox if r["state"] == "dead" and (r["last_error"] or "").startswith("550")),
+            "deliverable": len(deliverable),
+            "delivered": sum(1 for r in deliverable if received.get(r["message_id"])),
+            "received": sum(received.values()),
+            "retried": sum(1 for r in outbox if r["attempts"] > 1),
+        }
+
+    def duplicates(self) -> None:
+        """A duplicate is a message received more than once. The design allows one only for a
+        message in flight (leased for sending) when its daemon was killed; the allowance per kill
+        is one per connection, the messages that can be on the wire at once."""
+        run, received = self.run, self.received
+        by_mid = {r["message_id"]: r for r in self.world.outbox}
+        caught: dict[int, list[int]] = collections.defaultdict(list)  # outbox id -> kills that caught it
+        for k, kill in enumerate(run.kills):
+            for oid in kill.sending:
+                caught[oid].append(k)
+        per_kill: collections.Counter[int] = collections.Counter()
+        unexplained = []
+        extra_copies = cut = 0
+        for mid, count in received.items():
+            if count < 2:
+                continue
+            extra_copies += count - 1
+            row = by_mid.get(mid)
+            kills = caught.get(row["id"], []) if row else []
+            # a copy stored just before the server went away: its 250 may never have reached the sender
+            outage = sum(1 for t in self.arrivals.get(mid, []) if any(0 <= down - t < 2.0 for down in run.outages))
+            if len(kills) + outage < count - 1:
+                unexplained.append(f"{mid} x{count} (in flight at {len(kills)} kill(s))")
+            for k in kills[-(count - 1) :]:  # the last kills that caught it: a copy sent, unmarked, each
+                per_kill[k] += 1
+            cut += min(outage, count - 1 - min(len(kills), count - 1))
+        allowance = run.options.connections
+        over = {k: c for k, c in per_kill.items() if c > allowance}
+        self.ok("every duplicate was in flight (leased for sending) at a kill", not unexplained, _sample(unexplained))
+        self.ok(
+            f"at most one duplicate per message on the wire at a kill ({allowance} connections)",
+            not over,
+            ", ".join(f"kill {k + 1} at {run.kills[k].at:.1f}s: {c} duplicates" for k, c in sorted(over.items())[:6]),
+        )
+        self.n["duplicates"] = {
+            "messages": sum(1 for c in received.values() if c > 1),
+            "extra copies": extra_copies,
+            "kills causing": len(per_kill),
+            "most from one kill": max(per_kill.values(), default=0),
+            "kills over": len(over),
+            "allowance": allowance,
+            "cut by the outage": cut,
+        }
+
+    def applications(self) -> None:
+        """None left in a state a fired deadline should have moved it out of (it was there before)."""
+        w = self.world
+        moved_by = {
+            "announcement": "close_receipt",
+            "receipt": "close_receipt",
+            "written_evaluation": "start_presentation",
+            "selected": "kickoff_closes",
+            "waitlisted": "kickoff_closes",
+        }
+        by_key = {d["key"]: d for d in w.deadlines}
+        left, human = [], []
+        for app_id, info in w.apps.items():
+            if info["state"] in FINAL_OR_HUMAN:
+                continue
+            action = moved_by.get(info["state"])
+            d = by_key.get(f"{info['track']}:{action}") if action else None
+            entered = w.history[app_id][-1][0] if w.history[app_id] else None
+            if d is not None and d["fired_at"] is not None and entered is not None and entered < d["fired_at"]:
+                left.append(f"{app_id}:{info['state']}")
+            else:
+                human.append(f"{app_id}:{info['state']}")
+        self.ok("no application left behind by a deadline that fired", not left, _sample(left))
+        self.n["final"] = collections.Counter((info["track"], info["state"]) for info in w.apps.values())
+        self.n["human"] = human
+
+    def audit(self) -> None:
+        done = gongmo(self.run.config, "audit", "verify", "--json", check=False)
+        try:
+            verdict = json.loads(done.stdout)
+            clean = bool(verdict["clean"]) and done.returncode == 0
+            text = (
+                f"clean ({verdict['applications']} applications, {verdict['audit_rows']} audit rows)"
+                if clean
+                else f"NOT clean: {len(verdict['findings'])} findings, e.g. {verdict['findings'][:3]}"
+            )
+        except (json.JSONDecodeError, KeyError):
+            clean, text = False, f"NOT clean: exit {done.returncode}: {(done.stdout + done.stderr)[-300:]}"
+        self.ok("gongmo audit verify is clean", clean, text)
+        self.n["audit"] = text
+
+
+def check(run: Run, fleet: Fleet, server: Sink, offices: list[Office], applicants: int, drained: bool) -> Result:
+    assert run.db is not None
+    world = read_world(run.db)
+    checker = Checker(run, world, server.received_ids(), server.arrivals_of_duplicates())
+    checker.contest(applicants)
+    checker.deadlines(fleet)
+    checker.notices()
+    checker.delivery(run.refused)
+    checker.duplicates()
+    checker.applications()
+    checker.audit()
+    errors = [f"{o.track}: {e}" for o in offices for e in o.errors]
+    checker.ok("the office's steps ran without error", not errors, "; ".join(errors))
+    checker.ok("the outbox drained and every deadline fired within the bounded wait", drained)
+    checker.ok(
+        "every daemon stopped cleanly on SIGTERM and none died on its own",
+        not fleet.unclean_stops,
+        "; ".join(fleet.unclean_stops),
+    )
+    elapsed = time.monotonic() - run.started
+    lines = report_lines(run, checker, server.stats(), offices, fleet, applicants, elapsed)
+    return Result(run.options, run.seed, run.span, elapsed, applicants, run.kills, checker.checks, checker.n, lines)
+
+
+def report_lines(
+    run: Run, c: Checker, stats: dict[str, int], offices: list[Office], fleet: Fleet, applicants: int, elapsed: float
+) -> list[str]:
+    o, n = run.options, c.n
+    d, box, dup = n["deadlines"], n["outbox"], n["duplicates"]
+    states = box["states"]
+    held = sorted({key for k in run.kills for key in k.deadlines})
+    per_state = collections.Counter(state for (_, state) in n["final"].elements())
+    lines = [
+        f"gongmo chaos report ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC, seed {run.seed})",
+        "",
+        f"  backend                  {'SQLite' if o.db == 'sqlite' else 'PostgreSQL'}, {o.daemons} daemon(s)",
+        f"  applications             {len(c.world.apps)} in 2 tracks ({applicants} applicants,"
+        f" {o.english:.0%} reading English)",
+        f"  calendar                 17 deadlines from t0 to t0 + {run.span:.0f}s (chaos-b announced 2h before t0)",
+        f"  SMTP faults              {'on' if o.faults else 'off'}",
+    ]
+    lines += [f"                             {line}" for line in run.fault_log]
+    if o.faults:
+        lines.append(
+            f"                             {len(run.refused)} recipients refused; the server answered"
+            f" 421 x{stats['refused_421']}, 451 x{stats['data_failures']}, 550 x{stats['rcpt_refusals']}"
+        )
+    lines += [
+        f"  elapsed                  {elapsed:.1f}s",
+        "",
+        "kills",
+        f"  SIGKILL                  {len(run.kills)}, each restarted after 0.2-1.5s",
+        f"  with mail leased         {sum(1 for k in run.kills if k.sending)} (rows leased for sending at the kill,"
+        " any daemon's)",
+        f"  holding a deadline       {sum(1 for k in run.kills if k.deadlines)}"
+        + (f" ({', '.join(held)})" if held else ""),
+        "",
+        "deadlines",
+        f"  total / fired            {d['total']} / {d['fired']}",
+        f"  fired exactly once       {d['once']}",
+        f"  fired out of order       {d['out of order']}",
+        f"  caught up (late)         {d['late']}",
+        f"  claimed more than once   {d['claimed again']} (a kill or a lease that ran out)",
+        f"  logged fired twice       {len(d['logged twice'])}"
+        + (f" ({', '.join(d['logged twice'])})" if d["logged twice"] else ""),
+        "",
+        "applications by final state",
+    ]
+    for state in sorted(per_state, key=TABLE.state_names.index):
+        split = "  ".join(f"{t} {n['final'][(t, state)]}" for t in TRACKS)
+        lines.append(f"  {state:<24} {per_state[state]:>6}   ({split})")
+    kinds = ", ".join(f"{k} {v}" for k, v in sorted(box["by notice"].items()))
+    lines += [
+        "",
+        "notices",
+        f"  expected                 {n['expected']}",
+        f"  in outbox                {box['rows']}",
+        f"                           ({kinds})",
+        f"  sent                     {states.get('sent', 0)}",
+        f"  dead                     {states.get('dead', 0)} (with 550: {box['dead 550']})",
+        f"  cancelled (superseded)   {states.get('cancelled', 0)}",
+        f"  deliverable              {box['deliverable']}",
+        f"  delivered                {box['delivered']} (messages received: {box['received']})",
+        f"  duplicated               {dup['messages']} messages, {dup['extra copies']} extra copies;"
+        f" {dup['kills causing']} kills caused them, at most {dup['most from one kill']} from one"
+        f" (allowance {dup['allowance']})"
+        + (f"; {dup['cut by the outage']} cut by the outage" if dup["cut by the outage"] else ""),
+        f"  retried                  {box['retried']}",
+        f"  stuck in sending         {states.get('sending', 0)}"
+        f" (pending {states.get('pending', 0)}, retry {states.get('retry', 0)}, held {states.get('held', 0)})",
+        "",
+        f"audit verify               {n['audit']}",
+    ]
+    late = [f"{o.track}: {x}" for o in offices for x in o.late]
+    if late or n["human"]:
+        lines += ["", "office (the human steps)"]
+        lines += [f"  {x}" for x in late]
+        if n["human"]:
+            lines.append(f"  left in a state only people move on: {_sample(n['human'], 4)}")
+    problems = _log_problems(fleet)
+    if problems:
+        lines += ["", "daemon logs: warnings and errors"]
+        lines += [f"  {count:>5} x {text}" for text, count in problems.most_common(10)]
+    lines += ["", "invariants"]
+    for chk in c.checks:
+        lines.append(f"  {'PASS' if chk.ok else 'FAIL'}  {chk.name}" + (f": {chk.detail}" if chk.detail else ""))
+    return lines
+
+
+def _rel(at: datetime, t0: datetime) -> str:
+    seconds = (at - t0).total_seconds()
+    return f"{seconds:+.0f}s" if abs(seconds) < 3600 else f"{seconds / 3600:+.1f}h"
+
+
+def _notice_of(trigger: str) -> str | None:
+    if not TABLE.has_trigger(trigger):
+        return None
+    return TABLE.trigger(trigger).notice
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _sample(items: Any, n: int = 6) -> str:
+    items = sorted(items, key=str)
+    text = ", ".join(str(i) for i in items[:n])
+    return f"{len(items)}: {text}" + (" ..." if len(items) > n else "") if items else ""
+
+
+FIRED_LINE = re.compile(r"gongmo\.ticker INFO deadline (\S+) fired")
+
+
+def _fired_in_logs(fleet: Fleet) -> collections.Counter[str]:
+    counts: collections.Counter[str] = collections.Counter()
+    for inc in fleet.all:
+        with contextlib.suppress(OSError):
+            for match in FIRED_LINE.finditer(inc.log.read_text(encoding="utf-8", errors="replace")):
+                counts[match.group(1)] += 1
+    return counts
+
+
+PROBLEM = re.compile(r"(WARNING|ERROR|CRITICAL) (.*)")
+
+
+def _log_problems(fleet: Fleet) -> collections.Counter[str]:
+    """Warnings and errors the daemons logged, by kind (numbers and addresses folded)."""
+    counts: collections.Counter[str] = collections.Counter()
+    for inc in fleet.all:
+        with contextlib.suppress(OSError):
+            text = inc.log.read_text(encoding="utf-8", errors="replace")
+        for line in text.splitlines():
+            match = PROBLEM.search(line)
+            if match and "maximum number of running instances reached" not in line:  # APScheduler: a busy job
+                kind = re.sub(r"\d+", "N", match.group(2))
+                kind = re.sub(r"smartcityN@lgN\.chaos\.example", "ADDR", kind)
+                counts[f"{match.group(1)} {kind[:140]}"] += 1
+            elif line.startswith("Traceback"):
+                counts["Traceback"] += 1
+    return counts
+
+
+# -- the command -------------------------------------------------------------------------------------------------------
+
+
+def run(options: Options) -> Result:
+    return Run(options).execute()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.chaos", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--daemons", type=int, default=None, help="daemon processes (default 1 sqlite, 3 postgres)")
+    parser.add_argument("--kills", type=int, default=25)
+    parser.add_argument("--apps", type=int, default=3000, help="applications (two tracks; half as many applicants)")
+    parser.add_argument("--faults", action="store_true", help="SMTP faults: 421, 451, 550, an outage")
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--span", type=float, default=None, help="seconds from the start to the last milestone")
+    parser.add_argument("--pg-url", default=os.environ.get("GONGMO_TEST_PG_URL") or DEFAULT_PG_URL)
+    parser.add_argument("--workdir", type=Path, default=None, help="keep config, CSV, logs (and SQLite file) here")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory and the PostgreSQL schema")
+    parser.add_argument("--drain-timeout", type=float, default=180.0)
+    parser.add_argument("--english", type=float, default=0.1, help="share of applicants reading English (0.1)")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    options = Options(
+        db=args.db,
+        daemons=args.daemons or (1 if args.db == "sqlite" else 3),
+        kills=args.kills,
+        apps=args.apps,
+        faults=args.faults,
+        seed=args.seed,
+        span=args.span,
+        pg_url=args.pg_url,
+        workdir=args.workdir,
+        keep=args.keep,
+        drain_timeout=args.drain_timeout,
+        english=args.english,
+        verbose=not args.quiet,
+    )
+    result = run(options)
+    print(result.report())
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
