@@ -17,8 +17,9 @@ check alone (the CI test also checks conformance to the document, and stops
 an operation at its first failure of any kind). --pg-url runs the app on
 fresh schemas of that PostgreSQL server (e.g.
 postgresql+psycopg://postgres@127.0.0.1:5432/test, dropped at the end)
-instead of SQLite files. Exit status: 1 if any answer was a 5xx or pytest
-failed, else 0.
+instead of SQLite files; the test's own PostgreSQL leg (receipt, admin)
+runs when GONGMO_TEST_PG_URL or --pg-url is set, and is skipped otherwise.
+Exit status: 1 if any answer was a 5xx or pytest failed, else 0.
 """
 
 from __future__ import annotations
@@ -92,7 +93,9 @@ def main() -> None:
         args.json.write_text(json.dumps(rows, indent=1), encoding="utf-8")
     cases, errors = report(rows)
     checks = "not_a_server_error" if args.only_server_errors else "all of test_fuzz.CHECKS"
-    db = "PostgreSQL" if args.pg_url else "SQLite"
+    db = "SQLite" if not args.pg_url else "PostgreSQL"
+    if os.environ.get("GONGMO_TEST_PG_URL") or args.pg_url:
+        db += " (and the postgres leg on PostgreSQL)"
     print(
         f"\n{cases} requests in {seconds:.0f} s on {db} ({args.examples} examples per operation, moment and role;"
         f" checks: {checks}); server errors: {errors}; pytest exit status: {int(code)}"
