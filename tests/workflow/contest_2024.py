@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -182,3 +183,25 @@ def receive_all(app: App, clock: FixedClock) -> None:
         kind = "climate_crisis" if int(code) % 2 else "local_extinction"
         app.engine.submit(TRACK, code, national, national, OFFICE, f"{code} 스마트도시", kind)
     app.engine.submit(TRACK, "41110", 8_000_000_000, 8_000_000_000, OFFICE, "수원 스마트도시", "climate_crisis")
+
+
+def application(app: App, code: str) -> dict[str, Any]:
+    """The application row of one applicant code on the scenario track."""
+    with read(app.db) as conn:
+        row = (
+            conn.execute(
+                sa.select(APPLICATION)
+                .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
+                .join(TRACK_TABLE, TRACK_TABLE.c.id == APPLICATION.c.track_id)
+                .where(TRACK_TABLE.c.key == TRACK, APPLICANT.c.code == code)
+            )
+            .mappings()
+            .one()
+        )
+    return dict(row)
+
+
+def import_sheets(app: App, path: Path, part: str, receipts: dict[str, str]) -> None:
+    """Every assigned sheet of one part, entered as the office's CSV import would."""
+    sheets, where = committee.parse_scores(scores_csv(path, part, receipts), app.loaded.config.track(TRACK)[1])
+    committee.enter_sheets(app, sheets, OFFICE, where)

@@ -22,7 +22,6 @@ from workflow.clock import FixedClock
 from workflow.config import Track
 from workflow.db import read, write
 from workflow.models import (
-    APPLICANT,
     APPLICATION,
     ASSIGNMENT,
     DECLARED_CONFLICT,
@@ -31,7 +30,6 @@ from workflow.models import (
     OUTBOX,
     SCORE,
 )
-from workflow.models import TRACK as TRACK_TABLE
 
 OFFICE = sc.OFFICE
 KIM, LEE, PARK, CHOI, JUNG = sc.EVALUATORS
@@ -80,23 +78,8 @@ def footprint(app: App) -> dict[str, Any]:
     return {"counts": counts, "scores": scores, "applications": versions}
 
 
-def application(app: App, code: str) -> dict[str, Any]:
-    with read(app.db) as conn:
-        row = (
-            conn.execute(
-                sa.select(APPLICATION)
-                .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
-                .join(TRACK_TABLE, TRACK_TABLE.c.id == APPLICATION.c.track_id)
-                .where(TRACK_TABLE.c.key == sc.TRACK, APPLICANT.c.code == code)
-            )
-            .mappings()
-            .one()
-        )
-    return dict(row)
-
-
 def receipt(app: App, code: str) -> str:
-    return str(application(app, code)["receipt_no"])
+    return str(sc.application(app, code)["receipt_no"])
 
 
 def evaluator_id(app: App, email: str) -> int:
@@ -115,7 +98,7 @@ def assigned_to(app: App, code: str) -> set[str]:
             conn.execute(
                 sa.select(EVALUATOR.c.email)
                 .join(ASSIGNMENT, ASSIGNMENT.c.evaluator_id == EVALUATOR.c.id)
-                .where(ASSIGNMENT.c.application_id == application(app, code)["id"])
+                .where(ASSIGNMENT.c.application_id == sc.application(app, code)["id"])
             ).scalars()
         )
 
@@ -124,7 +107,7 @@ def scores_of(app: App, code: str, email: str, part: str = "written") -> dict[st
     with read(app.db) as conn:
         rows = conn.execute(
             sa.select(SCORE.c.criterion, SCORE.c.points_x100).where(
-                SCORE.c.application_id == application(app, code)["id"],
+                SCORE.c.application_id == sc.application(app, code)["id"],
                 SCORE.c.evaluator_id == evaluator_id(app, email),
                 SCORE.c.part == part,
             )
@@ -369,7 +352,7 @@ def test_a_conflict_declared_after_assignment_withdraws_the_assignment_and_its_s
     sejong, gumi = receipt(app, "36110"), receipt(app, "47190")
     committee.enter_sheets(app, [sheet(sejong, KIM), sheet(gumi, KIM), sheet(sejong, PARK)], OFFICE)
     assert KIM in assigned_to(app, "36110") and len(scores_of(app, "36110", KIM)) == 5
-    sejong_id = int(application(app, "36110")["id"])
+    sejong_id = int(sc.application(app, "36110")["id"])
     note = committee.declare_conflict(app, KIM.upper(), "36110", "세종시 스마트도시 자문위원", OFFICE)
     assert note == f"conflict recorded: {KIM.upper()} - 36110; application {sejong_id} unassigned (5 scores removed)"
     assert assigned_to(app, "36110") == {LEE, PARK, CHOI, JUNG}
@@ -426,7 +409,7 @@ def test_a_conflict_added_by_reimporting_the_list_withdraws_the_assignment(assig
     assert scores_of(app, "36110", KIM) == {}
     assert scores_of(app, "47190", KIM) == POINTS_X100
     [unassigned] = events_of(app, "unassigned")
-    assert unassigned["application_id"] == application(app, "36110")["id"]
+    assert unassigned["application_id"] == sc.application(app, "36110")["id"]
     assert unassigned["detail"] == {"evaluator": KIM, "scores_removed": 5, "why": "conflict declared"}
     assert unassigned["actor"] == "evaluators import"
     plan = committee.assign_track(app, sc.TRACK, OFFICE)
@@ -536,14 +519,14 @@ def test_a_valid_sheet_is_stored_exactly(assigned: App) -> None:
     assert count(app, SCORE) == before + 5
     assert scores_of(app, "36110", KIM) == POINTS_X100
     [scored] = events_of(app, "scored")
-    assert scored["application_id"] == application(app, "36110")["id"]
+    assert scored["application_id"] == sc.application(app, "36110")["id"]
     assert scored["detail"] == {"evaluator": KIM, "part": "written", "points": POINTS}
     assert events_of(app, "score_corrected") == []
 
 
 def test_a_sheet_may_name_the_application_by_id(assigned: App) -> None:
     app = assigned
-    ref = str(application(app, "47190")["id"])
+    ref = str(sc.application(app, "47190")["id"])
     committee.enter_sheets(app, [sheet(ref, CHOI, feasibility="30", effect="0")], OFFICE)
     assert scores_of(app, "47190", CHOI) == {**POINTS_X100, "feasibility": 3000, "effect": 0}
 

@@ -175,11 +175,6 @@ def test_a_file_that_cannot_be_written_is_refused_with_the_reason(tmp_path: Path
 # -- a real ranking ----------------------------------------------------------------------------
 
 
-def _import_sheets(app: App, path: Path, part: str, receipts: dict[str, str]) -> None:
-    sheets, where = committee.parse_scores(sc.scores_csv(path, part, receipts), app.loaded.config.track(sc.TRACK)[1])
-    committee.enter_sheets(app, sheets, OFFICE, where)
-
-
 @pytest.fixture
 def ranked(app: App, clock: FixedClock, tmp_path: Path) -> dict[str, str]:
     """code -> receipt_no, every sheet of both parts entered (창원 disqualified: ten ranked)."""
@@ -196,10 +191,10 @@ def ranked(app: App, clock: FixedClock, tmp_path: Path) -> dict[str, str]:
         if code in sc.TARGETS and r["state"] == "written_evaluation"
     }
     clock.set(kst("2024-06-11 14:00"))
-    _import_sheets(app, tmp_path / "written.csv", "written", receipts)
+    sc.import_sheets(app, tmp_path / "written.csv", "written", receipts)
     sc.at(app, clock, "2024-06-12 18:00")
     clock.set(kst("2024-06-19 17:00"))
-    _import_sheets(app, tmp_path / "presentation.csv", "presentation", receipts)
+    sc.import_sheets(app, tmp_path / "presentation.csv", "presentation", receipts)
     return receipts
 
 

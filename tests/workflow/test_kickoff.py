@@ -31,11 +31,6 @@ OFFICE = sc.OFFICE
 pytestmark = pytest.mark.sqlite_only  # the flow runs on PostgreSQL in test_selection.py
 
 
-def _import_sheets(app: App, path: Path, part: str, receipts: dict[str, str]) -> None:
-    sheets, where = committee.parse_scores(sc.scores_csv(path, part, receipts), app.loaded.config.track(sc.TRACK)[1])
-    committee.enter_sheets(app, sheets, OFFICE, where)
-
-
 @pytest.fixture
 def selected(app: App, clock: FixedClock, tmp_path: Path) -> dict[str, int]:
     """code -> application id, with the selection of the track confirmed."""
@@ -53,10 +48,10 @@ def selected(app: App, clock: FixedClock, tmp_path: Path) -> dict[str, int]:
         if code in sc.TARGETS and r["state"] == "written_evaluation"
     }
     clock.set(kst("2024-06-11 14:00"))
-    _import_sheets(app, tmp_path / "written.csv", "written", receipts)
+    sc.import_sheets(app, tmp_path / "written.csv", "written", receipts)
     sc.at(app, clock, "2024-06-12 18:00")
     clock.set(kst("2024-06-19 17:00"))
-    _import_sheets(app, tmp_path / "presentation.csv", "presentation", receipts)
+    sc.import_sheets(app, tmp_path / "presentation.csv", "presentation", receipts)
     clock.set(kst("2024-06-26 09:00"))
     selection.select(app, sc.TRACK, OFFICE, confirm=True)
     states = sc.states(app)

@@ -20,7 +20,6 @@ from workflow.app import App
 from workflow.clock import FixedClock
 from workflow.db import read
 from workflow.models import (
-    APPLICANT,
     APPLICATION,
     ASSIGNMENT,
     AUDIT,
@@ -28,7 +27,6 @@ from workflow.models import (
     OBJECTION,
     OUTBOX,
     SCORE,
-    TRACK,
 )
 
 OFFICE, APPLICANT_ACTOR = sc.OFFICE, sc.APPLICANT_ACTOR
@@ -59,28 +57,12 @@ pytestmark = pytest.mark.sqlite_only  # the flow runs on PostgreSQL in test_sele
 # -- helpers ----------------------------------------------------------------------
 
 
-def application(app: App, code: str) -> dict[str, Any]:
-    """The application row of one applicant code on the scenario track."""
-    with read(app.db) as conn:
-        row = (
-            conn.execute(
-                sa.select(APPLICATION)
-                .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
-                .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
-                .where(TRACK.c.key == sc.TRACK, APPLICANT.c.code == code)
-            )
-            .mappings()
-            .one()
-        )
-    return dict(row)
-
-
 def app_id(app: App, code: str) -> int:
-    return int(application(app, code)["id"])
+    return int(sc.application(app, code)["id"])
 
 
 def state_of(app: App, code: str) -> str:
-    return str(application(app, code)["state"])
+    return str(sc.application(app, code)["state"])
 
 
 def footprint(app: App) -> dict[str, Any]:
@@ -129,7 +111,7 @@ def audit_rows(app: App, application_id: int, trigger: str) -> list[dict[str, An
 
 
 def checklist(app: App, code: str) -> list[dict[str, Any]]:
-    raw = application(app, code)["checklist"]
+    raw = sc.application(app, code)["checklist"]
     assert raw is not None, f"{code} has no checklist"
     checks: list[dict[str, Any]] = json.loads(raw)
     return checks
@@ -177,11 +159,11 @@ def test_entering_preliminary_review_records_every_checklist_and_eligibility(in_
     app = in_review
     codes = FAILING | PASSING
     assert {state_of(app, c) for c in codes} == {"preliminary_review"}
-    assert {c: application(app, c)["eligible"] for c in codes} == {c: c in PASSING for c in codes}
+    assert {c: sc.application(app, c)["eligible"] for c in codes} == {c: c in PASSING for c in codes}
     listed = {c.receipt_no: c for c in review.checklists(app, sc.TRACK)}
     assert len(listed) == len(codes) == 17
     assert {str(c.receipt_no): c.eligible for c in listed.values()} == {
-        str(application(app, c)["receipt_no"]): c in PASSING for c in codes
+        str(sc.application(app, c)["receipt_no"]): c in PASSING for c in codes
     }
 
 
@@ -209,7 +191,7 @@ def test_a_passing_application_has_every_rule_of_the_track_with_its_values(in_re
 def test_a_two_year_plan_in_a_three_year_program_passes(in_review: App) -> None:
     years = next(c for c in checklist(in_review, TWO_YEARS) if c["rule"] == "years")
     assert years == {"rule": "years", "passed": True, "value": "2 year(s)", "expected": "1 to 3 year(s)"}
-    assert application(in_review, TWO_YEARS)["eligible"] is True
+    assert sc.application(in_review, TWO_YEARS)["eligible"] is True
 
 
 @pytest.mark.parametrize(
@@ -241,16 +223,16 @@ def test_a_failing_application_fails_exactly_the_broken_rule_with_its_value(
     assert failed_rules(in_review, code) == [rule]
     failed = next(c for c in checklist(in_review, code) if c["rule"] == rule)
     assert failed == {"rule": rule, "passed": False, "value": value, "expected": expected}
-    assert application(in_review, code)["eligible"] is False
+    assert sc.application(in_review, code)["eligible"] is False
     assert len(checklist(in_review, code)) == 6  # the other rules are recorded too, passed
 
 
 def test_the_checklist_is_shown_with_the_failed_rules_as_one_line(in_review: App) -> None:
     by_receipt = {c.receipt_no: c for c in review.checklists(in_review, sc.TRACK)}
-    changwon = by_receipt[application(in_review, "48120")["receipt_no"]]
+    changwon = by_receipt[sc.application(in_review, "48120")["receipt_no"]]
     assert changwon.eligible is False and changwon.state == "preliminary_review"
     assert changwon.failed == "population: 1,010,000 (required: below 1,000,000)"
-    sejong = by_receipt[application(in_review, "36110")["receipt_no"]]
+    sejong = by_receipt[sc.application(in_review, "36110")["receipt_no"]]
     assert sejong.eligible is True and sejong.failed == ""
 
 
@@ -275,7 +257,7 @@ def test_disqualify_failed_gives_the_failed_rules_as_the_reason(in_review: App, 
     clock.set(kst("2024-06-03 10:00"))
     review.pass_eligible(app, sc.TRACK, OFFICE)
     done = dict(review.disqualify_failed(app, sc.TRACK, OFFICE))
-    receipt = {code: str(application(app, code)["receipt_no"]) for code in FAILING}
+    receipt = {code: str(sc.application(app, code)["receipt_no"]) for code in FAILING}
     assert set(done) == set(receipt.values())
     assert done[receipt["48120"]] == "eligibility: population: 1,010,000 (required: below 1,000,000)"
     assert done[receipt[NO_TYPE]] == f"eligibility: type: (none chosen) (required: {TYPES})"
@@ -389,7 +371,7 @@ def test_while_an_objection_is_open_assignment_is_refused_naming_it(reviewed: Ap
     app = reviewed
     clock.set(kst("2024-06-04 09:00"))
     objection_id = review.file_objection(app, app_id(app, "48120"), "인구 재산정", APPLICANT_ACTOR)
-    receipt = application(app, "48120")["receipt_no"]
+    receipt = sc.application(app, "48120")["receipt_no"]
     before = footprint(app)
     with pytest.raises(Conflict) as refused:
         committee.assign_track(app, sc.TRACK, OFFICE)
@@ -405,14 +387,14 @@ def test_while_an_objection_is_open_scores_are_refused_naming_it(reviewed: App, 
     clock.set(kst("2024-06-04 09:00"))
     objection_id = review.file_objection(app, app_id(app, "48120"), "인구 재산정", APPLICANT_ACTOR)
     clock.set(kst("2024-06-11 14:00"))  # inside the written window
-    sheet = full_sheet(str(application(app, "36110")["receipt_no"]), "kim@univ-seoul.example")
+    sheet = full_sheet(str(sc.application(app, "36110")["receipt_no"]), "kim@univ-seoul.example")
     before = footprint(app)
     # enter_sheets reports every sheet's refusal (here the Conflict) in one InvalidInput.
     with pytest.raises(InvalidInput) as refused:
         committee.enter_sheets(app, [sheet], OFFICE)
     message = str(refused.value)
     assert "scoring cannot start while objections are open" in message
-    assert f"#{objection_id} (application {application(app, '48120')['receipt_no']})" in message
+    assert f"#{objection_id} (application {sc.application(app, '48120')['receipt_no']})" in message
     assert message.endswith("no score was stored")
     assert footprint(app) == before
 
@@ -436,10 +418,10 @@ def test_an_upheld_objection_reinstates_onto_written_evaluation(reviewed: App, c
     clock.set(kst("2024-06-04 09:00"))
     changwon = app_id(app, "48120")
     objection_id = review.file_objection(app, changwon, "2024.4. 주민등록인구 998,000명", APPLICANT_ACTOR)
-    version = application(app, "48120")["version"]
+    version = sc.application(app, "48120")["version"]
     clock.set(kst("2024-06-05 11:00"))
     assert review.decide_objection(app, objection_id, True, " 998,000명 확인 ", OFFICE) == "upheld"
-    row = application(app, "48120")
+    row = sc.application(app, "48120")
     assert (row["state"], row["version"]) == ("written_evaluation", version + 1)
     [reinstated] = audit_rows(app, changwon, "reinstate")
     assert reinstated["reason"] == f"objection #{objection_id} upheld: 998,000명 확인"
@@ -459,10 +441,10 @@ def test_a_rejected_objection_keeps_the_disqualification_and_tells_why(reviewed:
     clock.set(kst("2024-06-04 09:00"))
     suwon = app_id(app, "41110")
     objection_id = review.file_objection(app, suwon, "특례시는 예외", APPLICANT_ACTOR)
-    version = application(app, "41110")["version"]
+    version = sc.application(app, "41110")["version"]
     audits = len(audit_rows(app, suwon, "reinstate"))
     assert review.decide_objection(app, objection_id, False, "인구 기준(100만 미만)에 예외 없음", OFFICE) == "rejected"
-    row = application(app, "41110")
+    row = sc.application(app, "41110")
     assert (row["state"], row["version"]) == ("disqualified", version)
     assert len(audit_rows(app, suwon, "reinstate")) == audits == 0
     assert sc.notices(app, suwon)[-2:] == ["objection_received", "objection_rejected"]
@@ -541,4 +523,4 @@ def test_every_objection_step_is_in_the_event_log(reviewed: App, clock: FixedClo
         ("objection_upheld", changwon, up, "lh-office"),
         ("objection_rejected", suwon, down, "lh-office"),
     ]
-    assert {e["track_id"] for e in events_of(app, "objection_filed")} == {application(app, "48120")["track_id"]}
+    assert {e["track_id"] for e in events_of(app, "objection_filed")} == {sc.application(app, "48120")["track_id"]}
