@@ -218,14 +218,17 @@ def _unassign(
     return scores
 
 
-def evaluators(conn: Connection) -> list[Evaluator]:
+def evaluators(conn: Connection, only: int | None = None) -> list[Evaluator]:
+    """The committee (or, with `only`, the one evaluator of that id) with its declared conflicts."""
+    conflicts = sa.select(DECLARED_CONFLICT.c.evaluator_id, DECLARED_CONFLICT.c.applicant_code)
+    members = sa.select(EVALUATOR).order_by(EVALUATOR.c.id)
+    if only is not None:
+        conflicts = conflicts.where(DECLARED_CONFLICT.c.evaluator_id == only)
+        members = members.where(EVALUATOR.c.id == only)
     declared: dict[int, set[str]] = defaultdict(set)
-    for r in conn.execute(sa.select(DECLARED_CONFLICT.c.evaluator_id, DECLARED_CONFLICT.c.applicant_code)):
+    for r in conn.execute(conflicts):
         declared[int(r[0])].add(r[1])
-    return [
-        Evaluator(r.email, r.region, r.home_code, frozenset(declared[int(r.id)]))
-        for r in conn.execute(sa.select(EVALUATOR).order_by(EVALUATOR.c.id))
-    ]
+    return [Evaluator(r.email, r.region, r.home_code, frozenset(declared[int(r.id)])) for r in conn.execute(members)]
 
 
 def _evaluator(conn: Connection, email: str) -> Any:

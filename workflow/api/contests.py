@@ -13,7 +13,7 @@ from states.lifecycle import Role
 from workflow.api import schemas
 from workflow.api.deps import AdminOrApplicant, Anyone, Gongmo, TrackKey
 from workflow.api.errors import Forbidden, responses
-from workflow.config import MILESTONES, Contest, Track
+from workflow.config import MILESTONES, ConfigError, Contest, Track
 from workflow.db import read
 from workflow.models import APPLICANT, TRACK
 
@@ -40,13 +40,13 @@ def contests(a: Gongmo, who: Anyone) -> list[dict[str, Any]]:
 @router.get("/tracks/{track}", responses=responses(401, 404, 422))
 def track(a: Gongmo, who: Anyone, track: TrackKey) -> dict[str, Any]:
     """One track: its calendar as it stands (reschedules included)."""
-    for c in a.loaded.config.contests:
-        for t in c.tracks:
-            if t.key == track:
-                with read(a.db) as conn:
-                    row = conn.execute(sa.select(TRACK).where(TRACK.c.key == track)).mappings().first()
-                return {**_track(c, t, row), "contest": c.key}
-    raise NotFound(f"no track {track!r}: see GET /contests")
+    try:
+        c, t = a.loaded.config.track(track)
+    except ConfigError:
+        raise NotFound(f"no track {track!r}: see GET /contests") from None
+    with read(a.db) as conn:
+        row = conn.execute(sa.select(TRACK).where(TRACK.c.key == track)).mappings().first()
+    return {**_track(c, t, row), "contest": c.key}
 
 
 def _contest(c: Contest) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from workflow.api.errors import Forbidden, Unauthorized
 from workflow.app import App
 from workflow.config import KEY_PATTERN, ConfigError
 from workflow.db import read, write
-from workflow.models import APPLICANT, APPLICATION, ASSIGNMENT, EVALUATOR, TRACK
+from workflow.models import APPLICANT, APPLICATION, ASSIGNMENT, TRACK
 from workflow.tokens import Principal
 
 MAX_ID = 2**31 - 1  # the INTEGER primary keys (PostgreSQL refuses a larger bind)
@@ -80,8 +80,7 @@ Gongmo = Annotated[App, Depends(gongmo)]
 
 def evaluable(a: App, conn: Connection, who: Principal) -> dict[int, str | None]:
     """An evaluator's assigned applications -> the conflict that bars one (None: may evaluate)."""
-    ev_row = conn.execute(sa.select(EVALUATOR.c.email).where(EVALUATOR.c.id == who.evaluator_id)).scalar_one()
-    ev = next(e for e in committee.evaluators(conn) if e.key == ev_row)
+    (ev,) = committee.evaluators(conn, only=who.evaluator_id)
     rows = conn.execute(
         sa.select(APPLICATION.c.id, APPLICANT.c.code, TRACK.c.key)
         .join(ASSIGNMENT, ASSIGNMENT.c.application_id == APPLICATION.c.id)
