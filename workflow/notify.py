@@ -7,6 +7,7 @@ beyond the template cache); delivery happens after commit, elsewhere.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,11 @@ FAMILIES = (
     frozenset({"review_passed", "disqualified"}),
     frozenset({"presentation_invitation"}),  # a moved slot: the old time must not go out
 )
+
+
+# Calendars kept built: one per (track, language, dates, instant); a call to a
+# track mixing Korean and English applicants alternates between two of them.
+ICS_CACHE_SIZE = 16
 
 
 def _atom(text: str) -> str:
@@ -68,6 +74,7 @@ class Notifier:
         domain = parseaddr(sender)[1].rpartition("@")[2] or "gongmo.invalid"
         self.domain = domain
         self._ics_cache: dict[Any, str] = {}
+        self._ics_lock = threading.Lock()
 
     def row(
         self,
@@ -145,7 +152,10 @@ class Notifier:
                 uid_domain=self.domain,
                 now=now,
             ).decode("utf-8")
-            self._ics_cache = {key: cached}  # keep only the latest
+            with self._ics_lock:  # the ticker and the API's threads share the cache
+                if len(self._ics_cache) >= ICS_CACHE_SIZE:  # drop the oldest (dicts keep insertion order)
+                    del self._ics_cache[next(iter(self._ics_cache))]
+                self._ics_cache[key] = cached
         return cached
 
     def _values(

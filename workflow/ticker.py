@@ -12,6 +12,7 @@ that takes over finishes the work without doing it twice.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -27,6 +28,9 @@ from workflow.db import read, write
 from workflow.models import APPLICATION, DEADLINE, TRACK, UTCDateTime
 
 log = logging.getLogger("gongmo.ticker")
+
+# pg_advisory_xact_lock key of the deadline claim ("gongmo" + 1)
+CLAIM_LOCK = 0x676F6E676D6F01
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,7 @@ class Ticker:
         self.batch = settings.deadlines_per_tick
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.on_time = timedelta(seconds=settings.on_time_seconds)
+        self.renew_every = self.lease.total_seconds() / 3  # seconds of real time between lease renewals
         self.actions: dict[str, Callable[[Mapping[str, Any], str], str]] = {
             "announce": self._announce,
             "open_receipt": self._open_receipt,
@@ -65,9 +70,19 @@ class Ticker:
     # -- the loop --------------------------------------------------------------
 
     def tick(self) -> list[Fired]:
-        """Fire what is due now (at most one batch), in calendar order."""
+        """Fire what is due now (at most one batch), in calendar order. While the
+        actions run, a thread keeps the batch's lease (a close of 100,000 plans
+        may outlast it); a daemon that dies stops renewing and its rows come free."""
         now = self.app.clock.now()
-        return [self._fire(row, now) for row in self._claim(now)]
+        rows = self._claim(now)
+        if not rows:
+            return []
+        with _Renewal(self, [r["id"] for r in rows]) as renewal:
+            fired = []
+            for row in rows:
+                fired.append(self._fire(row, now))
+                renewal.done(row["id"])
+        return fired
 
     def run_until_idle(self, max_ticks: int = 10_000) -> list[Fired]:
         """Burst mode: tick until nothing is due (start-up catch-up, --once)."""
@@ -92,12 +107,36 @@ class Ticker:
     # -- claim, fire, mark -------------------------------------------------------
 
     def _claim(self, now: datetime) -> list[Mapping[str, Any]]:
+        """Take the due rows nobody holds, in calendar order; a row waits while an
+        earlier row of its track is held by a daemon still at work (or dead, until
+        its lease runs out), so a track's deadlines never fire out of order. A row
+        backing off after a failure holds nothing up: the close is not kept
+        waiting by a reminder that failed."""
         free = sa.or_(DEADLINE.c.lease_until.is_(None), DEADLINE.c.lease_until < now)
+        earlier = DEADLINE.alias("earlier")
+        held_before = (
+            sa.exists()
+            .where(
+                earlier.c.track_id == DEADLINE.c.track_id,
+                earlier.c.fired_at.is_(None),
+                earlier.c.last_error.is_(None),
+                earlier.c.lease_until >= now,
+                sa.or_(
+                    earlier.c.due_at < DEADLINE.c.due_at,
+                    sa.and_(earlier.c.due_at == DEADLINE.c.due_at, earlier.c.id < DEADLINE.c.id),
+                ),
+            )
+            .correlate(DEADLINE)
+        )
         with write(self.app.db) as conn:
+            if conn.dialect.name == "postgresql":
+                # Claims take turns (a transaction lock, gone with its holder): a claim
+                # must see the rows an earlier one just leased, not skip them unseen.
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK)))
             query = (
                 sa.select(DEADLINE, TRACK.c.key.label("track_key"))
                 .join(TRACK, TRACK.c.id == DEADLINE.c.track_id)
-                .where(DEADLINE.c.fired_at.is_(None), DEADLINE.c.due_at <= now, free)
+                .where(DEADLINE.c.fired_at.is_(None), DEADLINE.c.due_at <= now, free, ~held_before)
                 .order_by(DEADLINE.c.due_at, DEADLINE.c.id)
                 .limit(self.batch)
             )
@@ -115,6 +154,16 @@ class Ticker:
                 raise RuntimeError(f"claimed {claimed.rowcount} of {len(rows)} deadline rows")
         return rows
 
+    def _renew(self, ids: list[int]) -> int:
+        """Push the lease of rows this daemon still works on; how many it still holds."""
+        with write(self.app.db) as conn:
+            result = conn.execute(
+                sa.update(DEADLINE)
+                .where(DEADLINE.c.id.in_(ids), DEADLINE.c.claimed_by == self.worker, DEADLINE.c.fired_at.is_(None))
+                .values(lease_until=self.app.clock.now() + self.lease)
+            )
+        return int(result.rowcount)
+
     def _fire(self, row: Mapping[str, Any], now: datetime) -> Fired:
         late = now - row["due_at"] > self.on_time
         reason = self._reason(row, now, late)
@@ -126,11 +175,14 @@ class Ticker:
             log.exception("deadline %s failed", row["key"])
             return self._failed(row, now, late, f"{type(exc).__name__}: {exc}")
         with write(self.app.db) as conn:
-            conn.execute(
+            marked = conn.execute(
                 sa.update(DEADLINE)
                 .where(DEADLINE.c.id == row["id"], DEADLINE.c.claimed_by == self.worker, DEADLINE.c.fired_at.is_(None))
                 .values(fired_at=now, late=late, lease_until=None, last_error=None)
             )
+        if not marked.rowcount:  # the lease ran out and another daemon took the row (its action is idempotent)
+            log.warning("deadline %s: done, but another daemon holds it now; it records the firing", row["key"])
+            return Fired(row["key"], row["action"], row["milestone"], row["due_at"], now, late, summary, "lease lost")
         log.info("deadline %s fired%s: %s", row["key"], " (catch-up)" if late else "", summary)
         return Fired(row["key"], row["action"], row["milestone"], row["due_at"], now, late, summary)
 
@@ -235,6 +287,46 @@ class Ticker:
         with read(self.app.db) as conn:
             state = conn.execute(sa.select(APPLICATION.c.state).where(APPLICATION.c.id == app_id)).scalar_one()
         return f"application {app_id}: already '{state}', nothing to do"
+
+
+class _Renewal:
+    """A thread renewing a claimed batch's lease every third of it until the batch is done."""
+
+    def __init__(self, ticker: Ticker, ids: list[int]) -> None:
+        self.ticker = ticker
+        self.ids = list(ids)
+        self.every = ticker.renew_every
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{ticker.worker}", daemon=True)
+
+    def __enter__(self) -> _Renewal:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def done(self, row_id: int) -> None:
+        with self._lock:
+            self.ids.remove(row_id)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            with self._lock:
+                ids = list(self.ids)
+            if not ids:
+                return
+            try:
+                held = self.ticker._renew(ids)
+            except Exception:  # the database is away: the next round tries again, the lease may lapse
+                log.exception("deadline lease renewal failed")
+                continue
+            if held < len(ids):
+                log.warning(
+                    "deadline lease: %s of %s rows were taken over by another daemon", len(ids) - held, len(ids)
+                )
 
 
 def _duration(delta: timedelta) -> str:

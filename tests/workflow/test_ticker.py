@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -273,3 +274,110 @@ def test_demo_runs_both_contests_and_exits_0(capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     assert "hub-2024" in out and "diffusion-2024" in out and "small-medium-2022" in out
     assert out.rstrip().endswith("clean")
+
+
+# -- calendar order under leases -------------------------------------------------------
+
+
+def _hold(app: App, key: str, worker: str, until: timedelta, error: str | None = None) -> None:
+    """Make `key` look claimed by `worker` (alive or dead) or backing off, for `until` from now."""
+    assert isinstance(app.clock, FixedClock)
+    with write(app.db) as conn:
+        conn.execute(
+            sa.update(DEADLINE)
+            .where(DEADLINE.c.key == key)
+            .values(claimed_by=worker, lease_until=app.clock.now() + until, last_error=error)
+        )
+
+
+def _due_order(app: App, track: str) -> list[str]:
+    with read(app.db) as conn:
+        query = (
+            sa.select(DEADLINE.c.key)
+            .join(TRACK, TRACK.c.id == DEADLINE.c.track_id)
+            .where(TRACK.c.key == track, DEADLINE.c.fired_at.is_not(None))
+            .order_by(DEADLINE.c.due_at, DEADLINE.c.id)
+        )
+        return list(conn.execute(query).scalars())
+
+
+def test_a_later_deadline_waits_while_an_earlier_one_of_its_track_is_held(derived: App, clock: FixedClock) -> None:
+    clock.set(kst("2024-05-29 18:00"))  # the call, the receipt and its close of every 2024 track are due
+    ticker = Ticker(derived, "alive")
+    _hold(derived, f"{TRACK_KEY}:announce", "dead", ticker.lease)  # a daemon died holding the call
+    fired = ticker.run_until_idle()
+    assert fired and not [f for f in fired if f.key.startswith(TRACK_KEY)]  # nothing of its track, not the close
+    assert {f.key for f in fired} >= {"hub-2024:announce", "diffusion-2024:announce"}  # other tracks go on
+    clock.advance(ticker.lease + timedelta(seconds=1))  # the dead daemon's lease runs out
+    late = ticker.run_until_idle()
+    assert [f.key for f in late] == [k for k in _due_order(derived, TRACK_KEY)]  # in calendar order
+    assert late[0].key == f"{TRACK_KEY}:announce" and f"{TRACK_KEY}:close_receipt" in [f.key for f in late]
+
+
+def test_a_deadline_backing_off_after_a_failure_holds_nothing_up(derived: App, clock: FixedClock) -> None:
+    clock.set(kst("2024-05-29 18:00"))
+    ticker = Ticker(derived, "alive")
+    _hold(derived, f"{TRACK_KEY}:announce", "alive", timedelta(hours=1), error="RuntimeError: database went away")
+    fired = {f.key for f in ticker.run_until_idle()}
+    assert f"{TRACK_KEY}:close_receipt" in fired and f"{TRACK_KEY}:announce" not in fired
+
+
+def test_a_long_action_keeps_its_lease_and_no_other_daemon_takes_it(
+    derived: App, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock.set(kst("2024-03-29 10:00"))
+    ticker = Ticker(derived, "slow")
+    ticker.batch = 1
+    ticker.renew_every = 0.01
+    with write(derived.db) as conn:  # 2022's rows are not this test's business
+        conn.execute(sa.update(DEADLINE).where(DEADLINE.c.key.like("small-medium-2022:%")).values(fired_at=clock.now()))
+    seen: dict[str, object] = {}
+
+    def slow(row, reason):  # type: ignore[no-untyped-def]
+        first = _lease_of(derived, row["key"])
+        clock.advance(ticker.lease - timedelta(seconds=1))  # nearly the whole lease goes by
+        for _ in range(500):  # the renewal thread runs every 10 ms of real time
+            if _lease_of(derived, row["key"]) > first:
+                break
+            threading.Event().wait(0.01)
+        clock.advance(timedelta(seconds=2))  # past the first lease
+        seen["other"] = Ticker(derived, "other")._claim(clock.now())
+        seen["key"] = row["key"]
+        return "done slowly"
+
+    monkeypatch.setitem(ticker.actions, "announce", slow)
+    [done] = ticker.tick()
+    assert done.key == seen["key"] and done.error is None and done.summary == "done slowly"
+    assert done.key not in {r["key"] for r in seen["other"]}  # type: ignore[attr-defined]
+    assert _lease_of(derived, done.key) is None and fired_rows(derived)[-1]["key"] == done.key
+
+
+def _lease_of(app: App, key: str):  # type: ignore[no-untyped-def]
+    with read(app.db) as conn:
+        return conn.execute(sa.select(DEADLINE.c.lease_until).where(DEADLINE.c.key == key)).scalar_one()
+
+
+def test_an_action_that_outlived_its_lease_does_not_claim_the_firing(
+    derived: App, clock: FixedClock, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock.set(kst("2024-03-29 10:00"))
+    ticker = Ticker(derived, "slow")
+    key = f"{TRACK_KEY}:announce"
+    real = ticker.actions["announce"]
+
+    def overtaken(row, reason):  # type: ignore[no-untyped-def]
+        summary = real(row, reason)
+        if row["key"] == key:  # meanwhile its lease ran out and another daemon took the row
+            with write(derived.db) as conn:
+                conn.execute(sa.update(DEADLINE).where(DEADLINE.c.key == key).values(claimed_by="other"))
+        return summary
+
+    monkeypatch.setitem(ticker.actions, "announce", overtaken)
+    with caplog.at_level("INFO", logger="gongmo.ticker"):
+        fired = {f.key: f for f in ticker.tick()}
+    assert fired[key].error == "lease lost"
+    assert f"deadline {key}: done, but another daemon holds it now" in caplog.text
+    assert f"deadline {key} fired" not in caplog.text
+    with read(derived.db) as conn:
+        row = conn.execute(sa.select(DEADLINE).where(DEADLINE.c.key == key)).mappings().one()
+    assert row["fired_at"] is None and row["claimed_by"] == "other"  # the other daemon records it
