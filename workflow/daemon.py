@@ -53,6 +53,7 @@ class Daemon:
         self.metrics = Metrics(app)
         self.last_tick_at: datetime | None = None
         self.api_server: ApiServer | None = None
+        self._delivering: asyncio.Task[Any] | None = None
 
     def check_templates(self) -> None:
         problems = self.app.renderer.check()
@@ -125,7 +126,7 @@ class Daemon:
             coalesce=True,
             max_instances=1,
         )
-        self.mailer = Mailer(self.app, transport_for(self.app), self.ticker.worker)
+        self.mailer = Mailer(self.app, transport_for(self.app), self.ticker.worker, report=log.warning)
         scheduler.add_job(
             self.deliver,
             "interval",
@@ -142,9 +143,26 @@ class Daemon:
             async with self._api(sock):
                 await stop.wait()
         finally:
+            scheduler.pause()  # nothing new starts
+            await self._wind_down_delivery()
             scheduler.shutdown(wait=True)
             self.scheduler = None
             await self.mailer.transport.close()
+
+    async def _wind_down_delivery(self) -> None:
+        """The messages on the wire finish and are marked; the rest of the claimed
+        batch goes back to the outbox at once, not after its lease."""
+        self.mailer.stop()
+        task = self._delivering
+        if task is None or task.done():
+            return
+        grace = self.app.loaded.config.mail.smtp.timeout_s + 5
+        await asyncio.wait({task}, timeout=grace)
+        if not task.done():
+            log.warning("outbox: delivery did not stop within %ss; its rows come back after their lease", grace)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     @contextlib.asynccontextmanager
     async def _api(self, sock: socket.socket | None) -> Any:
@@ -180,14 +198,14 @@ class Daemon:
             self.api_server = None
 
     async def deliver(self) -> None:
-        """Send what the outbox has due (on the event loop: aiosmtplib is async)."""
+        """Send what the outbox has due (on the event loop: aiosmtplib is async).
+        Each dead notice is logged by the mailer as it is marked."""
+        self._delivering = asyncio.current_task()
         result = await self.mailer.deliver_due()
         self.delivered.append(result)
         self.metrics.delivered(result)
         if result.sent or result.retry or result.dead:
             log.info("outbox: %s sent, %s to retry, %s dead", result.sent, result.retry, result.dead)
-        for line in result.errors:
-            log.warning(line)
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -14,6 +14,7 @@ twice; it carries the same Message-ID both times.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 from collections.abc import Callable
@@ -73,28 +74,52 @@ def transport_for(app: App) -> Transport:
 
 
 class Mailer:
-    def __init__(self, app: App, transport: Transport, worker: str, batch: int = 200) -> None:
+    """Claims due rows in leased batches and sends them over the transport's
+    connections. Each outcome is marked before its connection takes the next
+    message (the marks of all connections commit together), so a crash leaves at
+    most one sent-but-unmarked message per connection: a kill duplicates at
+    most `connections` messages, each one that was in flight."""
+
+    def __init__(
+        self,
+        app: App,
+        transport: Transport,
+        worker: str,
+        batch: int = 200,
+        report: Callable[[str], None] | None = None,
+    ) -> None:
         self.app = app
         self.transport = transport
         self.worker = worker
         self.batch = batch
         self.lease = timedelta(seconds=app.loaded.config.mail.lease_seconds)
         self.sender = app.loaded.config.mail.sender
+        self.report = report  # each dead notice, as it is marked (the daemon's log)
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Wind down: the sends on the wire finish and are marked, the rest of the
+        claimed rows are handed back, and deliver_due returns."""
+        self._stopping = True
 
     async def deliver_due(self) -> Delivery:
-        """Send what is due until nothing is, one leased batch at a time.
+        """Send what is due until nothing is (or stop() is called).
 
         Pipelined: while one batch is on the wire, a worker thread claims and
-        composes the next, so composition stays out of the sender's way."""
+        composes the next, so composition stays out of the sender's way. A row
+        is sent only while its lease has half its length left (else the lease
+        is renewed first), so a batch that waited is never sent under a lease
+        that may already be another daemon's."""
         total = Delivery()
         upcoming = asyncio.create_task(asyncio.to_thread(self.prepare, self.app.clock.now()))
-        while prepared := await upcoming:
-            upcoming = asyncio.create_task(asyncio.to_thread(self.prepare, self.app.clock.now()))
-            result = await self.send_batch(prepared)
-            total.sent += result.sent
-            total.retry += result.retry
-            total.dead += result.dead
-            total.errors += result.errors
+        try:
+            while not self._stopping and (prepared := await upcoming):
+                upcoming = asyncio.create_task(asyncio.to_thread(self.prepare, self.app.clock.now()))
+                await self.send_batch(prepared, total)
+        finally:
+            left = await asyncio.shield(upcoming)  # claimed while stopping (or failing): hand it back
+            if left:
+                await asyncio.to_thread(self.hand_back, [row for row, _ in left])
         return total
 
     def prepare(self, now: datetime) -> list[tuple[dict[str, Any], Envelope | Outcome]]:
@@ -124,29 +149,80 @@ class Mailer:
                     .values(state="sending", lease_until=now + self.lease, attempts=OUTBOX.c.attempts + 1)
                 )
         for r in rows:
-            r["attempts"] += 1
+            r["claimed_from"] = r["state"]
+            r["attempts"] += 1  # the fence: a row claimed again by another daemon has a higher count
+            r["lease_until"] = now + self.lease
         return rows
 
-    async def send_batch(self, prepared: list[tuple[dict[str, Any], Envelope | Outcome]]) -> Delivery:
-        limit = asyncio.Semaphore(self.transport.concurrency)
-        outcomes: list[tuple[dict[str, Any], Outcome]] = []
+    async def send_batch(
+        self, prepared: list[tuple[dict[str, Any], Envelope | Outcome]], total: Delivery | None = None
+    ) -> Delivery:
+        total = total if total is not None else Delivery()
+        waiting = collections.deque(prepared)
+        marks = _Marks(self, total)
+        leases = _Leases(self)
 
-        async def one(row: dict[str, Any], envelope: Envelope | Outcome) -> None:
-            if isinstance(envelope, Outcome):
-                outcomes.append((row, envelope))
-                return
-            async with limit:
-                outcomes.append((row, await self.transport.send(envelope)))
+        async def lane() -> None:
+            while waiting and not self._stopping:
+                row, envelope = waiting.popleft()
+                if isinstance(envelope, Outcome):
+                    await marks.put(row, envelope)
+                    continue
+                if not await leases.hold(row, [r for r, _ in waiting]):
+                    continue  # another daemon has it now: it sends it
+                await marks.put(row, await self.transport.send(envelope))
 
-        await asyncio.gather(*(one(r, e) for r, e in prepared))
-        return await asyncio.to_thread(self._mark, outcomes)
+        try:
+            async with asyncio.TaskGroup() as lanes:
+                for _ in range(self.transport.concurrency):
+                    lanes.create_task(lane())
+        except* Exception as failed:
+            raise failed.exceptions[0] from None
+        finally:
+            if waiting:  # stopping, or a lane failed: hand back what was not sent
+                await asyncio.shield(asyncio.to_thread(self.hand_back, [r for r, _ in waiting]))
+        return total
+
+    def renew(self, rows: list[dict[str, Any]], now: datetime) -> set[int]:
+        """Renew the lease of claimed rows not yet sent; the ids still held."""
+        until = now + self.lease
+        fenced = sa.or_(*(sa.and_(OUTBOX.c.id == r["id"], OUTBOX.c.attempts == r["attempts"]) for r in rows))
+        with write(self.app.db) as conn:
+            query = sa.select(OUTBOX.c.id).where(fenced, OUTBOX.c.state == "sending")
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            held = set(conn.execute(query).scalars())
+            if held:
+                conn.execute(sa.update(OUTBOX).where(OUTBOX.c.id.in_(held)).values(lease_until=until))
+        for r in rows:
+            if r["id"] in held:
+                r["lease_until"] = until
+        return held
+
+    def hand_back(self, rows: list[dict[str, Any]]) -> int:
+        """Return claimed, unsent rows to the state they were claimed from, at once
+        (a stopping daemon does not make them wait for its lease to run out)."""
+        if not rows:
+            return 0
+        returned = 0
+        with write(self.app.db) as conn:
+            for r in rows:
+                back = "retry" if r["claimed_from"] == "sending" else r["claimed_from"]
+                mine = sa.and_(OUTBOX.c.id == r["id"], OUTBOX.c.attempts == r["attempts"], OUTBOX.c.state == "sending")
+                result = conn.execute(
+                    sa.update(OUTBOX).where(mine).values(state=back, lease_until=None, attempts=OUTBOX.c.attempts - 1)
+                )
+                returned += result.rowcount
+        return returned
 
     def _mark(self, outcomes: list[tuple[dict[str, Any], Outcome]]) -> Delivery:
         now = self.app.clock.now()
         result = Delivery()
         with write(self.app.db) as conn:
             for row, outcome in outcomes:
-                mine = sa.and_(OUTBOX.c.id == row["id"], OUTBOX.c.state == "sending")
+                mine = sa.and_(
+                    OUTBOX.c.id == row["id"], OUTBOX.c.state == "sending", OUTBOX.c.attempts == row["attempts"]
+                )
                 if outcome.ok:
                     values: dict[str, Any] = {"state": "sent", "sent_at": now, "lease_until": None, "last_error": None}
                     result.sent += 1
@@ -161,7 +237,72 @@ class Mailer:
                     values["last_error"] = outcome.error[:2000]
                     result.retry += 1
                 conn.execute(sa.update(OUTBOX).where(mine).values(**values))
+        if self.report is not None:
+            for line in result.errors:
+                self.report(line)
         return result
+
+
+class _Marks:
+    """Group commit of the outcomes: every connection's finished send goes into
+    the next transaction, and each connection waits for its own to commit."""
+
+    def __init__(self, mailer: Mailer, total: Delivery) -> None:
+        self.mailer = mailer
+        self.total = total
+        self.queued: list[tuple[dict[str, Any], Outcome, asyncio.Future[None]]] = []
+        self.flusher: asyncio.Task[None] | None = None
+
+    async def put(self, row: dict[str, Any], outcome: Outcome) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queued.append((row, outcome, done))
+        if self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        # A task of its own: a lane that is cancelled does not cancel the marking
+        # of the messages already sent.
+        while self.queued:
+            batch, self.queued = self.queued, []
+            try:
+                result = await asyncio.to_thread(self.mailer._mark, [(row, outcome) for row, outcome, _ in batch])
+            except Exception as exc:
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            self.total.sent += result.sent
+            self.total.retry += result.retry
+            self.total.dead += result.dead
+            self.total.errors += result.errors
+            for *_, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+
+class _Leases:
+    """Renews a batch's lease before a send that would start with less than half of it left."""
+
+    def __init__(self, mailer: Mailer) -> None:
+        self.mailer = mailer
+        self.lock = asyncio.Lock()
+        self.lost: set[int] = set()
+
+    async def hold(self, row: dict[str, Any], unsent: list[dict[str, Any]]) -> bool:
+        async with self.lock:
+            if row["id"] in self.lost:
+                return False
+            now = self.mailer.app.clock.now()
+            if row["lease_until"] - now >= self.mailer.lease / 2:
+                return True
+            rows = [row, *(r for r in unsent if r["id"] not in self.lost)]
+            held = await asyncio.to_thread(self.mailer.renew, rows, now)
+            lost = {r["id"] for r in rows} - held
+            if lost:
+                self.lost |= lost
+                log.warning("outbox lease: %s claimed rows were taken over by another sender", len(lost))
+            return row["id"] in held
 
 
 # -- the office's commands ---------------------------------------------------------

@@ -257,3 +257,122 @@ def test_starttls_verifies_the_certificate(app: App, clock: FixedClock, tmp_path
         assert with_ca(cert).sent == 1  # trusted through ca_file
     finally:
         server.stop()
+
+
+# -- what a crash or a stop can leave behind ---------------------------------------------
+
+
+class Watched:
+    """The transport of a mailer, checked at the start of every send: the messages the server
+    has but the outbox does not yet call sent are at most one per other connection."""
+
+    def __init__(self, app: App, inner: Any, server: FaultySMTP) -> None:
+        self.app, self.inner, self.server = app, inner, server
+        self.concurrency = inner.concurrency
+        self.unmarked: list[int] = []
+        self.leases: list[tuple[Any, Any]] = []
+
+    async def send(self, envelope: Any) -> Any:
+        with read(self.app.db) as conn:
+            sent = conn.execute(sa.select(sa.func.count()).where(OUTBOX.c.state == "sent")).scalar_one()
+            lease = conn.execute(
+                sa.select(OUTBOX.c.lease_until).where(OUTBOX.c.message_id == envelope.message_id)
+            ).scalar_one()
+        self.unmarked.append(len(self.server.messages) - sent)
+        self.leases.append((self.app.clock.now(), lease))
+        return await self.inner.send(envelope)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def announce_everything(app: App, clock: FixedClock) -> int:
+    clock.set(kst("2024-03-29 10:00"))
+    return sum(app.engine.announce(t, ADMIN) for t in (TRACK, "hub-2024", "diffusion-2024"))
+
+
+def test_each_outcome_is_marked_before_its_connection_sends_again(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    """A kill at any moment leaves at most one sent-but-unmarked message per connection (not a batch)."""
+    total = announce_everything(app, clock)
+    m = smtp_mailer(app, smtp_server, connections=3)
+    watched = Watched(app, m.transport, smtp_server)
+    m.transport = watched  # type: ignore[assignment]
+    result = deliver(m)
+    assert result.sent == total == len(watched.unmarked) > 3 * 5
+    assert max(watched.unmarked) <= 2  # the other two connections' last sends, at most
+    assert set(smtp_server.received_ids().values()) == {1}
+
+
+def test_a_batch_that_waited_renews_its_lease_before_sending(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    total = announce_everything(app, clock)
+    m = smtp_mailer(app, smtp_server)
+    watched = Watched(app, m.transport, smtp_server)
+    m.transport = watched  # type: ignore[assignment]
+    prepared = m.prepare(clock.now())
+    clock.advance(m.lease * 0.6)  # the batch waited: less than half its lease is left
+
+    async def go() -> mailer.Delivery:
+        try:
+            return await m.send_batch(prepared)
+        finally:
+            await m.transport.close()
+
+    assert asyncio.run(go()).sent == total
+    assert all(lease - now >= m.lease * 0.99 for now, lease in watched.leases)  # renewed, not 40% left
+
+
+def test_a_batch_whose_lease_ran_out_is_left_to_the_sender_that_took_it(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    total = announce_everything(app, clock)
+    slow = smtp_mailer(app, smtp_server)
+    prepared = slow.prepare(clock.now())
+    clock.advance(slow.lease + timedelta(seconds=1))
+    taken = smtp_mailer(app, smtp_server).claim(clock.now())  # another daemon takes the expired rows
+    assert len(taken) == total
+
+    async def go() -> mailer.Delivery:
+        try:
+            return await slow.send_batch(prepared)
+        finally:
+            await slow.transport.close()
+
+    assert asyncio.run(go()).sent == 0 and smtp_server.messages == []
+    assert {r["state"] for r in outbox(app)} == {"sending"}  # still the other's, under its lease
+
+
+def test_a_stop_finishes_the_sends_on_the_wire_and_hands_back_the_rest(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    total = announce_everything(app, clock)
+    m = smtp_mailer(app, smtp_server, connections=2)
+    m.batch = 10  # a second batch is claimed while the first is sent
+    inner = m.transport
+
+    class StopAfterFive:
+        concurrency = inner.concurrency
+        sent = 0
+
+        async def send(self, envelope: Any) -> Any:
+            outcome = await inner.send(envelope)
+            StopAfterFive.sent += 1
+            if StopAfterFive.sent == 5:
+                m.stop()  # SIGTERM arrives
+            return outcome
+
+        async def close(self) -> None:
+            await inner.close()
+
+    m.transport = StopAfterFive()  # type: ignore[assignment]
+    result = deliver(m)
+    rows = outbox(app)
+    assert 5 <= result.sent <= 6 and result.sent == len(smtp_server.messages)  # 2 connections: 5 or 6
+    assert sum(r["state"] == "sent" for r in rows) == result.sent
+    assert {r["state"] for r in rows if r["state"] != "sent"} == {"pending"}  # none waits for a lease
+    assert {r["attempts"] for r in rows if r["state"] == "pending"} == {0}
+    again = deliver(smtp_mailer(app, smtp_server))
+    assert result.sent + again.sent == total and set(smtp_server.received_ids().values()) == {1}
