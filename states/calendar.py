@@ -9,6 +9,11 @@ from zoneinfo import ZoneInfo
 
 WORKING_DAYS = re.compile(r"^\s*([a-z_]+)\s*\+\s*(\d+)\s+working\s+days?\s*$")
 REMINDER = re.compile(r"^\s*(?:D-(\d+)\s+(\d{1,2}):(\d{2})|-(\d+)h)\s*$")
+# Bounds that keep the maths fast and inside datetime's range: a working-days
+# rule spans at most about ten years, a reminder goes at most a year early.
+MAX_WORKING_DAYS = 2500
+MAX_REMINDER_DAYS = 365
+_TOO_MANY = 10**9  # what a count of ten digits or more is read as (int() refuses 4,300 digits)
 
 
 def is_working_day(day: date, closed: Container[date]) -> bool:
@@ -16,15 +21,28 @@ def is_working_day(day: date, closed: Container[date]) -> bool:
 
 
 def add_working_days(start: datetime, days: int, closed: Container[date]) -> datetime:
-    """`days` working days after `start` (a local time), same time of day."""
+    """`days` working days after `start` (a local time), same time of day.
+
+    Refuses (ValueError) a negative count, more than MAX_WORKING_DAYS, and a
+    result past 9999-12-31."""
     if days < 0:
         raise ValueError("a number of working days cannot be negative")
+    if days > MAX_WORKING_DAYS:
+        raise ValueError(
+            f"more than {MAX_WORKING_DAYS} working days (about ten years):"
+            f" count at most {MAX_WORKING_DAYS}, or write the date-time itself"
+        )
     current = start
     remaining = days
-    while remaining:
-        current += timedelta(days=1)
-        if is_working_day(current.date(), closed):
-            remaining -= 1
+    try:
+        while remaining:
+            current += timedelta(days=1)
+            if is_working_day(current.date(), closed):
+                remaining -= 1
+    except OverflowError:
+        raise ValueError(
+            f"{days} working days after {start.date().isoformat()} run past 9999-12-31: write an earlier date-time"
+        ) from None
     return current
 
 
@@ -38,7 +56,19 @@ def add_local_days(instant: datetime, days: int, zone: str) -> datetime:
 def parse_working_days(text: str) -> tuple[str, int] | None:
     """'receipt_closes + 5 working days' -> ('receipt_closes', 5)."""
     match = WORKING_DAYS.match(text)
-    return (match.group(1), int(match.group(2))) if match else None
+    return (match.group(1), _count(match.group(2))) if match else None
+
+
+def _count(digits: str) -> int:
+    """The number `digits` spell, or _TOO_MANY for ten digits or more."""
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) < 10 else _TOO_MANY
+
+
+def _quoted(text: str, limit: int = 40) -> str:
+    """`text` as repr() writes it (control characters escaped), shortened to `limit` characters."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def reminder_instant(spec: str, deadline_local: datetime) -> datetime:
@@ -48,16 +78,28 @@ def reminder_instant(spec: str, deadline_local: datetime) -> datetime:
     '-3h' is three hours before the deadline.
     """
     match = REMINDER.match(spec)
-    problem = f"reminder {spec!r}: write 'D-N HH:MM' (e.g. 'D-3 09:00') or '-Nh' (e.g. '-3h')"
+    problem = f"reminder {_quoted(spec)}: write 'D-N HH:MM' (e.g. 'D-3 09:00') or '-Nh' (e.g. '-3h')"
     if not match:
         raise ValueError(problem)
     days, hour, minute, hours = match.groups()
-    if hours is not None:  # elapsed hours, also across a daylight-saving change
-        return (deadline_local.astimezone(UTC) - timedelta(hours=int(hours))).astimezone(deadline_local.tzinfo)
-    if int(hour) > 23 or int(minute) > 59:
-        raise ValueError(problem + " with a time from 00:00 to 23:59")
-    day = deadline_local.date() - timedelta(days=int(days))
-    return datetime.combine(day, time(int(hour), int(minute)), tzinfo=deadline_local.tzinfo)
+    if _count(hours if days is None else days) > (MAX_REMINDER_DAYS if hours is None else 24 * MAX_REMINDER_DAYS):
+        raise ValueError(
+            f"reminder {_quoted(spec)} is too early: write at most D-{MAX_REMINDER_DAYS} HH:MM"
+            f" or -{24 * MAX_REMINDER_DAYS}h (a year before the deadline)"
+        )
+    try:
+        if hours is not None:  # elapsed hours, also across a daylight-saving change
+            utc = deadline_local.astimezone(UTC) - timedelta(hours=_count(hours))
+            return utc.astimezone(deadline_local.tzinfo)
+        if int(hour) > 23 or int(minute) > 59:
+            raise ValueError(problem + " with a time from 00:00 to 23:59")
+        day = deadline_local.date() - timedelta(days=_count(days))
+        return datetime.combine(day, time(int(hour), int(minute)), tzinfo=deadline_local.tzinfo)
+    except OverflowError:
+        raise ValueError(
+            f"reminder {_quoted(spec)} falls before 0001-01-01 (deadline {deadline_local.isoformat(' ', 'minutes')}):"
+            " write a later deadline or a smaller offset"
+        ) from None
 
 
 def plan_slots(

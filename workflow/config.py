@@ -8,9 +8,12 @@ with an explicit offset) and held in UTC.
 
 from __future__ import annotations
 
+import difflib
 import os
 import tomllib
-from datetime import UTC, date, datetime, time
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, tzinfo
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
@@ -23,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -47,6 +51,11 @@ MILESTONES: tuple[str, ...] = (
 )
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9-]{1,39}$"
+# Calendar times outside these years are typos; the bound also keeps the
+# date maths (working days, reminders, grace days) inside datetime's range.
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+# A refusal's message (after the key path and value) is cut to this length.
+MAX_MESSAGE = 300
 
 
 class ConfigError(GongmoError):
@@ -70,6 +79,14 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+@dataclass(frozen=True)
+class _Refused:
+    """A calendar value Contest._localise cannot use: Calendar refuses it at its own key path."""
+
+    value: Any
+    why: str
+
+
 class Calendar(Strict):
     announce_at: AwareDatetime
     receipt_opens: AwareDatetime
@@ -81,6 +98,13 @@ class Calendar(Strict):
     presentation_ends: AwareDatetime
     selection_at: AwareDatetime
     kickoff_due: AwareDatetime
+
+    @field_validator(*MILESTONES, mode="before")
+    @classmethod
+    def _refused(cls, value: Any) -> Any:
+        if isinstance(value, _Refused):
+            raise ValueError(value.why)
+        return value
 
     @model_validator(mode="after")
     def _in_order(self) -> Calendar:
@@ -185,7 +209,9 @@ class Evaluation(Strict):
                 f"written_weight {self.written_weight} + presentation_weight {self.presentation_weight}"
                 " must add up to 1"
             )
-        check_tie_breaks(self.tie_breaks, keys)
+        # A valid tie-break is at most 42 characters: cut long ones, so that the refusal
+        # (which repeats the tie-break) stays short; the cut one is as invalid.
+        check_tie_breaks([n if len(n) <= 50 else n[:47] + "..." for n in self.tie_breaks], keys)
         if self.minimum_evaluators is not None and self.minimum_evaluators > self.evaluators_per_application:
             raise ValueError(
                 f"minimum_evaluators {self.minimum_evaluators} exceeds evaluators_per_application"
@@ -231,7 +257,7 @@ class Track(Strict):
     @classmethod
     def _milestone(cls, value: str) -> str:
         if value not in MILESTONES:
-            raise ValueError(f"unknown milestone {value!r} (milestones: {', '.join(MILESTONES)})")
+            raise ValueError(f"unknown milestone {_short(value)} (milestones: {', '.join(MILESTONES)})")
         return value
 
     @field_validator("hold_notices")
@@ -239,7 +265,10 @@ class Track(Strict):
     def _notices(cls, value: list[str]) -> list[str]:
         unknown = [n for n in value if n not in NOTICES]
         if unknown:
-            raise ValueError(f"unknown notice(s) {', '.join(unknown)} (notices: {', '.join(NOTICES)})")
+            close = difflib.get_close_matches(unknown[0], NOTICES, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "use a notice's name, as in templates/ko/NAME.txt"
+            more = f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""
+            raise ValueError(f"unknown notice {_short(unknown[0])}{more}: {hint}")
         return value
 
     @field_validator("reminders")
@@ -265,13 +294,23 @@ class Contest(Strict):
     extra_closures: list[date] = Field(default_factory=list)
     tracks: list[Track] = Field(min_length=1)
 
+    @field_validator("tracks", "extra_closures", mode="before")
+    @classmethod
+    def _lists(cls, value: Any, info: ValidationInfo) -> Any:
+        """`tracks = 5`: refused with the fix (pydantic would say only "Input should be a valid list")."""
+        if isinstance(value, list):
+            return value
+        if info.field_name == "tracks":
+            raise ValueError("not a list: write each track as a [[contests.tracks]] table")
+        raise ValueError("not a list: write the dates as a list, e.g. [2024-05-07]")
+
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Asia/Seoul')") from None
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: 'Asia' (a directory), a long name
+            raise ValueError(f"unknown time zone {_short(value)} (use an IANA name such as 'Asia/Seoul')") from None
         return value
 
     @model_validator(mode="before")
@@ -281,11 +320,12 @@ class Contest(Strict):
         if not isinstance(data, dict):
             return data
         try:
-            tz = ZoneInfo(str(data.get("timezone", "Asia/Seoul")))
-        except (ZoneInfoNotFoundError, ValueError):
-            return data  # the field validator reports it
+            tz: tzinfo = ZoneInfo(str(data.get("timezone", "Asia/Seoul")))
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            tz = UTC  # the field validator refuses the zone: read the times in UTC, not refuse each one
         closures: Closures | None = None
-        for track in data.get("tracks") or []:
+        tracks = data.get("tracks")
+        for track in tracks if isinstance(tracks, list) else []:  # not a list: _lists refuses it
             cal = track.get("calendar") if isinstance(track, dict) else None
             if not isinstance(cal, dict):
                 continue
@@ -293,12 +333,17 @@ class Contest(Strict):
             for name in MILESTONES:
                 rule = parse_working_days(resolved[name]) if isinstance(resolved.get(name), str) else None
                 earlier = MILESTONES[: MILESTONES.index(name)]
+                if rule is not None and rule[0] in earlier and isinstance(resolved.get(rule[0]), _Refused):
+                    resolved[name] = _Refused(resolved[name], f"counts from {rule[0]}, which is refused: fix it first")
                 if rule is None or rule[0] not in earlier or not isinstance(resolved.get(rule[0]), datetime):
                     continue  # left as text: pydantic refuses it at its own key path
                 if closures is None:
                     closures = _closures(data, resolved)
                 base = resolved[rule[0]].astimezone(tz)
-                resolved[name] = add_working_days(base, rule[1], closures).astimezone(UTC)
+                try:
+                    resolved[name] = add_working_days(base, rule[1], closures).astimezone(UTC)
+                except ValueError as exc:  # too many days, or past 9999: Calendar refuses it at its key path
+                    resolved[name] = _Refused(resolved[name], str(exc))
             track["calendar"] = resolved
         return data
 
@@ -323,12 +368,15 @@ class Contest(Strict):
 
 def _closures(data: dict[str, Any], calendar: dict[str, Any]) -> Closures:
     years = {v.year for v in calendar.values() if isinstance(v, datetime)} or {datetime.now(UTC).year}
-    extra = [d for d in data.get("extra_closures") or [] if isinstance(d, date)]
+    given = data.get("extra_closures")
+    extra = [d for d in given if isinstance(d, date)] if isinstance(given, list) else []
     return Closures(range(min(years) - 1, max(years) + 2), extra)
 
 
-def _to_utc(value: Any, tz: ZoneInfo) -> Any:
-    """A TOML date-time (or an ISO string, or a date meaning 00:00) in `tz`, to UTC."""
+def _to_utc(value: Any, tz: tzinfo) -> Any:
+    """A TOML date-time (or an ISO string, or a date meaning 00:00) in `tz`, to UTC.
+    A time outside the years FIRST_YEAR to LAST_YEAR is marked _Refused."""
+    given = value
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
@@ -337,6 +385,8 @@ def _to_utc(value: Any, tz: ZoneInfo) -> Any:
     if isinstance(value, date) and not isinstance(value, datetime):
         value = datetime.combine(value, time())
     if isinstance(value, datetime):
+        if not FIRST_YEAR <= value.year <= LAST_YEAR:
+            return _Refused(given, f"out of range: write a date-time in the years {FIRST_YEAR} to {LAST_YEAR}")
         if value.tzinfo is None:
             value = value.replace(tzinfo=tz)
         return value.astimezone(UTC)
@@ -437,8 +487,12 @@ def load(path: Path) -> Loaded:
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the config ({exc.strerror}); pass --config FILE") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {_not_utf8(raw, exc.start)}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     try:
         config = Config.model_validate(data)
@@ -452,6 +506,14 @@ def load(path: Path) -> Loaded:
         database_url=_anchor_sqlite(url, base),
         templates_dir=(base / config.gongmo.templates_dir),
     )
+
+
+def _not_utf8(raw: bytes, at: int) -> str:
+    """Where the first byte that is not UTF-8 is, as a line and column (the bytes before it decode)."""
+    before = raw[:at]
+    line = before.count(b"\n") + 1
+    column = len(before[before.rfind(b"\n") + 1 :].decode("utf-8", errors="replace")) + 1
+    return f"byte 0x{raw[at]:02x} at line {line}, column {column} is not UTF-8: save the file as UTF-8"
 
 
 def _anchor_sqlite(url: str, base: Path) -> str:
@@ -470,8 +532,12 @@ def describe(path: Path, exc: ValidationError) -> str:
     for err in exc.errors():
         loc = _loc(err["loc"])
         value = err.get("input")
+        if isinstance(value, _Refused):
+            value = value.value
         shown = "(missing)" if err["type"] == "missing" else _short(value)
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = _escaped(err["msg"].removeprefix("Value error, "))
+        if len(msg) > MAX_MESSAGE:  # keep the start and the fix at the end
+            msg = msg[: MAX_MESSAGE // 2 - 3] + " ... " + msg[-(MAX_MESSAGE // 2 - 2) :]
         lines.append(f"{path}: {loc} = {shown}: {msg}")
     return "\n".join(lines)
 
@@ -479,12 +545,22 @@ def describe(path: Path, exc: ValidationError) -> str:
 def _loc(parts: tuple[int | str, ...]) -> str:
     out = ""
     for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            name = part if _escaped(part) == part else repr(part)  # 'a\nb': one line per problem
+            out += f".{name}" if out else name
     return out or "(top level)"
 
 
+def _escaped(text: str) -> str:
+    """`text` with its control characters and line separators escaped as repr() does ('\\n')."""
+    return "".join(repr(ch)[1:-1] if unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch for ch in text)
+
+
 def _short(value: Any) -> str:
+    """A value as the refusal shows it: repr(), dates as written in TOML, at most 60 characters."""
     if isinstance(value, dict):
         return "{...}"
-    text = repr(value)
+    text = value.isoformat() if isinstance(value, date | time) else repr(value)
     return text if len(text) <= 60 else text[:57] + "..."

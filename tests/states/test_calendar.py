@@ -7,7 +7,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from states.calendar import add_working_days, is_working_day, parse_working_days, reminder_instant
+from states.calendar import (
+    MAX_REMINDER_DAYS,
+    MAX_WORKING_DAYS,
+    add_working_days,
+    is_working_day,
+    parse_working_days,
+    reminder_instant,
+)
 
 SEOUL = ZoneInfo("Asia/Seoul")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -86,6 +93,39 @@ def test_add_working_days_keeps_wall_time_across_a_dst_change() -> None:
     assert result.utcoffset() == timedelta(hours=2)
 
 
+class CountingClosures:
+    """A Container of closed days that counts how often it is asked."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def __contains__(self, day: object) -> bool:
+        self.asked += 1
+        return False
+
+
+def test_add_working_days_up_to_the_bound() -> None:
+    assert MAX_WORKING_DAYS == 2500
+    # 2500 weekdays are 500 weeks
+    assert add_working_days(seoul("2024-05-03 18:00"), 2500, set()) == seoul("2024-05-03 18:00") + timedelta(weeks=500)
+
+
+def test_add_working_days_refuses_more_than_the_bound_without_counting() -> None:
+    closed = CountingClosures()
+    with pytest.raises(ValueError) as info:
+        add_working_days(seoul("2024-05-03 18:00"), 3_000_000, closed)
+    assert str(info.value) == (
+        "more than 2500 working days (about ten years): count at most 2500, or write the date-time itself"
+    )
+    assert closed.asked == 0
+
+
+def test_add_working_days_past_9999_12_31_is_a_value_error() -> None:
+    with pytest.raises(ValueError) as info:
+        add_working_days(seoul("9999-12-01 18:00"), 30, set())
+    assert str(info.value) == "30 working days after 9999-12-01 run past 9999-12-31: write an earlier date-time"
+
+
 # --------------------------------------------------------------------------
 # parse_working_days
 # --------------------------------------------------------------------------
@@ -121,6 +161,12 @@ def test_parse_working_days_accepts(text: str, parsed: tuple[str, int]) -> None:
 )
 def test_parse_working_days_refuses_other_text(text: str) -> None:
     assert parse_working_days(text) is None
+
+
+def test_parse_working_days_reads_a_count_int_cannot_as_too_many() -> None:
+    """int() refuses a string of more than 4,300 digits: such a count is read as 10**9 (then refused)."""
+    assert parse_working_days(f"receipt_closes + {'9' * 5000} working days") == ("receipt_closes", 10**9)
+    assert parse_working_days("receipt_closes + 000000000000003 working days") == ("receipt_closes", 3)
 
 
 # --------------------------------------------------------------------------
@@ -163,6 +209,44 @@ def test_invalid_reminder_spec_refused_with_the_accepted_forms(spec: str) -> Non
 def test_out_of_range_time_refused_with_the_accepted_forms() -> None:
     with pytest.raises(ValueError, match="D-N HH:MM"):
         reminder_instant("D-1 24:00", CLOSE)
+
+
+@pytest.mark.parametrize(
+    ("spec", "at"),
+    [("D-365 09:00", seoul("2023-05-30 09:00")), ("-8760h", seoul("2023-05-30 18:00"))],
+)
+def test_a_reminder_up_to_a_year_before(spec: str, at: datetime) -> None:
+    assert MAX_REMINDER_DAYS == 365
+    assert reminder_instant(spec, CLOSE) == at
+
+
+@pytest.mark.parametrize("spec", ["D-366 09:00", "-8761h", "D-99999999 09:00", "-999999999999h", f"-{'9' * 5000}h"])
+def test_a_reminder_more_than_a_year_before_is_refused(spec: str) -> None:
+    with pytest.raises(ValueError) as info:
+        reminder_instant(spec, CLOSE)
+    shown = repr(spec) if len(repr(spec)) <= 40 else repr(spec)[:37] + "..."
+    assert str(info.value) == (
+        f"reminder {shown} is too early: write at most D-365 HH:MM or -8760h (a year before the deadline)"
+    )
+
+
+@pytest.mark.parametrize("spec", ["D-3 09:00", "-72h"])
+def test_a_reminder_before_0001_01_01_is_a_value_error(spec: str) -> None:
+    deadline = datetime(1, 1, 2, 18, tzinfo=UTC)
+    with pytest.raises(ValueError) as info:
+        reminder_instant(spec, deadline)
+    assert str(info.value) == (
+        f"reminder {spec!r} falls before 0001-01-01 (deadline 0001-01-02 18:00+00:00):"
+        " write a later deadline or a smaller offset"
+    )
+
+
+def test_a_long_reminder_spec_is_shortened_in_the_refusal() -> None:
+    with pytest.raises(ValueError) as info:
+        reminder_instant("x" * 500, CLOSE)
+    assert (
+        str(info.value) == "reminder '" + "x" * 36 + "...: write 'D-N HH:MM' (e.g. 'D-3 09:00') or '-Nh' (e.g. '-3h')"
+    )
 
 
 def test_d_minus_reminder_across_a_dst_change() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -215,11 +216,17 @@ def test_not_toml_is_refused_with_the_line(tmp_path: Path) -> None:
 
 
 def test_not_utf8_is_refused_as_not_toml(tmp_path: Path) -> None:
+    text = shipped_text()
+    # the first character cp949 writes differently: 3 in "3년간", line 11
+    line, column = next(
+        (i, j) for i, t in enumerate(text.splitlines(), 1) for j, ch in enumerate(t, 1) if ord(ch) > 127
+    )
     path = tmp_path / "config.toml"
-    path.write_bytes(shipped_text().encode("cp949"))
+    path.write_bytes(text.encode("cp949"))
     with pytest.raises(ConfigError) as info:
         load(path)
-    assert f"{path}: not valid TOML" in str(info.value)
+    assert str(info.value).startswith(f"{path}: not valid TOML: byte 0x")
+    assert str(info.value).endswith(f" at line {line}, column {column} is not UTF-8: save the file as UTF-8")
 
 
 def test_missing_file_says_cannot_read_and_suggests_config(tmp_path: Path) -> None:
@@ -254,6 +261,183 @@ def test_calendar_value_that_is_not_a_toml_datetime_is_refused_or_localised(
         assert f"{path}: contests[0].tracks[0].calendar" in str(exc)
     else:
         assert loaded.config.track("small-medium-2022")[1].calendar.receipt_opens == instant
+
+
+# --- bad input once let through: each refused in one line per problem ---------------
+
+SEOUL = 'timezone = "Asia/Seoul"'
+DIFFUSION_REVIEW = 'review_ends = "receipt_closes + 3 working days"'
+X200 = "x/" * 200
+X_SHORT = "'" + "x/" * 28 + "..."  # how a refusal shows "x/" * 200: 60 characters of its repr()
+HUGE = f"national_min_krw {10**200:,} exceeds national_cap_krw 2,000,000,000"
+
+
+def first_contest_with_tracks(value: str) -> Callable[[str], str]:
+    """The shipped file up to the first contest's tracks, with `tracks = VALUE` instead."""
+    return lambda t: t[: t.index("  [[contests.tracks]]")] + f"tracks = {value}\n"
+
+
+def in_small_medium_track(line: str) -> Callable[[str], str]:
+    return lambda t: edit(t, "slots = 16", f"slots = 16\n  {line}")
+
+
+# case: (change to the shipped text, the refusal's lines after "FILE: ")
+BAD_INPUT: dict[str, tuple[Callable[[str], str], list[str]]] = {
+    "time zone naming a tzdata directory": (
+        lambda t: t.replace(SEOUL, 'timezone = "Asia"', 1),
+        ["contests[0].timezone = 'Asia': unknown time zone 'Asia' (use an IANA name such as 'Asia/Seoul')"],
+    ),
+    "time zone longer than a file name": (
+        lambda t: t.replace(SEOUL, f'timezone = "{"a" * 300}"', 1),
+        [
+            f"contests[0].timezone = '{'a' * 56}...: unknown time zone '{'a' * 56}..."
+            " (use an IANA name such as 'Asia/Seoul')"
+        ],
+    ),
+    "calendar time at 0001-01-01": (
+        lambda t: edit(t, "announce_at = 2021-11-23T10:00:00", "announce_at = 0001-01-01T00:00:00"),
+        [
+            "contests[0].tracks[0].calendar.announce_at = 0001-01-01T00:00:00:"
+            " out of range: write a date-time in the years 1900 to 2999"
+        ],
+    ),
+    "calendar time at 9999-12-31 with an offset": (
+        lambda t: edit(t, "announce_at = 2021-11-23T10:00:00", "announce_at = 9999-12-31T23:00:00-10:00"),
+        [
+            "contests[0].tracks[0].calendar.announce_at = 9999-12-31T23:00:00-10:00:"
+            " out of range: write a date-time in the years 1900 to 2999"
+        ],
+    ),
+    "tracks not a list": (
+        first_contest_with_tracks("5"),
+        ["contests[0].tracks = 5: not a list: write each track as a [[contests.tracks]] table"],
+    ),
+    "extra_closures not a list, with a working-days rule": (
+        lambda t: edit(
+            t, "national_budget_krw = 52_000_000_000", "national_budget_krw = 52_000_000_000\nextra_closures = 5"
+        ),
+        ["contests[1].extra_closures = 5: not a list: write the dates as a list, e.g. [2024-05-07]"],
+    ),
+    "reminder days before, huge": (
+        in_small_medium_track('reminders = ["D-99999999 09:00"]'),
+        [
+            "contests[0].tracks[0].reminders = ['D-99999999 09:00']: reminder 'D-99999999 09:00' is too early:"
+            " write at most D-365 HH:MM or -8760h (a year before the deadline)"
+        ],
+    ),
+    "reminder hours before, huge": (
+        in_small_medium_track('reminders = ["-999999999999h"]'),
+        [
+            "contests[0].tracks[0].reminders = ['-999999999999h']: reminder '-999999999999h' is too early:"
+            " write at most D-365 HH:MM or -8760h (a year before the deadline)"
+        ],
+    ),
+    "working-days rule with a huge count": (
+        lambda t: edit(t, DIFFUSION_REVIEW, 'review_ends = "receipt_closes + 3000000 working days"'),
+        [
+            "contests[1].tracks[2].calendar.review_ends = 'receipt_closes + 3000000 working days':"
+            " more than 2500 working days (about ten years): count at most 2500, or write the date-time itself"
+        ],
+    ),
+    "working-days rule counting from 9999-12-01": (
+        lambda t: edit(t, "receipt_closes = 2024-05-07T18:00:00", "receipt_closes = 9999-12-01T18:00:00"),
+        [
+            "contests[1].tracks[2].calendar.receipt_closes = 9999-12-01T18:00:00:"
+            " out of range: write a date-time in the years 1900 to 2999",
+            "contests[1].tracks[2].calendar.review_ends = 'receipt_closes + 3 working days':"
+            " counts from receipt_closes, which is refused: fix it first",
+        ],
+    ),
+    "unknown key with a line break": (
+        lambda t: '"a\\nb" = 1\n' + t,
+        [r"'a\nb' = 1: Extra inputs are not permitted"],
+    ),
+    "long time zone": (
+        lambda t: t.replace(SEOUL, f'timezone = "{X200}"', 1),
+        [f"contests[0].timezone = {X_SHORT}: unknown time zone {X_SHORT} (use an IANA name such as 'Asia/Seoul')"],
+    ),
+    "long milestone": (
+        in_small_medium_track(f'promotion_until = "{X200}"'),
+        [
+            f"contests[0].tracks[0].promotion_until = {X_SHORT}: unknown milestone {X_SHORT} (milestones:"
+            f" {', '.join(MILESTONES)})"
+        ],
+    ),
+    "long tie-break": (
+        lambda t: edit(t, '"written", "receipt"]', f'"written", "{X200}"]'),
+        [
+            "contests[1].tracks[1].evaluation = {...}: tie-break '" + "x/" * 23 + "x...':"
+            " use 'criterion:KEY', written, presentation, receipt"
+        ],
+    ),
+    "long reminder": (
+        in_small_medium_track(f'reminders = ["{X200}"]'),
+        [
+            "contests[0].tracks[0].reminders = ['" + "x/" * 27 + "x...: reminder '" + "x/" * 18 + "...:"
+            " write 'D-N HH:MM' (e.g. 'D-3 09:00') or '-Nh' (e.g. '-3h')"
+        ],
+    ),
+    "long notice": (
+        in_small_medium_track(f'hold_notices = ["selected", "{X200}"]'),
+        [
+            "contests[0].tracks[0].hold_notices = ['selected', '" + "x/" * 21 + "x...:"
+            f" unknown notice {X_SHORT}: use a notice's name, as in templates/ko/NAME.txt"
+        ],
+    ),
+    "misspelt notice": (
+        in_small_medium_track('hold_notices = ["selectd"]'),
+        ["contests[0].tracks[0].hold_notices = ['selectd']: unknown notice 'selectd': did you mean 'selected'?"],
+    ),
+    "a message that repeats a huge number is cut in the middle": (
+        lambda t: edit(t, "national_min_krw = 1_000_000_000", f"national_min_krw = 1{'0' * 200}"),
+        ["contests[1].tracks[2].funding = {...}: " + HUGE[:147] + " ... " + HUGE[-148:]],  # 300 characters
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUT))
+def test_bad_input_is_refused_in_one_line_naming_the_key_the_value_and_the_fix(tmp_path: Path, case: str) -> None:
+    change, expected = BAD_INPUT[case]
+    path = tmp_path / "config.toml"
+    path.write_text(change(shipped_text()), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert str(info.value).splitlines() == [f"{path}: {line}" for line in expected]
+
+
+def test_a_working_days_rule_with_a_huge_count_is_refused_at_once(tmp_path: Path) -> None:
+    """It used to count day by day (about 3 s for 3,000,000 working days) and then overflow."""
+    path = tmp_path / "config.toml"
+    path.write_text(edit(shipped_text(), DIFFUSION_REVIEW, 'review_ends = "receipt_closes + 9999999 working days"'))
+    started = time.perf_counter()
+    with pytest.raises(ConfigError, match="more than 2500 working days"):
+        load(path)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_not_utf8_is_refused_naming_the_line_and_the_fix(tmp_path: Path) -> None:
+    raw = shipped_text().encode()
+    path = tmp_path / "config.toml"
+    path.write_bytes(raw[:8] + b"\xff" + raw[8:])
+    with pytest.raises(ConfigError) as info:
+        load(path)
+    assert (
+        str(info.value) == f"{path}: not valid TOML: byte 0xff at line 1, column 9 is not UTF-8: save the file as UTF-8"
+    )
+
+
+@pytest.mark.parametrize(
+    "case", ["time zone naming a tzdata directory", "tracks not a list", "reminder days before, huge"]
+)
+def test_init_on_bad_input_writes_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str) -> None:
+    change, expected = BAD_INPUT[case]
+    path = local_copy(tmp_path, change(shipped_text()))
+    code = cli.run(["--config", str(path), "init"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "Traceback" not in err + out
+    assert err.splitlines() == [f"error: {path}: {line}" for line in expected]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.toml"]
 
 
 # --- nothing is written --------------------------------------------------------
