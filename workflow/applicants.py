@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import io
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ FIXES = {
 
 class ApplicantRow(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-    code: str = Field(pattern=r"^\d{5}$")
+    code: str = Field(pattern=r"^[0-9]{5}$")  # not \d: it takes any Unicode digit ('٤١١١٠')
     name: str = Field(min_length=1, max_length=60)
     kind: Kind
     population: int = Field(gt=0, lt=20_000_000)
@@ -47,7 +49,7 @@ class ApplicantRow(BaseModel):
     @field_validator("population", mode="before")
     @classmethod
     def _digits(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip().isdigit():
+        if isinstance(value, str) and not (value.strip().isascii() and value.strip().isdigit()):
             raise ValueError("not a whole number")
         return value
 
@@ -59,38 +61,113 @@ class ImportResult:
     unchanged: int
 
 
-def open_csv(path: Path) -> csv.DictReader[str]:
-    """A spreadsheet's CSV export (UTF-8, with or without a BOM), or a clear refusal."""
+def open_csv(path: Path) -> Iterator[list[str]]:
+    """The rows of a spreadsheet's CSV export (UTF-8, with or without a BOM), or a clear refusal."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
     except UnicodeDecodeError:
         raise InvalidInput(f"{path}: not UTF-8; save the sheet as 'CSV UTF-8'; nothing was imported") from None
-    return csv.DictReader(io.StringIO(text))
+    return csv.reader(io.StringIO(text))
+
+
+# C0 controls and DEL: no cell of a sheet needs one (a NUL is refused by PostgreSQL).
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+CONTROL_NAMES = {0x00: "NUL", 0x09: "tab", 0x0A: "line break", 0x0D: "carriage return", 0x1B: "escape", 0x7F: "DEL"}
+
+
+def shown(value: str | int, limit: int = 40) -> str:
+    """A text as repr() writes it (an empty or invisible character shows), a number as it is; cut if long."""
+    text = value if isinstance(value, str) else str(value)
+    cut = text[:limit]
+    out = repr(cut) if isinstance(value, str) else cut
+    return out if cut == text else f"{out}... ({len(text)} characters)"
+
+
+def control_char(value: str, pattern: re.Pattern[str] = CONTROL) -> str | None:
+    """'a control character (U+0000, NUL)' for the first one of `pattern` in the value, or None."""
+    found = pattern.search(value)
+    if found is None:
+        return None
+    code = ord(found[0])
+    name = CONTROL_NAMES.get(code)
+    return f"a control character (U+{code:04X}{', ' + name if name else ''})"
+
+
+def header_of(rows: Iterator[list[str]], path: Path) -> tuple[str, ...]:
+    """The names of the first row, stripped."""
+    try:
+        names = next(rows, [])
+    except csv.Error as exc:
+        raise InvalidInput(f"{path}: cannot read the header: {_csv_problem(exc)}; nothing was imported") from None
+    return tuple(h.strip() for h in names)
+
+
+def header_problems(header: tuple[str, ...], required: tuple[str, ...], allowed: tuple[str, ...]) -> str:
+    """'; missing: ...; unknown: ...; named twice: ...' for what is wrong with the header, or ''. Unknown
+    names are quoted, so an unnamed column (a trailing comma) or an invisible character shows."""
+    missing = [c for c in required if c not in header]
+    unknown = list(dict.fromkeys(h for h in header if h not in allowed))
+    twice = [c for c in allowed if header.count(c) > 1]
+    return (
+        (f"; missing: {', '.join(missing)}" if missing else "")
+        + (f"; unknown: {', '.join(shown(h) for h in unknown)}" if unknown else "")
+        + (f"; named twice: {', '.join(twice)} (keep one column of each name)" if twice else "")
+    )
+
+
+def records(
+    rows: Iterator[list[str]], header: tuple[str, ...], path: Path, problems: list[str]
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Each row after the header as (its number, column -> cell as typed), numbered as a spreadsheet
+    shows it: the header is row 1, a blank line is a row, a cell with a line break stays in its row.
+    A row with more values than columns or a control character in a cell is not yielded but named in
+    `problems`; so is a row the csv module cannot read (a cell over its size limit), where reading stops."""
+    number = 1
+    while True:
+        number += 1
+        try:
+            cells = next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problems.append(f"{path}: row {number}: {_csv_problem(exc)}")
+            return
+        if not cells:
+            continue  # a blank line
+        if len(cells) > len(header):
+            problems.append(f"{path}: row {number}: more values than columns; quote a value that has a comma")
+            continue
+        record = dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=True))
+        bad = [(k, v, what) for k, v in record.items() if (what := control_char(v.strip()))]
+        for column, value, what in bad:
+            problems.append(f"{path}: row {number}, column {column} = {shown(value)}: has {what}; delete it")
+        if not bad:
+            yield number, record
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    if "field larger than field limit" in str(exc):
+        return (
+            f"a cell is longer than {csv.field_size_limit()} characters (or a quote is not closed);"
+            " shorten it, or close the quote"
+        )
+    if "new-line character seen in unquoted field" in str(exc):
+        return "a line break inside a cell; put the cell in double quotes, or remove the line break"
+    return f"not readable as CSV ({exc}); save the sheet as 'CSV UTF-8' again"
 
 
 def parse(path: Path) -> list[ApplicantRow]:
-    reader = open_csv(path)
-    header = tuple(h.strip() for h in (reader.fieldnames or ()))
-    missing = [c for c in COLUMNS if c not in header]
-    unknown = [h for h in header if h not in COLUMNS]
-    if missing or unknown:
-        raise InvalidInput(
-            f"{path}: header must be {','.join(COLUMNS)}"
-            + (f"; missing: {', '.join(missing)}" if missing else "")
-            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
-            + "; nothing was imported"
-        )
+    rows_in = open_csv(path)
+    header = header_of(rows_in, path)
+    wrong = header_problems(header, COLUMNS, COLUMNS)
+    if wrong:
+        raise InvalidInput(f"{path}: header must be {','.join(COLUMNS)}{wrong}; nothing was imported")
     rows: list[ApplicantRow] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
-    for raw in reader:
-        number = reader.line_num  # as a spreadsheet counts: the header is row 1
-        record = {k.strip(): (v or "") for k, v in raw.items() if k is not None}
-        if None in raw:
-            problems.append(f"{path}: row {number}: more values than columns; quote a value that has a comma")
-            continue
+    for number, record in records(rows_in, header, path, problems):
         try:
             row = ApplicantRow.model_validate(record)
         except ValidationError as exc:
@@ -98,7 +175,7 @@ def parse(path: Path) -> list[ApplicantRow]:
                 column = str(err["loc"][0]) if err["loc"] else "?"
                 value = record.get(column, "")
                 problems.append(
-                    f"{path}: row {number}, column {column} = {value!r}: {_msg(err['msg'])};"
+                    f"{path}: row {number}, column {column} = {shown(value)}: {_msg(err['msg'])};"
                     f" expected {FIXES.get(column, '')}"
                 )
             continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -17,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 import typer
+import typer.main
 from rich.console import Console
 from rich.table import Table as RichTable
 
@@ -31,7 +33,7 @@ from workflow import events as events_mod
 from workflow.actors import Actor
 from workflow.app import App, open_app
 from workflow.db import read, write
-from workflow.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, OUTBOX, OUTBOX_LIST, OUTBOX_STATES, TRACK
+from workflow.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, MAX_ID, OUTBOX, OUTBOX_LIST, OUTBOX_STATES, TRACK
 
 app = typer.Typer(
     name="gongmo",
@@ -276,6 +278,8 @@ def trigger(
     ] = None,
 ) -> None:
     """Fire a trigger on one application (e.g. pass_review, disqualify, select)."""
+    if version is not None:
+        _bounded(version, "--version")
     a = state.app()
     app_id = _resolve(a, application)
     moved = a.engine.apply(app_id, event, Actor(actor, role), reason, version)
@@ -300,9 +304,18 @@ def bulk(
     console.print(f"{track}: {moved} applications moved {from_state} -> {TABLE.dest(from_state, event)} ({event})")
 
 
+def _bounded(value: int, name: str) -> int:
+    """An id or a count as the database holds it (an INTEGER), or a one-line refusal."""
+    if not 1 <= value <= MAX_ID:
+        raise InvalidInput(f"{name} {applicants_mod.shown(value)}: write a whole number from 1 to {MAX_ID}")
+    return value
+
+
 def _resolve(a: App, ref: str) -> int:
     """An application by number or by receipt number."""
     if ref.isascii() and ref.isdigit():
+        if len(ref) > 10 or int(ref) > MAX_ID:
+            raise NotFound(f"no application {applicants_mod.shown(ref)}: application numbers go up to {MAX_ID}")
         return int(ref)
     with read(a.db) as conn:
         found = conn.execute(sa.select(APPLICATION.c.id).where(APPLICATION.c.receipt_no == ref)).scalar()
@@ -666,6 +679,7 @@ def outbox_list(
     """List outbox rows (newest first)."""
     if ctx.invoked_subcommand is not None:
         return
+    _bounded(limit, "--limit")
     if only is not None and only not in OUTBOX_STATES:
         raise InvalidInput(f"--state {only!r}: choose one of {', '.join(OUTBOX_STATES)}")
     a = state.app()
@@ -700,6 +714,7 @@ def outbox_show(outbox_id: int) -> None:
     """One rendered mail, as it will be (or was) sent."""
     from notifications.compose import compose
 
+    _bounded(outbox_id, "OUTBOX_ID")
     a = state.app()
     with read(a.db) as conn:
         row = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.id == outbox_id)).mappings().first()
@@ -727,6 +742,7 @@ def outbox_retry(outbox_id: int) -> None:
     """Send a dead (or waiting) row again at the next delivery."""
     from workflow.mailer import retry_now
 
+    _bounded(outbox_id, "OUTBOX_ID")
     a = state.app()
     was = retry_now(a, outbox_id)
     console.print(f"outbox {outbox_id}: {was} -> pending", markup=False)
@@ -834,6 +850,7 @@ def tokens_revoke(token_id: int) -> None:
     """Revoke a token at once: its next request gets 401."""
     from workflow import tokens
 
+    _bounded(token_id, "TOKEN_ID")
     row = tokens.revoke(state.app(), token_id)
     console.print(f"token {token_id} ({row['role']}, {row['subject']}) revoked", markup=False)
 
@@ -849,10 +866,44 @@ def openapi() -> None:
 # -- entry point -----------------------------------------------------------------
 
 
+# No control character in an argument but tab and line break (free text may have them), as in the HTTP
+# API's text fields: PostgreSQL refuses a NUL even in a look-up, and none belongs in a reason or a name.
+ARG_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _check_controls(args: Sequence[str]) -> None:
+    """Refuse an argument with a control character, naming its option (or its place) and the value."""
+    for i, arg in enumerate(args):
+        what = applicants_mod.control_char(arg, ARG_CONTROL)
+        if what is None:
+            continue
+        option, eq, value = arg.partition("=")
+        if not (arg.startswith("--") and eq):
+            before = args[i - 1] if i else ""
+            takes_value = before.startswith("-") and "=" not in before and before not in _flags()
+            option, value = (before if takes_value else f"argument {i + 1}"), arg
+        raise InvalidInput(f"{option} {applicants_mod.shown(value)}: has {what}; delete it")
+
+
+def _flags() -> set[str]:
+    """Every option of every command that takes no value (--json, --yes, ...)."""
+    found = {"--help"}
+    todo = [typer.main.get_command(app)]
+    while todo:
+        command = todo.pop()
+        for param in command.params:
+            if getattr(param, "is_flag", False):  # an option (typer brings its own click)
+                found.update(param.opts, param.secondary_opts)
+        todo.extend(getattr(command, "commands", {}).values())
+    return found
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; return the exit code. User mistakes never raise."""
+    args = list(argv) if argv is not None else sys.argv[1:]
     try:
-        result = app(args=list(argv) if argv is not None else None, prog_name="gongmo", standalone_mode=False)
+        _check_controls(args)
+        result = app(args=args, prog_name="gongmo", standalone_mode=False)
     except GongmoError as exc:
         for line in str(exc).splitlines():
             sys.stderr.write(f"error: {line}\n")

@@ -15,7 +15,7 @@ from states.lifecycle import Role
 from states.scoring import PARTS
 from workflow import committee, exports, kickoff, presentations, review, selection
 from workflow.actors import Actor
-from workflow.cli import _json, _kst, _print_rows, _resolve, app, console, state
+from workflow.cli import _bounded, _json, _kst, _print_rows, _resolve, app, console, state
 from workflow.db import read, write
 
 review_app = typer.Typer(
@@ -98,6 +98,7 @@ def objection_uphold(
     objection_id: int, reason: Annotated[str, typer.Option("--reason")], actor: ActorOpt = "admin"
 ) -> None:
     """Uphold an objection: the application goes back to evaluation."""
+    _bounded(objection_id, "OBJECTION_ID")
     review.decide_objection(state.app(), objection_id, True, reason, _admin(actor))
     console.print(f"objection #{objection_id} upheld: the application is back in written evaluation")
 
@@ -107,6 +108,7 @@ def objection_reject(
     objection_id: int, reason: Annotated[str, typer.Option("--reason")], actor: ActorOpt = "admin"
 ) -> None:
     """Reject an objection: the disqualification stands; the applicant is told why."""
+    _bounded(objection_id, "OBJECTION_ID")
     review.decide_objection(state.app(), objection_id, False, reason, _admin(actor))
     console.print(f"objection #{objection_id} rejected: the disqualification stands")
 

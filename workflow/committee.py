@@ -28,10 +28,10 @@ from states.lifecycle import Role
 from states.scoring import PARTS, Criterion, check_sheet, parse_points
 from workflow import events, review
 from workflow.actors import Actor
-from workflow.applicants import open_csv
+from workflow.applicants import header_of, header_problems, open_csv, records, shown
 from workflow.config import Track
 from workflow.db import read, write
-from workflow.models import APPLICANT, APPLICATION, ASSIGNMENT, DECLARED_CONFLICT, EVALUATOR, SCORE, TRACK
+from workflow.models import APPLICANT, APPLICATION, ASSIGNMENT, DECLARED_CONFLICT, EVALUATOR, MAX_ID, SCORE, TRACK
 
 if TYPE_CHECKING:
     from workflow.app import App
@@ -54,7 +54,7 @@ class EvaluatorRow(BaseModel):
     email: EmailStr
     affiliation: str = Field(min_length=1, max_length=120)
     region: str
-    home_code: str | None = Field(default=None, pattern=r"^\d{5}$")
+    home_code: str | None = Field(default=None, pattern=r"^[0-9]{5}$")  # not \d: any Unicode digit
     conflicts: list[str] = Field(default_factory=list)
 
 
@@ -70,29 +70,25 @@ FIXES = {
 
 def parse_evaluators(path: Path) -> list[tuple[EvaluatorRow, str]]:
     """Rows with their region code; all problems at once, or nothing."""
-    reader = open_csv(path)
-    header = tuple(h.strip() for h in (reader.fieldnames or ()))
-    missing = [c for c in EVALUATOR_COLUMNS[:4] if c not in header]
-    unknown = [h for h in header if h not in EVALUATOR_COLUMNS]
-    if missing or unknown:
+    rows_in = open_csv(path)
+    header = header_of(rows_in, path)
+    wrong = header_problems(header, EVALUATOR_COLUMNS[:4], EVALUATOR_COLUMNS)
+    if wrong:
         raise InvalidInput(
-            f"{path}: header must be {','.join(EVALUATOR_COLUMNS)} (the last two may be left out)"
-            + (f"; missing: {', '.join(missing)}" if missing else "")
-            + (f"; unknown: {', '.join(unknown)}" if unknown else "")
-            + "; nothing was imported"
+            f"{path}: header must be {','.join(EVALUATOR_COLUMNS)} (the last two may be left out){wrong};"
+            " nothing was imported"
         )
     rows: list[tuple[EvaluatorRow, str]] = []
     problems: list[str] = []
     seen: dict[str, int] = {}
-    for raw in reader:
-        number = reader.line_num
-        record: dict[str, Any] = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+    for number, cells in records(rows_in, header, path, problems):
+        record: dict[str, Any] = {k: v.strip() for k, v in cells.items()}
         record["home_code"] = record.get("home_code") or None
         codes = [c.strip() for c in (record.get("conflicts") or "").replace(",", ";").split(";") if c.strip()]
         record["conflicts"] = codes
-        bad = [c for c in codes if not (len(c) == 5 and c.isdigit())]
+        bad = [c for c in codes if not (len(c) == 5 and c.isascii() and c.isdigit())]
         if bad:
-            problems.append(f"{path}: row {number}, column conflicts = {bad[0]!r}: expected {FIXES['conflicts']}")
+            problems.append(f"{path}: row {number}, column conflicts = {shown(bad[0])}: expected {FIXES['conflicts']}")
             continue
         try:
             row = EvaluatorRow.model_validate(record)
@@ -101,7 +97,7 @@ def parse_evaluators(path: Path) -> list[tuple[EvaluatorRow, str]]:
             for err in exc.errors():
                 column = str(err["loc"][0]) if err["loc"] else "?"
                 problems.append(
-                    f"{path}: row {number}, column {column} = {record.get(column, '')!r}:"
+                    f"{path}: row {number}, column {column} = {shown(str(record.get(column, '')))}:"
                     f" {err['msg'].removeprefix('Value error, ')}; expected {FIXES.get(column, '')}"
                 )
             continue
@@ -374,6 +370,9 @@ def _enter(
     ).first()
     if assigned is None:
         raise Conflict(f"{email} is not assigned to application {label}: see `gongmo assign {track.key}`")
+    for k, v in sheet.points.items():  # Decimal() reads any Unicode digit ('٥' is 5): points take 0-9 only
+        if any(c.isdecimal() and not c.isascii() for c in v):
+            raise InvalidInput(f"{k} = {shown(v)}: write points with the digits 0-9, e.g. 22.5")
     points = {k: parse_points(v, k) for k, v in sheet.points.items()}
     check_sheet(criteria_of(track), points)
     mine = (SCORE.c.application_id == row["id"]) & (SCORE.c.evaluator_id == ev_id) & (SCORE.c.part == sheet.part)
@@ -402,31 +401,34 @@ def _enter(
 
 def parse_scores(path: Path, track: Track) -> tuple[list[SheetInput], list[str]]:
     """receipt_no,evaluator,part,<one column per criterion> -> sheets with their row labels."""
-    reader = open_csv(path)
-    header = [h.strip() for h in (reader.fieldnames or ())]
+    rows_in = open_csv(path)
+    header = header_of(rows_in, path)
     keys = [c.key for c in track.evaluation.criteria]
-    expected = ["receipt_no", "evaluator", "part", *keys]
-    if sorted(header) != sorted(expected):
-        raise InvalidInput(f"{path}: header must be {','.join(expected)} (for track {track.key}); nothing was imported")
+    expected = ("receipt_no", "evaluator", "part", *keys)
+    wrong = header_problems(header, expected, expected)
+    if wrong:
+        raise InvalidInput(
+            f"{path}: header must be {','.join(expected)} (for track {track.key}){wrong}; nothing was imported"
+        )
     sheets: list[SheetInput] = []
     where: list[str] = []
     seen: dict[tuple[str, str, str], int] = {}
-    duplicates: list[str] = []
-    for raw in reader:
-        record = {k.strip(): (v or "").strip() for k, v in raw.items() if k is not None}
+    problems: list[str] = []
+    for number, cells in records(rows_in, header, path, problems):
+        record = {k: v.strip() for k, v in cells.items()}
         key = (record["receipt_no"], record["evaluator"].lower(), record["part"])
         if key in seen:
-            duplicates.append(
-                f"{path}: row {reader.line_num}: the same sheet as row {seen[key]}"
+            problems.append(
+                f"{path}: row {number}: the same sheet as row {seen[key]}"
                 f" ({key[0]}, {key[1]}, {key[2]}); keep one row per evaluator, application and part"
             )
-        seen.setdefault(key, reader.line_num)
+        seen.setdefault(key, number)
         sheets.append(
             SheetInput(record["receipt_no"], record["evaluator"], record["part"], {k: record[k] for k in keys})
         )
-        where.append(f"{path}: row {reader.line_num}: ")
-    if duplicates:
-        raise InvalidInput("\n".join(duplicates) + "\nnothing was imported")
+        where.append(f"{path}: row {number}: ")
+    if problems:
+        raise InvalidInput("\n".join(problems) + "\nnothing was imported")
     if not sheets:
         raise InvalidInput(f"{path}: no rows after the header; nothing was imported")
     return sheets, where
@@ -434,7 +436,7 @@ def parse_scores(path: Path, track: Track) -> tuple[list[SheetInput], list[str]]
 
 def _application_by_ref(conn: Connection, ref: str) -> Any:
     ref = ref.strip()
-    by_id = ref.isascii() and ref.isdigit() and len(ref) <= 18  # an id fits a 64-bit integer
+    by_id = ref.isascii() and ref.isdigit() and len(ref) <= 10 and int(ref) <= MAX_ID  # no id is larger
     cond = APPLICATION.c.id == int(ref) if by_id else APPLICATION.c.receipt_no == ref
     row = conn.execute(sa.select(APPLICATION).where(cond)).mappings().first()
     if row is None:

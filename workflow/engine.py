@@ -35,6 +35,7 @@ from states.rules import check_reason, check_receipt_window, check_role
 from states.selection import Waiting, promotion
 from workflow import review
 from workflow.actors import SYSTEM, Actor
+from workflow.applicants import shown
 from workflow.clock import Clock
 from workflow.config import MILESTONES, Loaded
 from workflow.config import Track as TrackConfig
@@ -195,8 +196,8 @@ class Engine:
         check_role(spec, actor.role)
         _, track_cfg = self.loaded.config.track(track_key)
         _check_amounts(national_krw, local_krw)
-        if years is not None and years < 1:
-            raise InvalidInput(f"--years {years}: a plan runs for at least one year")
+        if years is not None and not 1 <= years <= MAX_YEARS:
+            raise InvalidInput(f"--years {shown(years)}: a plan runs for 1 to {MAX_YEARS} years")
         if project_type is not None and project_type not in track_cfg.eligibility.types:
             allowed = ", ".join(track_cfg.eligibility.types) or "none (this track has no types)"
             raise InvalidInput(f"--type {project_type!r} is not a type of track {track_key} (allowed: {allowed})")
@@ -655,8 +656,16 @@ def insert_new(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], un
     return len(conn.execute(stmt.returning(table.c.id), rows).all())
 
 
+MAX_KRW = 2**63 - 1  # the amounts are BIGINT columns
+MAX_YEARS = 10  # as a program's years in the config, and the HTTP API
+
+
 def _check_amounts(national_krw: int, local_krw: int) -> None:
-    if national_krw <= 0:
-        raise InvalidInput(f"--national {national_krw}: the national share must be a positive amount in won")
-    if local_krw < 0:
-        raise InvalidInput(f"--local {local_krw}: the local share must be zero or more, in won")
+    if not 0 < national_krw <= MAX_KRW:
+        raise InvalidInput(
+            f"--national {shown(national_krw)}: the national share must be a positive amount in won, at most {MAX_KRW}"
+        )
+    if not 0 <= local_krw <= MAX_KRW:
+        raise InvalidInput(
+            f"--local {shown(local_krw)}: the local share must be zero or more, in won, at most {MAX_KRW}"
+        )

@@ -22,13 +22,14 @@ from states.eligibility import Year, check_schedule, default_schedule
 from states.errors import Conflict, IllegalMove, InvalidInput, NotFound, OutsideWindow
 from workflow import events
 from workflow.actors import Actor
+from workflow.applicants import shown
 from workflow.db import read, write
 from workflow.models import APPLICATION, FUNDING_YEAR, KICKOFF_PLAN
 
 if TYPE_CHECKING:
     from workflow.app import App
 
-SCHEDULE = re.compile(r"^\s*(\d{4})\s*=\s*(\d+)\s*/\s*(\d+)\s*$")
+SCHEDULE = re.compile(r"^\s*([0-9]{4})\s*=\s*([0-9]{1,19})\s*/\s*([0-9]{1,19})\s*$")  # [0-9]: \d takes any digit
 
 
 def parse_schedule(items: list[str]) -> list[Year]:
@@ -37,7 +38,7 @@ def parse_schedule(items: list[str]) -> list[Year]:
         m = SCHEDULE.match(item.replace(",", "").replace("_", ""))
         if not m:
             raise InvalidInput(
-                f"--schedule {item!r}: write YEAR=NATIONAL/LOCAL in won, e.g. 2024=5000000000/5000000000"
+                f"--schedule {shown(item)}: write YEAR=NATIONAL/LOCAL in won, e.g. 2024=5000000000/5000000000"
             )
         years.append(Year(int(m[1]), int(m[2]), int(m[3])))
     return years

@@ -160,6 +160,8 @@ class Outbox(SQLModel, table=True):
 
 
 OUTBOX_STATES = ("pending", "held", "sending", "sent", "retry", "dead", "cancelled")
+# The largest id: the primary keys are INTEGER (PostgreSQL refuses a larger bind, SQLite overflows at 2**63).
+MAX_ID = 2**31 - 1
 
 APPLICATION = Application.__table__  # type: ignore[attr-defined]
 AUDIT = Audit.__table__  # type: ignore[attr-defined]

@@ -169,7 +169,7 @@ def test_broken_row_is_numbered_from_the_header(tmp_path: Path) -> None:
     path = write_csv(tmp_path, HEADER + SUWON + GOYANG + SUWON.replace("41110", "4111"))
     message = refusal(path)
     assert message.splitlines() == [
-        f"{path}: row 4, column code = '4111': String should match pattern '^\\d{{5}}$';"
+        f"{path}: row 4, column code = '4111': String should match pattern '^[0-9]{{5}}$';"
         " expected a 5-digit administrative code (행정표준코드), e.g. 41110",
         "nothing was imported",
     ]
@@ -229,7 +229,7 @@ def test_unknown_column_is_refused(tmp_path: Path) -> None:
     message = refusal(path)
     assert message.startswith(f"{path}: header must be ")
     assert "missing: language" in message
-    assert "unknown: lang" in message
+    assert "unknown: 'lang'" in message
 
 
 def test_header_only_is_refused(tmp_path: Path) -> None:
@@ -392,3 +392,83 @@ def test_store_creates_updates_and_keeps(app: App, tmp_path: Path) -> None:
 
 def test_module_constants_match_the_sample_header() -> None:
     assert sample_text().splitlines()[0] == ",".join(applicants.COLUMNS)
+
+
+# --- bad input that once escaped, refused in one line: through the CLI, on SQLite and PostgreSQL ---------
+
+LONG_NAME = "x" * 131_073  # one over the csv module's cell size limit
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            HEADER + GOYANG + SUWON.replace("수원시", LONG_NAME),
+            "row 3: a cell is longer than 131072 characters (or a quote is not closed); shorten it, or close the quote",
+            id="cell-over-the-csv-limit",
+        ),
+        pytest.param(
+            HEADER.replace("\n", ",code\n") + SUWON.replace("\n", ",99999\n"),
+            "header must be code,name,kind,population,contact_name,email,language;"
+            " named twice: code (keep one column of each name); nothing was imported",
+            id="column-named-twice",
+        ),
+        pytest.param(
+            HEADER.replace("\n", ",\n") + SUWON.replace("\n", ",\n"),
+            "header must be code,name,kind,population,contact_name,email,language; unknown: ''; nothing was imported",
+            id="unnamed-column",
+        ),
+        pytest.param(
+            HEADER.replace("language", "language,\u200bnote") + SUWON.replace("\n", ",x\n"),
+            "header must be code,name,kind,population,contact_name,email,language; unknown: '\\u200bnote';"
+            " nothing was imported",
+            id="invisible-character-in-a-column-name",
+        ),
+        pytest.param(
+            HEADER + SUWON.replace("41110", "٤١١١٠"),
+            "row 2, column code = '٤١١١٠': String should match pattern '^[0-9]{5}$';"
+            " expected a 5-digit administrative code (행정표준코드), e.g. 41110",
+            id="arabic-indic-digits",
+        ),
+        pytest.param(
+            HEADER + SUWON.replace("41110", "４１１１０"),
+            "row 2, column code = '４１１１０': String should match pattern '^[0-9]{5}$';"
+            " expected a 5-digit administrative code (행정표준코드), e.g. 41110",
+            id="fullwidth-digits",
+        ),
+        pytest.param(
+            HEADER + SUWON.replace("1190987", "١١٩٠٩٨٧"),
+            "row 2, column population = '١١٩٠٩٨٧': not a whole number;"
+            " expected a whole number of inhabitants, e.g. 1190000 (no commas)",
+            id="population-in-arabic-indic-digits",
+        ),
+        pytest.param(
+            HEADER + SUWON.replace("수원시", "수원\x00시"),
+            "row 2, column name = '수원\\x00시': has a control character (U+0000, NUL); delete it",
+            id="nul",
+        ),
+        pytest.param(
+            HEADER + SUWON.replace("최민준", "최민준\x1b[0m"),
+            "row 2, column contact_name = '최민준\\x1b[0m': has a control character (U+001B, escape); delete it",
+            id="escape",
+        ),
+    ],
+)
+def test_bad_input_that_once_escaped_is_refused_in_one_line_and_imports_nothing(
+    app: App, tmp_path: Path, gongmo: Callable[..., tuple[int, str, str]], text: str, expected: str
+) -> None:
+    before = applicant_rows(app)
+    path = write_csv(tmp_path, text, name="bad.csv")
+    code, out, err = gongmo("applicants", "import", str(path))
+    assert (code, out) == (1, "")
+    last = [] if "header must be" in expected else ["error: nothing was imported"]
+    assert err.splitlines() == [f"error: {path}: {expected}", *last]
+    assert applicant_rows(app) == before
+
+
+def test_a_long_value_is_shortened_in_the_refusal(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, HEADER + SUWON.replace("수원시", "수" * 5_000))
+    assert refusal(path).splitlines()[0] == (
+        f"{path}: row 2, column name = '{'수' * 40}'... (5000 characters): String should have at most 60 characters;"
+        " expected the local government's name, e.g. 수원시"
+    )

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from sqlmodel import SQLModel
 
 from tests.conftest import config_copy
 from workflow import cli
@@ -412,3 +414,128 @@ def test_announce_before_the_announcement_is_refused(ready: Gongmo) -> None:
 def test_now_parses_to_utc() -> None:
     assert cli._parse_now("2024-05-29T18:00:00+09:00") == datetime(2024, 5, 29, 9, 0, tzinfo=UTC)
     assert cli._parse_now(None) is None
+
+
+# --- bad input that once escaped: one line, nothing written, on SQLite and PostgreSQL ------------------
+
+
+def every_row(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, sorted: what a refused command must leave as it was."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return {
+                t.name: sorted(map(tuple, conn.execute(sa.select(t))), key=repr)
+                for t in SQLModel.metadata.sorted_tables
+            }
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def on_db(gongmo: Gongmo, db_url: str, tmp_path: Path) -> Callable[..., Result]:
+    """`gongmo` on the db_url backend, prepared: the 2024 strong-and-small call announced, plan 1
+    (41190) received, one API token."""
+    config = config_copy(tmp_path, database_url=db_url, name="config-db.toml")
+
+    def invoke(*args: str, now: str | None = None) -> Result:
+        return gongmo(*args, now=now, config_path=config)
+
+    for args, now in [
+        (["init"], None),
+        (["applicants", "import", str(SAMPLE)], None),
+        (["announce", TRACK], ANNOUNCED),
+        (["apply", TRACK, "41190", "--national", EIGHT_BN, "--local", EIGHT_BN], OPEN),
+        (["tokens", "create", "--role", "admin", "--subject", "office"], None),
+    ]:
+        result = invoke(*args, now=now)
+        assert result.code == 0, (args, result.err)
+    return invoke
+
+
+BIG = "9223372036854775808"  # 2**63: overflowed SQLite
+PAST_INT = "2147483648"  # 2**31: refused by PostgreSQL's INTEGER
+TOO_LARGE: list[tuple[list[str], str]] = [
+    (["show", BIG], f"no application '{BIG}': application numbers go up to 2147483647"),
+    (["show", PAST_INT], f"no application '{PAST_INT}': application numbers go up to 2147483647"),
+    (["trigger", PAST_INT, "withdraw"], f"no application '{PAST_INT}': application numbers go up to 2147483647"),
+    (
+        ["extend", BIG, "receipt_closes", "2024-06-30", "--reason", "r"],
+        f"no application '{BIG}': application numbers go up to 2147483647",
+    ),
+    (
+        ["trigger", "1", "withdraw", "--version", PAST_INT],
+        f"--version {PAST_INT}: write a whole number from 1 to 2147483647",
+    ),
+    (["outbox", "retry", BIG], f"OUTBOX_ID {BIG}: write a whole number from 1 to 2147483647"),
+    (["outbox", "show", PAST_INT], f"OUTBOX_ID {PAST_INT}: write a whole number from 1 to 2147483647"),
+    (["outbox", "--limit", BIG], f"--limit {BIG}: write a whole number from 1 to 2147483647"),
+    (["tokens", "revoke", PAST_INT], f"TOKEN_ID {PAST_INT}: write a whole number from 1 to 2147483647"),
+    (["objection", "reject", BIG, "--reason", "r"], f"OBJECTION_ID {BIG}: write a whole number from 1 to 2147483647"),
+    (
+        ["apply", TRACK, "41110", "--national", BIG, "--local", "1"],
+        f"--national {BIG}: the national share must be a positive amount in won, at most 9223372036854775807",
+    ),
+    (
+        ["apply", TRACK, "41110", "--national", "1", "--local", BIG],
+        f"--local {BIG}: the local share must be zero or more, in won, at most 9223372036854775807",
+    ),
+    (
+        ["apply", TRACK, "41110", "--national", "1", "--local", "1", "--years", PAST_INT],
+        f"--years {PAST_INT}: a plan runs for 1 to 10 years",
+    ),
+]
+
+
+def test_a_number_too_large_for_the_database_is_refused_in_one_line(on_db: Callable[..., Result], db_url: str) -> None:
+    before = every_row(db_url)
+    for args, expected in TOO_LARGE:
+        result = on_db(*args, now=OPEN)
+        assert (result.code, result.err) == (1, f"error: {expected}\n"), args
+    result = on_db("score", PAST_INT, "feasibility=1", "--evaluator", "x", "--part", "written", now=OPEN)
+    assert result.err.splitlines() == [
+        f"error: no application '{PAST_INT}' (give its id or receipt number, e.g. STRONG-SMALL-2024-0003)",
+        "error: no score was stored",
+    ]
+    assert every_row(db_url) == before
+    largest = on_db("apply", TRACK, "41110", "--national", str(2**63 - 1), "--local", "0", "--years", "10", now=OPEN)
+    assert largest.code == 0, largest.err  # the bounds are the columns' own
+
+
+CONTROLS: list[tuple[list[str], str]] = [
+    (["trigger", "1", "withdraw", "--reason", "a\x00b"], "--reason 'a\\x00b': has a control character (U+0000, NUL)"),
+    (
+        ["trigger", "1", "withdraw", "--reason=a\rb"],
+        "--reason 'a\\rb': has a control character (U+000D, carriage return)",
+    ),
+    (
+        ["tokens", "create", "--role", "admin", "--subject", "office", "--note", "n\x00"],
+        "--note 'n\\x00': has a control character (U+0000, NUL)",
+    ),
+    (
+        ["objection", "file", "1", "--grounds", "g\x1b[31m"],
+        "--grounds 'g\\x1b[31m': has a control character (U+001B, escape)",
+    ),
+    (["kickoff", "return", "1", "--comments", "c\x07"], "--comments 'c\\x07': has a control character (U+0007)"),
+    (
+        ["apply", TRACK, "41110", "--national", "1", "--local", "1", "--title", "t\x00"],
+        "--title 't\\x00': has a control character (U+0000, NUL)",
+    ),
+    (
+        ["trigger", "1", "withdraw", "--reason", "r", "--actor", "\x00"],
+        "--actor '\\x00': has a control character (U+0000, NUL)",
+    ),
+    (["show", "--json", "\x00"], "argument 7 '\\x00': has a control character (U+0000, NUL)"),
+]
+
+
+def test_a_control_character_in_an_argument_is_refused_in_one_line(on_db: Callable[..., Result], db_url: str) -> None:
+    """A NUL reaches no query (PostgreSQL refuses it even in a look-up); nor does a bell or an escape."""
+    before = every_row(db_url)
+    for args, expected in CONTROLS:
+        result = on_db(*args, now=OPEN)  # --config FILE --now TIME come first: the arguments count from 5
+        assert (result.code, result.err) == (1, f"error: {expected}; delete it\n"), args
+    assert every_row(db_url) == before
+    kept = on_db("trigger", "1", "withdraw", "--reason", "서류 미비\n\t(첨부 누락)", now=OPEN)
+    assert kept.code == 0, kept.err  # a tab and a line break are text
+    assert on_db("show", "1", "--json").json()["history"][-1]["reason"] == "서류 미비\n\t(첨부 누락)"

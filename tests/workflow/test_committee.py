@@ -280,7 +280,7 @@ def test_every_bad_evaluator_row_is_reported_at_once(app: App, tmp_path: Path) -
     [
         pytest.param("name,email,affiliation,home_code,conflicts", "missing: region", id="no-region"),
         pytest.param("name,affiliation,region", "missing: email", id="no-email"),
-        pytest.param(HEADER + ",phone", "unknown: phone", id="unknown-column"),
+        pytest.param(HEADER + ",phone", "unknown: 'phone'", id="unknown-column"),
     ],
 )
 def test_an_evaluator_file_with_a_wrong_header_is_refused_naming_the_column(
@@ -724,7 +724,10 @@ def test_a_scores_file_with_a_wrong_header_is_refused_naming_the_expected_header
     before = footprint(assigned)
     with pytest.raises(InvalidInput) as refused:
         committee.parse_scores(path, track_config(assigned))
-    assert f"header must be {SCORES_HEADER} (for track {sc.TRACK}); nothing was imported" in str(refused.value)
+    assert str(refused.value) == (
+        f"{path}: header must be {SCORES_HEADER} (for track {sc.TRACK}); missing: effect; unknown: 'impact';"
+        " nothing was imported"
+    )
     assert footprint(assigned) == before
 
 
@@ -796,4 +799,111 @@ def test_a_scores_file_with_the_same_sheet_twice_is_refused_naming_both_rows(ass
     message = str(refused.value)
     assert f"{path}: row 4: the same sheet as row 2 ({sejong}, {KIM}, written)" in message
     assert message.endswith("nothing was imported")
+    assert footprint(app) == before
+
+
+# -- bad input that once escaped, refused in one line -------------------------------------------
+
+LONG = "x" * 131_073  # one over the csv module's cell size limit
+OVER_THE_LIMIT = "a cell is longer than 131072 characters (or a quote is not closed); shorten it, or close the quote"
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        pytest.param(
+            [HEADER, GOOD_ROW, f"이박사,lee@kict.example,{LONG},대전,,"],
+            f"row 3: {OVER_THE_LIMIT}",
+            id="cell-over-the-limit",
+        ),
+        pytest.param(
+            [HEADER[: HEADER.index(",home_code")], GOOD_ROW.removesuffix(",,") + ",41110"],
+            "row 2: more values than columns; quote a value that has a comma",
+            id="more-values-than-columns",
+        ),
+        pytest.param(
+            [HEADER, GOOD_ROW.removesuffix(",,") + ",٤١١١٠,"],
+            "row 2, column home_code = '٤١١١٠': String should match pattern '^[0-9]{5}$';"
+            " expected empty, or the 5-digit code of the local government they belong to",
+            id="home-code-in-arabic-indic-digits",
+        ),
+        pytest.param(
+            [HEADER, GOOD_ROW + "41110;４１１１０"],
+            "row 2, column conflicts = '４１１１０':"
+            " expected empty, or applicant codes separated by ';', e.g. 41110;44200",
+            id="conflict-in-fullwidth-digits",
+        ),
+        pytest.param(
+            [HEADER, GOOD_ROW.replace("김교수", "김\x00교수")],
+            "row 2, column name = '김\\x00교수': has a control character (U+0000, NUL); delete it",
+            id="nul",
+        ),
+    ],
+)
+def test_a_bad_evaluator_file_that_once_escaped_is_refused_in_one_line(
+    app: App, tmp_path: Path, lines: list[str], expected: str
+) -> None:
+    path = write_csv(tmp_path, "evaluators.csv", *lines)
+    before = footprint(app)
+    with pytest.raises(InvalidInput) as refused:
+        import_evaluators(app, path)
+    assert str(refused.value).splitlines() == [f"{path}: {expected}", "nothing was imported"]
+    assert footprint(app) == before
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        pytest.param(HEADER + ",email", "named twice: email (keep one column of each name)", id="twice"),
+        pytest.param(HEADER + ",", "unknown: ''", id="unnamed"),
+        pytest.param(HEADER + ",\ufeffname", "unknown: '\\ufeffname'", id="stray-bom"),
+    ],
+)
+def test_an_evaluator_header_naming_a_column_twice_or_invisibly_is_refused(
+    app: App, tmp_path: Path, header: str, expected: str
+) -> None:
+    path = write_csv(tmp_path, "evaluators.csv", header, GOOD_ROW + ",x")
+    before = footprint(app)
+    with pytest.raises(InvalidInput) as refused:
+        import_evaluators(app, path)
+    assert str(refused.value) == (
+        f"{path}: header must be {HEADER} (the last two may be left out); {expected}; nothing was imported"
+    )
+    assert footprint(app) == before
+
+
+def test_a_bad_scores_file_that_once_escaped_is_refused_in_one_line(assigned: App, tmp_path: Path) -> None:
+    app = assigned
+    sejong = receipt(app, "36110")
+    cases = {
+        f"{sejong},{KIM},written,24.5,18,17.25,12,13,9": (
+            "row 2: more values than columns; quote a value that has a comma"
+        ),
+        f"{sejong},{LONG},written,24.5,18,17.25,12,13": f"row 2: {OVER_THE_LIMIT}",
+        f"{sejong},{KIM}\x00,written,24.5,18,17.25,12,13": (
+            f"row 2, column evaluator = '{KIM}\\x00': has a control character (U+0000, NUL); delete it"
+        ),
+    }
+    before = footprint(app)
+    for row, expected in cases.items():
+        path = write_csv(tmp_path, "scores.csv", SCORES_HEADER, row)
+        with pytest.raises(InvalidInput) as refused:
+            committee.parse_scores(path, track_config(app))
+        assert str(refused.value).splitlines() == [f"{path}: {expected}", "nothing was imported"], row[:60]
+    assert footprint(app) == before
+
+
+def test_points_in_digits_other_than_0_to_9_are_refused(assigned: App, tmp_path: Path) -> None:
+    app = assigned
+    path = write_csv(
+        tmp_path, "scores.csv", SCORES_HEADER, f"{receipt(app, '36110')},{KIM},written,24.5,١٨,17.25,12,13"
+    )
+    sheets, where = committee.parse_scores(path, track_config(app))
+    before = footprint(app)
+    with pytest.raises(InvalidInput) as refused:
+        committee.enter_sheets(app, sheets, OFFICE, where)
+    assert str(refused.value).splitlines() == [
+        f"{path}: row 2: innovation = '١٨': write points with the digits 0-9, e.g. 22.5",
+        "no score was stored",
+    ]
     assert footprint(app) == before

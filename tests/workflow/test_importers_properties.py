@@ -12,9 +12,10 @@ Properties:
 - a refused file leaves the database exactly as it was (all or nothing);
   an accepted one is stored exactly as parsed.
 
-SQLite only. Inputs that hit a known bug are kept out of the main properties
-(see `applicants_bug`, `evaluators_bug`, `scores_bug`) and pinned by the
-strict xfail tests at the end of the file.
+SQLite only. The bad inputs that once escaped (a cell over the csv module's
+size limit, a column named twice or unnamed, digits other than 0-9, more
+values than columns, a NUL) are each pinned at the end of the file with
+their minimal example.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any, NamedTuple
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, assume, event, example, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 import tests.workflow.contest_2024 as sc
@@ -141,7 +142,6 @@ def csv_files(
     cells: dict[str, Cell],
     optional: tuple[str, ...] = (),
     max_rows: int = 6,
-    more_values: bool = True,
 ) -> st.SearchStrategy[CsvFile]:
     """A third of the files is clean (every cell good): a fair share is accepted; in the rest a row
     is clean or noisy, a noisy row has a bad cell in four, too many or too few values."""
@@ -169,7 +169,7 @@ def csv_files(
                 bad = noisy and draw(st.integers(0, 3)) == 0
                 row.append(draw(strategies.bad if bad else strategies.good))
             width = draw(st.sampled_from(["same"] * 6 + ["more", "fewer"])) if noisy else "same"
-            if width == "more" and more_values:
+            if width == "more":
                 row += draw(st.lists(st.text(max_size=5), min_size=1, max_size=2))
             elif width == "fewer" and row:
                 row = row[: draw(st.integers(0, len(row) - 1))]
@@ -219,41 +219,6 @@ APPLICANT_CELLS = {
 APPLICANT_FILES = csv_files(COLUMNS, APPLICANT_CELLS)
 
 
-def _cells(file: CsvFile) -> Iterator[str]:
-    yield from file.header
-    for row in file.rows:
-        yield from row
-
-
-def _long_cell(file: CsvFile) -> bool:
-    return any(len(cell) > 100_000 for cell in _cells(file))
-
-
-def _unicode_digits(text: str) -> bool:
-    return any(ch.isdigit() and not ch.isascii() for ch in text)
-
-
-def _header_bug(file: CsvFile) -> bool:
-    names = [h.strip() for h in file.header]
-    return len(set(names)) < len(names) or "" in names
-
-
-def applicants_bug(file: CsvFile) -> bool:
-    """A file that hits a bug pinned by an xfail test below; kept out of the main properties."""
-    return (
-        _long_cell(file)  # test_a_cell_over_the_csv_field_limit_is_refused
-        # test_a_header_naming_a_column_twice_is_refused, test_an_unnamed_or_invisible_header_column_is_named_visibly
-        or _header_bug(file)
-        # test_a_code_with_digits_other_than_0_to_9_is_refused
-        or any(
-            _unicode_digits(row[i])
-            for row in file.rows
-            for i, h in enumerate(file.header[: len(row)])
-            if h.strip() == "code"
-        )
-    )
-
-
 def check_refusal(path: Path, message: str, last: str, columns: tuple[str, ...], max_row: int) -> None:
     """One line per problem, each on the file, naming the row and the column (or the file-level problem)."""
     lines = message.splitlines()
@@ -286,7 +251,6 @@ def check_refusal(path: Path, message: str, last: str, columns: tuple[str, ...],
 def test_an_applicants_file_is_imported_whole_or_refused_naming_row_and_column(
     app: App, tmp_path: Path, file: CsvFile
 ) -> None:
-    assume(not applicants_bug(file))
     path = file.write(tmp_path / "applicants.csv")
     before = snapshot(app, APPLICANT)
     try:
@@ -314,7 +278,6 @@ def test_an_applicants_file_is_imported_whole_or_refused_naming_row_and_column(
 def test_gongmo_applicants_import_prints_one_error_line_per_problem_and_imports_nothing(
     app: App, tmp_path: Path, capsys: pytest.CaptureFixture[str], file: CsvFile
 ) -> None:
-    assume(not applicants_bug(file))
     path = file.write(tmp_path / "applicants.csv")
     try:
         applicants.parse(path)
@@ -350,26 +313,7 @@ EVALUATOR_CELLS = {
         st.sampled_from(["", "41110", "41110;44200", "41110, 44200"]), st.sampled_from(["4111", "x;y", ";;"]) | TEXT
     ),
 }
-EVALUATOR_FILES = csv_files(EVALUATOR_COLUMNS, EVALUATOR_CELLS, optional=("home_code", "conflicts"), more_values=False)
-
-
-def _more_values(file: CsvFile) -> bool:
-    return any(len(row) > len(file.header) for row in file.rows)
-
-
-def evaluators_bug(file: CsvFile) -> bool:
-    coded = {"home_code", "conflicts"}
-    return (
-        _long_cell(file)
-        or _header_bug(file)
-        or _more_values(file)  # test_more_values_than_columns_is_refused_by_every_importer
-        or any(
-            _unicode_digits(row[i])
-            for row in file.rows
-            for i, h in enumerate(file.header[: len(row)])
-            if h.strip() in coded
-        )  # test_a_code_with_digits_other_than_0_to_9_is_refused
-    )
+EVALUATOR_FILES = csv_files(EVALUATOR_COLUMNS, EVALUATOR_CELLS, optional=("home_code", "conflicts"))
 
 
 @SETTINGS
@@ -377,7 +321,6 @@ def evaluators_bug(file: CsvFile) -> bool:
 def test_an_evaluators_file_is_imported_whole_or_refused_naming_row_and_column(
     app: App, tmp_path: Path, file: CsvFile
 ) -> None:
-    assume(not evaluators_bug(file))
     path = file.write(tmp_path / "evaluators.csv")
     tables = (EVALUATOR, DECLARED_CONFLICT, ASSIGNMENT, SCORE, EVENT)
     before = snapshot(app, *tables)
@@ -444,11 +387,7 @@ SCORE_CELLS = {
     "part": cell(st.just("written"), st.sampled_from(["presentation", "oral", "", "Written"]) | TEXT),
     **{key: _points(int(points)) for key, points in sc.CRITERIA.items()},
 }
-SCORE_FILES = csv_files(SCORE_COLUMNS, SCORE_CELLS, max_rows=4, more_values=False)
-
-
-def scores_bug(file: CsvFile) -> bool:
-    return _long_cell(file) or _more_values(file)  # test_more_values_than_columns_is_refused_by_every_importer
+SCORE_FILES = csv_files(SCORE_COLUMNS, SCORE_CELLS, max_rows=4)
 
 
 @SETTINGS
@@ -464,7 +403,6 @@ def scores_bug(file: CsvFile) -> bool:
     )
 )
 def test_a_scores_file_is_stored_whole_or_refused_naming_the_row(assigned: App, tmp_path: Path, file: CsvFile) -> None:
-    assume(not scores_bug(file))
     app = assigned
     path = file.write(tmp_path / "scores.csv")
     tables = (SCORE, EVENT, ASSIGNMENT, APPLICATION, AUDIT, OUTBOX)
@@ -504,7 +442,7 @@ def test_a_scores_file_is_stored_whole_or_refused_naming_the_row(assigned: App, 
             assert stored == {k: Decimal(v.strip()) for k, v in points.items()}
 
 
-# --- known bugs: each pinned with its minimal example -----------------------------------
+# --- bad inputs that once escaped: each pinned with its minimal example -----------------
 
 SUWON = ["41110", "수원시", "city", "1190987", "최민준", "smartcity@suwon.lg.example", "ko"]
 KIM = ["김교수", "kim@univ.example", "서울대학교", "서울"]
@@ -536,12 +474,6 @@ def refusal(importer: str, path: Path) -> str:
 
 
 @pytest.mark.parametrize("importer", ["applicants", "evaluators", "scores"])
-@pytest.mark.xfail(
-    strict=True,
-    raises=csv.Error,
-    reason="BUG: a cell over 131072 characters escapes as _csv.Error ('field larger than field limit')"
-    " from the csv.DictReader loop of every importer (open_csv returns the reader; nothing catches it)",
-)
 @SETTINGS
 @given(size=st.integers(131_073, 300_000))
 @example(size=131_073)
@@ -560,11 +492,6 @@ def test_a_cell_over_the_csv_field_limit_is_refused(tmp_path: Path, importer: st
 
 
 @pytest.mark.parametrize("importer", ["applicants", "evaluators"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a header naming a column twice is accepted; the last column of that name wins"
-    " (code,...,language,code with 41110 ... 99999 imports code 99999)",
-)
 @SETTINGS
 @given(which=st.integers(0, 5))
 @example(which=0)
@@ -579,11 +506,6 @@ def test_a_header_naming_a_column_twice_is_refused(tmp_path: Path, importer: str
 
 
 @pytest.mark.parametrize("importer", ["applicants", "evaluators"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a header with an unnamed column (a trailing comma) is refused with 'unknown: ;' naming"
-    " nothing; a stray BOM shows as an invisible character. Fix: list unknown names with repr()",
-)
 @SETTINGS
 @given(name=st.sampled_from(["", " ", "\ufeffcode", "\u200bname"]))
 @example(name="")
@@ -596,11 +518,6 @@ def test_an_unnamed_or_invisible_header_column_is_named_visibly(tmp_path: Path, 
 
 @pytest.mark.parametrize(
     ("importer", "column"), [("applicants", "code"), ("evaluators", "home_code"), ("evaluators", "conflicts")]
-)
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a code written with non-ASCII digits ('٤١١١٠', '４１１１０') is accepted: pydantic's"
-    " pattern ^\\d{5}$ and str.isdigit() take any Unicode digit. Fix: [0-9]{5} (and isascii())",
 )
 @SETTINGS
 @given(digit=st.characters(categories=["Nd"]).filter(lambda c: not c.isascii()))
@@ -620,12 +537,6 @@ def test_a_code_with_digits_other_than_0_to_9_is_refused(
 
 
 @pytest.mark.parametrize("importer", ["evaluators", "scores"])
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: in the evaluators and scores CSV a row with more values than columns is accepted and the"
-    " extra values dropped (raw[None] is filtered out); the applicants importer refuses it. A home_code"
-    " in a fifth column of a four-column file is lost; '24,5' unquoted shifts every later score",
-)
 @SETTINGS
 @given(extra=st.lists(st.text(max_size=5), min_size=1, max_size=3))
 @example(extra=["41110"])
@@ -635,12 +546,6 @@ def test_more_values_than_columns_is_refused_by_every_importer(tmp_path: Path, i
     assert f"{path}: row 2" in message and "more values than columns" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a NUL byte in a cell is accepted: SQLite stores it, PostgreSQL refuses it at store with"
-    " psycopg.DataError ('text fields cannot contain NUL'), a traceback from `gongmo applicants import`"
-    " (verified on PostgreSQL 15; also `trigger --reason`, `tokens create --note`)",
-)
 @SETTINGS
 @given(column=st.sampled_from(["name", "contact_name"]), at=st.integers(0, 3))
 @example(column="name", at=2)

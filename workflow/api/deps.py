@@ -18,10 +18,9 @@ from workflow.api.errors import Forbidden, Unauthorized
 from workflow.app import App
 from workflow.config import KEY_PATTERN, ConfigError
 from workflow.db import read, write
-from workflow.models import APPLICANT, APPLICATION, ASSIGNMENT, TRACK
+from workflow.models import APPLICANT, APPLICATION, ASSIGNMENT, MAX_ID, TRACK
 from workflow.tokens import Principal
 
-MAX_ID = 2**31 - 1  # the INTEGER primary keys (PostgreSQL refuses a larger bind)
 bearer = HTTPBearer(auto_error=False, description="An API token from `gongmo tokens create` (shown once).")
 
 AppId = Annotated[int, Path(ge=1, le=MAX_ID, description="The application's number.")]

@@ -10,11 +10,11 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from states.errors import NotFound
 from workflow import mailer
 from workflow.api import schemas
-from workflow.api.deps import MAX_ID, Admin, After, Gongmo, TrackFilter, TrackKey, track_id
+from workflow.api.deps import Admin, After, Gongmo, TrackFilter, TrackKey, track_id
 from workflow.api.errors import responses
 from workflow.db import read
 from workflow.metrics import CONTENT_TYPE
-from workflow.models import APPLICATION, DEADLINE, OUTBOX, OUTBOX_LIST, OUTBOX_STATES, TRACK
+from workflow.models import APPLICATION, DEADLINE, MAX_ID, OUTBOX, OUTBOX_LIST, OUTBOX_STATES, TRACK
 
 router = APIRouter(tags=["operations"])
 OutboxState = Annotated[str | None, Query(pattern="^(" + "|".join(OUTBOX_STATES) + ")$")]
