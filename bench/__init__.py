@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from workflow.config import Kind
-
 
 def synthetic_applicants(n: int) -> list[dict[str, Any]]:
     """n local governments (codes 10000 up; one in four writes in English)."""
+    from workflow.config import Kind  # here: `python -m bench.sink` starts without the config machinery
+
     return [
         {
             "code": f"{10000 + i}",

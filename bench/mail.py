@@ -1,83 +1,97 @@
 """Mail delivery: gongmo's outbox -> SMTP, next to a plain aiosmtplib loop.
 
 Both send the same N messages to an aiosmtpd sink running in another
-process, in the same run, with the same number of reused connections.
-gongmo's figure includes what the baseline does not: leasing rows from the
-outbox, composing each MIME message and marking it sent in the database.
+process (bench/sink.py), in the same run, with the same number of reused
+connections. gongmo's figure includes what the baseline does not: leasing
+rows from the outbox, composing each MIME message and marking it sent in
+the database. The notices are the call of the 2024 strong-and-small track
+(text + HTML + .ics), queued by Engine.announce.
 
-    python -m bench.mail [--n 5000] [--connections 4]
+    python -m bench.mail [--n 5000] [--connections 4] [--db sqlite|postgres|both] [--pg-url URL] [--json PATH]
+
+(the same as `python -m bench --only mail`, with its own sizes)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
-import platform
-import socket
-import sqlite3
-import subprocess
-import sys
-import tempfile
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import aiosmtplib
 import sqlalchemy as sa
 
 from bench import synthetic_applicants
+from bench.db import KST, OFFICE, PG_URL, ROOT, TRACK_KEY, Backend, database, open_bench_app
+from bench.report import Goal, Row, row
+from bench.sink import Sink
 from notifications.compose import compose
 from notifications.transport import SMTPSettings, SMTPTransport
-from states.lifecycle import Role
-from workflow import loader, schema
-from workflow.actors import Actor
-from workflow.app import open_app
-from workflow.clock import FixedClock
+from workflow.app import App
 from workflow.db import read, write
 from workflow.mailer import Mailer
 from workflow.models import APPLICANT, OUTBOX
 
-ROOT = Path(__file__).resolve().parents[1]
+ANNOUNCE_AT = datetime(2024, 3, 29, 10, 0, tzinfo=KST)  # the 2024 call
+GOAL = Goal(">=", 0.8)
+Message = tuple[str, list[str], bytes]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_sink(port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{port}", "-c", "aiosmtpd.handlers.Sink"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(200):
+def run(backend: Backend, n: int = 5000, connections: int = 4) -> list[Row]:
+    with database(backend) as target, Sink() as sink:
+        app = open_bench_app(target, ANNOUNCE_AT)
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
-            return proc
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise SystemExit("the aiosmtpd sink did not start")
+            seed(app, n)
+            prepared = prepare(app)
+            sink.reset()
+            base_s = asyncio.run(baseline_send(prepared, sink.port, connections))
+            base_seen = sink.stats()
+            sink.reset()
+            gongmo_s, client_peak = asyncio.run(gongmo_send(app, sink.port, connections))
+            gongmo_seen = sink.stats()
+        finally:
+            app.db.dispose()
+    count = len(prepared)
+    assert base_seen["messages"] == count and gongmo_seen["messages"] == count, (base_seen, gongmo_seen)
+    return [
+        row(
+            f"mail delivery, {connections} connections",
+            target.kind,
+            count,
+            count / gongmo_s,
+            count / base_s,
+            "msg/s",
+            GOAL,
+            peak_connections_gongmo=gongmo_seen["peak"],
+            peak_connections_baseline=base_seen["peak"],
+            client_peak=client_peak,
+        )
+    ]
 
 
-def seed(tmp: Path, n: int):  # type: ignore[no-untyped-def]
-    app = open_app(ROOT / "config.toml", database_url=f"sqlite:///{tmp}/bench.db", fixed_clock=True)
-    assert isinstance(app.clock, FixedClock)
-    app.clock.set(datetime(2024, 3, 29, 1, 0, tzinfo=UTC))  # 10:00 KST: the 2024 call
-    schema.upgrade(app.db)
+def seed(app: App, n: int) -> None:
+    """n local governments, each sent the call (one outbox row each)."""
     with write(app.db) as conn:
-        loader.sync(conn, app.loaded.config)
-        rows = synthetic_applicants(n)
-        conn.execute(sa.insert(APPLICANT), rows)
-    app.engine.announce("strong-small-2024", Actor("bench", Role.ADMIN))
-    return app
+        conn.execute(sa.insert(APPLICANT), synthetic_applicants(n))
+    created = app.engine.announce(TRACK_KEY, OFFICE)
+    assert created == n, (created, n)
 
 
-async def gongmo_send(app, port: int, connections: int) -> tuple[float, int]:  # type: ignore[no-untyped-def]
+def prepare(app: App) -> list[Message]:
+    """Every pending notice composed in advance, for the baseline."""
+    with read(app.db) as conn:
+        rows = [dict(r) for r in conn.execute(sa.select(OUTBOX).where(OUTBOX.c.state == "pending")).mappings()]
+    sender = app.loaded.config.mail.sender
+    prepared = []
+    for r in rows:
+        env = compose(r, sender, app.clock.now())
+        prepared.append((env.sender, list(env.recipients), env.data))
+    return prepared
+
+
+async def gongmo_send(app: App, port: int, connections: int) -> tuple[float, int]:
     transport = SMTPTransport(SMTPSettings(port=port, security="none", connections=connections))
     mailer = Mailer(app, transport, "bench", batch=500)
     started = time.perf_counter()
@@ -88,8 +102,8 @@ async def gongmo_send(app, port: int, connections: int) -> tuple[float, int]:  #
     return elapsed, transport.peak
 
 
-async def baseline_send(messages: list[tuple[str, list[str], bytes]], port: int, connections: int) -> float:
-    queue: asyncio.Queue[tuple[str, list[str], bytes]] = asyncio.Queue()
+async def baseline_send(messages: list[Message], port: int, connections: int) -> float:
+    queue: asyncio.Queue[Message] = asyncio.Queue()
     for m in messages:
         queue.put_nowait(m)
 
@@ -107,51 +121,23 @@ async def baseline_send(messages: list[tuple[str, list[str], bytes]], port: int,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    from bench.__main__ import backends
+    from bench.report import machine, print_table, write_json
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="sqlite")
+    parser.add_argument("--pg-url", default=PG_URL)
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "mail.json")
     args = parser.parse_args()
-    port = free_port()
-    sink = start_sink(port)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            app = seed(Path(tmp), args.n)
-            with read(app.db) as conn:
-                rows = [dict(r) for r in conn.execute(sa.select(OUTBOX)).mappings()]
-            sender = app.loaded.config.mail.sender
-            prepared = []
-            for row in rows:
-                env = compose(row, sender, app.clock.now())
-                prepared.append((env.sender, list(env.recipients), env.data))
-            base_s = asyncio.run(baseline_send(prepared, port, args.connections))
-            gongmo_s, peak = asyncio.run(gongmo_send(app, port, args.connections))
-            app.db.dispose()
-    finally:
-        sink.terminate()
-        sink.wait()
-    n = len(rows)
-    table = {
-        "scenario": f"mail delivery, {n} notices (text+HTML+.ics), {args.connections} connections",
-        "gongmo_msgs_per_s": round(n / gongmo_s, 1),
-        "baseline_msgs_per_s": round(n / base_s, 1),
-        "ratio": round((n / gongmo_s) / (n / base_s), 3),
-        "peak_connections": peak,
-        "machine": {
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version,
-            "aiosmtplib": aiosmtplib.__version__,
-        },
-    }
-    print(f"{'scenario':<62} {'gongmo':>10} {'baseline':>10} {'ratio':>6}")
-    print(
-        f"{table['scenario']:<62} {table['gongmo_msgs_per_s']:>8}/s {table['baseline_msgs_per_s']:>8}/s"
-        f" {table['ratio']:>6}"
-    )
-    print(f"peak simultaneous SMTP connections: {peak} (bound {args.connections}); machine: {table['machine']}")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(table, indent=2), encoding="utf-8")
+    rows: list[Row] = []
+    chosen, versions = backends(args.db, args.pg_url)
+    for backend in chosen:
+        rows += run(backend, args.n, args.connections)
+    info = machine(versions)
+    print_table(rows, info)
+    write_json(args.json, rows, info)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,149 @@
+"""Catch-up after downtime: N overdue deadlines and their notices, at start.
+
+N applicants of one track were each granted an extension of the receipt
+close; the daemon was down when every extension ran out. It starts
+(Daemon.serve: the scheduler's tick catches up every overdue deadline, a
+bounded batch per tick, while the delivery job sends the notices over at
+most [mail.smtp] connections) and the clock runs until every deadline has
+fired and every notice is in the sink. Each deadline expires one draft
+(one transaction, one rendered `expired` notice).
+
+The sink (another process) counts simultaneous SMTP connections: the peak
+must stay at the configured bound. There is no raw baseline for this one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from bench.db import (
+    NO_API,
+    Backend,
+    Target,
+    begin,
+    bulk_insert,
+    database,
+    open_bench_app,
+    plain,
+    seed_applications,
+    set_clock,
+    stamp,
+    tidy,
+    track,
+    with_mail,
+)
+from bench.report import Goal, Row, row
+from bench.sink import Sink
+from workflow.app import App
+from workflow.daemon import Daemon
+from workflow.db import read
+from workflow.models import DEADLINE, OUTBOX
+
+CONNECTIONS = 4  # the [mail.smtp] bound
+DELIVER_S = 1.0  # the delivery job's interval (config default: 5 s)
+EXTENSION = timedelta(days=1)
+DOWNTIME = timedelta(days=2)  # the daemon comes back this long after the extensions ran out
+POLL_S = 0.1
+
+
+def run(backend: Backend, n: int = 10_000) -> list[Row]:
+    with database(backend) as target, Sink() as sink:
+        app = open_bench_app(target)
+        try:
+            ids = seed_applications(target, app, n, "announcement")
+            close = track(app)["receipt_closes"]
+            seed_extensions(target, app, ids, close)
+            set_clock(app, close + EXTENSION + DOWNTIME)
+            _smtp(app, sink.port)
+            tidy(target)
+            sink.reset()
+            elapsed, daemon = asyncio.run(catch_up(app))
+            seen = sink.stats()
+            sent = _count(app, OUTBOX.c.state == "sent")
+        finally:
+            app.db.dispose()
+    fired = [f for f in daemon.fired if f.action == "extension_closes"]
+    assert len(fired) == n and not any(f.error for f in fired), [f.error for f in fired if f.error][:3]
+    assert sent == n and seen["messages"] == n, (sent, seen)
+    per_tick = app.loaded.config.gongmo.deadlines_per_tick
+    return [
+        row(
+            "catch-up at start: time",
+            target.kind,
+            n,
+            elapsed,
+            None,
+            "s",
+            deadlines_per_s=round(n / elapsed, 1),
+            deadlines_per_tick=per_tick,
+            smtp_bound=CONNECTIONS,
+            deliver_seconds=DELIVER_S,
+        ),
+        row(
+            "catch-up: peak SMTP connections",
+            target.kind,
+            n,
+            seen["peak"],
+            CONNECTIONS,
+            "conn",
+            Goal("<=", 1, f"≤ {CONNECTIONS} (the bound)"),
+            connections_opened=seen["connections"],
+        ),
+    ]
+
+
+def seed_extensions(target: Target, app: App, ids: list[int], close: Any) -> None:
+    """Each application's own close moved a day later, and its deadline row."""
+    row = track(app)
+    new_at, granted = stamp(target, close + EXTENSION), stamp(target, close - timedelta(hours=1))
+    changes = (
+        (row["id"], i, "receipt_closes", stamp(target, close), new_at, "bench: extension", "bench", granted)
+        for i in ids
+    )
+    rows = (
+        (f"ext:{i}:receipt_closes", row["id"], i, "extension_closes", "receipt_closes", new_at, 0, granted) for i in ids
+    )
+    with plain(target) as conn:
+        begin(conn)
+        columns = ("track_id", "application_id", "milestone", "old_at", "new_at", "reason", "actor", "at")
+        bulk_insert(conn, target, "calendar_change", columns, changes)
+        columns = ("key", "track_id", "application_id", "action", "milestone", "due_at", "attempts", "created_at")
+        bulk_insert(conn, target, "deadline", columns, rows)
+        conn.commit()
+
+
+def _smtp(app: App, port: int) -> None:
+    mail = app.loaded.config.mail
+    smtp = mail.smtp.model_copy(update={"port": port, "security": "none", "connections": CONNECTIONS})
+    with_mail(app, mail.model_copy(update={"transport": "smtp", "smtp": smtp, "deliver_seconds": DELIVER_S}))
+
+
+async def catch_up(app: App) -> tuple[float, Daemon]:
+    """Start the daemon; stop it once nothing is left to fire or to send."""
+    daemon = Daemon(app, worker="bench", api=NO_API)
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    task = asyncio.create_task(daemon.serve(stop))
+    while not task.done():
+        await asyncio.sleep(POLL_S)
+        if await asyncio.to_thread(_finished, app):
+            break
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await task
+    return elapsed, daemon
+
+
+def _finished(app: App) -> bool:
+    unfired = _count(app, DEADLINE.c.fired_at.is_(None), DEADLINE)
+    return unfired == 0 and _count(app, OUTBOX.c.state.in_(("pending", "sending", "retry"))) == 0
+
+
+def _count(app: App, where: Any, table: Any = OUTBOX) -> int:
+    with read(app.db) as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(table).where(where)).scalar_one())
