@@ -2,17 +2,25 @@
 
 The legacy `email.mime` classes build a text+HTML Korean message in about a
 quarter of the time `EmailMessage` takes (LIBRARIES.md); composition, not
-SMTP, is what limits throughput. Header values are checked for CR/LF: a
-header injection is refused, not sent.
+SMTP, is what limits throughput. Two more savings, measured in bench.mail:
+the bodies are base64 (UTF-8 Korean in quoted-printable is three times the
+size and slower to encode), and each multipart boundary is set from the
+Message-ID, so the generator does not draw a random one and compile a
+regular expression per message to check it (a quarter of the time). The
+boundary starts with "=_", which neither base64 nor quoted-printable can
+produce, so no body can contain it; a message composed twice (a retry, a
+duplicate after a crash) is the same bytes. Header values are checked for
+CR/LF: a header injection is refused, not sent.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from email import encoders
-from email.charset import QP, Charset
+from email.charset import BASE64, Charset
 from email.header import Header
 from email.mime.base import MIMEBase
 from email.mime.multipart import MIMEMultipart
@@ -20,8 +28,8 @@ from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr, parseaddr
 from typing import Any
 
-UTF8_QP = Charset("utf-8")
-UTF8_QP.body_encoding = QP
+UTF8 = Charset("utf-8")
+UTF8.body_encoding = BASE64
 
 
 class HeaderInjection(ValueError):
@@ -51,11 +59,12 @@ def _address(value: str) -> str:
 
 def compose(row: Mapping[str, Any], sender: str, now: datetime) -> Envelope:
     """One outbox row (subject, body_text, body_html, ics, to_addr, message_id)."""
-    alternative = MIMEMultipart("alternative")
-    alternative.attach(MIMEText(row["body_text"], "plain", UTF8_QP))  # type: ignore[arg-type]
-    alternative.attach(MIMEText(row["body_html"], "html", UTF8_QP))  # type: ignore[arg-type]
+    tag = hashlib.blake2b(str(row["message_id"]).encode(), digest_size=12).hexdigest()
+    alternative = MIMEMultipart("alternative", boundary=f"=_alt_{tag}")
+    alternative.attach(MIMEText(row["body_text"], "plain", UTF8))  # type: ignore[arg-type]
+    alternative.attach(MIMEText(row["body_html"], "html", UTF8))  # type: ignore[arg-type]
     if row.get("ics"):
-        message: MIMEMultipart = MIMEMultipart("mixed")
+        message: MIMEMultipart = MIMEMultipart("mixed", boundary=f"=_mix_{tag}")
         message.attach(alternative)
         part = MIMEBase("text", "calendar", method="PUBLISH", charset="utf-8")
         part.set_payload(row["ics"].encode("utf-8"))

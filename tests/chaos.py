@@ -432,6 +432,7 @@ class Kill:
     uptime: float  # seconds since it logged that it ticks (negative: killed while still starting)
     sending: list[int]  # outbox rows leased for sending when it died (any daemon's)
     deadlines: list[str]  # deadline rows it held, unfired
+    wall: float = 0.0  # time.time() of the kill, the SMTP server's timebase for arrivals
 
 
 class Fleet:
@@ -933,7 +934,7 @@ class Run:
         uptime = self.uptime(inc)
         worker = inc.worker
         fleet.kill(inc.slot)
-        at = self.clock()
+        at, wall = self.clock(), time.time()
         with self.db.connect() as conn:
             sending = [int(r[0]) for r in conn.execute(sa.select(OUTBOX.c.id).where(OUTBOX.c.state == "sending"))]
             held = [
@@ -942,7 +943,7 @@ class Run:
                     sa.select(DEADLINE.c.key).where(DEADLINE.c.claimed_by == worker, DEADLINE.c.fired_at.is_(None))
                 )
             ]
-        self.kills.append(Kill(at, inc.slot, inc.proc.pid, uptime, sending, held))
+        self.kills.append(Kill(at, inc.slot, inc.proc.pid, uptime, sending, held, wall))
         what = ", ".join(held) if held else "no deadline"
         self.say(f"SIGKILL daemon {inc.slot}.{inc.number} after {uptime:.1f}s up: {len(sending)} sending, {what}")
 
@@ -1213,13 +1214,22 @@ class Checker:
             extra_copies += count - 1
             row = by_mid.get(mid)
             kills = caught.get(row["id"], []) if row else []
-            # a copy stored just before the server went away: its 250 may never have reached the sender
-            outage = sum(1 for t in self.arrivals.get(mid, []) if any(0 <= down - t < 2.0 for down in run.outages))
-            if len(kills) + outage < count - 1:
-                unexplained.append(f"{mid} x{count} (in flight at {len(kills)} kill(s))")
-            for k in kills[-(count - 1) :]:  # the last kills that caught it: a copy sent, unmarked, each
-                per_kill[k] += 1
-            cut += min(outage, count - 1 - min(len(kills), count - 1))
+            # Each copy but the last was sent and never marked. The kill that caused it is the first
+            # one after it arrived that found its row still leased (a later kill can find the row
+            # leased too, before its lease ran out, but did not cause that copy). A copy stored just
+            # before the server went away is explained by the outage: its 250 may never have reached
+            # the sender.
+            lone = 0
+            for t in sorted(self.arrivals.get(mid, []))[: count - 1]:
+                cause = next((k for k in kills if run.kills[k].wall >= t), None)
+                if cause is not None:
+                    per_kill[cause] += 1
+                elif any(0 <= down - t < 2.0 for down in run.outages):
+                    cut += 1
+                else:
+                    lone += 1
+            if lone:
+                unexplained.append(f"{mid} x{count} ({lone} copies with no kill after them that found it leased)")
         allowance = run.options.connections
         over = {k: c for k, c in per_kill.items() if c > allowance}
         self.ok("every duplicate was in flight (leased for sending) at a kill", not unexplained, _sample(unexplained))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -95,6 +96,7 @@ class Mailer:
         self.lease = timedelta(seconds=app.loaded.config.mail.lease_seconds)
         self.sender = app.loaded.config.mail.sender
         self.report = report  # each dead notice, as it is marked (the daemon's log)
+        self.renew_every = min(self.lease.total_seconds() / 4, 1.0)  # the keeper's look at a batch's lease
         self._stopping = False
 
     def stop(self) -> None:
@@ -160,7 +162,7 @@ class Mailer:
         total = total if total is not None else Delivery()
         waiting = collections.deque(prepared)
         marks = _Marks(self, total)
-        leases = _Leases(self)
+        leases = _Leases(self, waiting)
 
         async def lane() -> None:
             while waiting and not self._stopping:
@@ -168,10 +170,14 @@ class Mailer:
                 if isinstance(envelope, Outcome):
                     await marks.put(row, envelope)
                     continue
-                if not await leases.hold(row, [r for r, _ in waiting]):
+                if not await leases.hold(row):
                     continue  # another daemon has it now: it sends it
-                await marks.put(row, await self.transport.send(envelope))
+                try:
+                    await marks.put(row, await self.transport.send(envelope))
+                finally:
+                    leases.done(row)  # ours until marked: the keeper renews it while the mark waits
 
+        keeper = asyncio.create_task(leases.keep())
         try:
             async with asyncio.TaskGroup() as lanes:
                 for _ in range(self.transport.concurrency):
@@ -179,21 +185,29 @@ class Mailer:
         except* Exception as failed:
             raise failed.exceptions[0] from None
         finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
             if waiting:  # stopping, or a lane failed: hand back what was not sent
                 await asyncio.shield(asyncio.to_thread(self.hand_back, [r for r, _ in waiting]))
         return total
 
     def renew(self, rows: list[dict[str, Any]], now: datetime) -> set[int]:
-        """Renew the lease of claimed rows not yet sent; the ids still held."""
+        """Renew the lease of claimed rows; the ids still ours. A row is ours
+        while its attempt count is the one we claimed it with (another daemon's
+        claim raises it); one our own mark has just settled stays ours and keeps
+        its state."""
         until = now + self.lease
         fenced = sa.or_(*(sa.and_(OUTBOX.c.id == r["id"], OUTBOX.c.attempts == r["attempts"]) for r in rows))
         with write(self.app.db) as conn:
-            query = sa.select(OUTBOX.c.id).where(fenced, OUTBOX.c.state == "sending")
+            query = sa.select(OUTBOX.c.id, OUTBOX.c.state).where(fenced)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update()
-            held = set(conn.execute(query).scalars())
-            if held:
-                conn.execute(sa.update(OUTBOX).where(OUTBOX.c.id.in_(held)).values(lease_until=until))
+            found = conn.execute(query).all()
+            sending = [i for i, state in found if state == "sending"]
+            if sending:
+                conn.execute(sa.update(OUTBOX).where(OUTBOX.c.id.in_(sending)).values(lease_until=until))
+        held = {i for i, _ in found}
         for r in rows:
             if r["id"] in held:
                 r["lease_until"] = until
@@ -216,27 +230,47 @@ class Mailer:
         return returned
 
     def _mark(self, outcomes: list[tuple[dict[str, Any], Outcome]]) -> Delivery:
+        """One transaction for a group of outcomes: one executemany UPDATE per
+        kind (sent, dead, retry), each row fenced by its attempt count."""
         now = self.app.clock.now()
         result = Delivery()
+        sent: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []  # dead or retry: state, next_attempt_at and last_error vary per row
+        for row, outcome in outcomes:
+            key = {"b_id": row["id"], "b_attempts": row["attempts"]}
+            if outcome.ok:
+                sent.append(key)
+                result.sent += 1
+            elif outcome.permanent or row["attempts"] >= MAX_ATTEMPTS:
+                why = outcome.error if outcome.permanent else f"{outcome.error} (gave up after {row['attempts']})"
+                failed.append(key | {"b_state": "dead", "b_next": row["next_attempt_at"], "b_error": why[:2000]})
+                result.dead += 1
+                result.errors.append(f"outbox {row['id']} to {row['to_addr']}: dead: {why}")
+            else:
+                retry_at = now + timedelta(seconds=backoff_s(row["attempts"]))
+                failed.append(key | {"b_state": "retry", "b_next": retry_at, "b_error": outcome.error[:2000]})
+                result.retry += 1
+        mine = sa.and_(
+            OUTBOX.c.id == sa.bindparam("b_id"),
+            OUTBOX.c.attempts == sa.bindparam("b_attempts"),
+            OUTBOX.c.state == "sending",
+        )
         with write(self.app.db) as conn:
-            for row, outcome in outcomes:
-                mine = sa.and_(
-                    OUTBOX.c.id == row["id"], OUTBOX.c.state == "sending", OUTBOX.c.attempts == row["attempts"]
+            if sent:
+                done = {"state": "sent", "sent_at": now, "lease_until": None, "last_error": None}
+                conn.execute(sa.update(OUTBOX).where(mine).values(**done), sent)
+            if failed:
+                conn.execute(
+                    sa.update(OUTBOX)
+                    .where(mine)
+                    .values(
+                        state=sa.bindparam("b_state"),
+                        next_attempt_at=sa.bindparam("b_next"),
+                        last_error=sa.bindparam("b_error"),
+                        lease_until=None,
+                    ),
+                    failed,
                 )
-                if outcome.ok:
-                    values: dict[str, Any] = {"state": "sent", "sent_at": now, "lease_until": None, "last_error": None}
-                    result.sent += 1
-                elif outcome.permanent or row["attempts"] >= MAX_ATTEMPTS:
-                    why = outcome.error if outcome.permanent else f"{outcome.error} (gave up after {row['attempts']})"
-                    values = {"state": "dead", "lease_until": None, "last_error": why[:2000]}
-                    result.dead += 1
-                    result.errors.append(f"outbox {row['id']} to {row['to_addr']}: dead: {why}")
-                else:
-                    retry_at = now + timedelta(seconds=backoff_s(row["attempts"]))
-                    values = {"state": "retry", "next_attempt_at": retry_at, "lease_until": None}
-                    values["last_error"] = outcome.error[:2000]
-                    result.retry += 1
-                conn.execute(sa.update(OUTBOX).where(mine).values(**values))
         if self.report is not None:
             for line in result.errors:
                 self.report(line)
@@ -282,27 +316,57 @@ class _Marks:
 
 
 class _Leases:
-    """Renews a batch's lease before a send that would start with less than half of it left."""
+    """Keeps a batch's lease while the batch is ours: the rows still waiting and
+    the ones on the wire. A row starts its send with at least half its lease
+    left (else the batch is renewed first), and a keeper renews the batch
+    whenever a row on the wire or waiting falls under half, so a slow send (an
+    SMTP timeout, a stalled server) never outlives its lease and is sent again
+    by another daemon while it is still on the wire. A lease runs out only when
+    its daemon is dead (or cannot reach the database for half a lease)."""
 
-    def __init__(self, mailer: Mailer) -> None:
+    def __init__(self, mailer: Mailer, waiting: collections.deque[tuple[dict[str, Any], Any]]) -> None:
         self.mailer = mailer
+        self.waiting = waiting
+        self.on_wire: dict[int, dict[str, Any]] = {}
         self.lock = asyncio.Lock()
         self.lost: set[int] = set()
 
-    async def hold(self, row: dict[str, Any], unsent: list[dict[str, Any]]) -> bool:
+    async def hold(self, row: dict[str, Any]) -> bool:
+        """Before a send: is the row still ours (renewing the batch if its lease is short)?"""
         async with self.lock:
+            if row["id"] not in self.lost and self._short(row):
+                await self._renew([row])
             if row["id"] in self.lost:
                 return False
-            now = self.mailer.app.clock.now()
-            if row["lease_until"] - now >= self.mailer.lease / 2:
-                return True
-            rows = [row, *(r for r in unsent if r["id"] not in self.lost)]
-            held = await asyncio.to_thread(self.mailer.renew, rows, now)
-            lost = {r["id"] for r in rows} - held
-            if lost:
-                self.lost |= lost
-                log.warning("outbox lease: %s claimed rows were taken over by another sender", len(lost))
-            return row["id"] in held
+            self.on_wire[row["id"]] = row
+            return True
+
+    def done(self, row: dict[str, Any]) -> None:
+        self.on_wire.pop(row["id"], None)
+
+    async def keep(self) -> None:
+        """Every `mailer.renew_every` seconds, renew the batch if any of it is short."""
+        while True:
+            await asyncio.sleep(self.mailer.renew_every)
+            async with self.lock:
+                if any(self._short(r) for r in self._ours()):
+                    await self._renew([])
+
+    def _ours(self) -> list[dict[str, Any]]:
+        rows = [*self.on_wire.values(), *(r for r, _ in self.waiting)]
+        return [r for r in rows if r["id"] not in self.lost]
+
+    def _short(self, row: dict[str, Any]) -> bool:
+        left: timedelta = row["lease_until"] - self.mailer.app.clock.now()
+        return left < self.mailer.lease / 2
+
+    async def _renew(self, first: list[dict[str, Any]]) -> None:
+        rows = {r["id"]: r for r in [*first, *self._ours()]}
+        held = await asyncio.to_thread(self.mailer.renew, list(rows.values()), self.mailer.app.clock.now())
+        lost = set(rows) - held
+        if lost:
+            self.lost |= lost
+            log.warning("outbox lease: %s claimed rows were taken over by another sender", len(lost))
 
 
 # -- the office's commands ---------------------------------------------------------

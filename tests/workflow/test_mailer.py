@@ -325,6 +325,37 @@ def test_a_batch_that_waited_renews_its_lease_before_sending(
     assert all(lease - now >= m.lease * 0.99 for now, lease in watched.leases)  # renewed, not 40% left
 
 
+def test_a_send_that_outlasts_half_its_lease_keeps_it_and_no_other_daemon_sends_it_again(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    """A stalled server: every send takes 90% of the lease. The keeper renews the rows on the wire
+    (and those waiting), so another daemon's claim finds nothing, during the sends and after."""
+    total = announce_everything(app, clock)
+    m = smtp_mailer(app, smtp_server, connections=2)
+    m.renew_every = 0.005
+    inner = m.transport
+    other = smtp_mailer(app, smtp_server)
+    taken: list[int] = []
+
+    class Stalled:
+        concurrency = inner.concurrency
+
+        async def send(self, envelope: Any) -> Any:
+            clock.advance(m.lease * 0.9)  # the server takes its time
+            await asyncio.sleep(0.05)  # the keeper looks meanwhile
+            taken.extend(r["id"] for r in other.claim(clock.now()))  # another daemon tries
+            return await inner.send(envelope)
+
+        async def close(self) -> None:
+            await inner.close()
+
+    m.transport = Stalled()  # type: ignore[assignment]
+    result = deliver(m)
+    assert result.sent == total and taken == []
+    assert set(smtp_server.received_ids().values()) == {1}
+    assert {r["state"] for r in outbox(app)} == {"sent"}
+
+
 def test_a_batch_whose_lease_ran_out_is_left_to_the_sender_that_took_it(
     app: App, clock: FixedClock, smtp_server: FaultySMTP
 ) -> None:
