@@ -293,13 +293,15 @@ class Engine:
         if dest is None:
             raise IllegalMove(f"of track {track_key}", from_state, trigger, self.table.triggers_from(from_state))
         moved = 0
+        after = 0  # keyset: each chunk starts after the last id of the one before
         while True:
             now = self.clock.now()
             with write(self.db) as conn:
                 track = self._locked_track(conn, track_key)
-                ids = self._ids_in_state(conn, track["id"], from_state, chunk, skip_extended, now, where)
+                ids = self._ids_in_state(conn, track["id"], from_state, chunk, skip_extended, now, where, after)
                 if not ids:
                     return moved
+                after = ids[-1]
                 self._bulk_move(conn, ids, spec, from_state, dest, actor, reason, now)
                 self.queue(conn, spec.notice, ids, track, now, {"reason": reason or ""})
                 self._after(conn, ids, from_state, dest, track, now)
@@ -603,10 +605,11 @@ class Engine:
         skip_extended: str | None = None,
         now: datetime | None = None,
         where: sa.ColumnElement[bool] | None = None,
+        after: int = 0,
     ) -> list[int]:
         query = (
             sa.select(APPLICATION.c.id)
-            .where(APPLICATION.c.track_id == track_id, APPLICATION.c.state == state)
+            .where(APPLICATION.c.track_id == track_id, APPLICATION.c.state == state, APPLICATION.c.id > after)
             .order_by(APPLICATION.c.id)
             .limit(limit)
         )

@@ -91,7 +91,7 @@ class Application(SQLModel, table=True):
     __tablename__ = "application"
     __table_args__ = (
         sa.UniqueConstraint("track_id", "applicant_id", name="uq_application_track_applicant"),
-        sa.Index("ix_application_track_state", "track_id", "state"),
+        sa.Index("ix_application_track_state", "track_id", "state", "id"),  # keyset chunks (0006)
     )
     id: int | None = Field(default=None, primary_key=True)
     track_id: int = Field(foreign_key="track.id")
