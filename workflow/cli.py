@@ -49,7 +49,8 @@ app.add_typer(applicants_app, name="applicants")
 app.add_typer(audit_app, name="audit")
 app.add_typer(templates_app, name="templates")
 
-console = Console(highlight=False)
+# soft_wrap: a message stays one line however long its path (the terminal wraps it; a log or a pipe keeps it whole)
+console = Console(highlight=False, soft_wrap=True)
 
 
 class State:

@@ -86,6 +86,21 @@ def gongmo(config: Path, capsys: pytest.CaptureFixture[str]) -> Gongmo:
     return invoke
 
 
+def test_a_message_naming_a_long_path_stays_one_line(gongmo: Gongmo, tmp_path: Path) -> None:
+    """Printed to a pipe or a log (no terminal, 80 columns assumed), a line is never broken: a
+    grep for the path, or for the error, finds it whole (a CI workspace's path is often long)."""
+    deep = tmp_path / ("a-directory-with-a-long-name-" * 4) / "applicants.csv"
+    deep.parent.mkdir()
+    deep.write_bytes(SAMPLE.read_bytes())
+    assert gongmo("init").code == 0
+    result = gongmo("applicants", "import", str(deep))
+    assert result.code == 0, result.err
+    assert f"{deep}: 20 rows: 20 created" in result.out.splitlines()[0]
+    missing = gongmo("applicants", "import", str(deep.with_name("nowhere.csv")))
+    assert missing.code == 1 and len(missing.err.strip().splitlines()) == 1, missing.err
+    assert str(deep.with_name("nowhere.csv")) in missing.err
+
+
 @pytest.fixture
 def ready(gongmo: Gongmo) -> Gongmo:
     """Initialised, with the sample applicants imported."""
