@@ -83,6 +83,7 @@ class Engine:
         self.table = table
         self._machine = build_machine(table)
         self._machine_lock = threading.Lock()
+        self._moves: dict[tuple[str, str], str | None] = {}  # (state, trigger) -> dest, or None if illegal
 
     # -- one application -------------------------------------------------
 
@@ -399,19 +400,28 @@ class Engine:
         return self.table.trigger(name)
 
     def _check_move(self, row: Row, trigger: str) -> str:
-        """Run the trigger on the shared Machine against a detached adapter."""
-        adapter = _Adapter(row["state"])
-        with self._machine_lock:
-            self._machine.add_model(adapter, initial=row["state"])
-            try:
-                adapter.trigger(trigger)  # type: ignore[attr-defined]
-            except MachineError:
-                raise IllegalMove(
-                    str(row["id"]), row["state"], trigger, self.table.triggers_from(row["state"])
-                ) from None
-            finally:
-                self._machine.remove_model(adapter)
-        return adapter.state
+        """Run the trigger on the shared Machine against a detached adapter.
+
+        The Machine has no conditions or callbacks (states/lifecycle.py): a
+        (state, trigger) pair always has the same answer, so each pair is
+        asked once and remembered (adding a model costs ~0.2 ms a move)."""
+        state = row["state"]
+        key = (state, trigger)
+        if key not in self._moves:
+            adapter = _Adapter(state)
+            with self._machine_lock:
+                self._machine.add_model(adapter, initial=state)
+                try:
+                    adapter.trigger(trigger)  # type: ignore[attr-defined]
+                    self._moves[key] = adapter.state
+                except MachineError:
+                    self._moves[key] = None
+                finally:
+                    self._machine.remove_model(adapter)
+        dest = self._moves[key]
+        if dest is None:
+            raise IllegalMove(str(row["id"]), state, trigger, self.table.triggers_from(state))
+        return dest
 
     def _write_move(
         self,
