@@ -1473,6 +1473,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work directory and the PostgreSQL schema")
     parser.add_argument("--drain-timeout", type=float, default=180.0)
     parser.add_argument("--english", type=float, default=0.1, help="share of applicants reading English (0.1)")
+    parser.add_argument(
+        "--connections", type=int, default=4, help="SMTP connections per daemon (the duplicate allowance per kill)"
+    )
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     options = Options(
@@ -1488,6 +1491,7 @@ def main(argv: list[str] | None = None) -> int:
         keep=args.keep,
         drain_timeout=args.drain_timeout,
         english=args.english,
+        connections=args.connections,
         verbose=not args.quiet,
     )
     result = run(options)

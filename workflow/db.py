@@ -31,7 +31,25 @@ class DatabaseError(GongmoError):
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
-    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    return _postgres_engine(url, **kwargs)
+
+
+def _postgres_engine(url: str, **kwargs: Any) -> Engine:
+    engine = sa.create_engine(url, pool_pre_ping=True, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # psycopg prepares a statement on its fifth run, and PostgreSQL may then
+        # keep one generic plan for the connection's life. A plan made while a
+        # table was small (a daemon started before the call went out) stays a
+        # sequential scan as the table grows: each move's superseded-notice
+        # UPDATE went from 0.6 to 3 ms over 6,000 moves. Custom plans are made
+        # with the real values and the real table size, for ~0.05 ms each.
+        with dbapi_conn.cursor() as cur:
+            cur.execute("SET plan_cache_mode = force_custom_plan")
+        dbapi_conn.commit()
+
+    return engine
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:

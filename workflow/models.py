@@ -137,9 +137,13 @@ class Outbox(SQLModel, table=True):
     """A rendered notice: queued in the transaction of its move, sent after commit."""
 
     __tablename__ = "outbox"
-    __table_args__ = (sa.Index("ix_outbox_state_due", "state", "next_attempt_at"),)
+    __table_args__ = (
+        sa.Index("ix_outbox_state_due", "state", "next_attempt_at"),
+        # a move supersedes its application's older notices of a family (0006)
+        sa.Index("ix_outbox_application_notice", "application_id", "notice"),
+    )
     id: int | None = Field(default=None, primary_key=True)
-    application_id: int = Field(foreign_key="application.id", index=True)
+    application_id: int = Field(foreign_key="application.id")
     notice: str = Field(max_length=40)
     dedup_key: str = Field(unique=True, max_length=120)
     message_id: str = Field(max_length=200)
