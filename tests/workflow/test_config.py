@@ -178,14 +178,19 @@ BROKEN: dict[str, tuple[Callable[[str], str], list[str]]] = {
 }
 
 
-@pytest.mark.parametrize("case", list(BROKEN))
-def test_broken_config_is_refused_with_file_key_value_and_expectation(tmp_path: Path, case: str) -> None:
-    change, expected = BROKEN[case]
+def refusal(tmp_path: Path, change: Callable[[str], str]) -> tuple[Path, str]:
+    """The shipped config changed by `change`, loaded: its path and the refusal's message."""
     path = tmp_path / "config.toml"
     path.write_text(change(shipped_text()), encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load(path)
-    message = str(info.value)
+    return path, str(info.value)
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_broken_config_is_refused_with_file_key_value_and_expectation(tmp_path: Path, case: str) -> None:
+    change, expected = BROKEN[case]
+    path, message = refusal(tmp_path, change)
     assert f"{path}:" in message
     for part in expected:
         assert part in message, f"{part!r} not in {message!r}"
@@ -398,11 +403,8 @@ BAD_INPUT: dict[str, tuple[Callable[[str], str], list[str]]] = {
 @pytest.mark.parametrize("case", list(BAD_INPUT))
 def test_bad_input_is_refused_in_one_line_naming_the_key_the_value_and_the_fix(tmp_path: Path, case: str) -> None:
     change, expected = BAD_INPUT[case]
-    path = tmp_path / "config.toml"
-    path.write_text(change(shipped_text()), encoding="utf-8")
-    with pytest.raises(ConfigError) as info:
-        load(path)
-    assert str(info.value).splitlines() == [f"{path}: {line}" for line in expected]
+    path, message = refusal(tmp_path, change)
+    assert message.splitlines() == [f"{path}: {line}" for line in expected]
 
 
 def test_a_working_days_rule_with_a_huge_count_is_refused_at_once(tmp_path: Path) -> None:
