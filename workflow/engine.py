@@ -39,7 +39,7 @@ from workflow.applicants import shown
 from workflow.clock import Clock
 from workflow.config import MILESTONES, Loaded
 from workflow.config import Track as TrackConfig
-from workflow.db import lock_row, write
+from workflow.db import custom_plans, lock_row, write
 from workflow.models import APPLICANT, APPLICATION, AUDIT, CALENDAR_CHANGE, OUTBOX, TRACK
 from workflow.notify import Notifier, Party, superseded_by
 
@@ -97,6 +97,7 @@ class Engine:
     ) -> Moved:
         """One move in its own transaction."""
         with write(self.db) as conn:
+            custom_plans(conn)
             return self.move(conn, application_id, trigger, actor, reason, expected_version)
 
     def move(
