@@ -335,7 +335,11 @@ class _Leases:
         """Before a send: is the row still ours (renewing the batch if its lease is short)?"""
         async with self.lock:
             if row["id"] not in self.lost and self._short(row):
-                await self._renew([row])
+                try:
+                    await self._renew([row])
+                except Exception as exc:  # the database is away: not sent now; its lease runs out, it comes back
+                    log.warning("outbox lease: could not renew (%s); outbox %s waits for its lease", exc, row["id"])
+                    return False
             if row["id"] in self.lost:
                 return False
             self.on_wire[row["id"]] = row
@@ -350,7 +354,10 @@ class _Leases:
             await asyncio.sleep(self.mailer.renew_every)
             async with self.lock:
                 if any(self._short(r) for r in self._ours()):
-                    await self._renew([])
+                    try:
+                        await self._renew([])
+                    except Exception as exc:  # the database is away: try again at the next look
+                        log.warning("outbox lease: could not renew (%s); trying again", exc)
 
     def _ours(self) -> list[dict[str, Any]]:
         rows = [*self.on_wire.values(), *(r for r, _ in self.waiting)]

@@ -20,7 +20,7 @@ from workflow import calendars, mailer
 from workflow.actors import Actor
 from workflow.app import App
 from workflow.clock import FixedClock
-from workflow.db import read, write
+from workflow.db import DatabaseError, read, write
 from workflow.mailer import Mailer
 from workflow.models import OUTBOX
 from workflow.ticker import Ticker
@@ -325,16 +325,12 @@ def test_a_batch_that_waited_renews_its_lease_before_sending(
     assert all(lease - now >= m.lease * 0.99 for now, lease in watched.leases)  # renewed, not 40% left
 
 
-def test_a_send_that_outlasts_half_its_lease_keeps_it_and_no_other_daemon_sends_it_again(
-    app: App, clock: FixedClock, smtp_server: FaultySMTP
-) -> None:
-    """A stalled server: every send takes 90% of the lease. The keeper renews the rows on the wire
-    (and those waiting), so another daemon's claim finds nothing, during the sends and after."""
-    total = announce_everything(app, clock)
-    m = smtp_mailer(app, smtp_server, connections=2)
+def stalled_delivery(app: App, clock: FixedClock, server: FaultySMTP, m: Mailer) -> tuple[mailer.Delivery, list[int]]:
+    """`m` delivers while every send takes 90% of the lease and, meanwhile, another daemon tries
+    to claim; returns the delivery and the ids the other daemon took."""
     m.renew_every = 0.005
     inner = m.transport
-    other = smtp_mailer(app, smtp_server)
+    other = smtp_mailer(app, server)
     taken: list[int] = []
 
     class Stalled:
@@ -350,10 +346,61 @@ def test_a_send_that_outlasts_half_its_lease_keeps_it_and_no_other_daemon_sends_
             await inner.close()
 
     m.transport = Stalled()  # type: ignore[assignment]
-    result = deliver(m)
+    return deliver(m), taken
+
+
+def test_a_send_that_outlasts_half_its_lease_keeps_it_and_no_other_daemon_sends_it_again(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    """A stalled server: the keeper renews the rows on the wire (and those waiting), so another
+    daemon's claim finds nothing, during the sends and after."""
+    total = announce_everything(app, clock)
+    result, taken = stalled_delivery(app, clock, smtp_server, smtp_mailer(app, smtp_server, connections=2))
     assert result.sent == total and taken == []
     assert set(smtp_server.received_ids().values()) == {1}
     assert {r["state"] for r in outbox(app)} == {"sent"}
+
+
+def test_a_renewal_that_fails_is_tried_again_by_the_keeper(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    """One connection: the failure meets the keeper, during a send; its next look renews."""
+    total = announce_everything(app, clock)
+    m = smtp_mailer(app, smtp_server, connections=1)
+    failed = database_away_once(m)
+    result, taken = stalled_delivery(app, clock, smtp_server, m)
+    assert failed and result.sent == total and taken == []
+    assert set(smtp_server.received_ids().values()) == {1}
+
+
+def test_a_renewal_that_fails_before_a_send_holds_that_send_back_and_the_batch_goes_on(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    """Two connections: the failure meets a send about to start. That row is not sent; it waits
+    for its lease (another daemon then takes it); every other one is sent, and none twice."""
+    total = announce_everything(app, clock)
+    m = smtp_mailer(app, smtp_server, connections=2)
+    failed = database_away_once(m)
+    result, taken = stalled_delivery(app, clock, smtp_server, m)
+    assert failed and result.sent == total - 1 and len(set(taken)) == 1
+    assert set(smtp_server.received_ids().values()) == {1}
+    clock.advance(m.lease * 2)  # the other daemon died holding it: it comes back
+    assert deliver(smtp_mailer(app, smtp_server)).sent == 1
+    assert len(smtp_server.received_ids()) == total and set(smtp_server.received_ids().values()) == {1}
+
+
+def database_away_once(m: Mailer) -> list[Any]:
+    """The first renewal of `m` fails as a lost database would; returns the failures."""
+    renew, failed = m.renew, []
+
+    def away_once(rows: list[dict[str, Any]], now: Any) -> set[int]:
+        if not failed:
+            failed.append(now)
+            raise DatabaseError("database sqlite:///gongmo.db: disk I/O error")
+        return renew(rows, now)
+
+    m.renew = away_once  # type: ignore[method-assign]
+    return failed
 
 
 def test_a_batch_whose_lease_ran_out_is_left_to_the_sender_that_took_it(
