@@ -346,3 +346,14 @@ def test_two_line_subject_is_reported(copy: Path) -> None:
     problems = Renderer(copy).check()
     assert len(problems) == 1, problems
     assert "en/cancelled.txt" in problems[0] and "one line" in problems[0]
+
+
+def test_a_template_edited_while_running_takes_effect_at_the_next_start(copy: Path) -> None:
+    """A running renderer keeps the templates it was started (and checked) with: a half-saved
+    edit cannot reach the notices of a close in progress; a new start reads the edit."""
+    running = Renderer(copy)
+    before = running.render("expired", "en", sample_for("expired"), TZ)
+    path = copy / "en" / "expired.txt"
+    edit(path, "{% block text %}", "{% block text %}EDITED ")
+    assert running.render("expired", "en", sample_for("expired"), TZ).text == before.text
+    assert Renderer(copy).render("expired", "en", sample_for("expired"), TZ).text.startswith("EDITED ")
