@@ -31,7 +31,7 @@ Method = Literal["mean", "trimmed_mean"]
 PARTS: tuple[str, ...] = ("written", "presentation")
 TRIM_FROM = 5  # the trimmed mean drops the extremes from this many evaluators on
 CENT = Decimal("0.01")
-PLAIN = re.compile(r"^-?\d{1,4}(\.\d+)?$")  # digits, a point, digits: no exponent, no NaN
+PLAIN = re.compile(r"^-?[0-9]{1,4}(\.[0-9]+)?$")  # digits 0-9, a point, digits: no exponent, no NaN
 
 
 @dataclass(frozen=True)

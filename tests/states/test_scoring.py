@@ -133,7 +133,14 @@ def test_parse_points_accepts_plain_numbers_with_at_most_two_decimals(text: str,
 
 @pytest.mark.parametrize(
     ("text", "says"),
-    [("abc", "not a number"), ("22.555", "at most two decimals"), ("NaN", "not a number"), ("1e1", "not a number")],
+    [
+        ("abc", "not a number"),
+        ("22.555", "at most two decimals"),
+        ("NaN", "not a number"),
+        ("1e1", "not a number"),
+        ("\u0662\u0662", "not a number"),  # Arabic-Indic digits: Decimal would read them as 22
+        ("\uff12\uff12.5", "not a number"),  # full-width digits
+    ],
 )
 def test_parse_points_refuses_what_is_not_a_plain_number_naming_the_criterion(text: str, says: str) -> None:
     with pytest.raises(InvalidInput) as refused:

@@ -29,10 +29,10 @@ from workflow.api.deps import (
 from workflow.api.errors import Forbidden, PreconditionRequired, responses
 from workflow.db import read
 from workflow.engine import Moved
-from workflow.models import APPLICANT, APPLICATION, AUDIT, OUTBOX, TRACK
+from workflow.models import APPLICANT, APPLICATION, AUDIT, MAX_ID, OUTBOX, TRACK
 
 router = APIRouter(tags=["applications"])
-ETAG = re.compile(r'^(?:W/)?"?(\d{1,10})"?$')
+ETAG = re.compile(r'^(?:W/)?"?([0-9]{1,10})"?$')
 
 SUMMARY = (
     APPLICATION.c.id,
@@ -174,6 +174,10 @@ def _version(if_match: str | None, field: int | None) -> int:
         if found is None:
             raise InvalidInput(f'header If-Match = {if_match!r}: send the version as an ETag, e.g. If-Match: "3"')
         header = int(found.group(1))
+        if not 1 <= header <= MAX_ID:
+            raise InvalidInput(
+                f"header If-Match = {if_match!r}: a version is 1 to {MAX_ID}; send the ETag of GET /applications/{{id}}"
+            )
     if header is not None and field is not None and header != field:
         raise InvalidInput(f"If-Match {header} and body field version {field} disagree: send one of them")
     version = header if header is not None else field

@@ -219,6 +219,7 @@ def test_a_transition_without_a_version_is_428_and_changes_nothing(written: Worl
     [
         ({"If-Match": "*"}, {}, "If-Match"),
         ({"If-Match": '"abc"'}, {}, "If-Match"),
+        ({"If-Match": '"9999999999"'}, {}, "1 to 2147483647"),
         ({"If-Match": '"3"'}, {"version": 4}, "disagree"),
         ({}, {"version": 0}, "version"),
         ({}, {"version": "three"}, "version"),
