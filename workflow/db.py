@@ -8,6 +8,7 @@ deferred BEGIN and does not block writers.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -102,10 +103,19 @@ def _db_message(engine: Engine, exc: OperationalError) -> str:
     return f"database {url}: {detail}"
 
 
+@functools.cache
+def _by_id(table: sa.Table, for_update: bool) -> sa.Select[Any]:
+    """`SELECT * FROM table WHERE id = :row_id`, built once (a statement built per
+    call costs more Python than SQLite takes to run it)."""
+    query = sa.select(table).where(table.c.id == sa.bindparam("row_id"))
+    return query.with_for_update() if for_update else query
+
+
 def lock_row(conn: Connection, table: sa.Table, row_id: int) -> sa.Row[Any] | None:
     """Read a row for update: FOR UPDATE on PostgreSQL; SQLite already holds
     the write lock since BEGIN IMMEDIATE."""
-    query = sa.select(table).where(table.c.id == row_id)
-    if conn.dialect.name != "sqlite":
-        query = query.with_for_update()
-    return conn.execute(query).first()
+    return conn.execute(_by_id(table, conn.dialect.name != "sqlite"), {"row_id": row_id}).first()
+
+
+def row_by_id(conn: Connection, table: sa.Table, row_id: int) -> sa.Row[Any] | None:
+    return conn.execute(_by_id(table, False), {"row_id": row_id}).first()

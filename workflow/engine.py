@@ -39,13 +39,52 @@ from workflow.applicants import shown
 from workflow.clock import Clock
 from workflow.config import MILESTONES, Loaded
 from workflow.config import Track as TrackConfig
-from workflow.db import custom_plans, lock_row, write
+from workflow.db import custom_plans, lock_row, row_by_id, write
 from workflow.models import APPLICANT, APPLICATION, AUDIT, CALENDAR_CHANGE, OUTBOX, TRACK
 from workflow.notify import Notifier, Party, superseded_by
 
 Row = RowMapping
 UNSENT = ("pending", "held", "retry")
 CHUNK = 2_000
+
+# The statements of a single move, built once: building them per move cost more
+# Python than SQLite takes to run them (SQLAlchemy still caches their compiled form).
+AUDIT_INSERT = sa.insert(AUDIT)
+OUTBOX_INSERT = sa.insert(OUTBOX)
+SUPERSEDE = (
+    sa.update(OUTBOX)
+    .where(
+        OUTBOX.c.application_id.in_(sa.bindparam("s_ids", expanding=True)),
+        OUTBOX.c.state.in_(UNSENT),
+        OUTBOX.c.notice.in_(sa.bindparam("s_family", expanding=True)),
+        OUTBOX.c.dedup_key.not_in(sa.bindparam("s_keys", expanding=True)),
+    )
+    .values(state="cancelled")
+)
+PARTIES = (
+    sa.select(
+        APPLICATION.c.id.label("application_id"),
+        APPLICATION.c.version,
+        APPLICATION.c.receipt_no,
+        APPLICATION.c.title,
+        APPLICATION.c.national_krw,
+        APPLICATION.c.local_krw,
+        APPLICATION.c.submitted_at,
+        APPLICANT.c.name.label("applicant_name"),
+        APPLICANT.c.contact_name,
+        APPLICANT.c.email,
+        APPLICANT.c.language,
+    )
+    .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
+    .where(APPLICATION.c.id.in_(sa.bindparam("p_ids", expanding=True)))
+    .order_by(APPLICATION.c.id)
+)
+
+
+# SET state, version, updated_at and a move's own fields: the columns named in the parameters.
+MOVE = sa.update(APPLICATION).where(
+    APPLICATION.c.id == sa.bindparam("m_id"), APPLICATION.c.version == sa.bindparam("m_version")
+)
 CREATE = "invite"  # audit trigger of an application created at the announcement
 START = "start"  # audit trigger of an application an applicant started itself
 
@@ -435,25 +474,14 @@ class Engine:
         now: datetime,
         fields: Mapping[str, Any] | None = None,
     ) -> Moved:
-        result = conn.execute(
-            sa.update(APPLICATION)
-            .where(APPLICATION.c.id == row["id"], APPLICATION.c.version == row["version"])
-            .values(state=dest, version=row["version"] + 1, updated_at=now, **(fields or {}))
-        )
+        values = {"m_id": row["id"], "m_version": row["version"], "state": dest, "version": row["version"] + 1}
+        values |= {"updated_at": now, **(fields or {})}
+        result = conn.execute(MOVE, values)
         if result.rowcount != 1:
             raise Conflict(f"application {row['id']} changed while '{spec.name}' ran; reload and try again")
-        conn.execute(
-            sa.insert(AUDIT).values(
-                application_id=row["id"],
-                at=now,
-                actor=actor.name,
-                role=actor.role.value,
-                trigger=spec.name,
-                from_state=row["state"],
-                to_state=dest,
-                reason=reason,
-            )
-        )
+        audit = {"application_id": row["id"], "at": now, "actor": actor.name, "role": actor.role.value}
+        audit |= {"trigger": spec.name, "from_state": row["state"], "to_state": dest, "reason": reason}
+        conn.execute(AUDIT_INSERT, audit)
         return Moved(row["id"], spec.name, row["state"], dest, row["version"] + 1)
 
     def _create(
@@ -520,40 +548,21 @@ class Engine:
         family = superseded_by(notice)
         if family:
             conn.execute(
-                sa.update(OUTBOX)
-                .where(
-                    OUTBOX.c.application_id.in_(ids),
-                    OUTBOX.c.state.in_(UNSENT),
-                    OUTBOX.c.notice.in_(sorted(family)),
-                    OUTBOX.c.dedup_key.not_in([r["dedup_key"] for r in rows]),  # the same notice again stays
-                )
-                .values(state="cancelled", last_error=f"superseded by '{notice}' before it was sent")
+                SUPERSEDE,
+                {
+                    "s_ids": ids,
+                    "s_family": sorted(family),
+                    "s_keys": [r["dedup_key"] for r in rows],  # the same notice again stays
+                    "last_error": f"superseded by '{notice}' before it was sent",
+                },
             )
         if tag is None:
-            conn.execute(sa.insert(OUTBOX), rows)
+            conn.execute(OUTBOX_INSERT, rows)
             return len(rows)
         return insert_new(conn, OUTBOX, rows, "dedup_key")
 
     def _parties(self, conn: Connection, ids: list[int]) -> Iterator[Party]:
-        query = (
-            sa.select(
-                APPLICATION.c.id.label("application_id"),
-                APPLICATION.c.version,
-                APPLICATION.c.receipt_no,
-                APPLICATION.c.title,
-                APPLICATION.c.national_krw,
-                APPLICATION.c.local_krw,
-                APPLICATION.c.submitted_at,
-                APPLICANT.c.name.label("applicant_name"),
-                APPLICANT.c.contact_name,
-                APPLICANT.c.email,
-                APPLICANT.c.language,
-            )
-            .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
-            .where(APPLICATION.c.id.in_(ids))
-            .order_by(APPLICATION.c.id)
-        )
-        for row in conn.execute(query).mappings():
+        for row in conn.execute(PARTIES, {"p_ids": ids}).mappings():
             yield Party.from_row(row)
 
     def _locked_application(self, conn: Connection, application_id: int) -> Row:
@@ -578,7 +587,9 @@ class Engine:
         return row
 
     def track_row(self, conn: Connection, track_id: int) -> Row:
-        return conn.execute(sa.select(TRACK).where(TRACK.c.id == track_id)).mappings().one()
+        row = row_by_id(conn, TRACK, track_id)
+        assert row is not None, track_id  # an application's track_id is a foreign key
+        return row._mapping
 
     def _applicant(self, conn: Connection, code: str) -> Row:
         row = conn.execute(sa.select(APPLICANT).where(APPLICANT.c.code == code)).mappings().first()
