@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from fastapi import FastAPI
 
 from workflow.api import applications, contests, errors, evaluation, operations
+from workflow.api.limits import Limits
 from workflow.app import App
 from workflow.metrics import Metrics
 
@@ -31,6 +32,10 @@ A refusal is JSON: `{"error": "..."}`, one line naming the field, the value
 and the fix. A transition needs the version it was decided on (`If-Match`,
 the ETag of `GET /applications/{id}`): a stale one is refused with 409 and
 changes nothing.
+
+A request with a body is authenticated before its body is read, and a body
+over `[api] max_body_bytes` (default 2 MB) is refused with 413. Limit the
+request rate at the reverse proxy in front (see the README).
 """
 
 
@@ -40,6 +45,7 @@ def create_api(app: App, daemon: Daemon | None = None, metrics: Metrics | None =
     api.state.daemon = daemon
     api.state.metrics = metrics or (daemon.metrics if daemon is not None else Metrics(app))
     errors.install(api)
+    api.add_middleware(Limits, gongmo=app, max_body_bytes=app.loaded.config.api.max_body_bytes)
     for module in (contests, applications, evaluation, operations):
         api.include_router(module.router)
     return api

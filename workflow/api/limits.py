@@ -1,0 +1,162 @@
+"""Request limits, before any route runs: a request that carries a body is
+authenticated first (its Authorization bearer token, in a read transaction),
+and its body may not be larger than `[api] max_body_bytes`.
+
+A body is never read for a caller without a live token: the refusal (401) goes
+out before the first byte of it is taken from the connection. A Content-Length
+over the limit is refused (413) at once, also unread; a body sent without one
+(chunked) is counted as it arrives, and reading stops at the limit with 413.
+The route then sees the client as gone, and whatever it answers is dropped.
+
+Requests without a body (GET, and the public /ping, /healthz, /metrics) pass
+through untouched: the routes authenticate them as before. How many requests a
+client may make is left to the reverse proxy in front (see the README).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from states.errors import GongmoError
+from workflow import tokens
+from workflow.api import errors
+from workflow.app import App
+from workflow.db import read
+
+NO_TOKEN = (
+    "no API token: send the header 'Authorization: Bearer <token>' (the office creates tokens with"
+    " `gongmo tokens create`)"
+)
+# The token is not echoed: a refused request's header may be someone's secret pasted by mistake.
+UNKNOWN_TOKEN = "the API token is unknown or revoked: ask the office for a new one"
+
+
+def too_large(limit: int) -> str:
+    return (
+        f"body: larger than {limit:,} bytes ([api] max_body_bytes); send a smaller request"
+        " (large lists go in pages, files through the CLI)"
+    )
+
+
+class Limits:
+    """ASGI middleware: authenticate, then limit the body, before the app reads it."""
+
+    def __init__(self, app: ASGIApp, gongmo: App, max_body_bytes: int) -> None:
+        self.app = app
+        self.gongmo = gongmo
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = _headers(scope)
+        length_text = headers.get("content-length")
+        chunked = "transfer-encoding" in headers
+        if length_text is None and not chunked:
+            await self.app(scope, receive, send)  # no body: nothing to protect
+            return
+        length: int | None = None
+        if length_text is not None:
+            if not (length_text.isascii() and length_text.isdigit()):
+                await _answer(send, 400, f"Content-Length {length_text[:20]!r}: not a whole number; send a valid one")
+                return
+            length = int(length_text)
+            if length == 0 and not chunked:
+                await self.app(scope, receive, send)
+                return
+        refusal = await self._authenticate(headers.get("authorization"))
+        if refusal is not None:
+            await _answer(send, *refusal)
+            return
+        if length is not None and length > self.max_body_bytes:
+            await _answer(send, 413, too_large(self.max_body_bytes))
+            return
+        await _Counted(self.app, self.max_body_bytes)(scope, receive, send)
+
+    async def _authenticate(self, header: str | None) -> tuple[int, str] | None:
+        """(status, message) of the refusal, or None for a live token."""
+        scheme, _, token = (header or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return 401, NO_TOKEN
+        a = self.gongmo
+
+        def look() -> bool:
+            with read(a.db) as conn:
+                return tokens.authenticate(conn, token, a.clock.now()) is not None
+
+        try:
+            found = await run_in_threadpool(look)
+        except GongmoError as exc:  # the database is away: 503, as any route would answer
+            return errors.status_of(exc), " ".join(str(exc).split("\n"))
+        return None if found else (401, UNKNOWN_TOKEN)
+
+
+class _Counted:
+    """Pass the body through while it stays under the limit; past it, answer 413
+    and show the app a disconnected client (its own answer is dropped)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+        self.seen = 0
+        self.started = False
+        self.refused = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def counted_receive() -> Message:
+            if self.refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                self.seen += len(message.get("body", b""))
+                if self.seen > self.limit:
+                    self.refused = True
+                    if not self.started:
+                        self.started = True
+                        await _answer(send, 413, too_large(self.limit))
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            if self.refused:
+                return  # the 413 went out instead
+            if message["type"] == "http.response.start":
+                self.started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, guarded_send)
+        except Exception:
+            if not self.refused:
+                raise
+            # the app gave up on a body it was not given: the 413 has been sent
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name, value in scope.get("headers", ()):
+        out.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
+    return out
+
+
+async def _answer(send: Send, status: int, message: str) -> None:
+    body = json.dumps({"error": message}).encode()
+    extra: list[tuple[bytes, bytes]] = [(b"www-authenticate", b"Bearer")] if status == 401 else []
+    start: dict[str, Any] = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+            *extra,
+        ],
+    }
+    await send(start)
+    await send({"type": "http.response.body", "body": body})
