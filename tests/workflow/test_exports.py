@@ -4,6 +4,8 @@ spreadsheet program) and XLSX with scores as numbers."""
 from __future__ import annotations
 
 import csv
+import os
+import stat
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -134,6 +136,61 @@ def test_xlsx_has_a_bold_header_row_and_numbers_for_the_score_columns(tmp_path: 
     assert (second["applicant"], second["score"], second["qualified"]) == ("여수시", pytest.approx(65.13), "no")
     assert second["tie"] == "tied with X at 1.00; receipt decides"
     assert len(values) == 3
+
+
+# -- formulas and privacy (issue 18, findings 8 and 10) -------------------------------------
+
+# OWASP "CSV injection": a cell starting with one of these is read as a formula by spreadsheets.
+HOSTILE = ['=HYPERLINK("http://x.example","click")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A2)", "\tx", "\rx"]
+
+
+def _hostile_rows() -> list[dict[str, Any]]:
+    rows = _rows()
+    for i, text in enumerate(HOSTILE):
+        rows.append(rows[0] | {"rank": 3 + i, "applicant": text, "note": text, "national_krw": -5, "score": "-1.50"})
+    return rows
+
+
+def test_csv_cells_that_start_a_formula_are_written_as_text(tmp_path: Path) -> None:
+    path = tmp_path / "ranking.csv"
+    exports.write(path, _hostile_rows())
+    table = _read_csv(path)
+    header = table[0]
+    hostile = [dict(zip(header, r, strict=True)) for r in table[3:]]
+    assert [r["applicant"] for r in hostile] == ["'" + text for text in HOSTILE]
+    assert [r["note"] for r in hostile] == ["'" + text for text in HOSTILE]
+    assert {r["national_krw"] for r in hostile} == {"-5"}  # numbers stay numbers
+    assert {r["score"] for r in hostile} == {"-1.50"}
+    assert dict(zip(header, table[1], strict=True))["applicant"] == "세종특별자치시"  # plain text untouched
+
+
+def test_xlsx_cells_that_start_a_formula_are_text_not_formulas(tmp_path: Path) -> None:
+    path = tmp_path / "ranking.xlsx"
+    exports.write(path, _hostile_rows())
+    sheet = load_workbook(path).active
+    assert sheet is not None
+    header = [c.value for c in sheet[1]]
+    col = {name: i for i, name in enumerate(header)}
+    for row, text in zip(list(sheet.iter_rows(min_row=4)), HOSTILE, strict=True):
+        for name in ("applicant", "note"):
+            cell = row[col[name]]
+            # (XML reads a carriage return back as a line feed)
+            assert (cell.value, cell.data_type) == (text.replace("\r", "\n"), "s")
+            assert cell.quotePrefix
+        assert (row[col["national_krw"]].value, row[col["national_krw"]].data_type) == (-5, "n")
+        assert (row[col["score"]].value, row[col["score"]].data_type) == (-1.5, "n")
+    assert not any(c.data_type == "f" for r in sheet.iter_rows() for c in r)
+
+
+@pytest.mark.parametrize("name", ["ranking.csv", "ranking.xlsx"])
+def test_an_export_is_readable_by_its_owner_only(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    old = os.umask(0o022)  # a umask that makes files world-readable
+    try:
+        exports.write(path, _rows())
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
 # -- refusals --------------------------------------------------------------------------------
