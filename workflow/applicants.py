@@ -1,19 +1,22 @@
 """Import local governments (applicants) from CSV: all rows or none.
 
 Every row is validated first; any problem is reported with its row, column,
-value and the fix, and nothing is imported. A valid file is upserted by code
+value and the fix, and nothing is imported. The importers (applicants here,
+evaluators and score sheets in committee.py) share one reader: it refuses a
+file over `[gongmo] max_csv_bytes` before reading it, streams the rest row by
+row (never the whole file in memory), and shows the first 50 problems with a
+count of the others. A valid file is upserted by code
 in one transaction, so importing the same file twice changes nothing.
 """
 
 from __future__ import annotations
 
 import csv
-import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator
@@ -61,15 +64,68 @@ class ImportResult:
     unchanged: int
 
 
-def open_csv(path: Path) -> Iterator[list[str]]:
-    """The rows of a spreadsheet's CSV export (UTF-8, with or without a BOM), or a clear refusal."""
+# The default of [gongmo] max_csv_bytes: a sheet of every local government is ~30 KB.
+MAX_CSV_BYTES = 20 * 1024 * 1024
+# Problems shown in a refusal; the others are counted.
+MAX_PROBLEMS = 50
+
+
+def open_csv(path: Path, max_bytes: int = MAX_CSV_BYTES) -> Iterator[list[str]]:
+    """The rows of a spreadsheet's CSV export (UTF-8, with or without a BOM), read as they are
+    needed; a file over `max_bytes` is refused before any of it is read."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        f = path.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise InvalidInput(f"{path}: not UTF-8; save the sheet as 'CSV UTF-8'; nothing was imported") from None
-    return csv.reader(io.StringIO(text))
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        f.close()
+        raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
+    if size > max_bytes:
+        f.close()
+        raise InvalidInput(
+            f"{path}: {size:,} bytes, more than the {max_bytes:,} an import takes ([gongmo] max_csv_bytes):"
+            " split the file, or raise the limit in the config; nothing was imported"
+        )
+    return _stream(f, path)
+
+
+def _stream(f: TextIO, path: Path) -> Iterator[list[str]]:
+    with f:
+        try:
+            yield from csv.reader(f)
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{path}: not UTF-8; save the sheet as 'CSV UTF-8'; nothing was imported") from None
+        except OSError as exc:
+            raise InvalidInput(f"{path}: cannot read ({exc.strerror}); nothing was imported") from None
+
+
+class Problems:
+    """The problems of a file: the first MAX_PROBLEMS kept as lines, the rest counted."""
+
+    def __init__(self, path: Path, limit: int = MAX_PROBLEMS) -> None:
+        self.path = path
+        self.limit = limit
+        self.lines: list[str] = []
+        self.more = 0
+
+    def append(self, line: str) -> None:
+        if len(self.lines) < self.limit:
+            self.lines.append(line)
+        else:
+            self.more += 1
+
+    def __bool__(self) -> bool:
+        return bool(self.lines)
+
+    def __len__(self) -> int:
+        return len(self.lines) + self.more
+
+    def refusal(self, last: str = "nothing was imported") -> str:
+        """The kept lines, the count of the others, and `last`: the message of the refusal."""
+        more = [f"{self.path}: ... and {self.more:,} more errors (fix these and import again)"] if self.more else []
+        return "\n".join([*self.lines, *more, last])
 
 
 # C0 controls and DEL: no cell of a sheet needs one (a NUL is refused by PostgreSQL).
@@ -118,7 +174,7 @@ def header_problems(header: tuple[str, ...], required: tuple[str, ...], allowed:
 
 
 def records(
-    rows: Iterator[list[str]], header: tuple[str, ...], path: Path, problems: list[str]
+    rows: Iterator[list[str]], header: tuple[str, ...], path: Path, problems: Problems | list[str]
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Each row after the header as (its number, column -> cell as typed), numbered as a spreadsheet
     shows it: the header is row 1, a blank line is a row, a cell with a line break stays in its row.
@@ -158,14 +214,14 @@ def _csv_problem(exc: csv.Error) -> str:
     return f"not readable as CSV ({exc}); save the sheet as 'CSV UTF-8' again"
 
 
-def parse(path: Path) -> list[ApplicantRow]:
-    rows_in = open_csv(path)
+def parse(path: Path, max_bytes: int = MAX_CSV_BYTES) -> list[ApplicantRow]:
+    rows_in = open_csv(path, max_bytes)
     header = header_of(rows_in, path)
     wrong = header_problems(header, COLUMNS, COLUMNS)
     if wrong:
         raise InvalidInput(f"{path}: header must be {','.join(COLUMNS)}{wrong}; nothing was imported")
     rows: list[ApplicantRow] = []
-    problems: list[str] = []
+    problems = Problems(path)
     seen: dict[str, int] = {}
     for number, record in records(rows_in, header, path, problems):
         try:
@@ -187,7 +243,7 @@ def parse(path: Path) -> list[ApplicantRow]:
         seen[row.code] = number
         rows.append(row)
     if problems:
-        raise InvalidInput("\n".join(problems) + "\nnothing was imported")
+        raise InvalidInput(problems.refusal())
     if not rows:
         raise InvalidInput(f"{path}: no rows after the header; nothing was imported")
     return rows

@@ -28,7 +28,7 @@ from states.lifecycle import Role
 from states.scoring import PARTS, Criterion, check_sheet, parse_points
 from workflow import events, review
 from workflow.actors import Actor
-from workflow.applicants import header_of, header_problems, open_csv, records, shown
+from workflow.applicants import MAX_CSV_BYTES, Problems, header_of, header_problems, open_csv, records, shown
 from workflow.config import Track
 from workflow.db import read, write
 from workflow.models import APPLICANT, APPLICATION, ASSIGNMENT, DECLARED_CONFLICT, EVALUATOR, MAX_ID, SCORE, TRACK
@@ -68,9 +68,9 @@ FIXES = {
 }
 
 
-def parse_evaluators(path: Path) -> list[tuple[EvaluatorRow, str]]:
-    """Rows with their region code; all problems at once, or nothing."""
-    rows_in = open_csv(path)
+def parse_evaluators(path: Path, max_bytes: int = MAX_CSV_BYTES) -> list[tuple[EvaluatorRow, str]]:
+    """Rows with their region code; all problems at once (the first 50 and a count), or nothing."""
+    rows_in = open_csv(path, max_bytes)
     header = header_of(rows_in, path)
     wrong = header_problems(header, EVALUATOR_COLUMNS[:4], EVALUATOR_COLUMNS)
     if wrong:
@@ -79,7 +79,7 @@ def parse_evaluators(path: Path) -> list[tuple[EvaluatorRow, str]]:
             " nothing was imported"
         )
     rows: list[tuple[EvaluatorRow, str]] = []
-    problems: list[str] = []
+    problems = Problems(path)
     seen: dict[str, int] = {}
     for number, cells in records(rows_in, header, path, problems):
         record: dict[str, Any] = {k: v.strip() for k, v in cells.items()}
@@ -111,7 +111,7 @@ def parse_evaluators(path: Path) -> list[tuple[EvaluatorRow, str]]:
         seen[key] = number
         rows.append((row, region))
     if problems:
-        raise InvalidInput("\n".join(problems) + "\nnothing was imported")
+        raise InvalidInput(problems.refusal())
     if not rows:
         raise InvalidInput(f"{path}: no rows after the header; nothing was imported")
     return rows
@@ -399,9 +399,9 @@ def _enter(
     events.record(conn, now, actor, "score_corrected" if old else "scored", detail, row["track_id"], row["id"])
 
 
-def parse_scores(path: Path, track: Track) -> tuple[list[SheetInput], list[str]]:
+def parse_scores(path: Path, track: Track, max_bytes: int = MAX_CSV_BYTES) -> tuple[list[SheetInput], list[str]]:
     """receipt_no,evaluator,part,<one column per criterion> -> sheets with their row labels."""
-    rows_in = open_csv(path)
+    rows_in = open_csv(path, max_bytes)
     header = header_of(rows_in, path)
     keys = [c.key for c in track.evaluation.criteria]
     expected = ("receipt_no", "evaluator", "part", *keys)
@@ -413,7 +413,7 @@ def parse_scores(path: Path, track: Track) -> tuple[list[SheetInput], list[str]]
     sheets: list[SheetInput] = []
     where: list[str] = []
     seen: dict[tuple[str, str, str], int] = {}
-    problems: list[str] = []
+    problems = Problems(path)
     for number, cells in records(rows_in, header, path, problems):
         record = {k: v.strip() for k, v in cells.items()}
         key = (record["receipt_no"], record["evaluator"].lower(), record["part"])
@@ -428,7 +428,7 @@ def parse_scores(path: Path, track: Track) -> tuple[list[SheetInput], list[str]]
         )
         where.append(f"{path}: row {number}: ")
     if problems:
-        raise InvalidInput("\n".join(problems) + "\nnothing was imported")
+        raise InvalidInput(problems.refusal())
     if not sheets:
         raise InvalidInput(f"{path}: no rows after the header; nothing was imported")
     return sheets, where

@@ -404,6 +404,8 @@ class Settings(Strict):
     lease_seconds: int = Field(default=600, ge=10)
     # A deadline fired later than this after its time is recorded as catch-up.
     on_time_seconds: int = Field(default=120, ge=1)
+    # The largest CSV an import reads (refused in one line before reading past it).
+    max_csv_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=2**31)
 
 
 class SMTP(Strict):

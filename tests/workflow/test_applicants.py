@@ -472,3 +472,69 @@ def test_a_long_value_is_shortened_in_the_refusal(tmp_path: Path) -> None:
         f"{path}: row 2, column name = '{'수' * 40}'... (5000 characters): String should have at most 60 characters;"
         " expected the local government's name, e.g. 수원시"
     )
+
+
+# --- large files (issue 18, finding 9) ---------------------------------------------------
+
+
+def test_a_large_file_is_streamed_and_its_refusal_shows_the_first_50_errors_and_a_count(tmp_path: Path) -> None:
+    """~4 MB of rows with one error each: the refusal has 50 problem lines, the count of the others
+    and the last line; the file is read as it goes (peak memory a small fraction of its size)."""
+    import tracemalloc
+
+    bad = 220_000
+    path = tmp_path / "big.csv"
+    with path.open("w", encoding="utf-8") as f:
+        f.write(HEADER)
+        for i in range(bad):
+            f.write(f"{10000 + i % 90000},x,city,1,y,z@x.example,ko,extra\n")  # more values than columns
+    size = path.stat().st_size
+    assert size > 4_000_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(InvalidInput) as info:
+            parse(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    lines = str(info.value).splitlines()
+    assert len(lines) == 52
+    assert lines[0] == f"{path}: row 2: more values than columns; quote a value that has a comma"
+    assert lines[49] == f"{path}: row 51: more values than columns; quote a value that has a comma"
+    assert lines[50] == f"{path}: ... and 219,950 more errors (fix these and import again)"
+    assert lines[51] == "nothing was imported"
+    assert peak < size / 4, f"peak {peak:,} bytes for a file of {size:,}"
+
+
+def test_a_file_over_the_size_limit_is_refused_in_one_line_before_it_is_read(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, HEADER + SUWON * 40)
+    size = path.stat().st_size
+    with pytest.raises(InvalidInput) as info:
+        parse(path, max_bytes=1024)
+    assert str(info.value) == (
+        f"{path}: {size:,} bytes, more than the 1,024 an import takes ([gongmo] max_csv_bytes): split the file,"
+        " or raise the limit in the config; nothing was imported"
+    )
+    # not read: bytes that are not UTF-8 would be refused as such if it were
+    path.write_bytes(b"\xff" * 2000)
+    with pytest.raises(InvalidInput, match=r"2,000 bytes, more than the 1,024"):
+        parse(path, max_bytes=1024)
+    assert len(parse(write_csv(tmp_path, HEADER + SUWON, "small.csv"), max_bytes=1024)) == 1
+
+
+def test_the_size_limit_is_a_config_setting_of_20_mb_by_default(tmp_path: Path) -> None:
+    from workflow.config import load
+
+    assert load(CONFIG).config.gongmo.max_csv_bytes == 20 * 1024 * 1024 == applicants.MAX_CSV_BYTES
+    changed = config_copy(
+        tmp_path, ('environment = "development"', 'environment = "development"\nmax_csv_bytes = 4096')
+    )
+    assert load(changed).config.gongmo.max_csv_bytes == 4096
+
+
+def test_a_byte_that_is_not_utf8_far_into_the_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "late.csv"
+    path.write_bytes((HEADER + SUWON.replace("41110", "41111") * 1).encode() + GOYANG.encode() * 3000 + b"\xff\n")
+    with pytest.raises(InvalidInput) as info:
+        parse(path)
+    assert str(info.value) == f"{path}: not UTF-8; save the sheet as 'CSV UTF-8'; nothing was imported"

@@ -232,6 +232,9 @@ def check_refusal(path: Path, message: str, last: str, columns: tuple[str, ...],
         return
     assert lines[-1] == last, message
     for line in lines[:-1]:
+        if re.fullmatch(r"\.\.\. and [0-9,]+ more errors \(fix these and import again\)", line.removeprefix(prefix)):
+            assert line == lines[-2] and len(lines) == 52, message  # after the first 50
+            continue
         where = ROW.match(line.removeprefix(prefix))
         assert where is not None, line
         assert 2 <= int(where[1]) <= max_row, (line, max_row)
@@ -570,3 +573,33 @@ def test_a_receipt_number_of_odd_digits_is_refused_naming_the_row(assigned: App,
         committee.enter_sheets(app, sheets, sc.OFFICE, where)
     assert str(info.value).startswith(f"{path}: row 2: ")
     assert snapshot(app, SCORE, EVENT) == before
+
+
+@pytest.mark.parametrize("importer", ["applicants", "evaluators", "scores"])
+def test_every_importer_shows_the_first_50_problems_and_counts_the_rest(tmp_path: Path, importer: str) -> None:
+    """The three importers share the reader's cap (issue 18, finding 9): 120 rows with one problem each."""
+    row = [*ROWS[importer], "extra"]  # more values than columns
+    path = CsvFile(HEADERS[importer], [row] * 120, True, "\n", "utf-8", None).write(tmp_path / "many.csv")
+    lines = refusal(importer, path).splitlines()
+    assert len(lines) == 52
+    assert lines[0] == f"{path}: row 2: more values than columns; quote a value that has a comma"
+    assert lines[50] == f"{path}: ... and 70 more errors (fix these and import again)"
+    assert lines[51] == "nothing was imported"
+    check_refusal(path, "\n".join(lines), "nothing was imported", (*HEADERS[importer], "extra"), 122)
+
+
+@pytest.mark.parametrize("importer", ["applicants", "evaluators", "scores"])
+def test_every_importer_refuses_a_file_over_its_size_limit_unread(tmp_path: Path, importer: str) -> None:
+    path = tmp_path / "big.csv"
+    path.write_bytes(b"\xff" * 5000)  # not even UTF-8: the size is refused first
+    with pytest.raises(GongmoError) as info:
+        if importer == "applicants":
+            applicants.parse(path, max_bytes=4096)
+        elif importer == "evaluators":
+            committee.parse_evaluators(path, max_bytes=4096)
+        else:
+            committee.parse_scores(path, _score_track(), max_bytes=4096)
+    assert str(info.value) == (
+        f"{path}: 5,000 bytes, more than the 4,096 an import takes ([gongmo] max_csv_bytes): split the file,"
+        " or raise the limit in the config; nothing was imported"
+    )
