@@ -900,8 +900,20 @@ def _flags() -> set[str]:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; return the exit code. User mistakes never raise."""
+    """Run the CLI; return the exit code. User mistakes never raise.
+
+    Everything gongmo creates while it runs (the database, its WAL, the
+    Maildir and its messages, exports) is its owner's only: the umask is 077
+    for the run (the daemon runs inside it) and is given back afterwards."""
     args = list(argv) if argv is not None else sys.argv[1:]
+    umask = os.umask(0o077)
+    try:
+        return _run(args)
+    finally:
+        os.umask(umask)
+
+
+def _run(args: list[str]) -> int:
     try:
         _check_controls(args)
         result = app(args=args, prog_name="gongmo", standalone_mode=False)

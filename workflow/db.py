@@ -9,6 +9,7 @@ deferred BEGIN and does not block writers.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -51,7 +52,7 @@ def custom_plans(conn: Connection) -> None:
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     path = sa.engine.make_url(url).database
     if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        _private_file(Path(path))
     engine = sa.create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -72,6 +73,31 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _private_file(path: Path) -> None:
+    """Create the database's missing folders 0700 and the file itself 0600, whatever the umask: it
+    holds token hashes, scores and every notice. SQLite gives its -wal and -shm files the mode of
+    the database. A folder or a file that exists keeps the mode the office gave it."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+            folder.chmod(0o700)  # mkdir's mode is masked by the umask
+        except FileExistsError:
+            pass  # another process made it first
+        except OSError:
+            return  # SQLite names the problem when it opens the file
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # SQLite names the problem when it opens the file
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 @contextmanager
