@@ -442,6 +442,8 @@ class Api(Strict):
     # Rows per page when a list request names no limit (and the most it may ask).
     page_size: int = Field(default=50, ge=1, le=1000)
     max_page_size: int = Field(default=500, ge=1, le=10_000)
+    # The largest request body taken (413 past it); read only after the token is checked.
+    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
 
 
 class Config(Strict):
@@ -454,8 +456,6 @@ class Config(Strict):
     def _unique(self) -> Config:
         contests = [c.key for c in self.contests]
         tracks = [t.key for c in self.contests for t in c.tracks]
-    # The largest request body taken (413 past it); read only after the token is checked.
-    max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
         for label, keys in (("contest", contests), ("track", tracks)):
             dups = sorted({k for k in keys if keys.count(k) > 1})
             if dups:
