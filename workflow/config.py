@@ -9,6 +9,7 @@ with an explicit offset) and held in UTC.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import os
 import tomllib
 import unicodedata
@@ -30,6 +31,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from notifications.notices import NOTICES
 from states.calendar import add_working_days, parse_working_days, reminder_instant
@@ -394,7 +396,8 @@ def _to_utc(value: Any, tz: tzinfo) -> Any:
 
 
 class Settings(Strict):
-    environment: Literal["production", "rehearsal", "development"] = "development"
+    # Required, no default: a config that forgets it must not run as development (--now honoured).
+    environment: Literal["production", "rehearsal", "development"] = Field(default=None, validate_default=True)
     database_url: str = "sqlite:///var/gongmo.db"
     templates_dir: str = "templates"
     # The daemon: how often it looks for due deadlines (it also wakes at the
@@ -406,6 +409,17 @@ class Settings(Strict):
     on_time_seconds: int = Field(default=120, ge=1)
     # The largest CSV an import reads (refused in one line before reading past it).
     max_csv_bytes: int = Field(default=20 * 1024 * 1024, ge=1024, le=2**31)
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _environment_given(cls, value: Any) -> Any:
+        if value is None:
+            raise PydanticCustomError(
+                "missing",
+                'required: write environment = "production", "rehearsal" or "development" under [gongmo]'
+                " (production refuses --now, SMTP passwords in clear, a public API host and the Maildir)",
+            )
+        return value
 
 
 class SMTP(Strict):
@@ -451,6 +465,51 @@ class Config(Strict):
     mail: Mail = Field(default_factory=Mail)
     api: Api = Field(default_factory=Api)
     contests: list[Contest] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gongmo_table(cls, data: Any) -> Any:
+        """No [gongmo] table is a table without `environment`: refused by name, not run as development."""
+        if isinstance(data, dict) and "gongmo" not in data:
+            return {**data, "gongmo": {}}
+        return data
+
+    @model_validator(mode="after")
+    def _production(self) -> Config:
+        """A production config refuses the settings meant for development, each on a line of its own."""
+        if self.gongmo.environment != "production":
+            return self
+        prod = 'gongmo.environment = "production"'
+        found: list[InitErrorDetails] = []
+
+        def refuse(loc: tuple[str, ...], value: Any, message: str) -> None:
+            found.append(InitErrorDetails(type=PydanticCustomError("production", message), loc=loc, input=value))
+
+        smtp = self.mail.smtp
+        if self.mail.transport == "maildir":
+            refuse(
+                ("mail", "transport"),
+                "maildir",
+                f'{prod} sends real notices: use transport = "smtp" (a Maildir keeps them on this machine'
+                " while the outbox marks them sent; it is for rehearsal and development)",
+            )
+        if smtp.security == "none" and smtp.username:
+            refuse(
+                ("mail", "smtp", "security"),
+                "none",
+                f"{prod} does not send the password of username = {smtp.username!r} in clear:"
+                ' use security = "starttls" or "tls"',
+            )
+        if self.api.enabled and not _loopback(self.api.host):
+            refuse(
+                ("api", "host"),
+                self.api.host,
+                f'{prod} serves the API on loopback only: set host = "127.0.0.1" and put a TLS-terminating'
+                " reverse proxy on this machine in front of it (see the README)",
+            )
+        if found:
+            raise ValidationError.from_exception_data("Config", found)
+        return self
 
     @model_validator(mode="after")
     def _unique(self) -> Config:
@@ -510,6 +569,15 @@ def load(path: Path) -> Loaded:
         database_url=_anchor_sqlite(url, base),
         templates_dir=(base / config.gongmo.templates_dir),
     )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def _not_utf8(raw: bytes, at: int) -> str:

@@ -501,6 +501,7 @@ def test_the_local_copy_itself_initialises(tmp_path: Path, capsys: pytest.Captur
 
 BERLIN = """
 [gongmo]
+environment = "development"
 database_url = "sqlite:///var/x.db"
 
 [[contests]]
@@ -624,3 +625,108 @@ def test_environment_database_url_is_used_by_init(
     assert code == 0, err
     assert other.exists()
     assert not (tmp_path / "gongmo.db").exists()
+
+
+# --- the environment and the production guard (issue 18, finding 11) ------------------------------
+
+ENV_LINE = 'environment = "development"'
+MISSING_ENV = (
+    ': gongmo.environment = (missing): required: write environment = "production", "rehearsal" or "development"'
+    " under [gongmo] (production refuses --now, SMTP passwords in clear, a public API host and the Maildir)"
+)
+
+
+def production(text: str) -> str:
+    """The shipped config as a production one that passes the guard: SMTP with STARTTLS, the API on loopback."""
+    text = edit(text, ENV_LINE, 'environment = "production"')
+    text = edit(text, 'transport = "maildir"', 'transport = "smtp"')
+    return edit(text, '# username = "gongmo"', 'username = "gongmo"')
+
+
+def test_the_shipped_config_names_its_environment() -> None:
+    assert load(CONFIG).config.gongmo.environment == "development"
+
+
+def test_a_config_without_environment_is_refused_naming_the_key_and_the_choices(tmp_path: Path) -> None:
+    path, message = refusal(tmp_path, lambda t: edit(t, ENV_LINE, ""))
+    assert message == f"{path}{MISSING_ENV}"
+
+
+def test_a_config_without_a_gongmo_table_is_refused_the_same_way(tmp_path: Path) -> None:
+    def without_table(text: str) -> str:
+        start = text.index("[gongmo]")
+        return text[:start] + text[text.index("[mail]") :]
+
+    path, message = refusal(tmp_path, without_table)
+    assert message == f"{path}{MISSING_ENV}"
+
+
+def test_a_production_config_with_smtp_on_loopback_loads(tmp_path: Path) -> None:
+    path = local_copy(tmp_path, production(shipped_text()))
+    loaded = load(path)
+    assert loaded.production and loaded.config.mail.transport == "smtp"
+    for host in ("127.0.0.1", "::1", "localhost", "127.0.0.2"):
+        edited = edit(production(shipped_text()), 'host = "127.0.0.1"\nport = 8470', f'host = "{host}"\nport = 8470')
+        assert load(local_copy(tmp_path, edited)).config.api.host == host
+
+
+PRODUCTION_REFUSALS = {
+    "maildir": (
+        lambda t: edit(t, 'transport = "smtp"', 'transport = "maildir"'),
+        "mail.transport = 'maildir': gongmo.environment = \"production\" sends real notices: use transport ="
+        ' "smtp" (a Maildir keeps them on this machine while the outbox marks them sent; it is for rehearsal and'
+        " development)",
+    ),
+    "smtp password in clear": (
+        lambda t: edit(t, 'security = "starttls"', 'security = "none"'),
+        "mail.smtp.security = 'none': gongmo.environment = \"production\" does not send the password of username"
+        ' = \'gongmo\' in clear: use security = "starttls" or "tls"',
+    ),
+    "public api host": (
+        lambda t: edit(t, 'host = "127.0.0.1"\nport = 8470', 'host = "0.0.0.0"\nport = 8470'),
+        "api.host = '0.0.0.0': gongmo.environment = \"production\" serves the API on loopback only: set host ="
+        ' "127.0.0.1" and put a TLS-terminating reverse proxy on this machine in front of it (see the README)',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PRODUCTION_REFUSALS))
+def test_production_refuses_each_development_setting_in_one_line(tmp_path: Path, case: str) -> None:
+    change, expected = PRODUCTION_REFUSALS[case]
+    path, message = refusal(tmp_path, lambda t: change(production(t)))
+    assert message == f"{path}: {expected}"
+
+
+def test_production_names_every_development_setting_each_on_its_line(tmp_path: Path) -> None:
+    def everything(text: str) -> str:
+        for change, _ in PRODUCTION_REFUSALS.values():
+            text = change(text)
+        return text
+
+    path, message = refusal(tmp_path, lambda t: everything(production(t)))
+    assert message.splitlines() == [f"{path}: {expected}" for _, expected in PRODUCTION_REFUSALS.values()]
+
+
+@pytest.mark.parametrize("environment", ["development", "rehearsal"])
+def test_the_other_environments_take_the_development_settings(tmp_path: Path, environment: str) -> None:
+    def loose(text: str) -> str:
+        text = edit(text, '# username = "gongmo"', 'username = "gongmo"')
+        text = edit(text, 'security = "starttls"', 'security = "none"')
+        text = edit(text, 'host = "127.0.0.1"\nport = 8470', 'host = "0.0.0.0"\nport = 8470')
+        return edit(text, ENV_LINE, f'environment = "{environment}"')
+
+    loaded = load(local_copy(tmp_path, loose(shipped_text())))
+    assert (loaded.config.mail.transport, loaded.config.api.host) == ("maildir", "0.0.0.0")
+
+
+def test_production_refuses_now_and_gongmo_now(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import run_cli
+
+    path = local_copy(tmp_path, production(shipped_text()))
+    code, _, err = run_cli(capsys, "--config", str(path), "--now", "2024-05-28T10:00", "status")
+    assert code == 1 and len(err.splitlines()) == 1 and "is a production configuration" in err
+    monkeypatch.setenv("GONGMO_NOW", "2024-05-28T10:00")
+    code, _, err = run_cli(capsys, "--config", str(path), "status")
+    assert code == 1 and len(err.splitlines()) == 1 and "is a production configuration" in err
