@@ -176,6 +176,41 @@ NOTICES: dict[str, Notice] = {
     )
 }
 
+# -- which notice supersedes which ------------------------------------------------------
+#
+# A notice queued for an application cancels that application's older notices
+# named here that have not been sent yet (pending, held, retry), and marks one
+# being sent at that moment so the mailer settles it (not sent if it had not
+# gone yet; otherwise recorded as sent though superseded). The same notice
+# queued again (same key) is never its own victim.
+
+# The selection's results: a newer one replaces an older one (selected, then
+# corrected to waitlisted: the first must never go out after).
+RESULT_NOTICES: frozenset[str] = frozenset({"selected", "promoted", "waitlisted", "not_selected"})
+_RESULTS_AND_CANCEL = RESULT_NOTICES | {"cancelled"}
+
+SUPERSEDES: dict[str, frozenset[str]] = {
+    **{n: _RESULTS_AND_CANCEL for n in _RESULTS_AND_CANCEL},
+    # A withdrawn applicant is told nothing more of a contest it has left: no result,
+    # no invitation, no reminder, no "passed" that is no longer true.
+    "withdrawal_confirmed": RESULT_NOTICES
+    | {"review_passed", "presentation_invitation", "deadline_reminder", "kickoff_plan_request"},
+    "review_passed": frozenset({"review_passed", "disqualified"}),
+    "disqualified": frozenset({"review_passed", "disqualified", "presentation_invitation"}),
+    "presentation_invitation": frozenset({"presentation_invitation"}),  # a moved slot: the old time must not go out
+}
+
+
+def supersedes(notice: str) -> frozenset[str]:
+    """The older unsent notices of the same application that `notice` cancels."""
+    return SUPERSEDES.get(notice, frozenset())
+
+
+def superseded_by(notice: str) -> frozenset[str]:
+    """The newer notices that cancel an unsent `notice`."""
+    return frozenset(new for new, old in SUPERSEDES.items() if notice in old)
+
+
 _T = datetime(2021, 12, 29, 9, 0, tzinfo=UTC)  # 18:00 KST
 
 # Sample values for the start-up render; one per variable of any notice.

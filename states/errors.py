@@ -47,6 +47,10 @@ class MissingReason(GongmoError):
         super().__init__(f"'{trigger}' needs a reason: add --reason \"...\" (the applicant's notice carries it)")
 
 
+class NotVisible(GongmoError):
+    """A reader that may not see this row (another applicant's, an evaluator's conflicted one)."""
+
+
 class NotFound(GongmoError):
     """A named thing (application, applicant, track) does not exist."""
 

@@ -26,6 +26,7 @@ class Role(StrEnum):
     ADMIN = "admin"  # ministry / LH staff
     EVALUATOR = "evaluator"
     APPLICANT = "applicant"
+    METRICS = "metrics"  # a monitoring system's token: reads /metrics, nothing else
 
 
 @dataclass(frozen=True)

@@ -27,13 +27,13 @@ from states.lifecycle import APPLICATION as TABLE
 from states.lifecycle import Role, mermaid
 from workflow import applicants as applicants_mod
 from workflow import audit as audit_mod
-from workflow import calendars, closures, loader, rehearsal, schema
+from workflow import calendars, closures, loader, rehearsal, schema, visibility
 from workflow import config as config_mod
-from workflow import events as events_mod
+from workflow import tokens as tokens_mod
 from workflow.actors import Actor
 from workflow.app import App, open_app
 from workflow.db import read, write
-from workflow.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, MAX_ID, OUTBOX, OUTBOX_LIST, OUTBOX_STATES, TRACK
+from workflow.models import APPLICANT, APPLICATION, DEADLINE, MAX_ID, OUTBOX, OUTBOX_LIST, OUTBOX_STATES, TRACK
 
 app = typer.Typer(
     name="gongmo",
@@ -326,46 +326,33 @@ def _resolve(a: App, ref: str) -> int:
 
 
 @app.command()
-def show(application: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """One application with its full history and its notices."""
+def show(
+    application: str,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_who: Annotated[
+        str,
+        typer.Option(
+            "--as",
+            help="Show it as this reader sees it: admin (the default), applicant:CODE or evaluator:EMAIL",
+        ),
+    ] = "admin",
+) -> None:
+    """One application with its full history and its notices (as the office sees it, or as --as)."""
     a = state.app()
     app_id = _resolve(a, application)
+    role, _, subject = as_who.partition(":")
     with read(a.db) as conn:
-        row = (
-            conn.execute(
-                sa.select(APPLICATION, TRACK.c.key.label("track"), APPLICANT.c.code, APPLICANT.c.name)
-                .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
-                .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
-                .where(APPLICATION.c.id == app_id)
-            )
-            .mappings()
-            .first()
-        )
-        if row is None:
-            raise NotFound(f"no application {app_id}")
-        history = [
-            dict(r)
-            for r in conn.execute(
-                sa.select(AUDIT).where(AUDIT.c.application_id == app_id).order_by(AUDIT.c.id)
-            ).mappings()
-        ]
-        notices = [
-            dict(r)
-            for r in conn.execute(
-                sa.select(OUTBOX.c.id, OUTBOX.c.notice, OUTBOX.c.state, OUTBOX.c.subject, OUTBOX.c.created_at)
-                .where(OUTBOX.c.application_id == app_id)
-                .order_by(OUTBOX.c.id)
-            ).mappings()
-        ]
-        decisions = events_mod.of_application(conn, app_id)
-    data = {**dict(row), "history": history, "notices": notices, "events": decisions}
-    data["checklist"] = json.loads(row["checklist"]) if row["checklist"] else None
+        who = tokens_mod.principal(conn, role, subject)
+        data = visibility.detail(a, conn, who, app_id)
+    history, notices, decisions = data["history"], data["notices"], data["events"]
+    data = row = {**data, "code": data["applicant_code"], "name": data["applicant_name"]}
     if as_json:
         _json(data)
         return
+    pending = " (result pending: under embargo)" if row["result_pending"] else ""
     console.print(
         f"application {row['id']} · {row['track']} · {row['name']} ({row['code']}) · state [bold]{row['state']}[/]"
-        f" · version {row['version']} · receipt {row['receipt_no'] or '-'}"
+        f"{pending} · version {row['version']} · receipt {row['receipt_no'] or '-'}"
     )
     if row["national_krw"] is not None:
         console.print(
@@ -395,8 +382,14 @@ def show(application: str, as_json: Annotated[bool, typer.Option("--json")] = Fa
             ["rule", "result", "value", "required"],
             [[c["rule"], "pass" if c["passed"] else "FAIL", c["value"], c["expected"]] for c in data["checklist"]],
         )
-    if row["score"]:
-        console.print(f"committee score {row['score']}, rank {row['rank']}", markup=False)
+    result = row["result"]
+    if result:
+        console.print(
+            f"committee score {result['committee_score']} (written {result['written_score']}, presentation"
+            f" {result['presentation_score']}), rank {result['rank']} of {result['ranked']}; minimum"
+            f" {result['minimum_score']}, last selected {result['last_selected_score'] or '-'}",
+            markup=False,
+        )
     if decisions:
         _print_rows(
             "decisions (KST)",
@@ -504,9 +497,41 @@ def _when(value: str, name: str = "NEW_TIME") -> datetime:
 def deadlines(
     track: Annotated[str | None, typer.Argument()] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    fire: Annotated[
+        str | None,
+        typer.Option(
+            "--fire",
+            metavar="KEY",
+            help="Fire this due deadline now, ahead of its retry; a held announcement is sent as a real (late) call.",
+        ),
+    ] = None,
+    skip: Annotated[
+        str | None,
+        typer.Option("--skip", metavar="KEY", help="Record a held announcement as not sent (needs --reason)."),
+    ] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why a held announcement is skipped.")] = None,
 ) -> None:
-    """Every deadline row: when it is due (KST), whether it fired, and how."""
+    """Every deadline row: when it is due (KST), whether it fired, and how; a row
+    that failed (or a call held for the office) and the rows waiting behind it."""
+    from workflow import ticker as ticker_mod
+
     a = state.app()
+    if fire is not None or skip is not None:
+        from workflow.daemon import worker_name
+
+        if fire is not None and skip is not None:
+            raise InvalidInput("--fire and --skip: give one of them")
+        office = ticker_mod.Ticker(a, f"{worker_name()}:office")
+        if skip is not None:
+            office.skip(skip, reason or "")
+            console.print(f"{skip}: recorded as not sent ({reason}); the rest of its track goes on", markup=False)
+            return
+        assert fire is not None
+        done = office.fire_now(fire)
+        if done.error is not None:
+            raise InvalidInput(f"--fire {fire}: failed again: {done.error}")
+        console.print(f"{fire}: fired: {done.summary}", markup=False)
+        return
     query = (
         sa.select(DEADLINE, TRACK.c.key.label("track"))
         .join(TRACK, TRACK.c.id == DEADLINE.c.track_id)
@@ -515,24 +540,34 @@ def deadlines(
     if track is not None:
         a.loaded.config.track(track)
         query = query.where(TRACK.c.key == track)
+    now = a.clock.now()
     with read(a.db) as conn:
-        rows = [dict(r) for r in conn.execute(query).mappings()]
+        rows = ticker_mod.annotate([dict(r) for r in conn.execute(query).mappings()], now)
+        blocked = [b for b in ticker_mod.blocked(conn, now) if track is None or b["track"] == track]
     if as_json:
         _json(rows)
         return
-    table = RichTable("due (KST)", "deadline", "action", "fired (KST)", "late", "tries", "last error")
+    table = RichTable("due (KST)", "deadline", "action", "status", "fired (KST)", "late", "tries", "last error")
     for r in rows:
         late = "" if r["late"] is None else ("catch-up" if r["late"] else "on time")
+        status = f"waiting for {r['waiting_for']}" if r["status"] == "waiting" else r["status"]
         table.add_row(
             _kst(r["due_at"]),
             r["key"],
             r["action"],
+            status,
             _kst(r["fired_at"]),
             late,
             str(r["attempts"]),
             r["last_error"] or "",
         )
     console.print(table)
+    for b in blocked:
+        if b["kind"] == "held":
+            what = f"held for the office: {b['error']}"
+        else:
+            what = f"failed {b['attempts']} time(s), retried at {_kst(b['retry_at'])} KST: {b['error']}"
+        console.print(f"blocked: {b['key']} {what}; {b['waiting']} due deadline(s) of its track wait", markup=False)
 
 
 @app.command()
@@ -739,14 +774,37 @@ def outbox_show(outbox_id: int) -> None:
 
 
 @outbox_app.command("retry")
-def outbox_retry(outbox_id: int) -> None:
-    """Send a dead (or waiting) row again at the next delivery."""
-    from workflow.mailer import retry_now
+def outbox_retry(
+    outbox_id: Annotated[int | None, typer.Argument(help="One row (see `gongmo outbox`); or --state for many.")] = None,
+    only: Annotated[str | None, typer.Option("--state", help="Every row in this state: dead (or retry).")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="With --state: queued at or after this instant (ISO; KST if no zone).")
+    ] = None,
+    track: Annotated[str | None, typer.Option("--track", help="With --state: only this track's notices.")] = None,
+) -> None:
+    """Send a dead (or waiting) row again at the next delivery; with --state dead, every dead row (bulk)."""
+    from workflow.mailer import retry_all, retry_now
 
-    _bounded(outbox_id, "OUTBOX_ID")
+    if outbox_id is not None:
+        if only is not None or since is not None or track is not None:
+            raise InvalidInput(f"OUTBOX_ID {outbox_id} with --state/--since/--track: retry one row or many, not both")
+        _bounded(outbox_id, "OUTBOX_ID")
+        a = state.app()
+        was = retry_now(a, outbox_id)
+        console.print(f"outbox {outbox_id}: {was} -> pending", markup=False)
+        return
+    if only is None:
+        raise InvalidInput("outbox retry: name an OUTBOX_ID, or --state dead to retry every dead notice")
+    after = None
+    if since is not None:
+        try:
+            after = _when(since, "--since")
+        except InvalidInput:
+            raise InvalidInput(f"--since {since!r}: not an ISO date-time; write e.g. 2024-05-29T18:00 (KST)") from None
     a = state.app()
-    was = retry_now(a, outbox_id)
-    console.print(f"outbox {outbox_id}: {was} -> pending", markup=False)
+    count = retry_all(a, only, since=after, track=track)
+    scope = "".join((f" of {track}" if track else "", f" queued since {_kst(after)} KST" if after else ""))
+    console.print(f"{count} {only} notice(s){scope} -> pending (sent at the next delivery)", markup=False)
 
 
 @outbox_app.command("release")

@@ -15,7 +15,7 @@ an interrupted bulk move resumes where it stopped when run again.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -41,7 +41,7 @@ from workflow.config import MILESTONES, Loaded
 from workflow.config import Track as TrackConfig
 from workflow.db import custom_plans, lock_row, row_by_id, write
 from workflow.models import APPLICANT, APPLICATION, AUDIT, CALENDAR_CHANGE, OUTBOX, TRACK
-from workflow.notify import Notifier, Party, superseded_by
+from workflow.notify import Notifier, Party, supersedes
 
 Row = RowMapping
 UNSENT = ("pending", "held", "retry")
@@ -51,15 +51,25 @@ CHUNK = 2_000
 # Python than SQLite takes to run them (SQLAlchemy still caches their compiled form).
 AUDIT_INSERT = sa.insert(AUDIT)
 OUTBOX_INSERT = sa.insert(OUTBOX)
-SUPERSEDE = (
+SUPERSEDE = (  # cancel the older unsent notices a new one replaces; mark one being sent (the mailer settles it)
     sa.update(OUTBOX)
     .where(
         OUTBOX.c.application_id.in_(sa.bindparam("s_ids", expanding=True)),
-        OUTBOX.c.state.in_(UNSENT),
+        OUTBOX.c.state.in_((*UNSENT, "sending")),
+        OUTBOX.c.superseded_by.is_(None),
         OUTBOX.c.notice.in_(sa.bindparam("s_family", expanding=True)),
         OUTBOX.c.dedup_key.not_in(sa.bindparam("s_keys", expanding=True)),
     )
-    .values(state="cancelled")
+    .values(
+        state=sa.case((OUTBOX.c.state == "sending", "sending"), else_="cancelled"),
+        superseded_by=sa.bindparam("s_by"),
+        last_error=sa.bindparam("s_error"),
+    )
+)
+EMBARGO = (  # the track's results go under embargo with the first result held
+    sa.update(TRACK)
+    .where(TRACK.c.id == sa.bindparam("e_track"), TRACK.c.results_embargoed_at.is_(None))
+    .values(results_embargoed_at=sa.bindparam("e_at"))
 )
 PARTIES = (
     sa.select(
@@ -246,11 +256,13 @@ class Engine:
             track = self._locked_track(conn, track_key)
             # The clock is read under the track's lock: a receipt close that
             # committed meanwhile is seen, so no plan slips in behind it.
-            now = self.clock.now()
+            now = window_now(conn, self.clock, self.loaded.config.gongmo.max_clock_skew_s)
             applicant = self._applicant(conn, applicant_code)
             row = self._application_of(conn, track["id"], applicant["id"])
             extended = extension_until(conn, row["id"], "receipt_closes") if row else None
             check_receipt_window(now, track["receipt_opens"], track["receipt_closes"], self._zone(track), extended)
+            if receipt_closed_for_good(conn, track["id"], row["id"] if row else None):  # a clock that lags
+                raise closed_for_good(track, self._zone(track), extended)
             if row is None:
                 self._create(conn, track, [applicant["id"]], START, actor, now, notice=None)
                 row = self._application_of(conn, track["id"], applicant["id"])
@@ -276,33 +288,52 @@ class Engine:
         """An applicant starts an application while the call is open."""
         with write(self.db) as conn:
             track = self._locked_track(conn, track_key)
-            now = self.clock.now()  # under the lock, as in submit
+            now = window_now(conn, self.clock, self.loaded.config.gongmo.max_clock_skew_s)  # under the lock
             if not (track["announce_at"] <= now < track["receipt_closes"]):
                 raise OutsideWindow(
                     f"track {track_key} takes new applications from its announcement to the"
                     f" receipt close ({self._window(track, 'announce_at', 'receipt_closes')})"
                 )
+            if receipt_closed_for_good(conn, track["id"], None):  # a clock that lags
+                raise closed_for_good(track, self._zone(track), None)
             applicant = self._applicant(conn, applicant_code)
             if self._application_of(conn, track["id"], applicant["id"]) is not None:
                 raise Conflict(f"{applicant_code} already has an application in track {track_key}")
             return self._create(conn, track, [applicant["id"]], START, actor, now, notice=None)[0]
 
-    def announce(self, track_key: str, actor: Actor, applicant_ids: Iterable[int] | None = None) -> int:
+    def announce(
+        self,
+        track_key: str,
+        actor: Actor,
+        applicant_ids: Iterable[int] | None = None,
+        late: bool = False,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> int:
         """Publish the call: one application (in announcement) per applicant
-        on the track's mailing list, each sent the call. Idempotent."""
+        on the track's mailing list, each sent the call. Idempotent; a chunk of
+        CHUNK applications per transaction, so a rerun continues. `late` (the
+        office said so) sends it after the receipt's close time, but never after
+        the close fired. `should_stop` is asked before each chunk (Interrupted)."""
         now = self.clock.now()
         _, track_cfg = self.loaded.config.track(track_key)
         kinds = [k.value for k in track_cfg.eligibility.kinds]
         created = 0
         while True:
+            if should_stop is not None and should_stop():
+                raise Interrupted(f"announcement of track {track_key} stopped after {created}; a rerun continues")
             with write(self.db) as conn:
                 track = self._locked_track(conn, track_key)
                 if now < track["announce_at"]:
                     raise OutsideWindow(
                         f"track {track_key} is announced at {self._local(track, 'announce_at')}; not before"
                     )
-                if now >= track["receipt_closes"]:
+                if now >= track["receipt_closes"] and not late:
                     raise OutsideWindow(f"track {track_key}: receipt closed at {self._local(track, 'receipt_closes')}")
+                if late and receipt_closed_for_good(conn, track["id"], None):
+                    raise OutsideWindow(
+                        f"track {track_key}: its receipt close has fired; a call sent now would invite"
+                        " applicants nobody moves on. Move the calendar of a new call instead"
+                    )
                 pending = self._uninvited(conn, track["id"], kinds, applicant_ids)
                 if not pending:
                     if track["announced_at"] is None:
@@ -323,10 +354,12 @@ class Engine:
         chunk: int = CHUNK,
         skip_extended: str | None = None,
         where: sa.ColumnElement[bool] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> int:
         """Move every application of the track in `from_state`; with
         `skip_extended` (a milestone), leave out those whose own extension of
-        that milestone is still running."""
+        that milestone is still running. `should_stop` is asked before each
+        chunk: True raises Interrupted (the chunks done stay; a rerun continues)."""
         spec = self.spec(trigger)
         check_role(spec, actor.role)
         check_reason(spec, reason)
@@ -336,6 +369,8 @@ class Engine:
         moved = 0
         after = 0  # keyset: each chunk starts after the last id of the one before
         while True:
+            if should_stop is not None and should_stop():
+                raise Interrupted(f"'{trigger}' of track {track_key} stopped after {moved} moves; a rerun continues")
             now = self.clock.now()
             with write(self.db) as conn:
                 track = self._locked_track(conn, track_key)
@@ -541,21 +576,26 @@ class Engine:
             return 0
         contest, track_cfg = self.loaded.config.track(track["key"])
         calendar = {m: track[m] for m in MILESTONES}
+        # A result waits for the office's release while the track's results are not released.
+        hold = notice in track_cfg.hold_notices and track["results_released_at"] is None
         rows = [
-            self.notifier.row(notice, party, contest, track_cfg, calendar, now, extra, tag)
+            self.notifier.row(notice, party, contest, track_cfg, calendar, now, extra, tag, hold=hold)
             for party in self._parties(conn, ids)
         ]
-        family = superseded_by(notice)
-        if family:
+        older = supersedes(notice)
+        if older:
             conn.execute(
                 SUPERSEDE,
                 {
                     "s_ids": ids,
-                    "s_family": sorted(family),
+                    "s_family": sorted(older),
                     "s_keys": [r["dedup_key"] for r in rows],  # the same notice again stays
-                    "last_error": f"superseded by '{notice}' before it was sent",
+                    "s_by": notice,
+                    "s_error": f"superseded by '{notice}' before it was sent",
                 },
             )
+        if hold:
+            conn.execute(EMBARGO, {"e_track": track["id"], "e_at": now})
         if tag is None:
             conn.execute(OUTBOX_INSERT, rows)
             return len(rows)
@@ -694,3 +734,73 @@ def _check_amounts(national_krw: int, local_krw: int) -> None:
         raise InvalidInput(
             f"--local {shown(local_krw)}: the local share must be zero or more, in won, at most {MAX_KRW}"
         )
+
+
+# -- windows a clock cannot reopen (DESIGN 3.8) ---------------------------------------------
+
+_skew_warned_at = 0.0  # time.monotonic() of the last clock-skew warning (one a minute at most)
+
+
+def window_now(conn: Connection, clock: Clock, max_skew_s: float) -> datetime:
+    """'Now' for a window check. With the real wall clock on PostgreSQL the
+    database's clock is the floor (a replica whose clock lags cannot reopen a
+    window), and a skew past `max_skew_s` is logged. A FixedClock (tests,
+    rehearsals) and SQLite (one machine, one clock) read the clock as it is."""
+    import logging
+    import time
+
+    from workflow.clock import SystemClock
+
+    global _skew_warned_at
+    now = clock.now()
+    if not isinstance(clock, SystemClock) or conn.dialect.name != "postgresql":
+        return now
+    db_now: datetime = conn.execute(sa.select(sa.func.statement_timestamp())).scalar_one()
+    skew = (now - db_now).total_seconds()
+    if abs(skew) > max_skew_s and time.monotonic() - _skew_warned_at > 60:
+        _skew_warned_at = time.monotonic()
+        logging.getLogger("gongmo.clock").warning(
+            "this process's clock is %.1f s %s the database's (more than [gongmo] max_clock_skew_s = %s):"
+            " windows are checked against the later of the two; fix the machine's time sync (NTP)",
+            abs(skew),
+            "ahead of" if skew > 0 else "behind",
+            max_skew_s,
+        )
+    return max(now, db_now)
+
+
+def receipt_closed_for_good(conn: Connection, track_id: int, application_id: int | None) -> bool:
+    """True once the track's receipt close has fired and no extension of this
+    application is still unfired (an extension's own close fired: closed too).
+    What a deadline did, a clock cannot undo."""
+    from workflow.models import DEADLINE
+
+    query = sa.select(DEADLINE.c.action, DEADLINE.c.fired_at).where(
+        DEADLINE.c.track_id == track_id,
+        sa.or_(
+            DEADLINE.c.action == "close_receipt",
+            sa.and_(DEADLINE.c.action == "extension_closes", DEADLINE.c.application_id == application_id),
+        ),
+    )
+    rows = [(str(action), at) for action, at in conn.execute(query)]
+    close = [at is not None for action, at in rows if action == "close_receipt"]
+    extension = [at is not None for action, at in rows if action == "extension_closes"]
+    if not close or not all(close):
+        return False  # the track's close has not fired: the clock (and the database's) decides
+    return all(extension)  # no extension, or every extension of this application has closed
+
+
+def closed_for_good(track: Row, zone: str, extended: datetime | None) -> OutsideWindow:
+    """The refusal of a plan after the receipt close fired (see receipt_closed_for_good)."""
+    close: datetime = max(track["receipt_closes"], extended) if extended else track["receipt_closes"]
+    local = close.astimezone(ZoneInfo(zone))
+    return OutsideWindow(
+        f"receipt of track {track['key']} is closed: its close ({local:%Y-%m-%d %H:%M:%S %Z}) has fired,"
+        " whatever this machine's clock says (check its time sync); a closed window does not reopen",
+        closes=local.isoformat(),
+    )
+
+
+class Interrupted(Exception):
+    """A chunked run (bulk move, announcement) stopped between chunks because its
+    caller is stopping: the chunks done are committed, a rerun continues."""

@@ -17,6 +17,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import os
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,11 +28,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from notifications.compose import Envelope, HeaderInjection, compose
-from notifications.transport import MaildirTransport, Outcome, SMTPSettings, SMTPTransport, Transport
+from notifications.transport import MaildirTransport, Outcome, Pause, SMTPSettings, SMTPTransport, Transport
 from states.errors import Conflict, InvalidInput, NotFound
 from workflow.app import App
+from workflow.config import ConfigError
 from workflow.db import read, write
 from workflow.models import APPLICATION, OUTBOX, TRACK
+from workflow.notify import superseded_by
 
 log = logging.getLogger("gongmo.mailer")
 
@@ -51,13 +54,27 @@ class Delivery:
     sent: int = 0
     retry: int = 0
     dead: int = 0
+    paused: int = 0  # rows handed back untouched because the transport failed (it pauses)
     errors: list[str] = field(default_factory=list)
 
 
 def transport_for(app: App) -> Transport:
+    """The configured transport; refuses (ConfigError) an SMTP login whose password
+    variable is not set, before anything is sent (the daemon builds it before serving)."""
     mail = app.loaded.config.mail
     if mail.transport == "smtp":
         s = mail.smtp
+        if s.username and not s.password_env:
+            raise ConfigError(
+                f"[mail.smtp] username = {s.username!r} needs password_env, the name of the environment"
+                ' variable holding the password (e.g. password_env = "GONGMO_SMTP_PASSWORD")'
+            )
+        if s.username and s.password_env and not os.environ.get(s.password_env):
+            raise ConfigError(
+                f"[mail.smtp] password_env = {s.password_env!r}: the environment variable {s.password_env} is"
+                f" {'empty' if s.password_env in os.environ else 'not set'}; export it with the SMTP password"
+                f" of {s.username!r} before starting gongmo"
+            )
         return SMTPTransport(
             SMTPSettings(
                 host=s.host,
@@ -98,6 +115,8 @@ class Mailer:
         self.report = report  # each dead notice, as it is marked (the daemon's log)
         self.renew_every = min(self.lease.total_seconds() / 4, 1.0)  # the keeper's look at a batch's lease
         self._stopping = False
+        self.pause = Pause()  # the transport's own failures: nothing is sent while it waits
+        self.checked_at: datetime | None = None  # the last claim that went through: delivery is running
 
     def stop(self) -> None:
         """Wind down: the sends on the wire finish and are marked, the rest of the
@@ -113,9 +132,15 @@ class Mailer:
         is renewed first), so a batch that waited is never sent under a lease
         that may already be another daemon's."""
         total = Delivery()
+        if self.pause.active(self.app.clock.now()):  # the transport failed a moment ago: claim nothing
+            return total
         upcoming = asyncio.create_task(asyncio.to_thread(self.prepare, self.app.clock.now()))
         try:
-            while not self._stopping and (prepared := await upcoming):
+            while not self._stopping:
+                prepared = await upcoming
+                self.checked_at = self.app.clock.now()
+                if not prepared or self.pause.active(self.checked_at):
+                    break  # a batch claimed as the transport failed is handed back below
                 upcoming = asyncio.create_task(asyncio.to_thread(self.prepare, self.app.clock.now()))
                 await self.send_batch(prepared, total)
         finally:
@@ -135,11 +160,22 @@ class Mailer:
         return prepared
 
     def claim(self, now: datetime) -> list[dict[str, Any]]:
+        expired = sa.and_(OUTBOX.c.state == "sending", OUTBOX.c.lease_until < now)  # a sender died
         due = sa.or_(
             sa.and_(OUTBOX.c.state.in_(("pending", "retry")), OUTBOX.c.next_attempt_at <= now),
-            sa.and_(OUTBOX.c.state == "sending", OUTBOX.c.lease_until < now),  # a sender died
+            sa.and_(expired, OUTBOX.c.superseded_by.is_(None)),
         )
         with write(self.app.db) as conn:
+            # A row superseded while a sender that died had it is not sent again.
+            conn.execute(
+                sa.update(OUTBOX)
+                .where(expired, OUTBOX.c.superseded_by.is_not(None))
+                .values(
+                    state="cancelled",
+                    lease_until=None,
+                    last_error="superseded while a sender that stopped had it (it may have gone out once)",
+                )
+            )
             query = sa.select(OUTBOX).where(due).order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id).limit(self.batch)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
@@ -163,20 +199,30 @@ class Mailer:
         waiting = collections.deque(prepared)
         marks = _Marks(self, total)
         leases = _Leases(self, waiting)
+        back: list[dict[str, Any]] = []  # sent into a failing transport: handed back untouched, no attempt spent
 
         async def lane() -> None:
-            while waiting and not self._stopping:
+            while waiting and not self._stopping and not back:
                 row, envelope = waiting.popleft()
                 if isinstance(envelope, Outcome):
                     await marks.put(row, envelope)
                     continue
                 if not await leases.hold(row):
-                    continue  # another daemon has it now: it sends it
+                    if row["id"] in leases.superseded:  # replaced since the claim: settled, never sent
+                        await marks.put(row, Outcome(ok=False, detail="superseded before it was sent"))
+                    continue  # else another daemon has it now: it sends it
                 try:
-                    await marks.put(row, await self.transport.send(envelope))
+                    outcome = await self.transport.send(envelope)
+                    if outcome.paused:
+                        self._transport_failed(outcome, back)
+                        back.append(row)
+                    else:
+                        self._transport_answered()
+                        await marks.put(row, outcome)
                 finally:
                     leases.done(row)  # ours until marked: the keeper renews it while the mark waits
 
+        await leases.refresh()  # a row superseded while the batch waited is not handed to the wire
         keeper = asyncio.create_task(leases.keep())
         try:
             async with asyncio.TaskGroup() as lanes:
@@ -188,9 +234,31 @@ class Mailer:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keeper
-            if waiting:  # stopping, or a lane failed: hand back what was not sent
-                await asyncio.shield(asyncio.to_thread(self.hand_back, [r for r, _ in waiting]))
+            unsent = [*back, *(r for r, _ in waiting)]
+            if back:
+                total.paused += len(unsent)
+            if unsent:  # stopping, the transport failing, or a lane failed: hand back what was not sent
+                await asyncio.shield(asyncio.to_thread(self.hand_back, unsent))
         return total
+
+    def _transport_failed(self, outcome: Outcome, back: list[dict[str, Any]]) -> None:
+        """The first transport failure of a batch pauses the transport (the others of
+        the same moment only come back with their rows)."""
+        if back:
+            return
+        wait = self.pause.failed(self.app.clock.now(), outcome.error)
+        log.warning(
+            "outbox: the mail transport failed (%s); nothing is sent for %.0f s (failure %s in a row),"
+            " the claimed rows go back untouched",
+            outcome.error,
+            wait.total_seconds(),
+            self.pause.failures,
+        )
+
+    def _transport_answered(self) -> None:
+        if self.pause.failing:
+            log.info("outbox: the mail transport works again after %s failure(s)", self.pause.failures)
+            self.pause.recovered()
 
     def renew(self, rows: list[dict[str, Any]], now: datetime) -> set[int]:
         """Renew the lease of claimed rows; the ids still ours. A row is ours
@@ -212,6 +280,12 @@ class Mailer:
             if r["id"] in held:
                 r["lease_until"] = until
         return held
+
+    def superseded(self, ids: list[int]) -> set[int]:
+        """The rows among `ids` that a newer notice superseded."""
+        with read(self.app.db) as conn:
+            query = sa.select(OUTBOX.c.id).where(OUTBOX.c.id.in_(ids), OUTBOX.c.superseded_by.is_not(None))
+            return {int(i) for i in conn.execute(query).scalars()}
 
     def hand_back(self, rows: list[dict[str, Any]]) -> int:
         """Return claimed, unsent rows to the state they were claimed from, at once
@@ -255,18 +329,27 @@ class Mailer:
             OUTBOX.c.attempts == sa.bindparam("b_attempts"),
             OUTBOX.c.state == "sending",
         )
+        superseded = OUTBOX.c.superseded_by.is_not(None)
         with write(self.app.db) as conn:
             if sent:
-                done = {"state": "sent", "sent_at": now, "lease_until": None, "last_error": None}
-                conn.execute(sa.update(OUTBOX).where(mine).values(**done), sent)
+                # Sent, and said so; one superseded while it was on the wire keeps that on its record.
+                on_wire = sa.literal("superseded by '") + OUTBOX.c.superseded_by + sa.literal("' while on the wire")
+                done = {"state": "sent", "sent_at": now, "lease_until": None}
+                conn.execute(
+                    sa.update(OUTBOX).where(mine).values(**done, last_error=sa.case((superseded, on_wire))), sent
+                )
             if failed:
+                # Not sent: one superseded meanwhile is cancelled instead of retried or dead.
                 conn.execute(
                     sa.update(OUTBOX)
                     .where(mine)
                     .values(
-                        state=sa.bindparam("b_state"),
+                        state=sa.case((superseded, "cancelled"), else_=sa.bindparam("b_state")),
                         next_attempt_at=sa.bindparam("b_next"),
-                        last_error=sa.bindparam("b_error"),
+                        last_error=sa.case(
+                            (superseded, sa.literal("superseded by '") + OUTBOX.c.superseded_by + "' before sending"),
+                            else_=sa.bindparam("b_error"),
+                        ),
                         lease_until=None,
                     ),
                     failed,
@@ -330,6 +413,7 @@ class _Leases:
         self.on_wire: dict[int, dict[str, Any]] = {}
         self.lock = asyncio.Lock()
         self.lost: set[int] = set()
+        self.superseded: set[int] = set()  # rows a newer notice replaced since the claim: never handed to the wire
 
     async def hold(self, row: dict[str, Any]) -> bool:
         """Before a send: is the row still ours (renewing the batch if its lease is short)?"""
@@ -340,10 +424,16 @@ class _Leases:
                 except Exception as exc:  # the database is away: not sent now; its lease runs out, it comes back
                     log.warning("outbox lease: could not renew (%s); outbox %s waits for its lease", exc, row["id"])
                     return False
-            if row["id"] in self.lost:
+            if row["id"] in self.lost or row["id"] in self.superseded:
                 return False
             self.on_wire[row["id"]] = row
             return True
+
+    async def refresh(self) -> None:
+        """Which rows of the batch were superseded since they were claimed (one read)."""
+        ids = [r["id"] for r in self._ours()]
+        if ids:
+            self.superseded |= await asyncio.to_thread(self.mailer.superseded, ids)
 
     def done(self, row: dict[str, Any]) -> None:
         self.on_wire.pop(row["id"], None)
@@ -353,11 +443,12 @@ class _Leases:
         while True:
             await asyncio.sleep(self.mailer.renew_every)
             async with self.lock:
-                if any(self._short(r) for r in self._ours()):
-                    try:
+                try:
+                    await self.refresh()
+                    if any(self._short(r) for r in self._ours()):
                         await self._renew([])
-                    except Exception as exc:  # the database is away: try again at the next look
-                        log.warning("outbox lease: could not renew (%s); trying again", exc)
+                except Exception as exc:  # the database is away: try again at the next look
+                    log.warning("outbox lease: could not renew (%s); trying again", exc)
 
     def _ours(self) -> list[dict[str, Any]]:
         rows = [*self.on_wire.values(), *(r for r, _ in self.waiting)]
@@ -396,15 +487,70 @@ def retry_now(app: App, outbox_id: int) -> str:
     return str(row.state)
 
 
+RESULTS = "results"  # `outbox release TRACK results`: every held result notice of the track at once
+
+
+def _released_notices(app: App, track_key: str, notice: str) -> list[str]:
+    _, track = app.loaded.config.track(track_key)
+    if notice == RESULTS:
+        return list(track.hold_notices)
+    return [notice]
+
+
+RETRYABLE = ("dead", "retry")
+
+
+def retry_all(app: App, state: str = "dead", since: datetime | None = None, track: str | None = None) -> int:
+    """Send every `state` (dead or retry) row again at the next delivery, its attempts
+    reset; only those queued at or after `since` and of `track`'s applications, if
+    given. A row a newer notice of its application replaces (a 'selected' corrected
+    to 'waitlisted') is left as it is: it must never go out after its correction."""
+    if state not in RETRYABLE:
+        raise InvalidInput(f"--state {state!r}: only dead or retry notices are retried in bulk; write --state dead")
+    if track is not None:
+        app.loaded.config.track(track)
+    now = app.clock.now()
+    where = [OUTBOX.c.state == state]
+    if since is not None:
+        where.append(OUTBOX.c.created_at >= since)
+    with write(app.db) as conn:
+        if track is not None:
+            track_id = conn.execute(sa.select(TRACK.c.id).where(TRACK.c.key == track)).scalar()
+            if track_id is None:
+                raise InvalidInput(f"track {track} is not in the database: run `gongmo init`")
+            apps = sa.select(APPLICATION.c.id).where(APPLICATION.c.track_id == track_id)
+            where.append(OUTBOX.c.application_id.in_(apps))
+        kinds = conn.execute(sa.select(OUTBOX.c.notice).where(*where).distinct()).scalars().all()
+        newer = OUTBOX.alias("newer")
+        replaced = [
+            sa.and_(
+                OUTBOX.c.notice == kind,
+                sa.exists().where(
+                    newer.c.application_id == OUTBOX.c.application_id,
+                    newer.c.id > OUTBOX.c.id,
+                    newer.c.notice.in_(sorted(by)),
+                ),
+            )
+            for kind in kinds
+            if (by := superseded_by(kind))
+        ]
+        if replaced:
+            where.append(sa.not_(sa.or_(*replaced)))
+        result = conn.execute(
+            sa.update(OUTBOX).where(*where).values(state="pending", next_attempt_at=now, attempts=0, lease_until=None)
+        )
+    return int(result.rowcount)
+
+
 def held(app: App, track_key: str, notice: str) -> dict[str, dict[str, int]]:
-    """What a release would send: counts by language and subject."""
-    app.loaded.config.track(track_key)
+    """What a release would send: counts by language and subject (`results`: every held result)."""
+    notices = _released_notices(app, track_key, notice)
     with read(app.db) as conn:
         query = (
             sa.select(OUTBOX.c.language, OUTBOX.c.subject, sa.func.count())
             .join(APPLICATION, APPLICATION.c.id == OUTBOX.c.application_id)
             .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
-            .where(TRACK.c.key == track_key, OUTBOX.c.notice == notice, OUTBOX.c.state == "held")
+            .where(TRACK.c.key == track_key, OUTBOX.c.notice.in_(notices), OUTBOX.c.state == "held")
             .group_by(OUTBOX.c.language, OUTBOX.c.subject)
         )
         out: dict[str, dict[str, int]] = {}
@@ -414,16 +560,20 @@ def held(app: App, track_key: str, notice: str) -> dict[str, dict[str, int]]:
 
 
 def release(app: App, track_key: str, notice: str, expected: int | None = None) -> int:
-    """Let the held notices of a track go out, now. With `expected`, only if
-    exactly that many are held (what the person releasing saw); else nothing."""
-    app.loaded.config.track(track_key)
+    """Let the held notices of a track go out, now (`results`: every held result
+    notice). With `expected`, only if exactly that many are held (what the person
+    releasing saw); else nothing. When no held result of the track is left, the
+    track's results are released: the embargo lifts for every reader, and a result
+    queued later goes out at once."""
+    _, track = app.loaded.config.track(track_key)
+    notices = _released_notices(app, track_key, notice)
     now = app.clock.now()
     with write(app.db) as conn:
         track_id = conn.execute(sa.select(TRACK.c.id).where(TRACK.c.key == track_key)).scalar()
         if track_id is None:
             raise InvalidInput(f"track {track_key} is not in the database: run `gongmo init`")
         apps = sa.select(APPLICATION.c.id).where(APPLICATION.c.track_id == track_id)
-        held_now = (OUTBOX.c.state == "held") & (OUTBOX.c.notice == notice) & OUTBOX.c.application_id.in_(apps)
+        held_now = (OUTBOX.c.state == "held") & (OUTBOX.c.notice.in_(notices)) & OUTBOX.c.application_id.in_(apps)
         if expected is not None:
             count = conn.execute(sa.select(sa.func.count()).where(held_now)).scalar_one()
             if count != expected:
@@ -431,4 +581,19 @@ def release(app: App, track_key: str, notice: str, expected: int | None = None) 
                     f"{track_key}: {count} '{notice}' notices are held, not {expected}: look again before releasing"
                 )
         result = conn.execute(sa.update(OUTBOX).where(held_now).values(state="pending", next_attempt_at=now))
+        results_left = (
+            (OUTBOX.c.state == "held")
+            & OUTBOX.c.notice.in_(list(track.hold_notices))
+            & OUTBOX.c.application_id.in_(apps)
+        )
+        if not conn.execute(sa.select(sa.exists().where(results_left))).scalar():
+            conn.execute(
+                sa.update(TRACK)
+                .where(
+                    TRACK.c.id == track_id,
+                    TRACK.c.results_embargoed_at.is_not(None),
+                    TRACK.c.results_released_at.is_(None),
+                )
+                .values(results_released_at=now)
+            )
     return int(result.rowcount)

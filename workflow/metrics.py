@@ -4,7 +4,8 @@ Two kinds, on one registry per daemon (never the global one, so tests and
 several apps in one process do not mix):
 
 - counts read from the database at scrape time (the truth shared by every
-  replica): applications by track and state, deadlines by status, outbox
+  replica): applications by track and state (as the scraping token may see
+  them: workflow/visibility.py), deadlines by status, outbox
   rows by state and the age of the oldest due one;
 - this process's own counters: deadlines it fired, mails it sent, failed
   (to retry) and gave up (dead), and how long its ticks took.
@@ -20,8 +21,10 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from workflow import visibility
 from workflow.db import read
-from workflow.models import APPLICATION, DEADLINE, OUTBOX, TRACK
+from workflow.models import DEADLINE, OUTBOX
+from workflow.tokens import Principal
 
 if TYPE_CHECKING:
     from workflow.app import App
@@ -53,7 +56,7 @@ class Metrics:
             buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300),
             registry=self.registry,
         )
-        self.registry.register(DatabaseCollector(app))
+        self.app = app
 
     def fired(self, batch: list[Fired]) -> None:
         for f in batch:
@@ -64,15 +67,20 @@ class Metrics:
         self.mail.labels("failed").inc(result.retry)
         self.mail.labels("dead").inc(result.dead)
 
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
+    def render(self, who: Principal) -> bytes:
+        """This process's counters and the database's counts as `who` may see them
+        (a metrics token: results under embargo folded into the stage before them)."""
+        counts = CollectorRegistry()
+        counts.register(DatabaseCollector(self.app, who))
+        return generate_latest(self.registry) + generate_latest(counts)
 
 
 class DatabaseCollector(Collector):
     """Counts from the database, read when Prometheus scrapes."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, who: Principal) -> None:
         self.app = app
+        self.who = who
 
     def describe(self) -> list[Metric]:
         return []  # read at scrape time only (no database query at registration)
@@ -88,13 +96,8 @@ class DatabaseCollector(Collector):
             "gongmo_outbox_oldest_due_seconds", "How long the oldest due (pending or retry) notice has waited."
         )
         with read(self.app.db) as conn:
-            query = (
-                sa.select(TRACK.c.key, APPLICATION.c.state, sa.func.count())
-                .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
-                .group_by(TRACK.c.key, APPLICATION.c.state)
-            )
-            for key, state, n in conn.execute(query):
-                apps.add_metric([key, state], int(n))
+            for (key, state), n in sorted(visibility.state_counts(conn, self.who).items()):
+                apps.add_metric([key, state], n)
             fired = DEADLINE.c.fired_at.is_not(None)
             status = sa.case((fired, "fired"), (DEADLINE.c.due_at <= now, "overdue"), else_="upcoming")
             counts: dict[str, int] = dict(conn.execute(sa.select(status, sa.func.count()).group_by(status)).all())

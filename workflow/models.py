@@ -60,6 +60,10 @@ class Track(SQLModel, table=True):
     receipt_prefix: str = Field(max_length=40)
     receipt_seq: int = 0
     announced_at: datetime | None = utc_field(nullable=True)
+    # The results' embargo (0007): set when the first result is held (the selection's
+    # confirmation), lifted when the office has released every held result notice.
+    results_embargoed_at: datetime | None = utc_field(nullable=True)
+    results_released_at: datetime | None = utc_field(nullable=True)
     # calendar, UTC
     announce_at: datetime = utc_field()
     receipt_opens: datetime = utc_field()
@@ -161,6 +165,9 @@ class Outbox(SQLModel, table=True):
     lease_until: datetime | None = utc_field(nullable=True)
     sent_at: datetime | None = utc_field(nullable=True)
     last_error: str | None = None
+    # The notice that superseded this one (0007): a row cancelled before it was sent,
+    # or one that was already on the wire (then it says so next to `sent`).
+    superseded_by: str | None = Field(default=None, max_length=40)
 
 
 OUTBOX_STATES = ("pending", "held", "sending", "sent", "retry", "dead", "cancelled")
@@ -186,6 +193,7 @@ OUTBOX_LIST = tuple(
         "next_attempt_at",
         "sent_at",
         "last_error",
+        "superseded_by",
     )
 )
 TRACK = Track.__table__  # type: ignore[attr-defined]

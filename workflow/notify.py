@@ -15,21 +15,14 @@ from email.utils import parseaddr
 from typing import Any
 
 from notifications.ics import Milestone, presentation_slot, track_calendar
-from notifications.notices import NOTICES
+from notifications.notices import NOTICES, superseded_by, supersedes
 from notifications.render import MILESTONES, Renderer
 from workflow.config import Contest, Track
 
+__all__ = ["Notifier", "Party", "superseded_by", "supersedes"]
+
 # The dates an applicant puts in a calendar: the call's .ics.
 ICS_MILESTONES = ("receipt_opens", "receipt_closes", "presentation_starts", "presentation_ends", "selection_at")
-# A newer notice of a family cancels an unsent older one of the same family
-# (selected, then corrected to waitlisted: the first must never go out after).
-FAMILIES = (
-    frozenset({"selected", "promoted", "waitlisted", "not_selected", "cancelled"}),
-    frozenset({"review_passed", "disqualified"}),
-    frozenset({"presentation_invitation"}),  # a moved slot: the old time must not go out
-)
-
-
 # Calendars kept built: one per (track, language, dates, instant); a call to a
 # track mixing Korean and English applicants alternates between two of them.
 ICS_CACHE_SIZE = 16
@@ -38,13 +31,6 @@ ICS_CACHE_SIZE = 16
 def _atom(text: str) -> str:
     """Text safe inside a Message-ID (RFC 5322 dot-atom): no spaces, colons or brackets."""
     return re.sub(r"[^A-Za-z0-9.-]+", "-", text).strip("-.") or "x"
-
-
-def superseded_by(notice: str) -> frozenset[str]:
-    for family in FAMILIES:
-        if notice in family:
-            return family
-    return frozenset()
 
 
 @dataclass(frozen=True)
@@ -86,8 +72,10 @@ class Notifier:
         now: datetime,
         extra: Mapping[str, Any] | None = None,
         tag: str | None = None,
+        hold: bool = False,
     ) -> dict[str, Any]:
-        """One outbox row, rendered; keyed by (application, notice, round).
+        """One outbox row, rendered; keyed by (application, notice, round);
+        `hold` keeps it until the office releases it (a result under embargo).
 
         The round is the application's version after the move, or `tag` for
         a notice that moves nothing (a reminder: the deadline's key).
@@ -127,7 +115,7 @@ class Notifier:
             "body_text": rendered.text,
             "body_html": rendered.html,
             "ics": ics,
-            "state": "held" if notice in track.hold_notices else "pending",
+            "state": "held" if hold else "pending",
             "attempts": 0,
             "created_at": now,
             "next_attempt_at": now,

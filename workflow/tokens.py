@@ -6,7 +6,8 @@ would protect. A token has one role and one subject:
 
 - admin: the person (ministry or LH staff) named in every audit row it writes;
 - evaluator: the committee member's e-mail (must be on the committee);
-- applicant: the local government's code (must be an imported applicant).
+- applicant: the local government's code (must be an imported applicant);
+- metrics: the monitoring system that scrapes /metrics (free text, e.g. prometheus).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from workflow.models import API_TOKEN, APPLICANT, EVALUATOR
 if TYPE_CHECKING:
     from workflow.app import App
 
-ROLES = (Role.ADMIN, Role.EVALUATOR, Role.APPLICANT)
+ROLES = (Role.ADMIN, Role.EVALUATOR, Role.APPLICANT, Role.METRICS)
 PREFIX = "gmo_"
 # last_used_at is written at most this often per token (a write per request
 # would serialise every reader on SQLite).
@@ -61,7 +62,7 @@ def digest(token: str) -> str:
 def create(app: App, role: str, subject: str, created_by: str, note: str | None = None) -> tuple[int, str]:
     """A new token; returns (id, the token itself, which is not stored)."""
     if role not in [r.value for r in ROLES]:
-        raise InvalidInput(f"--role {role!r}: choose admin, evaluator or applicant")
+        raise InvalidInput(f"--role {role!r}: choose admin, evaluator, applicant or metrics")
     subject = subject.strip()
     if not subject or not PRINTABLE.match(subject):
         raise InvalidInput(f"--subject {subject!r}: name who uses the token (a person, an e-mail or a code)")
@@ -126,6 +127,18 @@ def authenticate(conn: Connection, token: str, now: datetime) -> Principal | Non
     except NotFound:
         return None  # the subject was removed since: the token no longer stands for anyone
     return Principal(int(row["id"]), role, subject, applicant_id, evaluator_id, row["last_used_at"])
+
+
+def principal(conn: Connection, role: str, subject: str) -> Principal:
+    """A caller without a token (the CLI's `show --as ROLE:SUBJECT`): the same
+    principal a token of that role and subject would give, or a one-line refusal."""
+    if role not in (Role.ADMIN, Role.EVALUATOR, Role.APPLICANT):
+        raise InvalidInput(f"--as {role}:{subject}: the role is admin, evaluator or applicant")
+    who = Role(role)
+    subject = subject.strip().lower() if who == Role.EVALUATOR else subject.strip()
+    applicant_id = _applicant_id(conn, subject) if who == Role.APPLICANT else None
+    evaluator_id = _evaluator_id(conn, subject) if who == Role.EVALUATOR else None
+    return Principal(0, who, subject or "office", applicant_id, evaluator_id)
 
 
 def needs_touch(last_used_at: datetime | None, now: datetime) -> bool:

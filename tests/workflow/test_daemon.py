@@ -17,7 +17,7 @@ import pytest
 from notifications.render import Renderer, TemplateProblem
 from states.errors import InvalidInput
 from tests.conftest import ROOT, kst
-from workflow import calendars
+from workflow import calendars, tokens
 from workflow.app import App
 from workflow.clock import FixedClock
 from workflow.config import Api
@@ -42,9 +42,12 @@ async def _until(predicate, timeout_s: float = 20.0) -> None:  # type: ignore[no
         await asyncio.sleep(0.02)
 
 
-def _get(port: int, path: str) -> tuple[int, str]:
+def _get(port: int, path: str, token: str | None = None) -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+    if token is not None:
+        request.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+        with urllib.request.urlopen(request, timeout=10) as answer:
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
@@ -53,6 +56,7 @@ def _get(port: int, path: str) -> tuple[int, str]:
 def test_daemon_catches_up_at_start_and_arms_the_next_deadline(derived: App, clock: FixedClock) -> None:
     clock.set(kst("2024-05-29 18:00"))  # down since before the 2022 call: everything until now is overdue
     daemon = Daemon(derived, "d1", api=Api(port=0))
+    scraper = tokens.create(derived, "metrics", "prometheus", "test")[1]
 
     async def scenario() -> tuple[list[str], datetime | None, datetime, dict[str, tuple[int, str]]]:
         stop = asyncio.Event()
@@ -65,6 +69,7 @@ def test_daemon_catches_up_at_start_and_arms_the_next_deadline(derived: App, clo
         armed_at = datetime.now(UTC)
         port = daemon.api_server.port
         served = {path: await asyncio.to_thread(_get, port, path) for path in ("/healthz", "/metrics", "/me")}
+        served["/metrics+token"] = await asyncio.to_thread(_get, port, "/metrics", scraper)
         stop.set()
         await task
         return [f.key for f in daemon.fired], job.next_run_time, armed_at, served
@@ -77,7 +82,8 @@ def test_daemon_catches_up_at_start_and_arms_the_next_deadline(derived: App, clo
     health = json.loads(body)
     assert health["status"] == "ok" and health["scheduler"]["running"] and health["scheduler"]["worker"] == "d1"
     assert health["database"]["ok"] and health["deadlines"]["overdue"] == 0
-    status, text = served["/metrics"]
+    assert served["/metrics"][0] == 401  # the metrics need a token (issue 17)
+    status, text = served["/metrics+token"]
     fired = sum(
         float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith("gongmo_deadlines_fired_total{")
     )

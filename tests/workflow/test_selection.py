@@ -16,7 +16,7 @@ from states.errors import Conflict, InvalidInput, OutsideWindow
 from states.lifecycle import APPLICATION as TABLE
 from tests.conftest import kst
 from tests.workflow import contest_2024 as sc
-from workflow import audit, committee, kickoff, presentations, review, selection
+from workflow import audit, committee, kickoff, mailer, presentations, review, selection
 from workflow.app import App
 from workflow.clock import FixedClock
 from workflow.db import read
@@ -165,7 +165,8 @@ def test_strong_and_small_2024_from_receipt_to_kickoff(contest: App, clock: Fixe
     with pytest.raises(Conflict, match="no application is waiting"):
         selection.select(app, sc.TRACK, OFFICE, confirm=True)
 
-    # 시흥 withdraws before the kickoff date: 청주 (waitlist 1) is promoted and told at once.
+    # 시흥 withdraws before the kickoff date while the results are still held: 청주 (waitlist 1) is
+    # promoted, and its notice waits with the other results (issue 17, finding 3).
     clock.set(kst("2024-07-01 10:00"))
     app.engine.apply(int(rows["41390"]["id"]), "withdraw", APPLICANT_ACTOR)
     rows = _apps(app)
@@ -182,7 +183,10 @@ def test_strong_and_small_2024_from_receipt_to_kickoff(contest: App, clock: Fixe
                 OUTBOX.c.application_id == rows["43110"]["id"], OUTBOX.c.notice == "waitlisted"
             )
         ).scalar_one()
-    assert promoted == "pending" and waitlisted_notice == "cancelled"  # the held waitlist notice never goes out
+    assert promoted == "held" and waitlisted_notice == "cancelled"  # the held waitlist notice never goes out
+    # selected (시흥's own was cancelled by its withdrawal), promoted, waitlisted (화성), not selected
+    assert mailer.release(app, sc.TRACK, "results") == 2 + 1 + 1 + 6
+    assert _state_of_notice(app, rows["43110"]["id"], "promoted") == "pending"
 
     # Kickoff: 세종's plan is returned once, then approved with its schedule; 천안 by an even split.
     sejong, cheonan_id = int(rows["36110"]["id"]), int(rows["44130"]["id"])
@@ -235,3 +239,9 @@ def test_strong_and_small_2024_from_receipt_to_kickoff(contest: App, clock: Fixe
     assert report.clean, report.findings
     assert kinds["scored"] == 51 + 51 and kinds["objection_filed"] == 2 and kinds["plan_approved"] == 2
     assert json.loads(selection_event)["waitlisted"] == [receipts["43110"], receipts["41590"]]
+
+
+def _state_of_notice(app: App, application_id: object, notice: str) -> str:
+    with read(app.db) as conn:
+        query = sa.select(OUTBOX.c.state).where(OUTBOX.c.application_id == application_id, OUTBOX.c.notice == notice)
+        return str(conn.execute(query).scalar_one())

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from states.errors import InvalidInput
-from states.lifecycle import APPLICATION as TABLE
 from states.lifecycle import Role
-from workflow import events as events_mod
-from workflow import review
+from workflow import review, visibility
 from workflow.api import schemas
 from workflow.api.deps import (
     AdminOrApplicant,
@@ -24,43 +20,14 @@ from workflow.api.deps import (
     TrackFilter,
     check_access,
     track_id,
-    visible,
 )
 from workflow.api.errors import Forbidden, PreconditionRequired, responses
 from workflow.db import read
 from workflow.engine import Moved
-from workflow.models import APPLICANT, APPLICATION, AUDIT, MAX_ID, OUTBOX, TRACK
+from workflow.models import MAX_ID
 
 router = APIRouter(tags=["applications"])
 ETAG = re.compile(r'^(?:W/)?"?([0-9]{1,10})"?$')
-
-SUMMARY = (
-    APPLICATION.c.id,
-    TRACK.c.key.label("track"),
-    APPLICANT.c.code.label("applicant_code"),
-    APPLICANT.c.name.label("applicant_name"),
-    APPLICATION.c.state,
-    APPLICATION.c.version,
-    APPLICATION.c.receipt_no,
-    APPLICATION.c.title,
-    APPLICATION.c.project_type,
-    APPLICATION.c.national_krw,
-    APPLICATION.c.local_krw,
-    APPLICATION.c.years,
-    APPLICATION.c.submitted_at,
-    APPLICATION.c.score,
-    APPLICATION.c.rank,
-    APPLICATION.c.waitlist_position,
-)
-
-
-def _joined(*cols: Any) -> sa.Select[Any]:
-    return (
-        sa.select(*cols)
-        .select_from(APPLICATION)
-        .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
-        .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
-    )
 
 
 @router.get("/applications", response_model=schemas.Page, responses=responses(401, 403, 404, 422))
@@ -78,22 +45,15 @@ def list_applications(
     api = a.loaded.config.api
     size = min(limit or api.page_size, api.max_page_size)
     with read(a.db) as conn:
-        where = [visible(a, conn, who)]
-        if track is not None:
-            where.append(APPLICATION.c.track_id == track_id(a, conn, track))
-        if state is not None:
-            where.append(APPLICATION.c.state == state.value)
-        total = conn.execute(_joined(sa.func.count()).where(*where)).scalar_one()
-        rows = conn.execute(
-            _joined(*SUMMARY).where(*where, APPLICATION.c.id > after).order_by(APPLICATION.c.id).limit(size + 1)
-        ).mappings()
-        items = [dict(r) for r in rows]
+        tid = track_id(a, conn, track) if track is not None else None
+        shown = state.value if state is not None else None
+        total, items = visibility.page(a, conn, who, after, size, track_id=tid, state=shown)
     more = len(items) > size
     items = items[:size]
     following = None
     if more:
         following = str(request.url.include_query_params(after=items[-1]["id"], limit=size))
-    return {"items": items, "total": int(total), "next": following}
+    return {"items": items, "total": total, "next": following}
 
 
 @router.get(
@@ -101,46 +61,13 @@ def list_applications(
 )
 def get_application(a: Gongmo, who: Anyone, application_id: AppId, response: Response) -> dict[str, Any]:
     """One application with its history (every state change), its decisions
-    and its notices; the ETag is its version (send it back as If-Match)."""
+    and its notices, as this token may see them (workflow/visibility.py: an
+    applicant never sees its evaluators, and no result before the office
+    releases it); the ETag is its version (send it back as If-Match)."""
     with read(a.db) as conn:
-        check_access(a, conn, who, application_id)
-        row = (
-            conn.execute(
-                _joined(*SUMMARY, APPLICATION.c.eligible, APPLICATION.c.checklist).where(
-                    APPLICATION.c.id == application_id
-                )
-            )
-            .mappings()
-            .one()
-        )
-        history = [
-            dict(r)
-            for r in conn.execute(
-                sa.select(AUDIT).where(AUDIT.c.application_id == application_id).order_by(AUDIT.c.id)
-            ).mappings()
-        ]
-        insider = who.role in (Role.ADMIN, Role.APPLICANT)
-        decisions = events_mod.of_application(conn, application_id) if insider else []
-        notices = (
-            [
-                dict(r)
-                for r in conn.execute(
-                    sa.select(OUTBOX).where(OUTBOX.c.application_id == application_id).order_by(OUTBOX.c.id)
-                ).mappings()
-            ]
-            if insider
-            else []
-        )
-    actions = [t for t in TABLE.triggers_from(row["state"]) if t != "submit" and who.role in TABLE.trigger(t).roles]
-    response.headers["ETag"] = f'"{row["version"]}"'
-    return {
-        **dict(row),
-        "checklist": json.loads(row["checklist"]) if row["checklist"] else None,
-        "actions": actions,
-        "history": history,
-        "events": decisions,
-        "notices": notices,
-    }
+        shown = visibility.detail(a, conn, who, application_id)
+    response.headers["ETag"] = f'"{shown["version"]}"'
+    return shown
 
 
 @router.post(

@@ -21,6 +21,7 @@ from states.errors import (
     MissingReason,
     NotFound,
     NotPermitted,
+    NotVisible,
     OutsideWindow,
 )
 from workflow.config import ConfigError
@@ -56,6 +57,7 @@ class Error(BaseModel):
 STATUS: tuple[tuple[type[GongmoError], int], ...] = (
     (Unauthorized, 401),
     (Forbidden, 403),
+    (NotVisible, 403),
     (NotPermitted, 403),
     (NotFound, 404),
     (IllegalMove, 409),

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from states.errors import NotFound
 from workflow import mailer
 from workflow.api import schemas
-from workflow.api.deps import Admin, After, Gongmo, TrackFilter, TrackKey, track_id
+from workflow.api.deps import Admin, After, Gongmo, Monitor, TrackFilter, TrackKey, track_id
 from workflow.api.errors import responses
 from workflow.db import read
 from workflow.metrics import CONTENT_TYPE
@@ -27,10 +27,20 @@ def ping() -> dict[str, bool]:
     return {"ok": True}
 
 
-@router.get("/healthz", responses={503: {"description": "the database or the scheduler is down"}})
-def healthz(request: Request, response: Response) -> dict[str, Any]:
+@router.get(
+    "/healthz",
+    responses={503: {"description": "the database or the scheduler is down (with strict=true: also degraded)"}},
+)
+def healthz(
+    request: Request,
+    response: Response,
+    strict: Annotated[bool, Query(description="503 when degraded too (for checks that see codes only).")] = False,
+) -> dict[str, Any]:
     """For load balancers and monitoring (no token): the database answers,
-    the scheduler runs, and how much mail waits."""
+    the scheduler runs, and how much mail waits. `status`: ok; degraded (200:
+    this replica serves the API, but mail is not going out: the transport
+    fails or delivery has stalled; `problems` says what; alert on it); down
+    (503: take this replica out). Reads only: it answers through a write lock."""
     a = request.app.state.gongmo
     daemon = request.app.state.daemon
     now = a.clock.now()
@@ -54,18 +64,62 @@ def healthz(request: Request, response: Response) -> dict[str, Any]:
         body["deadlines"] = {"overdue": int(overdue)}
     except Exception as exc:  # health answers whatever the failure
         body["database"] = {"ok": False, "error": str(exc).splitlines()[0]}
+    details = (daemon.api_settings if daemon is not None else a.loaded.config.api).health_details
+    if not details and "error" in body["database"]:  # its text names the database's host and user
+        blank = "not initialised" in body["database"]["error"]
+        body["database"]["error"] = "not initialised: run `gongmo init`" if blank else "unreachable"
     if daemon is not None:
         body["scheduler"] = daemon.health()
+        if not details:
+            body["scheduler"].pop("worker", None)  # its host name and process id: [api] health_details = true
+    problems = _mail_problems(a, daemon, body, now)
     ok = body["database"]["ok"] and body["scheduler"]["running"]
-    body["status"] = "ok" if ok else "down"
-    response.status_code = 200 if ok else 503
+    body["problems"] = problems
+    body["status"] = ("degraded" if problems else "ok") if ok else "down"
+    response.status_code = 200 if ok and not (strict and problems) else 503
     return body
 
 
-@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}})
-def metrics(request: Request) -> Response:
-    """Prometheus text format (no token; counts only, no personal data)."""
-    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE)
+def _mail_problems(a: Any, daemon: Any, body: dict[str, Any], now: Any) -> list[str]:
+    """The daemon's mail as health sees it (no database access): is the transport
+    failing (paused), and has delivery stalled (mail due for longer than
+    [mail] stall_factor x deliver_seconds while no delivery pass got through)?"""
+    sender = getattr(daemon, "mailer", None)
+    if sender is None:
+        return []
+    problems = []
+    body["transport"] = transport = sender.pause.health(now)
+    if not transport["ok"]:
+        problems.append(
+            f"mail transport failing ({transport['failures']} in a row since {transport['failing_since']}):"
+            f" {transport['last_error']}; nothing is sent until {transport['paused_until']}"
+        )
+    outbox = body.get("outbox")
+    if outbox is not None:
+        mail = a.loaded.config.mail
+        limit = mail.stall_factor * mail.deliver_seconds
+        last = sender.checked_at
+        outbox["last_delivery_at"] = last.isoformat() if last else None
+        idle = (now - last).total_seconds() if last else None
+        waited = outbox["due"] and outbox["oldest_due_seconds"] > limit
+        outbox["stalled"] = bool(waited and (idle is None or idle > limit))
+        if outbox["stalled"]:
+            since = f"for {idle:.0f} s" if idle is not None else "since the daemon started"
+            problems.append(
+                f"mail delivery stalled: {outbox['due']} notice(s) due, the oldest for"
+                f" {outbox['oldest_due_seconds']:.0f} s; no delivery pass got through {since} (limit {limit:.0f} s)"
+            )
+    return problems
+
+
+@router.get(
+    "/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE: {}}}, **responses(401, 403)}
+)
+def metrics(request: Request, who: Monitor) -> Response:
+    """Prometheus text format, for a `metrics` (or admin) token: counts only, no
+    personal data; a metrics token sees results under embargo folded into the
+    stage before them, as an applicant would."""
+    return Response(request.app.state.metrics.render(who), media_type=CONTENT_TYPE)
 
 
 @router.get("/deadlines", responses=responses(401, 403, 404, 422))
@@ -133,6 +187,18 @@ def outbox_retry(a: Gongmo, who: Admin, outbox_id: OutboxId) -> dict[str, Any]:
     """Send a dead (or waiting) notice again at the next delivery."""
     was = mailer.retry_now(a, outbox_id)
     return {"id": outbox_id, "was": was, "state": "pending"}
+
+
+@router.post("/outbox/retry", responses=responses(401, 403, 404, 422))
+def outbox_retry_all(a: Gongmo, who: Admin, body: schemas.OutboxRetryIn) -> dict[str, Any]:
+    """Send every dead (or retry) notice again at the next delivery, its attempts reset:
+    all of them, or those queued since an instant, or of a track. A notice that a newer
+    one of its application replaced (a result since corrected) stays as it is."""
+    if body.track is not None:
+        with read(a.db) as conn:
+            track_id(a, conn, body.track)
+    retried = mailer.retry_all(a, body.state, since=body.since, track=body.track)
+    return {"state": body.state, "since": body.since, "track": body.track, "retried": retried}
 
 
 @router.get("/tracks/{track}/outbox/held", responses=responses(401, 403, 404, 422))

@@ -8,9 +8,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+)
 
 from states.lifecycle import APPLICATION as TABLE
 from states.lifecycle import Role
@@ -81,6 +90,14 @@ class ReleaseIn(Body):
     )
 
 
+class OutboxRetryIn(Body):
+    state: Literal["dead", "retry"] = Field(description="Retry every notice in this state (required).")
+    since: AwareDatetime | None = Field(default=None, description="Only notices queued at or after this instant.")
+    track: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9-]{1,39}$")] | None = Field(
+        default=None, description="Only this track's notices."
+    )
+
+
 class ApplicationOut(BaseModel):
     id: int
     track: str
@@ -97,6 +114,23 @@ class ApplicationOut(BaseModel):
     submitted_at: datetime | None
     score: str | None
     rank: int | None
+    waitlist_position: int | None
+    result_pending: bool = Field(
+        default=False,
+        description="The track's results are under embargo: the state shown is the stage before the result.",
+    )
+
+
+class ResultOut(BaseModel):
+    """The explained result, once released: aggregates only (no evaluator, no single sheet)."""
+
+    committee_score: str | None
+    written_score: str | None
+    presentation_score: str | None
+    rank: int
+    ranked: int = Field(description="How many applications of the track were ranked.")
+    minimum_score: str
+    last_selected_score: str | None
     waitlist_position: int | None
 
 
@@ -127,6 +161,7 @@ class ApplicationDetail(ApplicationOut):
     history: list[HistoryRow]
     events: list[dict[str, Any]]
     notices: list[NoticeRow]
+    result: ResultOut | None = None
 
 
 class Page(BaseModel):

@@ -133,7 +133,9 @@ def test_the_detail_has_history_an_etag_and_the_actions_of_the_token(written: Wo
     assert body["actions"] == ["disqualify", "withdraw"]
 
     mine = w.get(url, APP_SEJONG).json()
-    assert mine["actions"] == ["withdraw"] and mine["notices"] == body["notices"]
+    # the applicant: its notices once sent (none is yet), never the committee (issue 17, finding 1)
+    assert mine["actions"] == ["withdraw"] and mine["notices"] == [] and mine["events"] == []
+    assert [h["trigger"] for h in mine["history"]] == ["invite", "submit", "start_review", "pass_review"]
     evaluator = w.get(url, EV_KIM)
     assert evaluator.status_code == 200 and evaluator.headers["ETag"] == admin.headers["ETag"]
     # an evaluator sees the plan and its history, not the applicant's mail or the committee's events
