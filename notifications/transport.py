@@ -1,8 +1,18 @@
 """Where a composed message goes: a local Maildir (the embedded default) or SMTP.
 
-Each send returns an Outcome instead of raising, classified once here:
-2xx sent; 4xx and connection trouble retry later; 5xx is permanent (dead),
-with the SMTP code and text kept for the office to read.
+Each send returns an Outcome instead of raising, classified once here, as
+RFC 5321 and mature senders (Postfix, exim) do:
+
+- 2xx: sent.
+- A reply about this message's recipient or content (RCPT, DATA): 4xx retries
+  this row later, 5xx is permanent for this row (dead), the code and text kept
+  for the office to read.
+- Anything about the transport itself: no connection, a timeout, a dropped
+  connection, TLS, a refused greeting or EHLO, AUTH refused (535), a refused
+  sender (MAIL: 530, 553, 554, 421 ...), 421/530/535 at any stage, or any
+  exception before the server accepted the message. The message is not at
+  fault: the outcome is `paused`, the mailer hands the row back untouched (no
+  attempt spent) and the whole transport waits (`Pause`: 5 s doubling to 5 min).
 """
 
 from __future__ import annotations
@@ -11,9 +21,10 @@ import asyncio
 import mailbox
 import os
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiosmtplib
 
@@ -26,6 +37,8 @@ class Outcome:
     permanent: bool = False
     code: int | None = None
     detail: str = ""
+    # The transport failed, not this message: the row goes back as it was and the transport pauses.
+    paused: bool = False
 
     @property
     def error(self) -> str:
@@ -33,6 +46,70 @@ class Outcome:
 
 
 SENT = Outcome(ok=True)
+
+# Replies that speak of the server or the session, not of one message, at whatever stage they come:
+# 421 service closing, 530 authentication required, 534/535/538 authentication refused or needs TLS.
+TRANSPORT_CODES = frozenset({421, 530, 534, 535, 538})
+# A sender (MAIL FROM) refusal that is about this one message: 552 its size (the SIZE= the client declared).
+MESSAGE_SIZE_CODE = 552
+PAUSE_FIRST_S = 5.0
+PAUSE_MAX_S = 300.0
+
+
+def paused(detail: str, code: int | None = None) -> Outcome:
+    return Outcome(ok=False, code=code, detail=detail, paused=True)
+
+
+class Pause:
+    """The transport's own trouble: after a failure, nothing is sent until `until`
+    (5 s, doubling with each further failure, at most 5 min); a success clears it.
+    Times come from the caller's clock (the engine's, injectable)."""
+
+    def __init__(self, first_s: float = PAUSE_FIRST_S, max_s: float = PAUSE_MAX_S) -> None:
+        self.first_s = first_s
+        self.max_s = max_s
+        self.failures = 0  # in a row, since the last success
+        self.until: datetime | None = None
+        self.since: datetime | None = None  # the first failure of this run
+        self.last_error = ""
+        self.last_error_at: datetime | None = None
+
+    def failed(self, now: datetime, error: str) -> timedelta:
+        """Record a failure; return how long the transport now waits."""
+        wait = timedelta(seconds=min(self.max_s, self.first_s * 2 ** min(self.failures, 30)))
+        self.failures += 1
+        self.since = self.since or now
+        self.until = now + wait
+        self.last_error = error
+        self.last_error_at = now
+        return wait
+
+    def recovered(self) -> None:
+        self.failures = 0
+        self.until = None
+        self.since = None
+
+    @property
+    def failing(self) -> bool:
+        """The last outcome was a transport failure (waiting, or about to try again)."""
+        return self.failures > 0
+
+    def active(self, now: datetime) -> bool:
+        """Nothing may be sent now."""
+        return self.until is not None and now < self.until
+
+    def health(self, now: datetime) -> dict[str, Any]:
+        if not self.failing:
+            return {"ok": True}
+        return {
+            "ok": False,
+            "failures": self.failures,
+            "failing_since": self.since.isoformat() if self.since else None,
+            "paused_until": self.until.isoformat() if self.until else None,
+            "paused_seconds_left": round(max((self.until - now).total_seconds(), 0.0), 1) if self.until else 0.0,
+            "last_error": self.last_error,
+            "last_error_at": self.last_error_at.isoformat() if self.last_error_at else None,
+        }
 
 
 class Transport(Protocol):
@@ -62,8 +139,8 @@ class MaildirTransport:
             self._box = mailbox.Maildir(str(self.path), create=False)
         try:
             self._box.add(envelope.data)
-        except OSError as exc:
-            return Outcome(ok=False, detail=f"maildir {self.path}: {exc.strerror}")
+        except OSError as exc:  # a full disk or a wrong permission: the store's trouble, not the message's
+            return paused(f"maildir {self.path}: {exc.strerror}")
         return SENT
 
     async def close(self) -> None:
@@ -117,7 +194,11 @@ class SMTPTransport:
         s = self.settings
         if s.username:
             password = os.environ.get(s.password_env or "", "")
-            await client.login(s.username, password)
+            try:
+                await client.login(s.username, password)
+            except BaseException:
+                client.close()
+                raise
         return client
 
     async def send(self, envelope: Envelope) -> Outcome:
@@ -134,24 +215,50 @@ class SMTPTransport:
 
     async def _send(self, envelope: Envelope) -> Outcome:
         assert self._idle is not None
-        client: aiosmtplib.SMTP | None = None
+        while not self._idle.empty():  # a reused connection the server dropped while idle: try the next
+            outcome = await self._attempt(envelope, self._idle.get_nowait())
+            if not (outcome.paused and outcome.detail.startswith(STALE)):
+                return outcome
+        return await self._attempt(envelope, None)
+
+    async def _attempt(self, envelope: Envelope, client: aiosmtplib.SMTP | None) -> Outcome:
+        """One try on `client` (a fresh connection if None). A paused outcome from a reused
+        connection that was dropped starts with STALE: the caller tries a fresh one."""
+        assert self._idle is not None
+        reused = client is not None
+        stage = "mail"
         try:
-            client = self._idle.get_nowait() if not self._idle.empty() else await self._connect()
+            if client is None:
+                stage = "connect"
+                client = await self._connect()
+                stage = "mail"
             errors, _ = await client.sendmail(envelope.sender, list(envelope.recipients), envelope.data)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
             outcome = _from_code(refused.code, refused.message)
+        except aiosmtplib.SMTPSenderRefused as exc:
+            outcome = _from_code(exc.code, exc.message, sender=True)
         except aiosmtplib.SMTPResponseException as exc:
-            outcome = _from_code(exc.code, exc.message)
+            # connect (greeting), EHLO, STARTTLS and AUTH replies are the transport's; DATA's are the message's
+            before = stage == "connect" or not isinstance(exc, aiosmtplib.SMTPDataError)
+            outcome = _from_code(exc.code, exc.message, sender=before)
         except (TimeoutError, aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
+            # not accepted: no connection, TLS, a timeout, a dropped connection (a message may have been on the
+            # wire: it carries the same Message-ID when it is sent again)
             await _discard(client)
-            return Outcome(ok=False, detail=f"{type(exc).__name__}: {exc}")
+            dropped = reused and isinstance(exc, aiosmtplib.SMTPServerDisconnected | ConnectionError)
+            return paused(f"{STALE if dropped else ''}{stage}: {type(exc).__name__}: {exc}".strip())
         else:
             self._idle.put_nowait(client)
             if errors:  # a recipient refused among several: never silently dropped
                 addr, (code, text) = next(iter(errors.items()))
                 return _from_code(code, f"{addr}: {text}")
             return SENT
+        if outcome.paused:
+            await _discard(client)
+            if reused and outcome.code == 421:  # the server closed an idle session: a fresh one may do
+                return replace(outcome, detail=f"{STALE}{outcome.detail}")
+            return outcome
         if client is not None and client.is_connected:
             try:
                 await client.rset()
@@ -169,8 +276,17 @@ class SMTPTransport:
                 client.close()
 
 
-def _from_code(code: int, text: str) -> Outcome:
-    return Outcome(ok=False, permanent=500 <= code < 600, code=code, detail=str(text).strip())
+STALE = "reused connection: "
+
+
+def _from_code(code: int, text: str, sender: bool = False) -> Outcome:
+    """A reply about a message (RCPT, DATA): 5xx permanent, else retry. A reply before
+    the message's own commands (greeting, EHLO, AUTH, MAIL FROM) or one of
+    TRANSPORT_CODES at any stage: the transport pauses (a 552 to MAIL is the message's size)."""
+    detail = str(text).strip()
+    if code in TRANSPORT_CODES or (sender and code != MESSAGE_SIZE_CODE):
+        return paused(detail, code)
+    return Outcome(ok=False, permanent=500 <= code < 600, code=code, detail=detail)
 
 
 async def _discard(client: aiosmtplib.SMTP | None) -> None:

@@ -6,6 +6,9 @@ Nothing is mocked: clients talk SMTP over TCP to it. Faults:
 - ``refuse_recipient(addr)``: RCPT TO for that address gets e.g. ``550 5.1.1 mailbox unavailable``;
 - ``fail_data_every(n)``: every n-th DATA since the call (1-based, across connections) gets ``451`` and is not stored;
 - ``delay_data(seconds)``: DATA is answered only after that long;
+- ``refuse_auth(code, text)``: every AUTH is answered e.g. ``535 5.7.8 authentication credentials invalid``
+  (AUTH PLAIN and LOGIN are offered without TLS; by default any credentials are accepted and kept in ``logins``);
+- ``refuse_mail(code, text)``: every MAIL FROM is answered e.g. ``530 5.7.0 authentication required``;
 - ``down()`` / ``up()``: stop listening (connections refused, open sessions dropped) and listen again on the same port.
 
 Use the ``smtp_server`` fixture (``from tests.smtp_server import smtp_server_fixture  # noqa: F401``; see its
@@ -31,6 +34,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 HOST = "127.0.0.1"
 SERVER_HOSTNAME = "gongmo-test"
@@ -81,6 +85,14 @@ class _Handler:
         session.host_name = hostname  # same as HELO: the hook replaces aiosmtpd's own bookkeeping
         return responses
 
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]) -> str:
+        refusal = self._owner._mail_refusal()
+        if refusal is not None:
+            return refusal
+        envelope.mail_from = address  # a MAIL hook must record the sender itself
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
         refusal = self._owner._refusal_for(address)
         if refusal is not None:
@@ -115,6 +127,11 @@ class FaultySMTP:
         self._fail_reply = ""
         self._data_since_fault = 0
         self._delay_s = 0.0
+        self._auth_reply: str | None = None
+        self._mail_reply: str | None = None
+        self.logins: list[tuple[str, str]] = []
+        self.auth_refusals = 0
+        self.mail_refusals = 0
         self.data_attempts = 0
         self.data_failures = 0
         self.rcpt_refusals = 0
@@ -138,6 +155,8 @@ class FaultySMTP:
             port=self.port,
             server_hostname=SERVER_HOSTNAME,
             ready_timeout=self.ready_timeout,
+            auth_require_tls=False,  # a test server on loopback: AUTH offered in the clear
+            authenticator=self._authenticate,
         )
         try:
             controller.start()
@@ -195,8 +214,20 @@ class FaultySMTP:
         with self._lock:
             self._delay_s = float(seconds)
 
+    def refuse_auth(self, code: int = 535, text: str = "5.7.8 authentication credentials invalid") -> None:
+        """Every AUTH from now on is answered ``f"{code} {text}"`` (the credentials are still kept in ``logins``)."""
+        with self._lock:
+            self._auth_reply = f"{code} {text}"
+
+    def refuse_mail(self, code: int = 530, text: str = "5.7.0 authentication required") -> None:
+        """Every MAIL FROM from now on is answered ``f"{code} {text}"``."""
+        with self._lock:
+            self._mail_reply = f"{code} {text}"
+
     def clear_faults(self) -> None:
         with self._lock:
+            self._auth_reply = None
+            self._mail_reply = None
             self._refused.clear()
             self._fail_every = 0
             self._data_since_fault = 0
@@ -234,6 +265,21 @@ class FaultySMTP:
         if session.host_name is None:
             with self._lock:
                 self.connections += 1
+
+    def _authenticate(self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
+        with self._lock:
+            if isinstance(auth_data, LoginPassword):
+                self.logins.append((auth_data.login.decode(), auth_data.password.decode()))
+            if self._auth_reply is not None:
+                self.auth_refusals += 1
+                return AuthResult(success=False, handled=False, message=self._auth_reply)
+        return AuthResult(success=True, auth_data=auth_data)
+
+    def _mail_refusal(self) -> str | None:
+        with self._lock:
+            if self._mail_reply is not None:
+                self.mail_refusals += 1
+            return self._mail_reply
 
     def _refusal_for(self, address: str) -> str | None:
         with self._lock:

@@ -457,6 +457,9 @@ class Api(Strict):
     page_size: int = Field(default=50, ge=1, le=1000)
     max_page_size: int = Field(default=500, ge=1, le=10_000)
     # The largest request body taken (413 past it); read only after the token is checked.
+    # /healthz calls delivery stalled (degraded) when mail has been due for more than
+    # this many x deliver_seconds and no delivery pass got through in that time.
+    stall_factor: int = Field(default=12, ge=2, le=10_000)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
 
 
@@ -469,6 +472,8 @@ class Config(Strict):
     @model_validator(mode="before")
     @classmethod
     def _gongmo_table(cls, data: Any) -> Any:
+    # /healthz (no token) shows the worker's host name and process id only when true.
+    health_details: bool = False
         """No [gongmo] table is a table without `environment`: refused by name, not run as development."""
         if isinstance(data, dict) and "gongmo" not in data:
             return {**data, "gongmo": {}}

@@ -29,9 +29,20 @@ ADMIN = Actor("park", Role.ADMIN)
 TRACK = "strong-small-2024"
 
 
-def smtp_mailer(app: App, server: FaultySMTP, connections: int = 3) -> Mailer:
+PASSWORD_ENV = "GONGMO_TEST_SMTP_PASSWORD"
+
+
+def smtp_mailer(app: App, server: FaultySMTP, connections: int = 3, username: str | None = None) -> Mailer:
     transport = SMTPTransport(
-        SMTPSettings(host=server.host, port=server.port, security="none", connections=connections, timeout_s=5)
+        SMTPSettings(
+            host=server.host,
+            port=server.port,
+            security="none",
+            connections=connections,
+            timeout_s=5,
+            username=username,
+            password_env=PASSWORD_ENV,
+        )
     )
     return Mailer(app, transport, "m1")
 
@@ -126,9 +137,10 @@ def test_451s_and_an_outage_still_deliver_every_mail_exactly_once(
     assert result.retry == len(expected) // 3 and result.sent == len(expected) - result.retry
     smtp_server.down()  # and then the server goes away for a while
     clock.advance(timedelta(hours=1))
+    before = [(r["state"], r["attempts"]) for r in outbox(app)]
     result = deliver(smtp_mailer(app, smtp_server))
-    assert result.sent == 0 and result.retry > 0
-    assert {r["state"] for r in outbox(app)} <= {"sent", "retry"}
+    assert result.sent == result.retry == 0 and result.paused > 0  # the transport's failure, not the rows'
+    assert [(r["state"], r["attempts"]) for r in outbox(app)] == before  # no attempt spent
     smtp_server.up()
     for _ in range(10):
         clock.advance(timedelta(hours=2))
@@ -245,16 +257,19 @@ def test_starttls_verifies_the_certificate(app: App, clock: FixedClock, tmp_path
         clock.set(kst("2024-03-29 10:00"))
         app.engine.announce(TRACK, ADMIN, applicant_ids=[5])
 
-        def with_ca(ca: Path | None) -> mailer.Delivery:
+        def with_ca(ca: Path | None) -> Mailer:
             settings = SMTPSettings(port=port, security="starttls", ca_file=str(ca) if ca else None, timeout_s=5)
-            return deliver(Mailer(app, SMTPTransport(settings), "m1"))
+            return Mailer(app, SMTPTransport(settings), "m1")
 
-        refused = with_ca(None)  # the machine does not trust a self-signed certificate
-        assert refused.retry == 1 and refused.sent == 0
+        untrusted = with_ca(None)  # the machine does not trust a self-signed certificate: the transport pauses
+        refused = deliver(untrusted)
+        assert refused.paused == 1 and refused.sent == refused.retry == refused.dead == 0
+        error = untrusted.pause.last_error
+        assert "CERTIFICATE_VERIFY_FAILED" in error or "certificate" in error.lower()
         [row] = outbox(app)
-        assert "CERTIFICATE_VERIFY_FAILED" in row["last_error"] or "certificate" in row["last_error"].lower()
+        assert (row["state"], row["attempts"], row["last_error"]) == ("pending", 0, None)
         clock.advance(timedelta(hours=1))
-        assert with_ca(cert).sent == 1  # trusted through ca_file
+        assert deliver(with_ca(cert)).sent == 1  # trusted through ca_file
     finally:
         server.stop()
 
@@ -454,3 +469,229 @@ def test_a_stop_finishes_the_sends_on_the_wire_and_hands_back_the_rest(
     assert {r["attempts"] for r in rows if r["state"] == "pending"} == {0}
     again = deliver(smtp_mailer(app, smtp_server))
     assert result.sent + again.sent == total and set(smtp_server.received_ids().values()) == {1}
+
+
+# -- the transport's own failures pause it; the rows wait untouched ------------------------------
+
+
+def untouched(app: App) -> list[tuple[Any, ...]]:
+    return [(r["id"], r["state"], r["attempts"], r["next_attempt_at"], r["last_error"]) for r in outbox(app)]
+
+
+@pytest.mark.parametrize("fault", ["535 to AUTH", "530 to MAIL FROM", "no server"])
+def test_a_transport_failure_pauses_delivery_and_spends_no_attempt(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """A wrong password (535), a relay that wants a login (530) or no relay at all: the 18
+    notices of the call are not the cause. None is marked dead or retried; the transport waits 5 s, then
+    10 s, ...; once it works, each notice goes out once, on its first attempt."""
+    monkeypatch.setenv(PASSWORD_ENV, "wrong")
+    clock.set(kst("2024-03-29 10:00"))
+    app.engine.announce(TRACK, ADMIN)
+    before = untouched(app)
+    n = len(before)
+    assert n == 18
+    if fault == "535 to AUTH":
+        smtp_server.refuse_auth(535, "5.7.8 authentication credentials invalid")
+    elif fault == "530 to MAIL FROM":
+        smtp_server.refuse_mail(530, "5.7.0 authentication required")
+    else:
+        smtp_server.down()
+    m = smtp_mailer(app, smtp_server, username="gongmo" if fault == "535 to AUTH" else None)
+    first = deliver(m)
+    assert untouched(app) == before, "no row may change: not dead, not retry, no attempt spent"
+    assert (first.dead, first.retry, first.sent, first.paused) == (0, 0, 0, n)
+    assert m.pause.failing and m.pause.until == clock.now() + timedelta(seconds=5)
+    code = {"535 to AUTH": "535", "530 to MAIL FROM": "530", "no server": "SMTPConnectError"}[fault]
+    assert code in m.pause.last_error
+
+    tried = (smtp_server.auth_refusals, smtp_server.mail_refusals, smtp_server.connections)
+    assert deliver(m) == mailer.Delivery()  # paused: nothing claimed, nothing tried
+    assert (smtp_server.auth_refusals, smtp_server.mail_refusals, smtp_server.connections) == tried
+    clock.advance(timedelta(seconds=5))
+    assert deliver(m).paused == n and m.pause.until == clock.now() + timedelta(seconds=10)  # doubled
+    assert untouched(app) == before
+
+    smtp_server.clear_faults()
+    smtp_server.up()
+    clock.advance(timedelta(seconds=10))
+    monkeypatch.setenv(PASSWORD_ENV, "right")
+    assert deliver(m).sent == n and not m.pause.failing
+    assert {(r["state"], r["attempts"]) for r in outbox(app)} == {("sent", 1)}
+    assert set(smtp_server.received_ids().values()) == {1}
+
+
+def test_a_550_recipient_beside_a_working_transport_is_dead_for_that_row_only(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    clock.set(kst("2024-03-29 10:00"))
+    app.engine.announce(TRACK, ADMIN)
+    smtp_server.refuse_recipient("smartcity@gimhae.lg.example", 550, "5.1.1 mailbox unavailable")
+    m = smtp_mailer(app, smtp_server)
+    result = deliver(m)
+    assert (result.dead, result.sent, result.paused) == (1, len(outbox(app)) - 1, 0) and not m.pause.failing
+
+
+# -- a password that is not there refuses the start -----------------------------------------
+
+
+def smtp_config(tmp_path: Path, app: App, server: FaultySMTP, username: str = "gongmo") -> Path:
+    return config_copy(
+        tmp_path,
+        ('transport = "maildir"', 'transport = "smtp"'),
+        ("port = 587", f"port = {server.port}"),
+        ('security = "starttls"', 'security = "none"'),
+        ('# username = "gongmo"', f'username = "{username}"'),
+        ('password_env = "GONGMO_SMTP_PASSWORD"', f'password_env = "{PASSWORD_ENV}"'),
+        database_url=str(app.db.url.render_as_string(hide_password=False)),
+    )
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_an_unset_password_env_refuses_delivery_and_the_daemon_s_start_in_one_line(
+    app: App,
+    clock: FixedClock,
+    smtp_server: FaultySMTP,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    value: str | None,
+) -> None:
+    from workflow.app import open_app
+    from workflow.cli import run
+    from workflow.config import Api, ConfigError
+    from workflow.daemon import Daemon
+
+    if value is None:
+        monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PASSWORD_ENV, value)
+    clock.set(kst("2024-03-29 10:00"))
+    app.engine.announce(TRACK, ADMIN)
+    before = untouched(app)
+    config = smtp_config(tmp_path, app, smtp_server)
+    other = open_app(config, database_url=str(app.db.url.render_as_string(hide_password=False)))
+    try:
+        with pytest.raises(ConfigError) as refused:
+            mailer.transport_for(other)
+        message = str(refused.value)
+        assert "\n" not in message and f"password_env = '{PASSWORD_ENV}'" in message
+        assert ("not set" if value is None else "empty") in message and "export it" in message
+
+        daemon = Daemon(other, "d1", api=Api(enabled=False))
+        stop = asyncio.Event()
+        stop.set()
+        with pytest.raises(ConfigError, match=PASSWORD_ENV):  # before the scheduler starts or the API serves
+            asyncio.run(daemon.serve(stop))
+        assert daemon.scheduler is None or not daemon.scheduler.running
+    finally:
+        other.db.dispose()
+
+    code = run(["--config", str(config), "deliver"])
+    out, err = capsys.readouterr()
+    assert code == 1 and err.count("\n") == 1 and err.startswith(f"error: [mail.smtp] password_env = '{PASSWORD_ENV}'")
+    assert "Traceback" not in err and out == ""
+    assert untouched(app) == before and smtp_server.logins == [] and smtp_server.messages == []
+
+
+# -- retrying in bulk ------------------------------------------------------------------------
+
+
+def dead_notices(app: App, clock: FixedClock, server: FaultySMTP) -> dict[str, list[int]]:
+    """Two tracks' calls, some to refused mailboxes: dead rows per track, the hub's queued an hour later."""
+    clock.set(kst("2024-03-29 10:00"))
+    app.engine.announce(TRACK, ADMIN)
+    clock.advance(timedelta(hours=1))
+    app.engine.announce("hub-2024", ADMIN)
+    rows = outbox(app)
+    mine = [r["to_addr"] for r in rows if r["created_at"] == kst("2024-03-29 10:00")][:2]
+    hub = [r["to_addr"] for r in rows if r["created_at"] == kst("2024-03-29 11:00") and r["to_addr"] not in mine]
+    for addr in (*mine, hub[0]):
+        server.refuse_recipient(addr)
+    deliver(smtp_mailer(app, server))
+    with read(app.db) as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT o.id, t.key FROM outbox o JOIN application a ON a.id = o.application_id"
+                " JOIN track t ON t.id = a.track_id WHERE o.state = 'dead' ORDER BY o.id"
+            )
+        ).all()
+    out: dict[str, list[int]] = {}
+    for outbox_id, track in rows:
+        out.setdefault(track, []).append(outbox_id)
+    return out
+
+
+def test_dead_notices_are_retried_in_bulk_by_track_and_since(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    dead = dead_notices(app, clock, smtp_server)
+    assert len(dead[TRACK]) == 2 and len(dead["hub-2024"]) >= 1
+    clock.advance(timedelta(hours=1))
+    assert mailer.retry_all(app, "dead", track="hub-2024") == len(dead["hub-2024"])
+    states = {r["id"]: r for r in outbox(app)}
+    assert all((states[i]["state"], states[i]["attempts"]) == ("pending", 0) for i in dead["hub-2024"])
+    assert all(states[i]["next_attempt_at"] == clock.now() for i in dead["hub-2024"])
+    assert all(states[i]["state"] == "dead" for i in dead[TRACK])
+    assert mailer.retry_all(app, "dead", since=kst("2024-03-29 10:30")) == 0  # TRACK's were queued at 10:00
+    assert mailer.retry_all(app, "dead", since=kst("2024-03-29 10:00")) == 2
+    assert {r["state"] for r in outbox(app)} == {"sent", "pending"}
+    smtp_server.clear_faults()
+    assert deliver(smtp_mailer(app, smtp_server)).sent == 2 + len(dead["hub-2024"])
+
+
+def test_a_dead_result_corrected_since_is_not_retried(app: App, clock: FixedClock, smtp_server: FaultySMTP) -> None:
+    """A 'selected' that died, then corrected to 'waitlisted': sending it now would tell a lie."""
+    lifecycle(app, clock)  # one application selected then waitlisted (its 'selected' cancelled), one selected
+    with write(app.db) as conn:  # both 'selected' rows are dead, as a relay refusing them would leave them
+        conn.execute(sa.update(OUTBOX).where(OUTBOX.c.notice == "selected").values(state="dead", last_error="550"))
+    rows = {r["id"]: r for r in outbox(app)}
+    selected = sorted(i for i, r in rows.items() if r["notice"] == "selected")
+    corrected = [
+        i
+        for i in selected
+        if any(r["notice"] == "waitlisted" and r["application_id"] == rows[i]["application_id"] for r in rows.values())
+    ]
+    assert len(selected) == 2 and len(corrected) == 1
+    assert mailer.retry_all(app, "dead") == 1
+    after = {r["id"]: r["state"] for r in outbox(app)}
+    assert after[corrected[0]] == "dead" and {after[i] for i in selected if i not in corrected} == {"pending"}
+
+
+def test_the_cli_retries_dead_notices_in_bulk_and_refuses_what_it_cannot_do(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import run_cli
+
+    dead = dead_notices(app, clock, smtp_server)
+    config = str(config_copy(tmp_path, database_url=str(app.db.url.render_as_string(hide_password=False))))
+    before = untouched(app)
+    for argv, says in (
+        ([], "name an OUTBOX_ID, or --state dead"),
+        (["--state", "sent"], "--state 'sent': only dead or retry"),
+        (["--state", "dead", "--since", "yesterday"], "--since 'yesterday': not an ISO date-time"),
+        (["--state", "dead", "--track", "no-such-track"], "unknown track 'no-such-track'"),
+        ([str(dead[TRACK][0]), "--state", "dead"], "retry one row or many, not both"),
+    ):
+        code, out, err = run_cli(capsys, "--config", config, "outbox", "retry", *argv)
+        assert code == 1 and err.count("\n") == 1 and says in err, (argv, err)
+        assert untouched(app) == before
+    code, out, _ = run_cli(
+        capsys,
+        "--config",
+        config,
+        "outbox",
+        "retry",
+        "--state",
+        "dead",
+        "--track",
+        "hub-2024",
+        "--since",
+        "2024-03-29T11:00",
+    )
+    assert code == 0 and out.startswith(
+        f"{len(dead['hub-2024'])} dead notice(s) of hub-2024 queued since 2024-03-29 11:00"
+    )
+    code, out, _ = run_cli(capsys, "--config", config, "outbox", "retry", str(dead[TRACK][0]))  # one row, as before
+    assert code == 0 and out == f"outbox {dead[TRACK][0]}: dead -> pending\n"
+    assert [r["state"] for r in outbox(app) if r["state"] == "dead"] == ["dead"]
