@@ -71,6 +71,8 @@ import sqlalchemy as sa
 from states.errors import GongmoError
 from states.lifecycle import APPLICATION as TABLE
 from states.lifecycle import Role
+from tests import chaos_faults as faults_
+from tests.chaos_daemon import LAG_ENV
 from workflow import calendars, loader
 from workflow.actors import Actor
 from workflow.app import App, open_app
@@ -107,7 +109,13 @@ class Options:
     daemons: int = 1
     kills: int = 25
     apps: int = 3000  # applications wanted; applicants = apps / 2 (both tracks invite everyone)
-    faults: bool = False
+    faults: bool = False  # SMTP faults: 421, 451, 550, an outage
+    db_faults: bool = False  # PostgreSQL backends terminated mid-tick; SQLite's write lock held for a stretch
+    clock_fault: bool = False  # one daemon's clock behind; a desk whose clock lags submits after the close
+    term_fault: bool = False  # SIGTERM to the daemon holding a receipt close, its stop timed
+    clock_lag: float = 3.0  # seconds the lagging daemon's clock is behind
+    db_lock_s: float = 3.0  # how long SQLite's write lock is held each time
+    stop_bound: float = 25.0  # a SIGTERMed daemon must be gone within this (stop_timeout_s 20 + exit)
     seed: int | None = None
     span: float | None = None  # seconds from the start to the last milestone; derived from kills if None
     database_url: str | None = None  # use this database (an empty one) instead of making one
@@ -119,6 +127,10 @@ class Options:
     english: float = 0.1  # share of applicants that read English
     report_every: float = 10.0
     verbose: bool = True
+
+    def all_faults(self) -> Options:
+        self.faults = self.db_faults = self.clock_fault = self.term_fault = True
+        return self
 
     def resolved_span(self) -> float:
         if self.span is not None:
@@ -187,6 +199,9 @@ class Sink:
 
     def received_ids(self) -> collections.Counter[str]:
         return collections.Counter(self.ask("ids"))
+
+    def envelopes(self) -> dict[str, list[list[Any]]]:
+        return dict(self.ask("envelopes"))
 
     def arrivals_of_duplicates(self) -> dict[str, list[float]]:
         return {str(m): [float(t) for t in times] for m, times in self.ask("dups").items()}
@@ -338,17 +353,22 @@ national_budget_krw = {2 * SLOTS * CAP_KRW}
 {"".join(tracks)}"""
 
 
+UNINVITED = 3  # metropolitan cities: no call invites them; the lagging desk applies for them after the close
+
+
 def write_applicants(path: Path, count: int, rng: random.Random, english: float) -> list[dict[str, str]]:
     """Synthetic local governments: 5-digit codes, cities and counties under the population cap,
-    unique addresses; a share read English, spread among the Korean ones as in a real list."""
+    unique addresses; a share read English, spread among the Korean ones as in a real list. Then
+    UNINVITED metropolitan cities (not returned), whom neither call invites."""
     rows = []
-    for i in range(count):
+    for i in range(count + UNINVITED):
         code = f"{10000 + i:05d}"
+        kind = "metropolitan_city" if i >= count else "city" if i % 3 else "county"
         rows.append(
             {
                 "code": code,
                 "name": f"혼돈{'시' if i % 3 else '군'}{i}",
-                "kind": "city" if i % 3 else "county",
+                "kind": kind,
                 "population": str(rng.randrange(20_000, 999_999)),
                 "contact_name": f"담당자{i}",
                 "email": f"smartcity{i}@lg{i % 97}.chaos.example",
@@ -359,7 +379,11 @@ def write_applicants(path: Path, count: int, rng: random.Random, english: float)
         writer = csv.DictWriter(out, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    return rows
+    return rows[:count]
+
+
+def uninvited_codes(count: int) -> list[str]:
+    return [f"{10000 + i:05d}" for i in range(count, count + UNINVITED)]
 
 
 @contextlib.contextmanager
@@ -386,14 +410,26 @@ def database(options: Options, workdir: Path) -> Iterator[str]:
 
 
 def gongmo_command() -> list[str]:
-    script = Path(sys.executable).parent / "gongmo"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "workflow"]
+    """`gongmo` from this checkout (not the installed script: a scratch copy of older code runs its
+    own code), through tests/chaos_daemon.py, which can set the clock behind."""
+    return [sys.executable, "-m", "tests.chaos_daemon"]
+
+
+def gongmo_env(**extra: str) -> dict[str, str]:
+    drop = ("GONGMO_DATABASE_URL", "GONGMO_NOW", "GONGMO_CONFIG", "PGAPPNAME", LAG_ENV)
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])
+    return {**env, **extra}
 
 
 def gongmo(config: Path, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("GONGMO_DATABASE_URL", "GONGMO_NOW", "GONGMO_CONFIG")}
     done = subprocess.run(
-        [*gongmo_command(), "--config", str(config), *argv], env=env, capture_output=True, text=True, timeout=300
+        [*gongmo_command(), "--config", str(config), *argv],
+        env=gongmo_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
     if check and done.returncode != 0:
         raise RuntimeError(f"gongmo {' '.join(argv)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
@@ -410,7 +446,10 @@ class Incarnation:
     proc: subprocess.Popen[bytes]
     log: Path
     started: float
+    app_name: str = ""  # its PostgreSQL application_name
+    lag: float = 0.0  # seconds its clock is behind
     up_at: float | None = None  # when it logged that it ticks
+    gone_at: float | None = None  # time.time() of its SIGKILL or SIGTERM
 
     @property
     def worker(self) -> str:
@@ -435,19 +474,39 @@ class Kill:
     wall: float = 0.0  # time.time() of the kill, the SMTP server's timebase for arrivals
 
 
+@dataclass
+class Stop:
+    """A SIGTERM sent by the harness (the stop fault) and how the daemon took it."""
+
+    slot: int
+    number: int
+    at: float  # seconds after t0
+    deadlines: list[str]  # rows it held when told to stop
+    took: float | None = None  # seconds until it exited (None: still going, or killed at the bound)
+    exit: int | None = None
+    trace: str = ""  # a traceback or CancelledError it logged after the SIGTERM
+
+
 class Fleet:
-    def __init__(self, config: Path, count: int, logdir: Path) -> None:
+    def __init__(
+        self, config: Path, count: int, logdir: Path, tag: str = "chaos", lag_slot: int = 0, lag: float = 0.0
+    ) -> None:
         self.config = config
         self.count = count
         self.logdir = logdir
+        self.tag = tag  # application_name prefix of the daemons' PostgreSQL connections
+        self.lag_slot, self.lag = lag_slot, lag
         self.live: dict[int, Incarnation] = {}
         self.all: list[Incarnation] = []
         self.unclean_stops: list[str] = []
+        self.stopping: dict[int, tuple[Incarnation, float, int, Stop]] = {}  # slot -> SIGTERMed, t, log size, stop
 
     def start(self, slot: int) -> Incarnation:
         number = sum(1 for i in self.all if i.slot == slot) + 1
         log = self.logdir / f"daemon{slot}.{number:02d}.log"
-        env = {k: v for k, v in os.environ.items() if k not in ("GONGMO_DATABASE_URL", "GONGMO_NOW", "GONGMO_CONFIG")}
+        app_name = faults_.deadline_app_name(self.tag, slot, number)
+        lag = self.lag if slot == self.lag_slot else 0.0
+        env = gongmo_env(PGAPPNAME=app_name, **({LAG_ENV: str(lag)} if lag else {}))
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [*gongmo_command(), "--config", str(self.config), "daemon", "--no-api"],
@@ -456,10 +515,48 @@ class Fleet:
                 env=env,
                 cwd=self.logdir,
             )
-        inc = Incarnation(slot, number, proc, log, time.monotonic())
+        inc = Incarnation(slot, number, proc, log, time.monotonic(), app_name, lag)
         self.live[slot] = inc
         self.all.append(inc)
         return inc
+
+    def lag_of(self) -> dict[str, float]:
+        return {inc.worker: inc.lag for inc in self.all}
+
+    def gone_at(self) -> dict[str, float]:
+        return {inc.worker: inc.gone_at for inc in self.all if inc.gone_at is not None}
+
+    def by_worker(self, worker: str) -> Incarnation | None:
+        return next((inc for inc in self.live.values() if inc.worker == worker), None)
+
+    def term(self, slot: int, stop: Stop) -> None:
+        """SIGTERM one daemon; `poll_stops` times its exit."""
+        inc = self.live.pop(slot)
+        size = inc.log.stat().st_size if inc.log.exists() else 0
+        inc.gone_at = time.time()
+        inc.proc.send_signal(signal.SIGTERM)
+        self.stopping[slot] = (inc, time.monotonic(), size, stop)
+
+    def poll_stops(self, bound: float) -> list[int]:
+        """Slots whose SIGTERMed daemon is gone (SIGKILLed past the bound); each Stop filled in."""
+        done = []
+        for slot, (inc, sent, size, stop) in list(self.stopping.items()):
+            took = time.monotonic() - sent
+            if inc.proc.poll() is None:
+                if took <= bound:
+                    continue
+                inc.proc.kill()
+                inc.proc.wait()
+            else:
+                stop.took, stop.exit = took, inc.proc.returncode
+            with contextlib.suppress(OSError), inc.log.open("rb") as f:
+                f.seek(size)
+                tail = f.read().decode("utf-8", "replace")
+                hits = [ln for ln in tail.splitlines() if "Traceback" in ln or "CancelledError" in ln]
+                stop.trace = "; ".join(hits[:2])
+            del self.stopping[slot]
+            done.append(slot)
+        return done
 
     def start_all(self) -> None:
         for slot in range(1, self.count + 1):
@@ -467,11 +564,16 @@ class Fleet:
 
     def kill(self, slot: int) -> Incarnation:
         inc = self.live.pop(slot)
+        inc.gone_at = time.time()
         inc.proc.send_signal(signal.SIGKILL)
         inc.proc.wait()
         return inc
 
     def stop_all(self, timeout: float = 20.0) -> None:
+        for inc, _, _, _ in self.stopping.values():  # a stop fault still under way at the end
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                inc.proc.wait(timeout)
+        self.poll_stops(0.0)
         for inc in self.live.values():
             if inc.proc.poll() is None:
                 inc.proc.send_signal(signal.SIGTERM)
@@ -512,6 +614,7 @@ class Office(threading.Thread):
         self.errors: list[str] = []
         self.counts: collections.Counter[str] = collections.Counter()
         self.lock = threading.Lock()
+        self.desk: list[tuple[str, str]] = []  # the lagging desk's submissions after the close: (code, outcome)
 
     def note(self, text: str) -> None:
         self.log.append(f"{self.run_.clock():7.1f}s {self.track}: {text}")
@@ -569,6 +672,26 @@ class Office(threading.Thread):
         self.tally(trigger)
         return True
 
+    def lagging_desk(self) -> None:
+        """The clock fault at a desk: after the close fired, a desk (an API replica) whose clock is
+        5 s before the close takes plans from applicants the call never invited. A window once
+        closed stays closed, whatever a caller's clock says: each must be refused."""
+        run, cal = self.run_, self.run_.calendars[self.track]
+        lag = timedelta(seconds=run.clock() - cal.receipt_closes + 5.0)
+        desk = open_app(run.config)
+        desk.clock = desk.engine.clock = faults_.LaggingClock(lag)
+        try:
+            for code in run.uninvited:
+                try:
+                    moved = desk.engine.submit(self.track, code, CAP_KRW, CAP_KRW, OFFICE, title="늦은 혼돈", years=1)
+                except GongmoError as exc:
+                    self.desk.append((code, f"refused: {str(exc)[:80]}"))
+                else:
+                    self.desk.append((code, f"ACCEPTED as {moved.receipt_no} (application {moved.application_id})"))
+        finally:
+            desk.db.dispose()
+        self.note(f"a desk {lag.total_seconds():.1f}s behind after the close: {self.desk}")
+
     def steps(self) -> None:
         run, rng, track = self.run_, self.rng, self.track
         cal = run.calendars[track]
@@ -617,6 +740,8 @@ class Office(threading.Thread):
         # 2. after the close: the preliminary review, passed or disqualified
         if not self.wait_fired("close_receipt"):
             return
+        if run.options.clock_fault:
+            self.lagging_desk()
         review = self.ids("preliminary_review")
         rng.shuffle(review)
         out = review[: max(2, len(review) // 25)]
@@ -682,9 +807,18 @@ class Run:
         self.refused: set[str] = set()
         self.fault_log: list[str] = []
         self.outages: list[float] = []  # when the SMTP server went away (epoch s)
+        # (start, end) epoch s of each database fault: a message sent then may never be marked sent
+        self.db_windows: list[tuple[float, float]] = []
         self._codes: dict[int, str] = {}
         self._fired: set[str] = set()
         self._fired_lock = threading.Lock()
+        self.tag = f"chaos-{uuid.uuid4().hex[:8]}"  # application_name prefix of this run's daemons
+        self.uninvited: list[str] = []
+        self.watch: faults_.ClaimWatch | None = None
+        self.stops: list[Stop] = []
+        self.db_hits: list[str] = []  # what each database fault did
+        self.db_missed: list[str] = []  # database faults that did not land
+        self._fault_threads: list[threading.Thread] = []
 
     def clock(self) -> float:
         """Seconds since t0 (the instant the calendar is measured from)."""
@@ -736,9 +870,14 @@ class Run:
                 self.say(f"seed {self.seed}; work in {workdir}; span {self.span:.0f}s")
                 applicants = self.setup(workdir, url, server)
                 self.db = make_engine(url)
-                fleet = Fleet(self.config, options.daemons, workdir / "logs")
+                self.url = url
+                # one replica of several runs behind (a single SQLite daemon has no replica to disagree with)
+                lag_slot = options.daemons if options.clock_fault and options.daemons > 1 else 0
+                fleet = Fleet(self.config, options.daemons, workdir / "logs", self.tag, lag_slot, options.clock_lag)
                 fleet.start_all()
                 self.wait_up(fleet)
+                self.watch = faults_.ClaimWatch(self.db)
+                self.watch.start()
                 self.start_clock(url, server)
                 offices = [Office(self, track, random.Random(self.rng.random())) for track in TRACKS]
                 for office in offices:
@@ -748,6 +887,9 @@ class Run:
                 for office in offices:
                     office.join(30)
                 fleet.stop_all()
+                self.watch.stop()
+                for thread in self._fault_threads:
+                    thread.join(60)
                 self.say("daemons stopped")
                 result = check(self, fleet, server, offices, applicants, drained)
                 if self.db is not None:
@@ -755,6 +897,8 @@ class Run:
                 return result
         finally:
             self.stopping.set()
+            if self.watch is not None:
+                self.watch.stop()
             if fleet is not None:
                 for inc in fleet.live.values():
                     if inc.proc.poll() is None:
@@ -777,6 +921,7 @@ class Run:
         self.write_config(url, server)
         gongmo(self.config, "init")
         gongmo(self.config, "applicants", "import", str(workdir / "applicants.csv"))
+        self.uninvited = uninvited_codes(applicants)
         if options.faults:
             refused = self.rng.sample(rows, max(2, len(rows) * 3 // 100))
             server.refuse([row["email"] for row in refused])
@@ -824,6 +969,7 @@ class Run:
     def faults(self, server: Sink) -> Iterator[tuple[float, str, Callable[[], None]]]:
         """The fault schedule: (seconds after t0, what, do it)."""
         s = self.span
+        yield from self.db_faults()
         if not self.options.faults:
             return
 
@@ -847,6 +993,53 @@ class Run:
         # retries back off 15-30 s, then 30-60 s: the faults stop in time for the drain to end
         yield 0.30 * s, "451s and 421s stop (550s go on)", healthy
 
+    def db_faults(self) -> Iterator[tuple[float, str, Callable[[], None]]]:
+        """Database faults, each when a receipt close (long form: also later deadlines) falls due,
+        so a tick is at work: PostgreSQL: every backend of the daemons terminated, again and again
+        for 2.5 s; SQLite: the write lock taken and held for db_lock_s."""
+        if not self.options.db_faults:
+            return
+        b, a = self.calendars["chaos-b"], self.calendars["chaos-a"]
+        when = [("chaos-b:close_receipt", b.receipt_closes)]
+        if self.options.kills >= 10:
+            when += [("chaos-a:start_presentation", a.written_ends), ("chaos-b:kickoff_closes", b.kickoff_due)]
+        for key, at in when:
+            if self.options.db == "postgres":
+                yield at, f"PostgreSQL: the daemons' backends terminated for 2.5s ({key} due)", self._storm_later(key)
+            else:
+                what = f"SQLite: the write lock held for {self.options.db_lock_s:.0f}s ({key} due)"
+                yield at, what, self._lock_later(key)
+
+    def _background(self, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name="db-fault", daemon=True)
+        self._fault_threads.append(thread)
+        thread.start()
+
+    def _storm_later(self, key: str) -> Callable[[], None]:
+        def storm() -> None:
+            assert self.db is not None
+            hits, end, start = 0, time.monotonic() + 2.5, time.time()
+            while time.monotonic() < end and not self.stopping.is_set():
+                with contextlib.suppress(Exception):
+                    hits += faults_.terminate_backends(self.db, self.tag)
+                time.sleep(0.1)
+            self.db_windows.append((start, time.time()))
+            (self.db_hits if hits else self.db_missed).append(f"{key}: {hits} backends terminated")
+
+        return lambda: self._background(storm)
+
+    def _lock_later(self, key: str) -> Callable[[], None]:
+        def hold() -> None:
+            path = sa.engine.make_url(self.url).database
+            assert path
+            start = time.time()
+            lock = faults_.SqliteLock(path, self.options.db_lock_s)
+            out = lock.wait(self.options.db_lock_s + 90)
+            self.db_windows.append((start, time.time()))
+            (self.db_hits if '"held"' in out else self.db_missed).append(f"{key}: write lock {out}")
+
+        return lambda: self._background(hold)
+
     def chaos(self, fleet: Fleet, server: Sink) -> bool:
         """Kill and restart daemons until the kills are spent, then wait for the drain. True if drained."""
         options, rng = self.options, self.rng
@@ -856,9 +1049,17 @@ class Run:
         restarts: dict[int, float] = {}
         next_kill: float | None = None
         drain_deadline = self.span + options.drain_timeout
-        last_report = 0.0
+        last_report = last_kill = 0.0
+        # kills aimed at a held deadline (its holder SIGKILLed while the watch sees it hold the row)
+        aim = max(1, options.kills // 4) if options.kills else 0
+        aimed = 0
+        term_at = self.calendars["chaos-a"].receipt_closes if options.term_fault else None
         while True:
             now = self.clock()
+            for slot in fleet.poll_stops(options.stop_bound):
+                restarts[slot] = now + rng.uniform(0.2, 1.5)
+            if term_at is not None and now >= term_at and self.term(fleet, give_up=now >= term_at + 4.0):
+                term_at = None
             while faults and faults[0][0] <= now:
                 _, what, do = faults.pop(0)
                 do()
@@ -878,6 +1079,19 @@ class Run:
                 )
                 restarts[inc.slot] = now + 0.5
             left = options.kills - len(self.kills)
+            if (
+                left > 0
+                and aimed < aim + 2
+                and sum(1 for k in self.kills if k.deadlines) < aim
+                and now - last_kill > 1.0
+            ):
+                victim = self.holder(fleet)
+                if victim is not None:
+                    aimed += 1
+                    self.kill(fleet, victim)
+                    restarts[self.kills[-1].slot] = now + rng.uniform(0.2, 1.5)
+                    next_kill, last_kill = None, now
+                    continue
             if left > 0 and next_kill is None:
                 next_kill = self.plan_kill(fleet, due, left, window_end)
             if next_kill is not None and now >= next_kill:
@@ -887,8 +1101,8 @@ class Run:
                 if up:
                     self.kill(fleet, rng.choice(up))
                     restarts[self.kills[-1].slot] = now + rng.uniform(0.2, 1.5)
-                    next_kill = None
-            if left <= 0 and not restarts and not faults:
+                    next_kill, last_kill = None, now
+            if left <= 0 and not restarts and not faults and not fleet.stopping and term_at is None:
                 state = self.progress()
                 if state["unfired"] == 0 and state["open_mail"] == 0 and now > self.span:
                     return True
@@ -904,6 +1118,32 @@ class Run:
                     + (f"; retry for {[tuple(w) for w in state['retry_why']]}" if state["retry_why"] else "")
                 )
             time.sleep(0.05)
+
+    def holder(self, fleet: Fleet, key_prefix: str = "") -> Incarnation | None:
+        """A live daemon the watch sees holding a deadline (one of `key_prefix`), if any."""
+        if self.watch is None:
+            return None
+        for worker, keys in sorted(self.watch.held(time.time()).items()):
+            inc = fleet.by_worker(worker)
+            if inc is not None and inc.is_up() and any(k.startswith(key_prefix) for k in keys):
+                return inc
+        return None
+
+    def term(self, fleet: Fleet, give_up: bool) -> bool:
+        """The stop fault: SIGTERM the daemon holding chaos-a's receipt close (after 4 s of looking,
+        the holder of any deadline, or any daemon up). True once sent."""
+        inc = self.holder(fleet, "chaos-a:close_receipt") or (self.holder(fleet) if give_up else None)
+        if inc is None and give_up:
+            inc = next((i for i in fleet.live.values() if i.is_up()), None)
+        if inc is None:
+            return False
+        assert self.watch is not None
+        held = self.watch.held(time.time()).get(inc.worker, [])
+        stop = Stop(inc.slot, inc.number, self.clock(), held)
+        fleet.term(inc.slot, stop)
+        self.stops.append(stop)
+        self.say(f"SIGTERM daemon {inc.slot}.{inc.number}: holding {', '.join(held) or 'no deadline'}")
+        return True
 
     def uptime(self, inc: Incarnation) -> float:
         return time.monotonic() - inc.up_at if inc.up_at is not None else -1.0
@@ -1008,12 +1248,16 @@ class World:
         return state
 
 
-def read_world(db: sa.Engine) -> World:
+def read_world(db: sa.Engine, lag_of: dict[str, float] | None = None) -> World:
+    """`lag_of`: each worker's clock lag; the fired_at it wrote is put on the machine's clock."""
     with db.connect() as conn:
         deadlines = [dict(r) for r in conn.execute(sa.select(DEADLINE).order_by(DEADLINE.c.due_at)).mappings()]
         for d in deadlines:
             for k in ("due_at", "fired_at"):
                 d[k] = _aware(d[k]) if d[k] is not None else None
+            lag = (lag_of or {}).get(str(d["claimed_by"]), 0.0)
+            if d["fired_at"] is not None and lag:
+                d["fired_at"] += timedelta(seconds=lag)
         tracks = {int(r.id): str(r.key) for r in conn.execute(sa.select(TRACK.c.id, TRACK.c.key))}
         apps = {
             int(r.id): {"track": tracks[int(r.track_id)], "state": str(r.state)}
@@ -1024,7 +1268,7 @@ def read_world(db: sa.Engine) -> World:
         query = sa.select(*columns).order_by(AUDIT.c.application_id, AUDIT.c.id)
         for app_id, at, trigger, to_state, actor in conn.execute(query):
             history[int(app_id)].append((_aware(at), str(trigger), str(to_state), str(actor)))
-        names = ("id", "application_id", "notice", "dedup_key", "message_id", "to_addr", "state", "attempts")
+        names = ("id", "application_id", "notice", "dedup_key", "message_id", "to_addr", "subject", "state", "attempts")
         outbox = [
             dict(r)
             for r in conn.execute(
@@ -1036,12 +1280,18 @@ def read_world(db: sa.Engine) -> World:
 
 class Checker:
     def __init__(
-        self, run: Run, world: World, received: collections.Counter[str], arrivals: dict[str, list[float]]
+        self,
+        run: Run,
+        world: World,
+        received: collections.Counter[str],
+        arrivals: dict[str, list[float]],
+        envelopes: dict[str, list[list[Any]]] | None = None,
     ) -> None:
         self.run = run
         self.world = world
         self.received = received
         self.arrivals = arrivals
+        self.envelopes = envelopes or {}
         self.checks: list[Check] = []
         self.n: dict[str, Any] = {}
         self.ambiguous: set[str] = set()
@@ -1058,7 +1308,10 @@ class Checker:
         self.checks.append(Check(name, good, "" if good else detail))
 
     def contest(self, applicants: int) -> None:
-        invited = collections.Counter(info["track"] for info in self.world.apps.values())
+        w = self.world
+        invited = collections.Counter(
+            info["track"] for a, info in w.apps.items() if w.history[a] and w.history[a][0][1] == "invite"
+        )
         self.ok(
             "both calls went out (every applicant invited in each track)",
             all(invited[t] == applicants for t in TRACKS),
@@ -1096,6 +1349,9 @@ class Checker:
             f"{len(twice)} application moves twice, by {', '.join(doubled)}",
         )
         logged = _fired_in_logs(fleet)
+        twice_logged = sorted(k for k, c in logged.items() if c > 1)
+        self.ok("no deadline logged 'fired' twice", not twice_logged, ", ".join(twice_logged))
+        self.claims(fleet)
         self.n["deadlines"] = {
             "total": len(w.deadlines),
             "fired": len(fired),
@@ -1105,6 +1361,93 @@ class Checker:
             "logged twice": sorted(k for k, c in logged.items() if c > 1),
             "out of order": len(disorder),
         }
+
+    def claims(self, fleet: Fleet) -> None:
+        """What the claim watch saw: no row held by two daemons at once, each row fired after every
+        earlier row of its track, and kills that landed on held rows, which others took over."""
+        run = self.run
+        assert run.watch is not None
+        rows = run.watch.snapshot()
+        track_of = {i: k for i, k in self.world.tracks.items()}
+        doubled = faults_.double_holds(rows, LEASE_S, fleet.lag_of(), fleet.gone_at())
+        self.ok("no deadline claimed by two holders at once (the claim watch)", not doubled, "; ".join(doubled[:4]))
+        order = faults_.fired_out_of_order(rows, track_of)
+        self.ok(
+            "each deadline fired after every earlier deadline of its track (the claim watch)",
+            not order,
+            "; ".join(order[:4]),
+        )
+        landed = [k for k in run.kills if k.deadlines]
+        by_key = {r.key: r for r in rows.values()}
+        not_taken = []
+        for k in landed:
+            victim = next(i.worker for i in fleet.all if i.proc.pid == k.pid)
+            for key in k.deadlines:
+                r = by_key.get(key)
+                later = [c for c in (r.claims if r else []) if c.holder != victim]
+                if r is None or r.fired_seen is None or not later:
+                    not_taken.append(f"{key} (held by killed {victim})")
+        if run.kills:
+            self.ok(
+                "a kill landed while a deadline was held, and another daemon took the deadline over",
+                bool(landed) and not not_taken,
+                "; ".join(not_taken[:4]) or f"none of {len(run.kills)} kills found a deadline held",
+            )
+        self.n["watch"] = {
+            "readings": run.watch.readings,
+            "errors": run.watch.errors,
+            "claims": sum(len(r.claims) for r in rows.values()),
+            "taken over": sum(1 for r in rows.values() if len({c.holder for c in r.claims}) > 1),
+        }
+
+    def faults(self, offices: list[Office]) -> None:
+        """The database, clock and stop faults landed, and gongmo took them as it should."""
+        run, o = self.run, self.run.options
+        if o.db_faults:
+            self.ok("every database fault landed", bool(run.db_hits) and not run.db_missed, "; ".join(run.db_missed))
+        if o.clock_fault:
+            accepted = [
+                f"{office.track}: {code} {what}"
+                for office in offices
+                for code, what in office.desk
+                if "ACCEPTED" in what
+            ]
+            tried = sum(len(office.desk) for office in offices)
+            self.ok(
+                "a closed receipt window stays closed for a desk whose clock lags (every late plan refused)",
+                tried > 0 and not accepted,
+                "; ".join(accepted[:4]) or "the lagging desk never ran",
+            )
+            # and nothing waits in the window's states after its close fired
+            closed = {
+                d["track_id"]
+                for d in self.world.deadlines
+                if d["action"] == "close_receipt" and d["fired_at"] is not None
+            }
+            tracks = {v: k for k, v in self.world.tracks.items()}
+            left_open = [
+                f"{a}:{info['state']}"
+                for a, info in self.world.apps.items()
+                if info["state"] in ("announcement", "receipt") and tracks[info["track"]] in closed
+            ]
+            self.ok(
+                "no application in announcement or receipt after its receipt close fired",
+                not left_open,
+                _sample(left_open),
+            )
+        if o.term_fault:
+            bad = [
+                f"daemon {s.slot}.{s.number}: "
+                + (f"not gone after {o.stop_bound:.0f}s" if s.took is None else f"exit {s.exit} after {s.took:.1f}s")
+                + (f", logged {s.trace[:100]}" if s.trace else "")
+                for s in run.stops
+                if s.took is None or s.exit not in (0, -signal.SIGTERM) or s.trace
+            ]
+            self.ok(
+                f"each SIGTERM stop ended within {o.stop_bound:.0f}s, cleanly, without a traceback",
+                bool(run.stops) and not bad,
+                "; ".join(bad) or "no SIGTERM was sent",
+            )
 
     def expected_notices(self) -> set[str]:
         """Every notice the audit log calls for (one per move that has one, keyed by the version it
@@ -1135,7 +1478,8 @@ class Checker:
                     ambiguous.add(key)  # the office moved it while the deadline ran: either is right
                     continue
                 then = w.state_at(app_id, d["fired_at"])
-                if then == state or (then is None and state == "announcement"):
+                invited = bool(w.history[app_id]) and w.history[app_id][0][1] == "invite"
+                if then == state or (then is None and state == "announcement" and invited):
                     expected.add(key)
         return expected
 
@@ -1145,7 +1489,13 @@ class Checker:
         missing, extra = expected - set(keys), set(keys) - expected - self.ambiguous
         self.ok("every notice that should exist is in the outbox", not missing, _sample(missing))
         self.ok("no notice in the outbox that should not be", not extra, _sample(extra))
-        self.ok("no notice twice in the outbox", all(c == 1 for c in keys.values()))
+        # (the UNIQUE dedup key makes "no notice twice in the outbox" true by itself: not checked)
+        wrong_key = [
+            f"{r['id']}:{r['dedup_key']}"
+            for r in self.world.outbox
+            if not str(r["dedup_key"]).startswith(f"{r['application_id']}:{r['notice']}:")
+        ]
+        self.ok("each outbox row's dedup key names its own application and notice", not wrong_key, _sample(wrong_key))
         self.n["expected"] = len(expected) + len(self.ambiguous & set(keys))
 
     def delivery(self, refused: set[str]) -> None:
@@ -1183,6 +1533,25 @@ class Checker:
             "every cancelled notice was superseded by a newer one, none received", not bad_cancel, _sample(bad_cancel)
         )
         self.ok("nothing received that the outbox never had", not phantom, _sample(phantom))
+        # each message received went to its row's recipient, under its row's subject (every copy)
+        by_mid = {r["message_id"]: r for r in outbox}
+        misaddressed = []
+        for mid, copies in self.envelopes.items():
+            row = by_mid.get(mid)
+            if row is None:
+                continue
+            want = row["to_addr"].lower()
+            for rcpts, to, subject in copies:
+                if [str(x).lower() for x in rcpts] != [want] or want not in str(to).lower():
+                    misaddressed.append(f"{row['id']}: to {rcpts} / To: {str(to)[:40]} (row: {want})")
+                elif " ".join(str(subject).split()) != " ".join(str(row["subject"]).split()):
+                    misaddressed.append(f"{row['id']}: subject {str(subject)[:40]!r} (row: {row['subject'][:40]!r})")
+        unseen = [m for m in received if m in by_mid and m not in self.envelopes]
+        self.ok(
+            "every message received went to its row's recipient under its row's subject",
+            not misaddressed and not unseen,
+            _sample(misaddressed) or f"no envelope kept for {_sample(unseen)}",
+        )
         states = collections.Counter(r["state"] for r in outbox)
         self.n["outbox"] = {
             "rows": len(outbox),
@@ -1207,7 +1576,7 @@ class Checker:
                 caught[oid].append(k)
         per_kill: collections.Counter[int] = collections.Counter()
         unexplained = []
-        extra_copies = cut = 0
+        extra_copies = cut = cut_db = 0
         for mid, count in received.items():
             if count < 2:
                 continue
@@ -1226,10 +1595,15 @@ class Checker:
                     per_kill[cause] += 1
                 elif any(0 <= down - t < 2.0 for down in run.outages):
                     cut += 1
+                elif any(start - 1.0 <= t <= end + 1.0 for start, end in run.db_windows):
+                    cut_db += 1
                 else:
                     lone += 1
             if lone:
-                unexplained.append(f"{mid} x{count} ({lone} copies with no kill after them that found it leased)")
+                when = ", ".join(f"t0{t - run.t0.timestamp():+.1f}s" for t in sorted(self.arrivals.get(mid, [])))
+                unexplained.append(
+                    f"{mid} x{count} ({lone} copies with no kill after them that found it leased; arrived {when})"
+                )
         allowance = run.options.connections
         over = {k: c for k, c in per_kill.items() if c > allowance}
         self.ok("every duplicate was in flight (leased for sending) at a kill", not unexplained, _sample(unexplained))
@@ -1246,6 +1620,7 @@ class Checker:
             "kills over": len(over),
             "allowance": allowance,
             "cut by the outage": cut,
+            "cut by a database fault": cut_db,
         }
 
     def applications(self) -> None:
@@ -1292,10 +1667,11 @@ class Checker:
 
 def check(run: Run, fleet: Fleet, server: Sink, offices: list[Office], applicants: int, drained: bool) -> Result:
     assert run.db is not None
-    world = read_world(run.db)
-    checker = Checker(run, world, server.received_ids(), server.arrivals_of_duplicates())
+    world = read_world(run.db, fleet.lag_of())
+    checker = Checker(run, world, server.received_ids(), server.arrivals_of_duplicates(), server.envelopes())
     checker.contest(applicants)
     checker.deadlines(fleet)
+    checker.faults(offices)
     checker.notices()
     checker.delivery(run.refused)
     checker.duplicates()
@@ -1337,6 +1713,27 @@ def report_lines(
             f"                             {len(run.refused)} recipients refused; the server answered"
             f" 421 x{stats['refused_421']}, 451 x{stats['data_failures']}, 550 x{stats['rcpt_refusals']}"
         )
+    if o.db_faults:
+        lines += [f"  database faults          {x}" for x in run.db_hits + [f"MISSED {m}" for m in run.db_missed]]
+    if o.clock_fault:
+        lag = [i for i in fleet.all if i.lag]
+        lines.append(
+            f"  clock fault              daemon {lag[0].slot} runs {o.clock_lag:.1f}s behind ({len(lag)} incarnations)"
+            if lag
+            else "  clock fault              no daemon lags (one daemon); a desk lags"
+        )
+        for office in offices:
+            lines.append(
+                f"                             {office.track}: a desk behind the close took"
+                f" {sum(1 for _, w in office.desk if 'ACCEPTED' in w)} of {len(office.desk)} late plans"
+            )
+    if o.term_fault:
+        for st in run.stops:
+            took = f"gone after {st.took:.1f}s (exit {st.exit})" if st.took is not None else "NOT gone"
+            lines.append(
+                f"  SIGTERM                  daemon {st.slot}.{st.number} at {st.at:.1f}s holding"
+                f" {', '.join(st.deadlines) or 'no deadline'}: {took}"
+            )
     lines += [
         f"  elapsed                  {elapsed:.1f}s",
         "",
@@ -1346,6 +1743,8 @@ def report_lines(
         " any daemon's)",
         f"  holding a deadline       {sum(1 for k in run.kills if k.deadlines)}"
         + (f" ({', '.join(held)})" if held else ""),
+        f"  claim watch              {n['watch']['readings']} readings ({n['watch']['errors']} failed),"
+        f" {n['watch']['claims']} claims seen, {n['watch']['taken over']} rows taken over by another holder",
         "",
         "deadlines",
         f"  total / fired            {d['total']} / {d['fired']}",
@@ -1376,7 +1775,10 @@ def report_lines(
         f"  duplicated               {dup['messages']} messages, {dup['extra copies']} extra copies;"
         f" {dup['kills causing']} kills caused them, at most {dup['most from one kill']} from one"
         f" (allowance {dup['allowance']})"
-        + (f"; {dup['cut by the outage']} cut by the outage" if dup["cut by the outage"] else ""),
+        + (f"; {dup['cut by the outage']} cut by the outage" if dup["cut by the outage"] else "")
+        + (
+            f"; {dup['cut by a database fault']} sent during a database fault" if dup["cut by a database fault"] else ""
+        ),
         f"  retried                  {box['retried']}",
         f"  stuck in sending         {states.get('sending', 0)}"
         f" (pending {states.get('pending', 0)}, retry {states.get('retry', 0)}, held {states.get('held', 0)})",
@@ -1465,7 +1867,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--daemons", type=int, default=None, help="daemon processes (default 1 sqlite, 3 postgres)")
     parser.add_argument("--kills", type=int, default=25)
     parser.add_argument("--apps", type=int, default=3000, help="applications (two tracks; half as many applicants)")
-    parser.add_argument("--faults", action="store_true", help="SMTP faults: 421, 451, 550, an outage")
+    parser.add_argument(
+        "--faults",
+        action="store_true",
+        help="every fault kind: SMTP (421, 451, 550, an outage), database (PostgreSQL backends terminated,"
+        " SQLite's write lock held), clock (a daemon and a desk behind), stop (SIGTERM during a receipt close)",
+    )
+    parser.add_argument(
+        "--fault-kinds", default=None, help="with --faults, only these: a comma list of smtp, db, clock, stop"
+    )
+    parser.add_argument("--clock-lag", type=float, default=3.0, help="seconds the lagging daemon is behind (3)")
+    parser.add_argument("--db-lock-s", type=float, default=3.0, help="seconds SQLite's write lock is held (3)")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--span", type=float, default=None, help="seconds from the start to the last milestone")
     parser.add_argument("--pg-url", default=os.environ.get("GONGMO_TEST_PG_URL") or DEFAULT_PG_URL)
@@ -1483,8 +1895,9 @@ def main(argv: list[str] | None = None) -> int:
         daemons=args.daemons or (1 if args.db == "sqlite" else 3),
         kills=args.kills,
         apps=args.apps,
-        faults=args.faults,
         seed=args.seed,
+        clock_lag=args.clock_lag,
+        db_lock_s=args.db_lock_s,
         span=args.span,
         pg_url=args.pg_url,
         workdir=args.workdir,
@@ -1494,6 +1907,13 @@ def main(argv: list[str] | None = None) -> int:
         connections=args.connections,
         verbose=not args.quiet,
     )
+    if args.faults:
+        kinds = set((args.fault_kinds or "smtp,db,clock,stop").split(","))
+        unknown = kinds - {"smtp", "db", "clock", "stop"}
+        if unknown:
+            parser.error(f"--fault-kinds {','.join(sorted(unknown))}: the kinds are smtp, db, clock, stop")
+        options.faults, options.db_faults = "smtp" in kinds, "db" in kinds
+        options.clock_fault, options.term_fault = "clock" in kinds, "stop" in kinds
     result = run(options)
     print(result.report())
     return 0 if result.ok else 1

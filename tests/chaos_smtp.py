@@ -6,13 +6,17 @@ not share the harness's GIL): tests/smtp_server.py's FaultySMTP, plus 421s, driv
 Commands, one per line: `refuse ADDR...` (550 at RCPT), `fail_data_every N` (451), `refuse_421 S M`
 (421 to every S-th connection at EHLO and every M-th MAIL, then the connection is closed; 0 turns
 either off), `down`, `up`, `stats`, `ids` (Message-ID -> times received),
-`dups` (Message-ID -> when each copy arrived, for those that arrived more than once), `quit`. End of input quits.
+`dups` (Message-ID -> when each copy arrived, for those that arrived more than once), `envelopes`
+(Message-ID -> each distinct [envelope recipients, To header, decoded Subject] it arrived with),
+`quit`. End of input quits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import email.parser
+import email.policy
 import json
 import re
 import sys
@@ -50,15 +54,20 @@ class _ChaosHandler(_Handler):
         return "250 OK"
 
 
+HEADERS = email.parser.BytesHeaderParser(policy=email.policy.default)
+
+
 class ChaosSMTP(FaultySMTP):
-    """FaultySMTP with 421s and light bookkeeping: only the Message-ID of what arrives is kept
-    (parsing thousands of whole messages would slow the server the daemons are timed against)."""
+    """FaultySMTP with 421s and light bookkeeping: of what arrives only the Message-ID, the
+    envelope recipients, the To header and the decoded Subject are kept (parsing thousands of
+    whole messages would slow the server the daemons are timed against)."""
 
     def __init__(self) -> None:
         super().__init__()
         self._handler = _ChaosHandler(self)
         self._ids: collections.Counter[str] = collections.Counter()
         self._times: dict[str, list[float]] = {}  # Message-ID -> when each copy was stored (epoch s)
+        self._envelopes: dict[str, list[list[Any]]] = {}  # Message-ID -> distinct [rcpts, To, Subject]
         self._refuse_session_every = 0
         self._refuse_mail_every = 0
         self._sessions = 0
@@ -94,13 +103,26 @@ class ChaosSMTP(FaultySMTP):
         head = bytes(envelope.original_content or b"").split(b"\r\n\r\n", 1)[0]
         match = MESSAGE_ID.search(head)
         message_id = match.group(1).decode("ascii", "replace") if match else "(no Message-ID)"
+        try:
+            headers = HEADERS.parsebytes(head + b"\r\n\r\n")
+            to, subject = str(headers.get("To", "")), str(headers.get("Subject", ""))
+        except Exception as exc:  # a header that does not parse is reported as such, not dropped
+            to, subject = f"(unparsable: {type(exc).__name__})", f"(unparsable: {exc})"
+        seen = [sorted(str(r) for r in envelope.rcpt_tos), to, subject]
         with self._lock:
             self._ids[message_id] += 1
             self._times.setdefault(message_id, []).append(time.time())
+            copies = self._envelopes.setdefault(message_id, [])
+            if seen not in copies:
+                copies.append(seen)
 
     def ids(self) -> dict[str, int]:
         with self._lock:
             return dict(self._ids)
+
+    def envelopes(self) -> dict[str, list[list[Any]]]:
+        with self._lock:
+            return {m: [list(c) for c in copies] for m, copies in self._envelopes.items()}
 
     def duplicates(self) -> dict[str, list[float]]:
         with self._lock:
@@ -145,6 +167,8 @@ def serve(server: ChaosSMTP, lines: Any, out: Any) -> None:
                 reply(server.stats())
             elif command == "ids":
                 reply(server.ids())
+            elif command == "envelopes":
+                reply(server.envelopes())
             elif command == "dups":
                 reply(server.duplicates())
             elif command == "quit":

@@ -35,12 +35,11 @@ def test_sigkilled_daemons_and_smtp_faults_lose_nothing(
         daemons=daemons,
         kills=4,
         apps=300,
-        faults=True,
         database_url=url,
         workdir=tmp_path / "chaos",
         drain_timeout=90.0,
         verbose=False,
-    )
+    ).all_faults()
     result = run(options)
     print(result.report())
     assert len(result.kills) == options.kills, result.report()
