@@ -64,7 +64,7 @@ class ImportResult:
     unchanged: int
 
 
-# The default of [gongmo] max_csv_bytes: a sheet of every local government is ~30 KB.
+# The default of [gongmo] max_csv_bytes: a sheet of all 243 local governments is ~20 KB.
 MAX_CSV_BYTES = 20 * 1024 * 1024
 # Problems shown in a refusal; the others are counted.
 MAX_PROBLEMS = 50

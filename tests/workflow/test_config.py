@@ -670,7 +670,7 @@ def test_a_production_config_with_smtp_on_loopback_loads(tmp_path: Path) -> None
         assert load(local_copy(tmp_path, edited)).config.api.host == host
 
 
-PRODUCTION_REFUSALS = {
+PRODUCTION_REFUSALS: dict[str, tuple[Callable[[str], str], str]] = {
     "maildir": (
         lambda t: edit(t, 'transport = "smtp"', 'transport = "maildir"'),
         "mail.transport = 'maildir': gongmo.environment = \"production\" sends real notices: use transport ="
