@@ -444,6 +444,9 @@ class Mail(Strict):
     lease_seconds: int = Field(default=300, ge=10)
     # How often the daemon looks for mail to send.
     deliver_seconds: float = Field(default=5.0, gt=0, le=3600)
+    # /healthz calls delivery stalled (degraded) when mail has been due for more than
+    # this many x deliver_seconds and no delivery pass got through in that time.
+    stall_factor: int = Field(default=12, ge=2, le=10_000)
 
 
 class Api(Strict):
@@ -456,10 +459,9 @@ class Api(Strict):
     # Rows per page when a list request names no limit (and the most it may ask).
     page_size: int = Field(default=50, ge=1, le=1000)
     max_page_size: int = Field(default=500, ge=1, le=10_000)
+    # /healthz (no token) shows the worker's host name and process id only when true.
+    health_details: bool = False
     # The largest request body taken (413 past it); read only after the token is checked.
-    # /healthz calls delivery stalled (degraded) when mail has been due for more than
-    # this many x deliver_seconds and no delivery pass got through in that time.
-    stall_factor: int = Field(default=12, ge=2, le=10_000)
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
 
 
@@ -472,8 +474,6 @@ class Config(Strict):
     @model_validator(mode="before")
     @classmethod
     def _gongmo_table(cls, data: Any) -> Any:
-    # /healthz (no token) shows the worker's host name and process id only when true.
-    health_details: bool = False
         """No [gongmo] table is a table without `environment`: refused by name, not run as development."""
         if isinstance(data, dict) and "gongmo" not in data:
             return {**data, "gongmo": {}}
