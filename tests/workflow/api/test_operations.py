@@ -4,6 +4,8 @@ outbox (workflow/api/operations.py)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,8 +16,9 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from notifications.compose import Envelope
-from notifications.transport import SENT, Outcome
+from notifications.transport import SENT, Outcome, SMTPSettings, SMTPTransport
 from tests.conftest import CONFIG, kst
+from tests.smtp_server import FaultySMTP, smtp_server_fixture  # noqa: F401
 from tests.workflow import contest_2024 as sc
 from tests.workflow.api.conftest import (
     ADMIN,
@@ -27,6 +30,7 @@ from tests.workflow.api.conftest import (
 from workflow import calendars, presentations
 from workflow.app import open_app
 from workflow.clock import FixedClock
+from workflow.config import Api
 from workflow.daemon import Daemon
 from workflow.db import read, write
 from workflow.mailer import Mailer
@@ -93,7 +97,7 @@ def test_health_without_a_scheduler_is_503_with_the_database_up(written: World) 
     oldest = min(r["next_attempt_at"] for r in w.rows(OUTBOX))
     assert body["outbox"]["oldest_due_seconds"] == round((now - oldest).total_seconds(), 1)
     overdue = w.count(DEADLINE, DEADLINE.c.fired_at.is_(None), DEADLINE.c.due_at <= now)
-    assert body["deadlines"] == {"overdue": overdue}
+    assert body["deadlines"]["overdue"] == overdue
 
 
 @pytest.mark.routes("GET /healthz")
@@ -105,10 +109,110 @@ def test_health_under_a_running_scheduler_is_200(written: World) -> None:
     answer = w.get("/healthz", None)
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert body["status"] == "ok" and body["scheduler"]["running"] is True
-    assert body["scheduler"]["worker"] == "api-test"
+    assert body["status"] == "ok" and body["scheduler"]["running"] is True and body["problems"] == []
     earliest = min(d["due_at"] for d in w.rows(DEADLINE, DEADLINE.c.fired_at.is_(None)))
     assert body["scheduler"]["next_due"] == earliest.isoformat()
+
+
+@pytest.mark.routes("GET /healthz")
+def test_health_shows_the_worker_s_host_and_pid_only_when_configured(written: World) -> None:
+    w = written
+    for shown in (False, True):
+        daemon = Daemon(w.app, "gongmo-host-7.internal:4242", api=Api(health_details=True) if shown else Api())
+        daemon.scheduler = SimpleNamespace(running=True)  # type: ignore[assignment]
+        w.serve(daemon)
+        answer = w.get("/healthz", None)
+        assert answer.status_code == 200
+        assert ("gongmo-host-7" in answer.text) is shown and ("4242" in answer.text) is shown
+        assert answer.json()["scheduler"].get("worker") == ("gongmo-host-7.internal:4242" if shown else None)
+
+
+@pytest.mark.routes("GET /healthz")
+def test_health_is_degraded_while_the_smtp_transport_fails(
+    written: World, smtp_server: FaultySMTP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wrong SMTP password: the API still serves (200, not taken out of the load balancer),
+    but the status is degraded with the last error; ?strict=true answers 503. Then it recovers."""
+    w = written
+    monkeypatch.setenv("GONGMO_TEST_SMTP_PASSWORD", "wrong")
+    daemon = Daemon(w.app, "api-test")
+    daemon.scheduler = SimpleNamespace(running=True)  # type: ignore[assignment]
+    settings = SMTPSettings(
+        host=smtp_server.host,
+        port=smtp_server.port,
+        security="none",
+        username="gongmo",
+        password_env="GONGMO_TEST_SMTP_PASSWORD",
+        timeout_s=5,
+    )
+    daemon.mailer = Mailer(w.app, SMTPTransport(settings), daemon.ticker.worker)
+    w.serve(daemon)
+    due = w.count(OUTBOX, OUTBOX.c.state == "pending", OUTBOX.c.next_attempt_at <= w.clock.now())
+    assert due > 0
+
+    smtp_server.refuse_auth(535, "5.7.8 authentication credentials invalid")
+    asyncio.run(daemon.deliver())
+    answer = w.get("/healthz", None)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["status"] == "degraded" and body["outbox"]["dead"] == 0 and body["outbox"]["due"] == due
+    transport = body["transport"]
+    assert transport["ok"] is False and transport["failures"] == 1
+    assert transport["last_error"].startswith("535 5.7.8") and transport["paused_seconds_left"] == 5.0
+    [problem] = body["problems"]
+    assert problem.startswith("mail transport failing") and "535 5.7.8" in problem
+    assert w.get("/healthz?strict=true", None).status_code == 503
+
+    smtp_server.clear_faults()
+    monkeypatch.setenv("GONGMO_TEST_SMTP_PASSWORD", "right")
+    w.clock.advance(timedelta(seconds=5))
+    asyncio.run(daemon.deliver())
+    body = w.get("/healthz?strict=true", None).json()
+    assert body["status"] == "ok" and body["transport"] == {"ok": True} and body["outbox"]["due"] == 0
+    assert len(smtp_server.messages) == due
+
+
+@pytest.mark.routes("GET /healthz", "POST /outbox/{outbox_id}/retry")
+def test_health_answers_through_a_sqlite_write_lock_and_says_when_delivery_stalled(written: World) -> None:
+    """Another process holds the database's write lock (BEGIN IMMEDIATE on the real file):
+    nothing can be claimed or sent. /healthz answers at once (it only reads), and once mail
+    has waited more than stall_factor x deliver_seconds (12 x 5 s) with no delivery pass, it
+    says delivery stalled."""
+    w = written
+    daemon = Daemon(w.app, "api-test")
+    daemon.scheduler = SimpleNamespace(running=True)  # type: ignore[assignment]
+    deliver(daemon, Bounce(SIHEUNG_MAIL))  # a delivery pass: everything due goes, some notices die
+    dead = [r["id"] for r in w.rows(OUTBOX, OUTBOX.c.state == "dead")]
+    assert dead
+    w.serve(daemon)
+    w.clock.advance(timedelta(seconds=10))
+    for outbox_id in dead:  # due again, now
+        assert w.post(f"/outbox/{outbox_id}/retry", ADMIN).status_code == 200
+    path = w.app.db.url.database
+    assert path is not None
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # the write lock, held
+        holder.execute("UPDATE outbox SET attempts = attempts WHERE id = 1")
+        w.clock.advance(timedelta(seconds=30))  # 40 s since the last pass, 30 s of it due: not yet stalled
+        answer = w.get("/healthz", None)
+        assert answer.json()["status"] == "ok" and not answer.json()["outbox"].get("stalled")
+        w.clock.advance(timedelta(seconds=31))  # 61 s due, 71 s since the last pass: stalled
+        started = time.perf_counter()
+        answer = w.get("/healthz", None)
+        took = time.perf_counter() - started
+        assert took < 2.0, f"/healthz took {took:.1f} s under a write lock"  # a write would wait 30 s (busy_timeout)
+        body = answer.json()
+        assert answer.status_code == 200 and body["database"] == {"ok": True}
+        assert body["status"] == "degraded" and body["outbox"]["stalled"] is True and body["outbox"]["due"] == len(dead)
+        [problem] = body["problems"]
+        assert problem.startswith(f"mail delivery stalled: {len(dead)} notice(s) due, the oldest for 61 s")
+        assert w.get("/healthz?strict=true", None).status_code == 503
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    deliver(daemon, Bounce())  # the lock is gone: the pass goes through, health is ok again
+    assert w.get("/healthz?strict=true", None).json()["status"] == "ok"
 
 
 @pytest.fixture
@@ -136,7 +240,13 @@ def test_with_the_database_down_health_says_so_and_routes_answer_503(unreachable
         assert w.get("/ping", None).status_code == 200
         listed = w.get("/applications", "gmo_whatever")
         assert listed.status_code == 503 and listed.json()["error"].startswith("database ")
-        assert w.get("/metrics", None).status_code == 503
+        assert w.get("/metrics", "gmo_whatever").status_code == 503  # the token cannot be checked
+    # no host name, user or path without [api] health_details = true (the daemon's log has them)
+    assert unreachable[0].get("/healthz", None).json()["database"]["error"] == "unreachable"
+    assert unreachable[1].get("/healthz", None).json()["database"]["error"] == "not initialised: run `gongmo init`"
+    for w in unreachable:
+        detailed = w.app.loaded.config.model_copy(update={"api": Api(health_details=True)})
+        w.app.loaded = w.app.loaded.model_copy(update={"config": detailed})
     assert "Connection refused" in unreachable[0].get("/healthz", None).json()["database"]["error"]
     assert "not initialised" in unreachable[1].get("/healthz", None).json()["database"]["error"]
 
@@ -144,7 +254,7 @@ def test_with_the_database_down_health_says_so_and_routes_answer_503(unreachable
 @pytest.mark.routes("GET /metrics", "POST /applications")
 def test_metrics_count_a_submission_under_its_track_and_state(opened: World) -> None:
     w = opened
-    scraped = w.get("/metrics", None)
+    scraped = w.get("/metrics", ADMIN)
     assert scraped.status_code == 200 and scraped.headers["content-type"] == CONTENT_TYPE
     before = samples(scraped.text, "gongmo_applications")
     announced = (("state", "announcement"), ("track", TRACK_KEY))
@@ -153,9 +263,9 @@ def test_metrics_count_a_submission_under_its_track_and_state(opened: World) -> 
     assert received not in before
     body = {"track": TRACK_KEY, "national_krw": 10**9, "local_krw": 10**9, "project_type": "climate_crisis"}
     assert w.post("/applications", APP_SEJONG, json=body).status_code == 201
-    after = samples(w.get("/metrics", None).text, "gongmo_applications")
+    after = samples(w.get("/metrics", ADMIN).text, "gongmo_applications")
     assert after[received] == 1 and after[announced] == before[announced] - 1
-    outbox = samples(w.get("/metrics", None).text, "gongmo_outbox")
+    outbox = samples(w.get("/metrics", ADMIN).text, "gongmo_outbox")
     assert outbox[(("state", "pending"),)] == w.count(OUTBOX, OUTBOX.c.state == "pending")
 
 
@@ -167,7 +277,7 @@ def test_the_daemon_s_fired_deadlines_and_deliveries_show_in_metrics(opened: Wor
     w.clock.set(kst("2024-05-29 18:00"))  # the receipt closes
     daemon.wake()
     assert daemon.fired
-    text = w.get("/metrics", None).text
+    text = w.get("/metrics", ADMIN).text
     fired = samples(text, "gongmo_deadlines_fired_total")
     expected: dict[tuple[tuple[str, str], ...], float] = {}
     for f in daemon.fired:
@@ -179,7 +289,7 @@ def test_the_daemon_s_fired_deadlines_and_deliveries_show_in_metrics(opened: Wor
     due = w.count(OUTBOX, OUTBOX.c.state == "pending")
     bounced = w.count(OUTBOX, OUTBOX.c.to_addr == SIHEUNG_MAIL, OUTBOX.c.state == "pending")
     deliver(daemon, Bounce(SIHEUNG_MAIL))
-    text = w.get("/metrics", None).text
+    text = w.get("/metrics", ADMIN).text
     mail = samples(text, "gongmo_mail_total")
     assert mail == {(("outcome", "sent"),): due - bounced, (("outcome", "failed"),): 0, (("outcome", "dead"),): bounced}
     assert samples(text, "gongmo_outbox")[(("state", "dead"),)] == bounced > 0
@@ -278,6 +388,36 @@ def test_one_outbox_row_as_it_will_be_sent(written: World) -> None:
     for who in (EV_KIM, APP_SEJONG):
         assert w.get(f"/outbox/{plain['id']}", who).status_code == 403
         assert w.post(f"/outbox/{plain['id']}/retry", who).status_code == 403
+
+
+@pytest.mark.routes("POST /outbox/retry")
+def test_dead_notices_are_retried_in_bulk_over_http(opened: World) -> None:
+    w = opened
+    daemon = Daemon(w.app, "api-test")
+    deliver(daemon, Bounce(SIHEUNG_MAIL))
+    dead = w.rows(OUTBOX, OUTBOX.c.state == "dead")
+    assert len(dead) == 1
+    before = w.footprint()
+    for who, body, code, says in (
+        (EV_KIM, {"state": "dead"}, 403, ""),
+        (APP_SEJONG, {"state": "dead"}, 403, ""),
+        (ADMIN, {}, 422, "state"),
+        (ADMIN, {"state": "sent"}, 422, "state"),
+        (ADMIN, {"state": "dead", "since": "2024-05-28T11:00"}, 422, "since"),  # no zone: which instant?
+        (ADMIN, {"state": "dead", "track": "no-such-track"}, 404, "no track 'no-such-track'"),
+        (ADMIN, {"state": "dead", "everything": True}, 422, "everything"),
+    ):
+        answer = w.post("/outbox/retry", who, json=body)
+        assert answer.status_code == code and says in answer.json()["error"], (body, answer.text)
+        assert w.footprint() == before
+    later = (w.clock.now() + timedelta(minutes=1)).isoformat()
+    none = w.post("/outbox/retry", ADMIN, json={"state": "dead", "since": later, "track": TRACK_KEY})
+    assert none.status_code == 200 and none.json()["retried"] == 0
+    assert w.post("/outbox/retry", ADMIN, json={"state": "dead", "track": "hub-2024"}).json()["retried"] == 0
+    done = w.post("/outbox/retry", ADMIN, json={"state": "dead", "track": TRACK_KEY})
+    assert done.status_code == 200 and done.json() == {"state": "dead", "since": None, "track": TRACK_KEY, "retried": 1}
+    row = w.rows(OUTBOX, OUTBOX.c.id == dead[0]["id"])[0]
+    assert (row["state"], row["attempts"], row["next_attempt_at"]) == ("pending", 0, w.clock.now())
 
 
 @pytest.mark.routes(HELD, RELEASE, "POST /tracks/{track}/selection")
