@@ -421,6 +421,17 @@ class Settings(Strict):
             )
         return value
 
+    # PostgreSQL: a window check takes now = max(this process's clock, the
+    # database's); a warning is logged when they differ by more than this.
+    max_clock_skew_s: float = Field(default=5.0, gt=0, le=3600)
+    # An announcement caught up after its track's receipt close: "hold" keeps it
+    # unfired (and /healthz degraded) until the office decides (`gongmo deadlines
+    # --fire KEY` or `--skip KEY`); "send" sends the call anyway.
+    late_announcements: Literal["hold", "send"] = "hold"
+    # SIGTERM: the daemon stops claiming, lets the chunk in hand commit, gives
+    # back its deadline leases and exits within this many seconds.
+    stop_timeout_s: float = Field(default=20.0, gt=0, le=3600)
+
 
 class SMTP(Strict):
     host: str = "127.0.0.1"

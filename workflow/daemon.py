@@ -5,6 +5,11 @@ by another process) and one date job, `next-deadline`, re-armed after every
 tick for the earliest unfired deadline. Deadlines live in the database, so
 nothing is lost when the process dies: at start the daemon first catches up
 every overdue deadline, in calendar order, one bounded batch per tick.
+
+A stop (SIGTERM, SIGINT) is bounded by [gongmo] stop_timeout_s: nothing new is
+claimed, the chunk in hand (a bulk move or an announcement commits a chunk at a
+time) commits, the deadline rows still claimed are given back, and the process
+exits; the next start, or another replica, takes the rest at once.
 """
 
 from __future__ import annotations
@@ -45,6 +50,8 @@ class Daemon:
         self.api_settings = api or app.loaded.config.api
         self.ticker = Ticker(app, worker or worker_name())
         self.tick_seconds = app.loaded.config.gongmo.tick_seconds
+        self.stop_timeout_s = app.loaded.config.gongmo.stop_timeout_s
+        self.unfinished = False  # a tick still ran when the stop's time was up
         self._busy = threading.Lock()
         self.scheduler: AsyncIOScheduler | None = None
         self.fired: list[Fired] = []
@@ -63,11 +70,12 @@ class Daemon:
     def wake(self) -> None:
         """Tick until nothing is due (each tick a bounded batch, so catch-up after
         downtime goes in calendar order, a batch at a time), then re-arm.
-        Skipped if a tick is already running in this process."""
-        if not self._busy.acquire(blocking=False):
+        Skipped if a tick is already running in this process, or the daemon stops."""
+        stopping = self.ticker.stopping
+        if stopping.is_set() or not self._busy.acquire(blocking=False):
             return
         try:
-            while True:
+            while not stopping.is_set():
                 started = time.perf_counter()
                 batch = self.ticker.tick()
                 self.metrics.tick_seconds.observe(time.perf_counter() - started)
@@ -78,7 +86,8 @@ class Daemon:
             self.last_tick_at = self.app.clock.now()
         finally:
             self._busy.release()
-        self._arm()
+        if not stopping.is_set():
+            self._arm()
 
     def health(self) -> dict[str, Any]:
         running = self.scheduler is not None and bool(self.scheduler.running)
@@ -91,7 +100,8 @@ class Daemon:
         }
 
     def _arm(self) -> None:
-        if self.scheduler is None:
+        scheduler = self.scheduler  # read once: a stop sets it to None meanwhile
+        if scheduler is None:
             return
         due = self.ticker.next_due()
         if due is None:
@@ -99,7 +109,7 @@ class Daemon:
         # The engine's clock decides what is due; the timer counts the delay on
         # the wall clock (the same clock in production).
         delay = max(due - self.app.clock.now(), timedelta(0))
-        self.scheduler.add_job(
+        scheduler.add_job(
             self.wake,
             "date",
             run_date=datetime.now(UTC) + delay,
@@ -139,17 +149,44 @@ class Daemon:
         )
         scheduler.start()
         log.info("gongmo daemon %s: ticking every %ss", self.ticker.worker, self.tick_seconds)
+        loop = asyncio.get_running_loop()
+        stopped_at: float | None = None
         try:
             async with self._api(sock):
                 await stop.wait()
+                stopped_at = loop.time()
+                self.ticker.stopping.set()  # at once: the API's own wind-down comes next
+                log.info("stopping: nothing new is claimed; the work in hand ends (at most %ss)", self.stop_timeout_s)
         finally:
+            self.ticker.stopping.set()
             scheduler.pause()  # nothing new starts
-            await self._wind_down_delivery()
-            scheduler.shutdown(wait=True)
+            # Keep a second for giving the leases back and leaving.
+            end = (stopped_at if stopped_at is not None else loop.time()) + max(self.stop_timeout_s - 1.0, 0.5)
+            await asyncio.gather(self._wind_down_delivery(end), self._wind_down_ticks(end))
+            # No job is running now (unless a tick overran the bound): nothing is cancelled under it.
+            scheduler.shutdown(wait=False)
             self.scheduler = None
             await self.mailer.transport.close()
 
-    async def _wind_down_delivery(self) -> None:
+    async def _wind_down_ticks(self, end: float) -> None:
+        """Wait (until `end`) for a tick in progress to stop after its chunk, then
+        give back the deadline rows this daemon still holds."""
+        loop = asyncio.get_running_loop()
+        while self._busy.locked() and loop.time() < end:
+            await asyncio.sleep(0.05)
+        if self._busy.locked():
+            self.unfinished = True
+            log.warning(
+                "stop: a deadline chunk still runs after [gongmo] stop_timeout_s = %ss; leaving it:"
+                " its transaction rolls back and its rows come back after their lease",
+                self.stop_timeout_s,
+            )
+            return
+        released = await asyncio.to_thread(self.ticker.release_all)
+        if released:
+            log.info("stop: %s deadline claim(s) given back; the next daemon takes them at once", released)
+
+    async def _wind_down_delivery(self, end: float | None = None) -> None:
         """The messages on the wire finish and are marked; the rest of the claimed
         batch goes back to the outbox at once, not after its lease."""
         self.mailer.stop()
@@ -157,6 +194,8 @@ class Daemon:
         if task is None or task.done():
             return
         grace = self.app.loaded.config.mail.smtp.timeout_s + 5
+        if end is not None:
+            grace = max(min(grace, end - asyncio.get_running_loop().time()), 0.1)
         await asyncio.wait({task}, timeout=grace)
         if not task.done():
             log.warning("outbox: delivery did not stop within %ss; its rows come back after their lease", grace)
@@ -180,6 +219,7 @@ class Daemon:
             lifespan="off",
             access_log=False,
             log_level="warning",
+            timeout_graceful_shutdown=max(int(self.stop_timeout_s / 4), 1),  # requests in flight, within the bound
         )
         server = ApiServer(config)
         task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -253,5 +293,9 @@ def run_forever(app: App, api: Api | None = None) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         await daemon.serve(stop)
+        if daemon.unfinished:  # the tick's thread cannot be stopped; the bound is kept
+            logging.shutdown()
+            os._exit(0)
 
     asyncio.run(main())
+    log.info("gongmo daemon %s stopped", daemon.ticker.worker)

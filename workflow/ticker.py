@@ -7,6 +7,12 @@ action through the engine and marks it fired. A daemon that dies holding a
 claim loses it when the lease runs out; every action is idempotent (it moves
 applications by state and suppresses duplicate notices by key), so the one
 that takes over finishes the work without doing it twice.
+
+Calendar order survives errors: a row that failed (or an announcement held
+because it was caught up after the receipt close) holds back every later row
+of its track until it has fired; `blocked` says which and why (`gongmo
+deadlines`, /healthz). A daemon that is stopping (`stopping` set) claims
+nothing more, lets the chunk in hand commit and gives its rows back.
 """
 
 from __future__ import annotations
@@ -20,11 +26,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
-from states.errors import Conflict, GongmoError, IllegalMove, OutsideWindow
+from states.errors import Conflict, GongmoError, IllegalMove, InvalidInput, NotFound, OutsideWindow
 from workflow.actors import SYSTEM
 from workflow.app import App
 from workflow.db import read, write
+from workflow.engine import Interrupted
 from workflow.models import APPLICATION, DEADLINE, TRACK, UTCDateTime
 
 log = logging.getLogger("gongmo.ticker")
@@ -45,6 +53,14 @@ class Fired:
     error: str | None = None
 
 
+HELD = "held: "  # last_error of an announcement kept back for the office to decide
+
+
+class Held(GongmoError):
+    """An announcement caught up after the receipt's close time: not sent, not
+    recorded as fired; it waits for the office (and holds its track back)."""
+
+
 class Ticker:
     def __init__(self, app: App, worker: str) -> None:
         self.app = app
@@ -54,6 +70,9 @@ class Ticker:
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.on_time = timedelta(seconds=settings.on_time_seconds)
         self.renew_every = self.lease.total_seconds() / 3  # seconds of real time between lease renewals
+        self.late_announcements = settings.late_announcements
+        self.stopping = threading.Event()  # set by a stopping daemon: claim nothing more
+        self._forced: set[str] = set()  # keys the office fires now (`gongmo deadlines --fire KEY`)
         self.actions: dict[str, Callable[[Mapping[str, Any], str], str]] = {
             "announce": self._announce,
             "open_receipt": self._open_receipt,
@@ -73,14 +92,23 @@ class Ticker:
         """Fire what is due now (at most one batch), in calendar order. While the
         actions run, a thread keeps the batch's lease (a close of 100,000 plans
         may outlast it); a daemon that dies stops renewing and its rows come free."""
+        if self.stopping.is_set():
+            return []
         now = self.app.clock.now()
         rows = self._claim(now)
         if not rows:
             return []
         with _Renewal(self, [r["id"] for r in rows]) as renewal:
             fired = []
+            failed: set[int] = set()  # tracks with a row that failed in this batch: their later rows wait
             for row in rows:
-                fired.append(self._fire(row, now))
+                if row["track_id"] in failed or self.stopping.is_set():
+                    self._release(row["id"])
+                else:
+                    done = self._fire(row, now)
+                    fired.append(done)
+                    if done.error is not None and done.error != "lease lost":
+                        failed.add(row["track_id"])
                 renewal.done(row["id"])
         return fired
 
@@ -94,12 +122,111 @@ class Ticker:
             fired.extend(batch)
         return fired
 
+    # -- the office decides ----------------------------------------------------------
+
+    def fire_now(self, key: str) -> Fired:
+        """Fire one due, unfired row now, in front of its backoff: an announcement
+        held after the receipt close is sent as a real (late) call. Refused if an
+        earlier row of its track has not fired (calendar order) or a daemon holds it."""
+        now = self.app.clock.now()
+        with write(self.app.db) as conn:
+            row = self._office_row(conn, key, now)
+            conn.execute(
+                sa.update(DEADLINE)
+                .where(DEADLINE.c.id == row["id"], DEADLINE.c.fired_at.is_(None))
+                .values(claimed_by=self.worker, lease_until=now + self.lease, attempts=DEADLINE.c.attempts + 1)
+            )
+        self._forced.add(key)
+        try:
+            with _Renewal(self, [row["id"]]):
+                return self._fire(row, now)
+        finally:
+            self._forced.discard(key)
+
+    def skip(self, key: str, reason: str) -> None:
+        """Record a held announcement as fired without sending it (a call made
+        elsewhere, a contest kept for its history): the office's word, kept in the row."""
+        if not reason.strip():
+            raise InvalidInput(f"--skip {key}: --reason is required (why the call is not sent), e.g. --reason '...'")
+        now = self.app.clock.now()
+        with write(self.app.db) as conn:
+            row = self._office_row(conn, key, now, only="announce")
+            late = now - row["due_at"] > self.on_time
+            conn.execute(
+                sa.update(DEADLINE)
+                .where(DEADLINE.c.id == row["id"], DEADLINE.c.fired_at.is_(None))
+                .values(
+                    fired_at=now,
+                    late=late,
+                    claimed_by=self.worker,
+                    lease_until=None,
+                    last_error=f"skipped by the office, not sent: {reason.strip()}"[:2000],
+                )
+            )
+        log.warning("deadline %s: skipped by the office, not sent: %s", key, reason.strip())
+
+    def _office_row(self, conn: Connection, key: str, now: datetime, only: str | None = None) -> dict[str, Any]:
+        row = (
+            conn.execute(
+                sa.select(DEADLINE, TRACK.c.key.label("track_key"))
+                .join(TRACK, TRACK.c.id == DEADLINE.c.track_id)
+                .where(DEADLINE.c.key == key)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFound(f"no deadline {key!r}: see `gongmo deadlines`")
+        if only is not None and row["action"] != only:
+            raise InvalidInput(
+                f"--skip {key}: only an announcement may be skipped (this row is '{row['action']}');"
+                f" fire it with --fire {key}"
+            )
+        if row["fired_at"] is not None:
+            raise Conflict(f"deadline {key} fired at {row['fired_at']:%Y-%m-%d %H:%M} UTC already; nothing to do")
+        if row["due_at"] > now:
+            raise InvalidInput(f"deadline {key} is due at {row['due_at']:%Y-%m-%d %H:%M} UTC, not yet; it fires then")
+        if row["last_error"] is None and row["lease_until"] is not None and row["lease_until"] >= now:
+            raise Conflict(f"deadline {key} is being fired by {row['claimed_by']} now; see `gongmo deadlines`")
+        earlier = conn.execute(
+            sa.select(DEADLINE.c.key)
+            .where(
+                DEADLINE.c.track_id == row["track_id"],
+                DEADLINE.c.fired_at.is_(None),
+                sa.or_(
+                    DEADLINE.c.due_at < row["due_at"],
+                    sa.and_(DEADLINE.c.due_at == row["due_at"], DEADLINE.c.id < row["id"]),
+                ),
+            )
+            .order_by(DEADLINE.c.due_at, DEADLINE.c.id)
+            .limit(1)
+        ).scalar()
+        if earlier is not None:
+            raise Conflict(f"deadline {key} waits for {earlier} of its track (calendar order): settle that one first")
+        return dict(row)
+
     def next_due(self) -> datetime | None:
         """When the next tick has something to do: the earliest unfired
-        deadline, or the end of its lease if a daemon holds it (or it backs off)."""
+        deadline, or the end of its lease if a daemon holds it (or it backs off).
+        A row waiting behind a failed one of its track is not counted: it comes
+        when that one fires (the same wake ticks on)."""
         ready = sa.case((DEADLINE.c.lease_until > DEADLINE.c.due_at, DEADLINE.c.lease_until), else_=DEADLINE.c.due_at)
+        failed = DEADLINE.alias("failed")
+        behind = (
+            sa.exists()
+            .where(
+                failed.c.track_id == DEADLINE.c.track_id,
+                failed.c.fired_at.is_(None),
+                failed.c.last_error.is_not(None),
+                sa.or_(
+                    failed.c.due_at < DEADLINE.c.due_at,
+                    sa.and_(failed.c.due_at == DEADLINE.c.due_at, failed.c.id < DEADLINE.c.id),
+                ),
+            )
+            .correlate(DEADLINE)
+        )
         with read(self.app.db) as conn:
-            value = conn.execute(sa.select(sa.func.min(ready)).where(DEADLINE.c.fired_at.is_(None))).scalar()
+            value = conn.execute(sa.select(sa.func.min(ready)).where(DEADLINE.c.fired_at.is_(None), ~behind)).scalar()
         if value is None:
             return None
         return UTCDateTime().process_result_value(value, self.app.db.dialect)
@@ -109,9 +236,9 @@ class Ticker:
     def _claim(self, now: datetime) -> list[Mapping[str, Any]]:
         """Take the due rows nobody holds, in calendar order; a row waits while an
         earlier row of its track is held by a daemon still at work (or dead, until
-        its lease runs out), so a track's deadlines never fire out of order. A row
-        backing off after a failure holds nothing up: the close is not kept
-        waiting by a reminder that failed."""
+        its lease runs out), or failed and has not fired since (backing off, or
+        an announcement held for the office), so a track's deadlines never fire
+        out of order: the review is not declared due before the close ran."""
         free = sa.or_(DEADLINE.c.lease_until.is_(None), DEADLINE.c.lease_until < now)
         earlier = DEADLINE.alias("earlier")
         held_before = (
@@ -119,8 +246,7 @@ class Ticker:
             .where(
                 earlier.c.track_id == DEADLINE.c.track_id,
                 earlier.c.fired_at.is_(None),
-                earlier.c.last_error.is_(None),
-                earlier.c.lease_until >= now,
+                sa.or_(earlier.c.last_error.is_not(None), earlier.c.lease_until >= now),
                 sa.or_(
                     earlier.c.due_at < DEADLINE.c.due_at,
                     sa.and_(earlier.c.due_at == DEADLINE.c.due_at, earlier.c.id < DEADLINE.c.id),
@@ -169,6 +295,10 @@ class Ticker:
         reason = self._reason(row, now, late)
         try:
             summary = self.actions[row["action"]](row, reason)
+        except Interrupted as exc:  # the daemon is stopping: the chunks done stay, the row goes back
+            self._release(row["id"])
+            log.info("deadline %s: %s", row["key"], exc)
+            return Fired(row["key"], row["action"], row["milestone"], row["due_at"], now, late, "stopped", str(exc))
         except GongmoError as exc:
             return self._failed(row, now, late, str(exc))
         except Exception as exc:  # a bug or the database: keep the row for a retry, log it
@@ -185,6 +315,35 @@ class Ticker:
             return Fired(row["key"], row["action"], row["milestone"], row["due_at"], now, late, summary, "lease lost")
         log.info("deadline %s fired%s: %s", row["key"], " (catch-up)" if late else "", summary)
         return Fired(row["key"], row["action"], row["milestone"], row["due_at"], now, late, summary)
+
+    def _release(self, row_id: int) -> None:
+        """Give a claimed row back untouched: the next tick (or daemon) takes it at once."""
+        with write(self.app.db) as conn:
+            conn.execute(
+                sa.update(DEADLINE)
+                .where(DEADLINE.c.id == row_id, DEADLINE.c.claimed_by == self.worker, DEADLINE.c.fired_at.is_(None))
+                .values(
+                    claimed_by=None,
+                    lease_until=None,
+                    attempts=sa.case((DEADLINE.c.attempts > 0, DEADLINE.c.attempts - 1), else_=0),
+                )
+            )
+
+    def release_all(self) -> int:
+        """At a stop: give back every unfired row this worker holds (not those
+        backing off after a failure: their wait stays). How many."""
+        with write(self.app.db) as conn:
+            result = conn.execute(
+                sa.update(DEADLINE)
+                .where(
+                    DEADLINE.c.claimed_by == self.worker,
+                    DEADLINE.c.fired_at.is_(None),
+                    DEADLINE.c.last_error.is_(None),
+                    DEADLINE.c.lease_until.is_not(None),
+                )
+                .values(claimed_by=None, lease_until=None)
+            )
+        return int(result.rowcount)
 
     def _failed(self, row: Mapping[str, Any], now: datetime, late: bool, error: str) -> Fired:
         backoff = timedelta(seconds=min(3600, 30 * 2 ** min(row["attempts"], 7)))
@@ -208,12 +367,28 @@ class Ticker:
     # -- actions: each idempotent -----------------------------------------------------
 
     def _announce(self, row: Mapping[str, Any], reason: str) -> str:
+        """Chunked (a rerun continues). Caught up only after the receipt's close
+        time, the call is not silently dropped: it is sent only if the office says
+        so ([gongmo] late_announcements = "send", or `gongmo deadlines --fire KEY`);
+        otherwise it is held, unfired, and holds its track back."""
+        stop = self.stopping.is_set
         try:
-            created = self.app.engine.announce(row["track_key"], SYSTEM)
+            created = self.app.engine.announce(row["track_key"], SYSTEM, should_stop=stop)
         except OutsideWindow as exc:
-            # Caught up only after the receipt closed: a call nobody can answer
-            # is not sent. Recorded as fired, with why.
-            return f"skipped: {exc}"
+            with read(self.app.db) as conn:
+                close = conn.execute(
+                    sa.select(TRACK.c.receipt_closes).where(TRACK.c.id == row["track_id"])
+                ).scalar_one()
+            if self.app.clock.now() < close:
+                raise
+            if self.late_announcements != "send" and row["key"] not in self._forced:
+                raise Held(
+                    f"{HELD}{exc}; the call was never sent. The office decides: send it now"
+                    f" (`gongmo deadlines --fire {row['key']}`), move the receipt close (`gongmo reschedule`),"
+                    f" or record it unsent (`gongmo deadlines --skip {row['key']} --reason ...`)"
+                ) from None
+            created = self.app.engine.announce(row["track_key"], SYSTEM, late=True, should_stop=stop)
+            return f"{created} applications created, each sent the call (sent late, as the office decided)"
         return f"{created} applications created, each sent the call"
 
     def _count(self, track_key: str, state: str) -> int:
@@ -245,12 +420,25 @@ class Ticker:
 
     def _close_receipt(self, row: Mapping[str, Any], reason: str) -> str:
         bulk = self.app.engine.apply_bulk
-        expired = bulk(row["track_key"], "expire", "announcement", SYSTEM, reason, skip_extended="receipt_closes")
-        review = bulk(row["track_key"], "start_review", "receipt", SYSTEM, reason, skip_extended="receipt_closes")
+        stop = self.stopping.is_set
+        track = row["track_key"]
+        expired = bulk(
+            track, "expire", "announcement", SYSTEM, reason, skip_extended="receipt_closes", should_stop=stop
+        )
+        review = bulk(
+            track, "start_review", "receipt", SYSTEM, reason, skip_extended="receipt_closes", should_stop=stop
+        )
         return f"{expired} expired, {review} to preliminary review"
 
     def _start_presentation(self, row: Mapping[str, Any], reason: str) -> str:
-        moved = self.app.engine.apply_bulk(row["track_key"], "start_presentation", "written_evaluation", SYSTEM, reason)
+        moved = self.app.engine.apply_bulk(
+            row["track_key"],
+            "start_presentation",
+            "written_evaluation",
+            SYSTEM,
+            reason,
+            should_stop=self.stopping.is_set,
+        )
         return f"{moved} to presentation evaluation"
 
     def _kickoff_plan_due(self, row: Mapping[str, Any], reason: str) -> str:
@@ -259,8 +447,10 @@ class Ticker:
 
     def _kickoff_closes(self, row: Mapping[str, Any], reason: str) -> str:
         bulk = self.app.engine.apply_bulk
-        cancelled = bulk(row["track_key"], "cancel", "selected", SYSTEM, f"no approved implementation plan; {reason}")
-        lapsed = bulk(row["track_key"], "lapse", "waitlisted", SYSTEM, reason)
+        stop = self.stopping.is_set
+        why = f"no approved implementation plan; {reason}"
+        cancelled = bulk(row["track_key"], "cancel", "selected", SYSTEM, why, should_stop=stop)
+        lapsed = bulk(row["track_key"], "lapse", "waitlisted", SYSTEM, reason, should_stop=stop)
         return f"{cancelled} cancelled, {lapsed} waitlisted lapsed"
 
     def _reminder(self, row: Mapping[str, Any], reason: str) -> str:
@@ -340,3 +530,74 @@ def _duration(delta: timedelta) -> str:
         f"{minutes}m" if minutes or not (days or hours) else "",
     ]
     return " ".join(p for p in parts if p)
+
+
+def blocked(conn: Connection, now: datetime) -> list[dict[str, Any]]:
+    """Each unfired row that failed (or is held for the office), with the due
+    rows of its track it holds back: what `gongmo deadlines` and /healthz show."""
+    failed = DEADLINE.alias("failed")
+    later = DEADLINE.alias("later")
+    waiting = (
+        sa.select(sa.func.count())
+        .where(
+            later.c.track_id == failed.c.track_id,
+            later.c.fired_at.is_(None),
+            later.c.due_at <= now,
+            sa.or_(
+                later.c.due_at > failed.c.due_at, sa.and_(later.c.due_at == failed.c.due_at, later.c.id > failed.c.id)
+            ),
+        )
+        .correlate(failed)
+        .scalar_subquery()
+    )
+    query = (
+        sa.select(
+            TRACK.c.key.label("track"),
+            failed.c.key,
+            failed.c.last_error,
+            failed.c.attempts,
+            failed.c.lease_until,
+            waiting.label("waiting"),
+        )
+        .join(TRACK, TRACK.c.id == failed.c.track_id)
+        .where(failed.c.fired_at.is_(None), failed.c.last_error.is_not(None))
+        .order_by(failed.c.due_at, failed.c.id)
+    )
+    rows = []
+    for r in conn.execute(query).mappings():
+        error = str(r["last_error"])
+        held = error.startswith(HELD)
+        rows.append(
+            {
+                "track": r["track"],
+                "key": r["key"],
+                "kind": "held" if held else "failed",
+                "error": error.removeprefix(HELD),
+                "attempts": int(r["attempts"]),
+                "retry_at": None if held else r["lease_until"],
+                "waiting": int(r["waiting"]),
+            }
+        )
+    return rows
+
+
+def annotate(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """Add `status` (fired, skipped, held, failed, waiting, due, scheduled) and
+    `waiting_for` (the failed or held row of its track it waits behind) to deadline
+    rows given in calendar order (due_at, id)."""
+    blocking: dict[int, str] = {}  # track id -> the first unfired row that failed
+    for row in rows:
+        error = row.get("last_error") or ""
+        waiting_for = None
+        if row["fired_at"] is not None:
+            status = "skipped" if error.startswith("skipped by the office") else "fired"
+        elif error:
+            status = "held" if error.startswith(HELD) else "failed"
+            waiting_for = blocking.get(row["track_id"])
+            blocking.setdefault(row["track_id"], row["key"])
+        elif row["track_id"] in blocking and row["due_at"] <= now:
+            status, waiting_for = "waiting", blocking[row["track_id"]]
+        else:
+            status = "due" if row["due_at"] <= now else "scheduled"
+        row["status"], row["waiting_for"] = status, waiting_for
+    return rows

@@ -56,6 +56,7 @@ def _get(port: int, path: str, token: str | None = None) -> tuple[int, str]:
 def test_daemon_catches_up_at_start_and_arms_the_next_deadline(derived: App, clock: FixedClock) -> None:
     clock.set(kst("2024-05-29 18:00"))  # down since before the 2022 call: everything until now is overdue
     daemon = Daemon(derived, "d1", api=Api(port=0))
+    daemon.ticker.late_announcements = "send"  # the office's setting: calls caught up after the close go out
     scraper = tokens.create(derived, "metrics", "prometheus", "test")[1]
 
     async def scenario() -> tuple[list[str], datetime | None, datetime, dict[str, tuple[int, str]]]:
@@ -80,7 +81,8 @@ def test_daemon_catches_up_at_start_and_arms_the_next_deadline(derived: App, clo
     status, body = served["/healthz"]
     assert status == 200, body
     health = json.loads(body)
-    assert health["status"] == "ok" and health["scheduler"]["running"] and health["scheduler"]["worker"] == "d1"
+    assert health["status"] == "ok" and health["scheduler"]["running"]
+    assert "worker" not in health["scheduler"]  # its host and pid: only with [api] health_details = true
     assert health["database"]["ok"] and health["deadlines"]["overdue"] == 0
     assert served["/metrics"][0] == 401  # the metrics need a token (issue 17)
     status, text = served["/metrics+token"]
@@ -124,6 +126,7 @@ def test_a_reschedule_re_arms_the_timer(derived: App, clock: FixedClock) -> None
         job = daemon.scheduler.get_job("next-deadline")
         return job.trigger.run_date - datetime.now(UTC)
 
+    daemon.ticker.late_announcements = "send"  # the calls caught up after their close go out: nothing is held
     daemon.wake()  # catches up everything before 2024-05-20 10:00, then arms
     assert abs(armed_in() - (kst("2024-05-26 09:00") - clock.now())) < timedelta(minutes=1)  # D-3 reminders
     for track in ("hub-2024", "strong-small-2024"):
@@ -156,3 +159,55 @@ def test_the_api_socket_is_tcp_so_answers_are_not_held_by_nagle() -> None:
         assert sock.proto == socket.IPPROTO_TCP
     finally:
         sock.close()
+
+
+# -- a held call shows in /healthz (issue 18, points 3 and 4) --------------------------------
+
+
+def test_a_call_held_after_the_close_makes_health_degraded_until_the_office_decides(
+    derived: App, clock: FixedClock
+) -> None:
+    """Down from before the 2024 calls until after their close: each call is held
+    (not fired); /healthz is degraded and lists what it holds back; the office
+    skips or sends them, and health is ok again."""
+    from workflow.ticker import Ticker
+
+    clock.set(kst("2024-05-29 18:30"))
+    daemon = Daemon(derived, "d1", api=Api(port=0))
+
+    async def scenario() -> tuple[tuple[int, str], tuple[int, str], tuple[int, str]]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(daemon.serve(stop))
+        await _until(lambda: daemon.api_server is not None and daemon.last_tick_at is not None)
+        assert daemon.api_server is not None
+        port = daemon.api_server.port
+        held = await asyncio.to_thread(_get, port, "/healthz")
+        strict = await asyncio.to_thread(_get, port, "/healthz?strict=true")
+        office = Ticker(derived, "office")
+        await asyncio.to_thread(office.skip, "small-medium-2022:announce", "run in 2021, before gongmo")
+        for track in ("hub-2024", "strong-small-2024", "diffusion-2024"):
+            await asyncio.to_thread(office.fire_now, f"{track}:announce")
+        await asyncio.to_thread(daemon.wake)
+        settled = await asyncio.to_thread(_get, port, "/healthz")
+        stop.set()
+        await task
+        return held, strict, settled
+
+    held, strict, settled = asyncio.run(scenario())
+    assert held[0] == 200 and strict[0] == 503, (held, strict)
+    body = json.loads(held[1])
+    assert body["status"] == "degraded"
+    blocked = {b["key"]: b for b in body["deadlines"]["blocked"]}
+    assert set(blocked) == {
+        f"{t}:announce" for t in ("small-medium-2022", "hub-2024", "strong-small-2024", "diffusion-2024")
+    }
+    strong = blocked["strong-small-2024:announce"]
+    assert strong["kind"] == "held" and strong["track"] == "strong-small-2024"
+    assert strong["error"].startswith("track strong-small-2024: receipt closed at 2024-05-29 18:00 KST; the call was")
+    assert strong["waiting"] == 5  # D-3, opening, D-1, -3h, the close
+    assert any(p.startswith("deadline strong-small-2024:announce held for the office: 5 due") for p in body["problems"])
+    assert body["deadlines"]["overdue"] >= sum(b["waiting"] + 1 for b in blocked.values())
+    status, text = settled
+    after = json.loads(text)
+    assert (status, after["status"], after["deadlines"]["blocked"]) == (200, "ok", []), text
+    assert after["deadlines"]["overdue"] == 0

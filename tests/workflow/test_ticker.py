@@ -12,9 +12,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from states.errors import Conflict, InvalidInput, NotFound
 from states.lifecycle import APPLICATION as TABLE
 from tests.conftest import CONFIG, config_copy, kst
 from workflow import audit, calendars
+from workflow import engine as engine_module
+from workflow import ticker as ticker_module
 from workflow.app import App
 from workflow.clock import FixedClock
 from workflow.db import read, write
@@ -54,11 +57,16 @@ def audit_triggers(app: App, trigger: str) -> dict[int, int]:
 def test_each_deadline_fires_once_on_time(derived: App, clock: FixedClock) -> None:
     ticker = Ticker(derived, "w1")
     clock.set(kst("2024-03-29 09:59:59"))
-    overdue_2022 = ticker.tick()  # the 2022 calendar is long past: all of it catches up
+    # The 2022 calendar is long past: its call, caught up after its receipt close, is
+    # held for the office (not sent, not fired), and the rest of its track waits.
+    [held] = ticker.tick()
+    assert (held.key, held.late) == ("small-medium-2022:announce", True)
+    assert held.error is not None and held.error.startswith("held: track small-medium-2022: receipt closed")
+    assert ticker.tick() == []
+    ticker.skip("small-medium-2022:announce", "run in 2021, before gongmo")  # the office's word
+    overdue_2022 = ticker.tick()  # now the rest of it catches up
     assert {f.key.split(":")[0] for f in overdue_2022} == {"small-medium-2022"}
-    assert len(overdue_2022) == 11 and all(f.late and f.error is None for f in overdue_2022)
-    [announce_2022] = [f for f in overdue_2022 if f.action == "announce"]
-    assert announce_2022.summary.startswith("skipped: track small-medium-2022: receipt closed")
+    assert len(overdue_2022) == 10 and all(f.late and f.error is None for f in overdue_2022)
     assert ticker.tick() == []
     clock.set(kst("2024-03-29 10:00"))
     fired = ticker.tick()
@@ -68,7 +76,7 @@ def test_each_deadline_fires_once_on_time(derived: App, clock: FixedClock) -> No
     clock.set(kst("2024-03-29 10:01"))
     assert ticker.tick() == []
     assert set(audit_triggers(derived, "invite").values()) == {1}
-    assert all(r["attempts"] == 1 for r in fired_rows(derived))
+    assert all(r["attempts"] == 1 for r in fired_rows(derived) if r["key"] != "small-medium-2022:announce")
 
 
 def test_receipt_close_fires_once_and_moves_everyone(derived: App, clock: FixedClock) -> None:
@@ -181,6 +189,7 @@ def test_a_dead_daemons_claim_is_taken_over_after_its_lease(derived: App, clock:
     clock.set(kst("2024-03-29 10:00"))
     dead = Ticker(derived, "dead")
     claimed = dead._claim(clock.now())  # claimed, then the process died
+    claimed = [r for r in claimed if not r["key"].startswith("small-medium-2022:")]  # held behind its late call
     assert claimed
     alive = Ticker(derived, "alive")
     assert alive.tick() == []  # the lease still holds
@@ -204,7 +213,9 @@ def test_two_daemon_processes_never_fire_a_deadline_twice(db_url: str, tmp_path:
     with write(app.db) as conn:
         calendars.derive(app, conn)
     clock.set(kst("2024-03-29 10:00"))
-    Ticker(app, "setup").run_until_idle()  # announce everything: 2022 and 2024
+    setup = Ticker(app, "setup")
+    setup.run_until_idle()  # announce 2024; 2022's call, long past, is held
+    setup.skip("small-medium-2022:announce", "run in 2021, before gongmo")
     with read(app.db) as conn:
         invited = (
             conn.execute(
@@ -304,6 +315,7 @@ def _due_order(app: App, track: str) -> list[str]:
 def test_a_later_deadline_waits_while_an_earlier_one_of_its_track_is_held(derived: App, clock: FixedClock) -> None:
     clock.set(kst("2024-05-29 18:00"))  # the call, the receipt and its close of every 2024 track are due
     ticker = Ticker(derived, "alive")
+    ticker.late_announcements = "send"  # the calls caught up after the close go out (the office's setting)
     _hold(derived, f"{TRACK_KEY}:announce", "dead", ticker.lease)  # a daemon died holding the call
     fired = ticker.run_until_idle()
     assert fired and not [f for f in fired if f.key.startswith(TRACK_KEY)]  # nothing of its track, not the close
@@ -314,12 +326,206 @@ def test_a_later_deadline_waits_while_an_earlier_one_of_its_track_is_held(derive
     assert late[0].key == f"{TRACK_KEY}:announce" and f"{TRACK_KEY}:close_receipt" in [f.key for f in late]
 
 
-def test_a_deadline_backing_off_after_a_failure_holds_nothing_up(derived: App, clock: FixedClock) -> None:
+def test_a_deadline_backing_off_after_a_failure_holds_its_track_back(derived: App, clock: FixedClock) -> None:
     clock.set(kst("2024-05-29 18:00"))
     ticker = Ticker(derived, "alive")
+    ticker.late_announcements = "send"
     _hold(derived, f"{TRACK_KEY}:announce", "alive", timedelta(hours=1), error="RuntimeError: database went away")
     fired = {f.key for f in ticker.run_until_idle()}
-    assert f"{TRACK_KEY}:close_receipt" in fired and f"{TRACK_KEY}:announce" not in fired
+    assert not {k for k in fired if k.startswith(f"{TRACK_KEY}:")}  # not the close, not a reminder
+    assert {"hub-2024:close_receipt", "diffusion-2024:announce"} <= fired  # other tracks go on
+
+
+# -- calendar order survives errors (issue 18, point 3) ----------------------------------------
+
+LATER = ["review_due", "start_presentation", "selection_due"]
+
+
+def test_a_failed_close_holds_back_the_later_deadlines_until_it_fired(
+    derived: App, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The close fails once (its connection was terminated); with review_due,
+    start_presentation and selection_due also due, none of them fires before it,
+    neither in the same batch nor while it backs off; once it succeeds they
+    follow in calendar order, and review_due counts the plans the close moved."""
+    ticker = Ticker(derived, "w1")
+    clock.set(kst("2024-03-29 10:00"))
+    ticker.run_until_idle()
+    clock.set(kst("2024-05-28 10:00"))
+    derived.engine.submit(TRACK_KEY, "41590", 8_000_000_000, 8_000_000_000, ticker_admin(), None, "climate_crisis")
+    clock.set(kst("2024-06-26 10:00"))  # down a month: the close and the three after it are due
+    real = ticker.actions["close_receipt"]
+    calls: list[str] = []
+
+    def fails_once(row, reason):  # type: ignore[no-untyped-def]
+        if row["key"] == f"{TRACK_KEY}:close_receipt" and not calls:
+            calls.append(row["key"])
+            raise RuntimeError("terminating connection due to administrator command")
+        return real(row, reason)
+
+    monkeypatch.setitem(ticker.actions, "close_receipt", fails_once)
+    first = [f for f in ticker.run_until_idle() if f.key.startswith(f"{TRACK_KEY}:")]
+    ours = [f.key.split(":", 1)[1] for f in first]
+    assert ours[-1] == "close_receipt" and first[-1].error is not None, ours  # the batch stopped at the failure
+    assert not set(ours) & set(LATER), ours
+    with read(derived.db) as conn:
+        blocked = ticker_module.blocked(conn, clock.now())
+    [block] = [b for b in blocked if b["track"] == TRACK_KEY]
+    assert block["key"] == f"{TRACK_KEY}:close_receipt" and block["kind"] == "failed"
+    assert block["error"] == "RuntimeError: terminating connection due to administrator command"
+    assert block["waiting"] == len(LATER)
+    assert ticker.run_until_idle() == []  # backing off: still nothing of the track
+    clock.advance(timedelta(minutes=1))  # the backoff (30 s) is over
+    second = [f for f in ticker.run_until_idle() if f.key.startswith(f"{TRACK_KEY}:")]
+    assert [f.key.split(":", 1)[1] for f in second] == ["close_receipt", *LATER]
+    assert all(f.error is None for f in second)
+    assert second[0].summary == "17 expired, 1 to preliminary review"
+    assert second[1].summary.startswith("1 still in preliminary review")  # not "0": the close ran first
+    assert _due_order(derived, TRACK_KEY)[-4:] == [f.key for f in second]
+    with read(derived.db) as conn:
+        assert [b for b in ticker_module.blocked(conn, clock.now()) if b["track"] == TRACK_KEY] == []
+
+
+def test_a_failure_in_a_batch_gives_the_later_rows_of_its_track_back_unclaimed(
+    derived: App, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In one batch: the close fails, so its track's rows after it are given back
+    untouched (no attempt spent, no lease), not fired behind its back."""
+    ticker = Ticker(derived, "w1")
+    clock.set(kst("2024-03-29 10:00"))
+    ticker.run_until_idle()
+    clock.set(kst("2024-06-26 10:00"))
+
+    def broken(row, reason):  # type: ignore[no-untyped-def]
+        raise RuntimeError("server closed the connection unexpectedly")
+
+    monkeypatch.setitem(ticker.actions, "close_receipt", broken)
+    ticker.batch = 1000  # everything due in one claim
+    ticker.tick()
+    with read(derived.db) as conn:
+        rows = {
+            k.split(":", 1)[1]: (attempts, claimed, lease, fired)
+            for k, attempts, claimed, lease, fired in conn.execute(
+                sa.select(
+                    DEADLINE.c.key,
+                    DEADLINE.c.attempts,
+                    DEADLINE.c.claimed_by,
+                    DEADLINE.c.lease_until,
+                    DEADLINE.c.fired_at,
+                ).where(DEADLINE.c.key.like(f"{TRACK_KEY}:%"))
+            )
+        }
+    for action in LATER:
+        assert rows[action] == (0, None, None, None), (action, rows[action])
+    assert rows["close_receipt"][0] == 1 and rows["close_receipt"][3] is None
+
+
+# -- announcements: resumable, never silently skipped (issue 18, point 4) ---------------------
+
+
+def _applications(app: App, track: str = TRACK_KEY) -> list[int]:
+    with read(app.db) as conn:
+        return list(
+            conn.execute(
+                sa.select(APPLICATION.c.id)
+                .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+                .where(TRACK.c.key == track)
+                .order_by(APPLICATION.c.id)
+            ).scalars()
+        )
+
+
+def test_an_announcement_commits_chunk_by_chunk_and_a_rerun_continues(
+    derived: App, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed (here: the database fails) after its first chunk: the first chunk
+    stays, the deadline is unfired; the retry creates only the rest, each once."""
+    monkeypatch.setattr(engine_module, "CHUNK", 5)
+    clock.set(kst("2024-03-29 10:00"))
+    ticker = Ticker(derived, "w1")
+    real = derived.engine._create
+    chunks: list[int] = []
+
+    def dies_on_the_second_chunk(conn, track, ids, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if track["key"] == TRACK_KEY:
+            chunks.append(len(ids))
+            if len(chunks) == 2:
+                raise RuntimeError("server closed the connection unexpectedly")
+        return real(conn, track, ids, *args, **kwargs)
+
+    monkeypatch.setattr(derived.engine, "_create", dies_on_the_second_chunk)
+    [failed] = [f for f in ticker.tick() if f.key == f"{TRACK_KEY}:announce"]
+    assert failed.error == "RuntimeError: server closed the connection unexpectedly"
+    assert len(_applications(derived)) == 5  # the first chunk committed
+    clock.advance(timedelta(minutes=1))
+    [done] = [f for f in ticker.run_until_idle() if f.key == f"{TRACK_KEY}:announce"]
+    assert done.error is None and done.summary == "13 applications created, each sent the call"
+    assert len(_applications(derived)) == 18
+    assert set(audit_triggers(derived, "invite").values()) == {1}
+    with read(derived.db) as conn:
+        calls = conn.execute(
+            sa.select(OUTBOX.c.application_id, sa.func.count())
+            .where(OUTBOX.c.notice == "call_announcement", OUTBOX.c.application_id.in_(_applications(derived)))
+            .group_by(OUTBOX.c.application_id)
+        ).all()
+    assert len(calls) == 18 and {n for _, n in calls} == {1}
+
+
+def test_an_announcement_caught_up_after_the_close_is_held_not_skipped(derived: App, clock: FixedClock) -> None:
+    """Down from before the call until after the receipt close: the call is not
+    recorded as fired; it stays overdue, holds its track (the close does not run
+    on an empty track), and shows as held; the office then sends it."""
+    clock.set(kst("2024-05-29 18:30"))  # after the 2024 closes; the calls never went out
+    ticker = Ticker(derived, "w1")
+    fired = {f.key: f for f in ticker.run_until_idle()}
+    held = fired[f"{TRACK_KEY}:announce"]
+    assert held.error is not None and held.error.startswith(f"held: track {TRACK_KEY}: receipt closed at")
+    assert f"gongmo deadlines --fire {TRACK_KEY}:announce" in held.error
+    assert not [k for k in fired if k.startswith(f"{TRACK_KEY}:") and k != held.key]
+    assert _applications(derived) == []
+    with read(derived.db) as conn:
+        row = conn.execute(sa.select(DEADLINE).where(DEADLINE.c.key == held.key)).mappings().one()
+        blocked = {b["key"]: b for b in ticker_module.blocked(conn, clock.now())}
+    assert row["fired_at"] is None
+    assert blocked[held.key]["kind"] == "held" and blocked[held.key]["waiting"] >= 4  # reminders, opening, close
+    clock.advance(timedelta(hours=2))
+    assert [f.key for f in ticker.run_until_idle() if f.key.startswith(f"{TRACK_KEY}:")] in ([], [held.key])
+    assert _applications(derived) == []  # still held, whatever the retries
+
+    sent = ticker.fire_now(held.key)  # the office says: send it
+    assert sent.error is None and sent.summary.startswith("18 applications created")
+    rest = [f.key.split(":", 1)[1] for f in ticker.run_until_idle() if f.key.startswith(f"{TRACK_KEY}:")]
+    assert rest[-1] == "close_receipt"  # now the close runs, after the call
+    with read(derived.db) as conn:
+        assert [b for b in ticker_module.blocked(conn, clock.now()) if b["track"] == TRACK_KEY] == []
+
+
+def test_late_announcements_send_sends_the_call_caught_up_after_the_close(derived: App, clock: FixedClock) -> None:
+    clock.set(kst("2024-05-29 18:30"))
+    ticker = Ticker(derived, "w1")
+    ticker.late_announcements = "send"  # [gongmo] late_announcements = "send"
+    fired = {f.key: f for f in ticker.run_until_idle()}
+    assert fired[f"{TRACK_KEY}:announce"].error is None
+    assert "sent late" in fired[f"{TRACK_KEY}:announce"].summary
+    assert len(_applications(derived)) == 18
+
+
+def test_the_office_may_skip_a_held_call_but_not_fire_out_of_order(derived: App, clock: FixedClock) -> None:
+    clock.set(kst("2024-05-29 18:30"))
+    ticker = Ticker(derived, "w1")
+    ticker.run_until_idle()
+    with pytest.raises(Conflict, match=f"waits for {TRACK_KEY}:announce of its track"):
+        ticker.fire_now(f"{TRACK_KEY}:close_receipt")
+    with pytest.raises(InvalidInput, match="--reason is required"):
+        ticker.skip(f"{TRACK_KEY}:announce", " ")
+    with pytest.raises(InvalidInput, match="only an announcement may be skipped"):
+        ticker.skip(f"{TRACK_KEY}:open_receipt", "x")
+    ticker.skip(f"{TRACK_KEY}:announce", "sent by post")
+    with pytest.raises(Conflict, match="already"):
+        ticker.skip(f"{TRACK_KEY}:announce", "again")
+    with pytest.raises(NotFound, match="no deadline 'nope'"):
+        ticker.fire_now("nope")
+    assert f"{TRACK_KEY}:close_receipt" in {f.key for f in ticker.run_until_idle()}
 
 
 def test_a_long_action_keeps_its_lease_and_no_other_daemon_takes_it(
@@ -381,3 +587,51 @@ def test_an_action_that_outlived_its_lease_does_not_claim_the_firing(
     with read(derived.db) as conn:
         row = conn.execute(sa.select(DEADLINE).where(DEADLINE.c.key == key)).mappings().one()
     assert row["fired_at"] is None and row["claimed_by"] == "other"  # the other daemon records it
+
+
+def test_gongmo_deadlines_shows_what_is_blocked_and_the_office_decides(
+    derived: App, db_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from tests.conftest import run_cli
+
+    for name in ("GONGMO_DATABASE_URL", "GONGMO_NOW", "GONGMO_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    config = str(config_copy(tmp_path, database_url=db_url))
+
+    def gongmo(*argv: str) -> tuple[int, str, str]:
+        return run_cli(capsys, "--config", config, "--now", "2024-05-29T18:30:00+09:00", *argv)
+
+    code, out, err = gongmo("tick", "--until-idle")
+    assert code == 0, err
+    code, out, err = gongmo("deadlines", TRACK_KEY)
+    assert code == 0, err
+    lines = [" ".join(line.split()) for line in out.splitlines()]
+    blocked = [line for line in lines if line.startswith("blocked:")]
+    assert blocked == [
+        f"blocked: {TRACK_KEY}:announce held for the office: track {TRACK_KEY}: receipt closed at 2024-05-29 18:00 KST;"
+        f" the call was never sent. The office decides: send it now (`gongmo deadlines --fire {TRACK_KEY}:announce`),"
+        " move the receipt close (`gongmo reschedule`), or record it unsent"
+        f" (`gongmo deadlines --skip {TRACK_KEY}:announce --reason ...`); 5 due deadline(s) of its track wait"
+    ]
+    code, out, err = gongmo("deadlines", TRACK_KEY, "--json")
+    rows = {r["key"]: r for r in json.loads(out)}
+    assert rows[f"{TRACK_KEY}:announce"]["status"] == "held"
+    assert rows[f"{TRACK_KEY}:close_receipt"]["status"] == "waiting"
+    assert rows[f"{TRACK_KEY}:close_receipt"]["waiting_for"] == f"{TRACK_KEY}:announce"
+    assert rows[f"{TRACK_KEY}:review_due"]["status"] == "scheduled"
+
+    code, out, err = gongmo("deadlines", "--skip", f"{TRACK_KEY}:announce")
+    assert (code, out) == (1, "") and err.strip().splitlines() == [
+        f"error: --skip {TRACK_KEY}:announce: --reason is required (why the call is not sent), e.g. --reason '...'"
+    ]
+    code, out, err = gongmo("deadlines", "--fire", f"{TRACK_KEY}:close_receipt")
+    assert code == 1 and f"waits for {TRACK_KEY}:announce of its track" in err and len(err.strip().splitlines()) == 1
+    code, out, err = gongmo("deadlines", "--fire", f"{TRACK_KEY}:announce")
+    assert code == 0, err
+    assert " ".join(out.split()).startswith(f"{TRACK_KEY}:announce: fired: 18 applications created")
+    code, out, err = gongmo("tick", "--until-idle")
+    code, out, err = gongmo("deadlines", TRACK_KEY, "--json")
+    rows = {r["key"]: r for r in json.loads(out)}
+    assert rows[f"{TRACK_KEY}:close_receipt"]["status"] == "fired"

@@ -26,7 +26,7 @@ from workflow import audit, calendars, kickoff
 from workflow import engine as engine_module
 from workflow.actors import Actor
 from workflow.app import App
-from workflow.clock import FixedClock
+from workflow.clock import FixedClock, SystemClock
 from workflow.config import Api
 from workflow.daemon import Daemon
 from workflow.db import read, write
@@ -265,6 +265,90 @@ def test_cli_now_with_milliseconds_at_the_close(
     assert snapshot(app)["seq"] == 2
 
 
+# -- a clock that lags cannot reopen a window (issue 18, point 2) -------------------------------
+
+
+def test_a_lagging_clock_cannot_reopen_the_receipt_after_the_close_fired(app: App, clock: FixedClock) -> None:
+    """A replica whose clock is an hour behind, after the close fired: a plan (and a
+    new application) is refused; no receipt number, no notice, nothing written."""
+    daemon = daemon_of(app)
+    clock.set(ANNOUNCE)
+    daemon.wake()
+    clock.set(CLOSE)
+    daemon.wake()
+    assert f"{TRACK_KEY}:close_receipt" in {f.key for f in daemon.fired if f.error is None}
+    clock.set(CLOSE - timedelta(hours=1))  # the lagging replica's idea of now: receipt still open
+    before = snapshot(app)
+    with pytest.raises(OutsideWindow) as refused:
+        submit(app, "11000")  # not invited: submit would create its application and give it a number
+    message = str(refused.value)
+    assert message.startswith(f"receipt of track {TRACK_KEY} is closed: its close (2024-05-29 18:00:00 KST) has fired")
+    assert "\n" not in message and refused.value.closes == "2024-05-29T18:00:00+09:00"
+    with pytest.raises(OutsideWindow, match="has fired"):
+        app.engine.start(TRACK_KEY, "11000", ADMIN)
+    assert snapshot(app) == before and application(app, "11000") is None
+    verify_clean(app)
+
+
+def test_an_extension_still_running_takes_its_plan_after_the_close_fired(app: App, clock: FixedClock) -> None:
+    """The floor is the close that fired, not the applicant's own: an extension
+    still unfired keeps its plan open; once it fired, a lagging clock is refused."""
+    daemon = daemon_of(app)
+    clock.set(ANNOUNCE)
+    daemon.wake()
+    own = application(app, "41190")
+    assert own is not None
+    clock.set(CLOSE - timedelta(days=1))
+    calendars.extend(app, own["id"], "receipt_closes", CLOSE + timedelta(days=1), "정전", "lh-office")
+    clock.set(CLOSE)
+    daemon.wake()
+    clock.set(CLOSE + timedelta(hours=1))
+    assert submit(app, "41190").to_state == "receipt"
+    clock.set(CLOSE + timedelta(days=1))
+    daemon.wake()  # its own close: the plan goes to review
+    assert application(app, "41190")["state"] == "preliminary_review"  # type: ignore[index]
+
+
+class LaggingClock(SystemClock):
+    """The real wall clock of a replica whose time is an hour behind."""
+
+    def now(self) -> datetime:
+        return super().now() - timedelta(hours=1)
+
+
+def test_on_postgresql_the_database_clock_is_the_floor_of_a_window_check(
+    app: App, db_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The close is 30 minutes past on the real clock and has not fired yet (the
+    daemon is down); a replica an hour behind thinks the window is open. On
+    PostgreSQL the database's clock (statement_timestamp()) is the floor: refused,
+    and the skew is logged. SQLite has one machine's clock: the process's is used."""
+    real = datetime.now(UTC)
+    with write(app.db) as conn:
+        conn.execute(
+            sa.update(TRACK)
+            .where(TRACK.c.key == TRACK_KEY)
+            .values(
+                announce_at=real - timedelta(hours=4),
+                receipt_opens=real - timedelta(hours=3),
+                receipt_closes=real - timedelta(minutes=30),
+            )
+        )
+    lagging = LaggingClock()
+    app.clock = app.engine.clock = lagging
+    before = snapshot(app)
+    caplog.set_level("WARNING", logger="gongmo.clock")
+    engine_module._skew_warned_at = 0.0
+    if db_url.startswith("postgresql"):
+        with pytest.raises(OutsideWindow, match="receipt is closed: the window is"):
+            submit(app, "11000")
+        assert snapshot(app) == before
+        [warning] = [r.getMessage() for r in caplog.records if r.name == "gongmo.clock"]
+        assert "s behind the database's (more than [gongmo] max_clock_skew_s = 5.0)" in warning
+    else:
+        assert submit(app, "11000").to_state == "receipt"
+
+
 # -- daylight saving: Europe/Berlin ----------------------------------------------------------
 
 BERLIN_TRACK = "berlin-2024"
@@ -403,6 +487,7 @@ def test_berlin_kickoff_grace_keeps_the_local_time(berlin: App, clock: FixedCloc
     assert local(due) == "2024-11-04 18:00 CET"
     assert deadline_rows(berlin)[key] == due, local(deadline_rows(berlin)[key])
     ticker = Ticker(berlin, "t")
+    ticker.late_announcements = "send"  # the call, first caught up months late, goes out (else it holds the track)
     clock.set(due - timedelta(seconds=1))
     assert key not in {f.key for f in ticker.run_until_idle()}
     clock.set(due)

@@ -39,7 +39,9 @@ def healthz(
     """For load balancers and monitoring (no token): the database answers,
     the scheduler runs, and how much mail waits. `status`: ok; degraded (200:
     this replica serves the API, but mail is not going out: the transport
-    fails or delivery has stalled; `problems` says what; alert on it); down
+    fails or delivery has stalled; or a deadline failed, or an announcement is
+    held for the office, and holds its track's later deadlines back:
+    `deadlines.blocked`; `problems` says what; alert on it); down
     (503: take this replica out). Reads only: it answers through a write lock."""
     a = request.app.state.gongmo
     daemon = request.app.state.daemon
@@ -55,13 +57,30 @@ def healthz(
             overdue = conn.execute(
                 sa.select(sa.func.count()).where(DEADLINE.c.fired_at.is_(None), DEADLINE.c.due_at <= now)
             ).scalar_one()
+            from workflow.ticker import blocked as blocked_deadlines
+
+            blocked = blocked_deadlines(conn, now)
         body["database"] = {"ok": True}
         body["outbox"] = {
             "due": int(waiting),
             "oldest_due_seconds": round((now - oldest).total_seconds(), 1) if oldest is not None else 0,
             "dead": int(dead),
         }
-        body["deadlines"] = {"overdue": int(overdue)}
+        # A deadline that failed (or a call held for the office) holds its track back: degraded.
+        body["deadlines"] = {
+            "overdue": int(overdue),
+            "blocked": [
+                {
+                    "track": b["track"],
+                    "key": b["key"],
+                    "kind": b["kind"],
+                    "error": b["error"].splitlines()[0][:300] if b["error"] else "",
+                    "attempts": b["attempts"],
+                    "waiting": b["waiting"],
+                }
+                for b in blocked
+            ],
+        }
     except Exception as exc:  # health answers whatever the failure
         body["database"] = {"ok": False, "error": str(exc).splitlines()[0]}
     details = (daemon.api_settings if daemon is not None else a.loaded.config.api).health_details
@@ -73,6 +92,11 @@ def healthz(
         if not details:
             body["scheduler"].pop("worker", None)  # its host name and process id: [api] health_details = true
     problems = _mail_problems(a, daemon, body, now)
+    problems += [  # the deadlines' part (see body["deadlines"])
+        f"deadline {b['key']} {'held for the office' if b['kind'] == 'held' else 'failed'}: {b['waiting']} due"
+        f" deadline(s) of track {b['track']} wait behind it; see `gongmo deadlines {b['track']}`"
+        for b in (body.get("deadlines") or {}).get("blocked", [])
+    ]
     ok = body["database"]["ok"] and body["scheduler"]["running"]
     body["problems"] = problems
     body["status"] = ("degraded" if problems else "ok") if ok else "down"
