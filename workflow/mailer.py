@@ -147,6 +147,8 @@ class Mailer:
             left = await asyncio.shield(upcoming)  # claimed while stopping (or failing): hand it back
             if left:
                 await asyncio.to_thread(self.hand_back, [row for row, _ in left])
+                if self.pause.active(self.app.clock.now()):
+                    total.paused += len(left)
         return total
 
     def prepare(self, now: datetime) -> list[tuple[dict[str, Any], Envelope | Outcome]]:

@@ -521,6 +521,21 @@ def test_a_transport_failure_pauses_delivery_and_spends_no_attempt(
     assert set(smtp_server.received_ids().values()) == {1}
 
 
+def test_the_next_batch_claimed_while_the_transport_failed_goes_back_untouched(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    """Delivery is pipelined: the next batch is claimed while one is sent. When the
+    transport fails, that batch goes back too (its attempt restored), and is counted."""
+    clock.set(kst("2024-03-29 10:00"))
+    app.engine.announce(TRACK, ADMIN)
+    before = untouched(app)
+    smtp_server.refuse_mail(421, "4.3.2 closing")
+    m = smtp_mailer(app, smtp_server, connections=1)
+    m.batch = 5
+    result = deliver(m)
+    assert untouched(app) == before and result.paused == 10 and smtp_server.mail_refusals == 1
+
+
 def test_a_550_recipient_beside_a_working_transport_is_dead_for_that_row_only(
     app: App, clock: FixedClock, smtp_server: FaultySMTP
 ) -> None:
