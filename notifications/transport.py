@@ -133,14 +133,14 @@ class MaildirTransport:
         return await asyncio.to_thread(self._write, envelope)
 
     def _write(self, envelope: Envelope) -> Outcome:
-        if self._box is None:
-            for sub in ("tmp", "new", "cur"):
-                (self.path / sub).mkdir(parents=True, exist_ok=True)
-            self._box = mailbox.Maildir(str(self.path), create=False)
         try:
+            if self._box is None:
+                for sub in ("tmp", "new", "cur"):
+                    (self.path / sub).mkdir(parents=True, exist_ok=True)
+                self._box = mailbox.Maildir(str(self.path), create=False)
             self._box.add(envelope.data)
-        except OSError as exc:  # a full disk or a wrong permission: the store's trouble, not the message's
-            return paused(f"maildir {self.path}: {exc.strerror}")
+        except OSError as exc:  # a full disk, a wrong permission, a file in the way: the store's trouble
+            return paused(f"maildir {self.path}: {exc.strerror or exc}")
         return SENT
 
     async def close(self) -> None:

@@ -205,8 +205,8 @@ def contests(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 @applicants_app.command("import")
 def applicants_import(file: Path) -> None:
     """Import local governments from CSV (all rows or none; by code)."""
-    rows = applicants_mod.parse(file)
     a = state.app()
+    rows = applicants_mod.parse(file, a.loaded.config.gongmo.max_csv_bytes)
     with write(a.db) as conn:
         result = applicants_mod.store(conn, rows)
     console.print(

@@ -145,7 +145,7 @@ def objection_list(track: Annotated[str | None, typer.Argument()] = None, as_jso
 def evaluators_import(file: Path) -> None:
     """Import evaluators (name,email,affiliation,region,home_code,conflicts): all rows or none."""
     a = state.app()
-    rows = committee.parse_evaluators(file)
+    rows = committee.parse_evaluators(file, a.loaded.config.gongmo.max_csv_bytes)
     with write(a.db) as conn:
         created, updated = committee.store_evaluators(conn, rows, a.clock.now())
     console.print(f"{file}: {len(rows)} evaluators ({created} new, {updated} updated)", markup=False)
@@ -217,7 +217,7 @@ def scores_import(track: str, file: Path, actor: ActorOpt = "admin") -> None:
     """Import sheets (receipt_no,evaluator,part,<criteria>...): all rows or none."""
     a = state.app()
     _, track_cfg = a.loaded.config.track(track)
-    sheets, where = committee.parse_scores(file, track_cfg)
+    sheets, where = committee.parse_scores(file, track_cfg, a.loaded.config.gongmo.max_csv_bytes)
     stored = committee.enter_sheets(a, sheets, _admin(actor), where)
     console.print(f"{file}: {stored} sheets stored", markup=False)
 

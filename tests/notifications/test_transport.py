@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -164,3 +165,12 @@ def test_the_pause_doubles_from_5_s_to_at_most_5_min_and_a_success_clears_it() -
     pause.recovered()
     assert pause.health(now) == {"ok": True} and not pause.active(now)
     assert pause.failed(now, "again").total_seconds() == 5
+
+
+def test_a_maildir_that_cannot_be_written_pauses_the_transport(tmp_path: Path) -> None:
+    """A file where the Maildir should be (or a full disk): the store's trouble, not the message's."""
+    (tmp_path / "var").write_text("not a folder")
+    transport = tr.MaildirTransport(tmp_path / "var" / "maildir")
+    outcome = asyncio.run(transport.send(envelope()))
+    assert not outcome.ok and not outcome.permanent and outcome.paused
+    assert outcome.error.startswith(f"maildir {tmp_path / 'var' / 'maildir'}: ")

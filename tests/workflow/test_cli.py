@@ -51,7 +51,9 @@ Gongmo = Callable[..., Result]
 
 def write_config(tmp_path: Path, environment: str = "development") -> Path:
     edit = ('environment = "development"', f'environment = "{environment}"')
-    return config_copy(tmp_path, edit, name=f"config-{environment}.toml")
+    # production refuses the Maildir (issue 18, point 11): send by SMTP there
+    smtp = [('transport = "maildir"', 'transport = "smtp"')] if environment == "production" else []
+    return config_copy(tmp_path, edit, *smtp, name=f"config-{environment}.toml")
 
 
 @pytest.fixture(autouse=True)
