@@ -246,8 +246,10 @@ class Track(Strict):
     # cancelled, and the waitlist lapses, this many days later.
     kickoff_grace_days: int = Field(default=14, ge=0, le=90)
     # Notices that wait in the outbox until `gongmo outbox release TRACK NOTICE`:
-    # selection results go out when the ministry publishes them, not before.
-    hold_notices: list[str] = Field(default_factory=lambda: ["selected", "waitlisted", "not_selected"])
+    # selection results go out when the ministry publishes them, not before. They
+    # are held until the track's results are released (a promotion while they wait
+    # waits with them); after the release, a later one goes out at once.
+    hold_notices: list[str] = Field(default_factory=lambda: ["selected", "waitlisted", "not_selected", "promoted"])
     evaluation: Evaluation = Field(default_factory=Evaluation)
     # A disqualified applicant may object for this many days after the notice.
     objection_days: int = Field(default=7, ge=0, le=60)
