@@ -211,3 +211,104 @@ def test_a_call_held_after_the_close_makes_health_degraded_until_the_office_deci
     after = json.loads(text)
     assert (status, after["status"], after["deadlines"]["blocked"]) == (200, "ok", []), text
     assert after["deadlines"]["overdue"] == 0
+
+
+# -- a bounded stop (issue 18, point 5) ---------------------------------------------------------
+
+
+def test_sigterm_during_a_large_close_exits_within_the_bound_and_a_rerun_finishes_it(
+    tmp_path: Path, clock: FixedClock
+) -> None:
+    """A real `gongmo daemon` on a SQLite file catches up a receipt close of 60,000
+    plans (many seconds of work); SIGTERM once the first chunk committed. It exits
+    within [gongmo] stop_timeout_s, with code 0 and no traceback; the chunks done
+    stay, the deadline is unfired and unclaimed (no lease left), and a rerun
+    finishes the close: every plan moved exactly once."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import sqlalchemy as sa
+
+    from states.lifecycle import APPLICATION as TABLE
+    from tests.conftest import config_copy, make_app
+    from tests.workflow.test_engine import seed_received
+    from workflow import audit
+    from workflow.db import read
+    from workflow.models import APPLICATION, AUDIT, DEADLINE
+    from workflow.ticker import Ticker
+
+    n, bound = 60_000, 3.0
+    key = "strong-small-2024:close_receipt"
+    url = f"sqlite:///{tmp_path / 'gongmo.db'}"
+    app = make_app(url, clock)
+    with write(app.db) as conn:
+        calendars.derive(app, conn)
+    seed_received(app, n)
+    real_now = datetime.now(UTC)
+    with write(app.db) as conn:  # only the close is left, due a minute ago on the real clock
+        conn.execute(sa.update(DEADLINE).where(DEADLINE.c.key != key).values(fired_at=clock.now()))
+        conn.execute(sa.update(DEADLINE).where(DEADLINE.c.key == key).values(due_at=real_now - timedelta(minutes=1)))
+
+    def in_state(state: str) -> int:
+        with read(app.db) as conn:
+            return int(conn.execute(sa.select(sa.func.count()).where(APPLICATION.c.state == state)).scalar_one())
+
+    config = config_copy(tmp_path, ("[mail]", f"stop_timeout_s = {bound}\n\n[mail]"), database_url=url)
+    env = {k: v for k, v in os.environ.items() if k not in ("GONGMO_DATABASE_URL", "GONGMO_NOW")}
+    env["GONGMO_CONFIG"] = str(config)
+    env["PYTHONPATH"] = str(ROOT)  # this checkout's code, whatever is installed
+    log_path = tmp_path / "daemon.log"
+    with log_path.open("w") as log_file:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workflow", "daemon", "--no-api"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            cwd=tmp_path,
+        )
+        try:
+            started = time.monotonic()
+            while in_state("preliminary_review") == 0:  # the first chunk committed
+                assert proc.poll() is None, log_path.read_text()
+                assert time.monotonic() - started < 120, "the close did not start"
+                time.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            signalled = time.monotonic()
+            code = proc.wait(timeout=60)
+            took = time.monotonic() - signalled
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    output = log_path.read_text()
+    moved = in_state("preliminary_review")
+    print(f"\nSIGTERM after the first chunk: exit {code} in {took:.2f} s (bound {bound} s); {moved:,} of {n:,} moved")
+    assert code == 0, output
+    assert took < bound + 1.0, output  # the process's own exit (interpreter, pools) has a second
+    assert "Traceback" not in output and "CancelledError" not in output, output
+    assert "stopped after" in output  # the chunk in hand committed, the rest waits
+    assert 0 < moved < n  # the close was cut short, not run to the end
+    assert moved + in_state("receipt") == n
+    with read(app.db) as conn:
+        row = conn.execute(sa.select(DEADLINE).where(DEADLINE.c.key == key)).mappings().one()
+        assert (row["fired_at"], row["claimed_by"], row["lease_until"], row["last_error"]) == (None, None, None, None)
+        assert audit.verify(conn, TABLE).clean
+    # the next start (here: a tick) takes the row at once and finishes the close
+    clock.set(datetime.now(UTC))
+    [done] = Ticker(app, "next").run_until_idle()
+    assert done.key == key and done.error is None
+    assert (in_state("receipt"), in_state("preliminary_review")) == (0, n)
+    with read(app.db) as conn:
+        twice = conn.execute(
+            sa.select(sa.func.count()).select_from(
+                sa.select(AUDIT.c.application_id)
+                .where(AUDIT.c.trigger == "start_review")
+                .group_by(AUDIT.c.application_id)
+                .having(sa.func.count() > 1)
+                .subquery()
+            )
+        ).scalar_one()
+        assert twice == 0 and audit.verify(conn, TABLE).clean
+    app.db.dispose()
