@@ -541,7 +541,7 @@ def test_show_includes_the_checklist_and_the_decisions(gongmo: Gongmo, selected:
     table = ok(gongmo("show", sejong))
     assert "preliminary review checklist: eligible" in table.text
     assert "population │ pass │ 386,525" in table.text
-    assert "committee score 90.53, rank 1" in table.text
+    assert "committee score 90.53 (written " in table.text and "rank 1 of 11; minimum 70" in table.text
     assert "decisions (KST)" in table.text
     assert "plan_received" in table.text
 

@@ -123,7 +123,7 @@ def test_authenticate_resolves_the_subject_and_refuses_unknown_or_revoked(commit
 def test_create_refuses_an_unknown_role_and_stores_nothing(committee_app: App, role: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         tokens.create(committee_app, role, "office-lee", "test")
-    assert str(refused.value) == f"--role {role!r}: choose admin, evaluator or applicant"
+    assert str(refused.value) == f"--role {role!r}: choose admin, evaluator, applicant or metrics"
     assert token_rows(committee_app) == []
 
 
@@ -268,7 +268,7 @@ def test_cli_revoke_then_revoke_again(cfg: Path, capsys: pytest.CaptureFixture[s
 @pytest.mark.parametrize(
     ("argv", "error"),
     [
-        (["--role", "boss", "--subject", "office-lee"], "error: --role 'boss': choose admin, evaluator or applicant\n"),
+        (["--role", "boss", "--subject", "office-lee"], "error: --role 'boss': choose admin, evaluator, applicant or metrics\n"),
         (
             ["--role", "applicant", "--subject", "99999"],
             "error: --subject '99999': no applicant with that code; an applicant token names its code, e.g. 41110\n",

@@ -74,6 +74,7 @@ from workflow import committee, review, tokens
 from workflow.api import create_api
 from workflow.app import App, open_app
 from workflow.clock import FixedClock
+from workflow.config import Api
 from workflow.metrics import Metrics
 
 EXAMPLES = int(os.environ.get("GONGMO_FUZZ_EXAMPLES", "5"))
@@ -203,6 +204,8 @@ TALLY: Counter[tuple[str, str, str, int]] = Counter()
 class Scheduler:
     """The daemon, as /healthz sees it: the scheduler runs (without one the
     answer is a documented 503, which is not what this run looks for)."""
+
+    api_settings = Api()  # what /healthz reads of the daemon's [api] (health_details off)
 
     def health(self) -> dict[str, Any]:
         return {"running": True, "worker": "fuzz", "last_tick_at": None, "next_due": None}
