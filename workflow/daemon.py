@@ -79,7 +79,7 @@ class Daemon:
                 started = time.perf_counter()
                 batch = self.ticker.tick()
                 self.metrics.tick_seconds.observe(time.perf_counter() - started)
-                self.metrics.fired(batch)
+                self.metrics.fired([f for f in batch if f.error is None])  # not a failure, a held call or a stop
                 if not batch:
                     break
                 self.fired.extend(batch)

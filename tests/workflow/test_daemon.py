@@ -312,3 +312,13 @@ def test_sigterm_during_a_large_close_exits_within_the_bound_and_a_rerun_finishe
         ).scalar_one()
         assert twice == 0 and audit.verify(conn, TABLE).clean
     app.db.dispose()
+
+
+def test_a_held_or_failed_deadline_is_not_counted_as_fired(derived: App, clock: FixedClock) -> None:
+    clock.set(kst("2024-05-29 18:30"))  # every call caught up after its close: held, none fired
+    daemon = Daemon(derived, "d1", api=Api(enabled=False))
+    daemon.wake()
+    held = [f for f in daemon.fired if f.error is not None]
+    assert held and all(f.action == "announce" for f in held)
+    sample = daemon.metrics.registry.get_sample_value
+    assert sample("gongmo_deadlines_fired_total", {"action": "announce", "timing": "late"}) in (None, 0.0)
