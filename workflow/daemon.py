@@ -121,6 +121,7 @@ class Daemon:
 
     async def serve(self, stop: asyncio.Event) -> None:
         self.check_templates()
+        transport = transport_for(self.app)  # a missing password refuses the start before anything binds
         # Bind the API's port before anything runs: a daemon that cannot serve stops untouched.
         settings = self.api_settings
         sock = _listen(settings.host, settings.port) if settings.enabled else None
@@ -136,7 +137,7 @@ class Daemon:
             coalesce=True,
             max_instances=1,
         )
-        self.mailer = Mailer(self.app, transport_for(self.app), self.ticker.worker, report=log.warning)
+        self.mailer = Mailer(self.app, transport, self.ticker.worker, report=log.warning)
         scheduler.add_job(
             self.deliver,
             "interval",
