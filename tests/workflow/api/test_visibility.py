@@ -25,7 +25,6 @@ from tests.workflow.api.conftest import (
     EV_KIM,
     IN_EVALUATION,
     KIM,
-    POINTS,
     SEJONG,
     SIHEUNG,
     TRACK_KEY,
@@ -80,11 +79,51 @@ def hidden_result(body: dict[str, Any]) -> None:
     assert "rank" not in json.dumps(body["history"]) and all(n["state"] == "sent" for n in body["notices"])
 
 
+def essence(body: dict[str, Any]) -> dict[str, Any]:
+    """What a reader is told of an application, whatever the interface's formatting."""
+    return {
+        **{k: body[k] for k in ("state", "result_pending", "score", "rank", "waitlist_position", "result")},
+        "history": [(h["trigger"], h["from_state"], h["to_state"]) for h in body["history"]],
+        "events": [e["kind"] for e in body["events"]],
+        "notices": [(n["notice"], n["state"]) for n in body["notices"]],
+        "actions": body["actions"],
+    }
+
+
 def deliver(w: World, tmp_path: Path) -> None:
     asyncio.run(Mailer(w.app, MaildirTransport(tmp_path / "maildir"), "test").deliver_due())
 
 
-@pytest.mark.routes(
+STEPS = ("evaluation", "embargo", "released")
+
+
+def walk(w: World, tmp_path: Path, check: Callable[[str], None]) -> None:
+    """The scenario from the last sheet to the release, calling check(step) at each step."""
+    deliver(w, tmp_path)  # what was due so far went out: an applicant reads its sent notices
+    check("evaluation")  # every sheet entered, nothing decided
+    assert w.post(f"/tracks/{TRACK_KEY}/selection", ADMIN, json={"confirm": True}).status_code == 200
+    check("embargo")  # the results held
+    assert w.get(f"/tracks/{TRACK_KEY}/outbox/held?notice=results", ADMIN).json()["count"] == 10
+    released = w.post(f"/tracks/{TRACK_KEY}/outbox/release", ADMIN, json={"notice": "results", "count": 10})
+    assert released.status_code == 200 and released.json()["released"] == 10
+    deliver(w, tmp_path)
+    check("released")
+
+
+def every_reader(w: World, who: Any) -> dict[str, int]:
+    """The status each reader of the issue answers this caller (the application: 세종's)."""
+    app = w.id(SEJONG)
+    return {
+        "list": w.get(f"/applications?track={TRACK_KEY}", who).status_code,
+        "detail": w.get(f"/applications/{app}", who).status_code,
+        "scores": w.get(f"/applications/{app}/scores", who).status_code,
+        "ranking": w.get(f"/tracks/{TRACK_KEY}/ranking", who).status_code,
+        "outbox": w.get("/outbox", who).status_code,
+        "metrics": w.get("/metrics", who).status_code,
+    }
+
+
+WALKED = pytest.mark.routes(
     "GET /applications",
     "GET /applications/{application_id}",
     "GET /applications/{application_id}/scores",
@@ -95,107 +134,182 @@ def deliver(w: World, tmp_path: Path) -> None:
     "GET /tracks/{track}/outbox/held",
     "POST /tracks/{track}/outbox/release",
 )
-def test_each_role_sees_its_part_through_selection_embargo_and_release(
+
+
+@WALKED
+def test_the_office_sees_everything_at_every_step(
     world: Callable[..., World], db_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     w = world("presentation", db_url)
-    deliver(w, tmp_path)  # what was due so far went out: an applicant reads its sent notices
 
-    # -- evaluation: every sheet entered, nothing decided ------------------------------------
-    mine = detail(w, SEJONG, APP_SEJONG)
-    assert (mine["state"], mine["result_pending"], mine["score"], mine["result"]) == (
-        "presentation_evaluation",
-        False,
-        None,
-        None,
-    )
-    assert {e["kind"] for e in mine["events"]} & COMMITTEE_EVENTS == set()  # finding 1
-    assert [n["notice"] for n in mine["notices"]] == ["call_announcement", "receipt_confirmation", "review_passed"]
-    assert set(mine["notices"][0]) == {"id", "notice", "language", "state", "subject", "created_at", "sent_at"}
-    office = detail(w, SEJONG, ADMIN)
-    assert {e["kind"] for e in office["events"]} >= {"assigned", "scored"}
-    assert w.get(f"/applications/{w.id(SEJONG)}/scores", APP_SEJONG).status_code == 403
-    sheets = w.get(f"/applications/{w.id(SEJONG)}/scores", EV_KIM).json()
-    assert {s["evaluator"] for s in sheets} == {KIM} and len(sheets) == 2  # its own written and presentation
-    assert len({s["evaluator"] for s in w.get(f"/applications/{w.id(SEJONG)}/scores", ADMIN).json()}) == 5
+    def check(step: str) -> None:
+        assert every_reader(w, ADMIN) == dict.fromkeys(
+            ("list", "detail", "scores", "ranking", "outbox", "metrics"), 200
+        )
+        office = detail(w, SEJONG, ADMIN)
+        assert {e["kind"] for e in office["events"]} >= {"assigned", "scored"}
+        assert len({s["evaluator"] for s in w.get(f"/applications/{w.id(SEJONG)}/scores", ADMIN).json()}) == 5
+        cli = show(w, capsys, tmp_path, SEJONG)
+        assert (cli["state"], cli["rank"], cli["score"]) == (office["state"], office["rank"], office["score"])
+        if step == "evaluation":
+            assert (office["state"], office["rank"], office["result"]) == ("presentation_evaluation", None, None)
+            return
+        assert (office["state"], office["rank"], office["score"], office["result_pending"]) == (
+            "selected",
+            1,
+            "90.53",
+            False,
+        )
+        assert office["result"]["committee_score"] == "90.53" and office["result"]["ranked"] == 10
+        held = "held" if step == "embargo" else "sent"
+        assert [n["state"] for n in office["notices"] if n["notice"] == "selected"] == [held]
+        assert listed(w, ADMIN, "&state=selected")["total"] == 3
+        assert counts(w, ADMIN) == {
+            "selected": 3,
+            "waitlisted": 2,
+            "not_selected": 5,
+            "disqualified": 2,
+            "expired": 14,
+        }
 
-    # -- the selection confirmed: results under embargo --------------------------------------
-    assert w.post(f"/tracks/{TRACK_KEY}/selection", ADMIN, json={"confirm": True}).status_code == 200
-    office = detail(w, SEJONG, ADMIN)
-    assert (office["state"], office["rank"], office["score"], office["result_pending"]) == (
-        "selected",
-        1,
-        "90.53",
-        False,
-    )
-    assert office["result"]["committee_score"] == "90.53" and office["result"]["ranked"] == 10
-    assert [n["state"] for n in office["notices"] if n["notice"] == "selected"] == ["held"]
+    walk(w, tmp_path, check)
 
-    for code, who in ((SEJONG, APP_SEJONG), (CHEONGJU, APP_CHEONGJU), (SEJONG, EV_KIM), (YEOSU, EV_KIM)):
-        hidden_result(detail(w, code, who))  # finding 2: state, rank, score, position, held notice
-    assert not [e for e in detail(w, SEJONG, APP_SEJONG)["events"] if e["kind"] == "selection"]
-    assert "90.53" not in w.get(f"/applications/{w.id(SEJONG)}", APP_SEJONG).text
 
-    page = listed(w, APP_SEJONG)
-    assert [(i["state"], i["score"], i["rank"], i["result_pending"]) for i in page["items"]] == [
-        ("presentation_evaluation", None, None, True)
-    ]
-    assert listed(w, APP_SEJONG, "&state=selected")["total"] == 0  # a filter tells nothing either
-    assert listed(w, APP_SEJONG, "&state=presentation_evaluation")["total"] == 1
-    kim = listed(w, EV_KIM)
-    assert kim["total"] == len(IN_EVALUATION) == 10  # all ten scored; 창원 and 수원 were disqualified
-    assert {(i["state"], i["score"], i["rank"]) for i in kim["items"]} == {("presentation_evaluation", None, None)}
-    assert listed(w, ADMIN, "&state=selected")["total"] == 3
+@WALKED
+def test_an_applicant_sees_its_own_and_its_result_only_after_the_release(
+    world: Callable[..., World], db_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    w = world("presentation", db_url)
 
-    for who in (APP_SEJONG, EV_KIM, METRICS):
-        assert w.get(f"/tracks/{TRACK_KEY}/ranking", who).status_code == 403
-        assert w.get("/outbox", who).status_code == 403
-    assert w.get("/metrics", None).status_code == 401
-    assert counts(w, METRICS) == {"presentation_evaluation": 10, "disqualified": 2, "expired": 14}
-    assert counts(w, ADMIN) == {
-        "selected": 3,
-        "waitlisted": 2,
-        "not_selected": 5,
-        "disqualified": 2,
-        "expired": 14,
-    }
-    assert w.get(f"/applications/{w.id(SEJONG)}", METRICS).status_code == 403
+    def check(step: str) -> None:
+        assert every_reader(w, APP_SEJONG) == {
+            "list": 200,
+            "detail": 200,
+            "scores": 403,
+            "ranking": 403,
+            "outbox": 403,
+            "metrics": 403,
+        }
+        assert w.get(f"/applications/{w.id(SIHEUNG)}", APP_SEJONG).status_code == 403
+        mine = detail(w, SEJONG, APP_SEJONG)
+        cli = show(w, capsys, tmp_path, SEJONG, "applicant:36110")
+        assert essence(cli) == essence(mine)  # gongmo show --as reads through the same rule
+        assert {e["kind"] for e in mine["events"]} & COMMITTEE_EVENTS == set()  # finding 1
+        assert set(mine["notices"][0]) == {"id", "notice", "language", "state", "subject", "created_at", "sent_at"}
+        (item,) = listed(w, APP_SEJONG)["items"]
+        if step == "evaluation":
+            assert (mine["state"], mine["result_pending"], mine["score"], mine["result"]) == (
+                "presentation_evaluation",
+                False,
+                None,
+                None,
+            )
+            assert [n["notice"] for n in mine["notices"]] == [
+                "call_announcement",
+                "receipt_confirmation",
+                "review_passed",
+            ]
+        elif step == "embargo":
+            hidden_result(mine)  # finding 2: state, rank, score, position, held notice
+            hidden_result(detail(w, CHEONGJU, APP_CHEONGJU))
+            assert not [e for e in mine["events"] if e["kind"] == "selection"]
+            assert "90.53" not in w.get(f"/applications/{w.id(SEJONG)}", APP_SEJONG).text
+            assert (item["state"], item["score"], item["rank"], item["result_pending"]) == (
+                "presentation_evaluation",
+                None,
+                None,
+                True,
+            )
+            assert listed(w, APP_SEJONG, "&state=selected")["total"] == 0  # a filter tells nothing either
+            assert listed(w, APP_SEJONG, "&state=presentation_evaluation")["total"] == 1
+        else:
+            assert (mine["state"], mine["rank"], mine["score"], mine["result_pending"]) == (
+                "selected",
+                1,
+                "90.53",
+                False,
+            )
+            assert mine["result"] == {
+                "committee_score": "90.53",
+                "written_score": str(sc.expected(SEJONG, "written")),
+                "presentation_score": str(sc.expected(SEJONG, "presentation")),
+                "rank": 1,
+                "ranked": 10,
+                "minimum_score": "70",
+                "last_selected_score": detail(w, "44130", ADMIN)["score"],
+                "waitlist_position": None,
+            }
+            assert (mine["notices"][-1]["notice"], mine["notices"][-1]["state"]) == ("selected", "sent")
+            assert detail(w, CHEONGJU, APP_CHEONGJU)["waitlist_position"] == 1
+            assert (item["state"], item["rank"]) == ("selected", 1)
 
-    cli_applicant = show(w, capsys, tmp_path, SEJONG, "applicant:36110")
-    hidden_result(cli_applicant)
-    assert cli_applicant["events"] == [] and cli_applicant["code"] == SEJONG
-    hidden_result(show(w, capsys, tmp_path, SEJONG, f"evaluator:{KIM}"))
-    cli_office = show(w, capsys, tmp_path, SEJONG)
-    assert (cli_office["state"], cli_office["rank"], cli_office["score"]) == ("selected", 1, "90.53")
-    assert {e["kind"] for e in cli_office["events"]} >= {"assigned", "scored"}
+    walk(w, tmp_path, check)
 
-    # -- the release: every held result at once; the embargo lifts -----------------------------
-    held = w.get(f"/tracks/{TRACK_KEY}/outbox/held?notice=results", ADMIN).json()
-    assert held["count"] == 10
-    released = w.post(f"/tracks/{TRACK_KEY}/outbox/release", ADMIN, json={"notice": "results", "count": 10})
-    assert released.status_code == 200 and released.json()["released"] == 10
-    deliver(w, tmp_path)
 
-    mine = detail(w, SEJONG, APP_SEJONG)
-    assert (mine["state"], mine["rank"], mine["score"], mine["result_pending"]) == ("selected", 1, "90.53", False)
-    result = mine["result"]
-    assert result == {
-        "committee_score": "90.53",
-        "written_score": str(sc.expected(SEJONG, "written")),
-        "presentation_score": str(sc.expected(SEJONG, "presentation")),
-        "rank": 1,
-        "ranked": 10,
-        "minimum_score": "70",
-        "last_selected_score": detail(w, "44130", ADMIN)["score"],
-        "waitlist_position": None,
-    }
-    assert [n["notice"] for n in mine["notices"]][-1] == "selected" and mine["notices"][-1]["state"] == "sent"
-    assert {e["kind"] for e in mine["events"]} & COMMITTEE_EVENTS == set()
-    assert detail(w, CHEONGJU, APP_CHEONGJU)["waitlist_position"] == 1
-    assert detail(w, SEJONG, EV_KIM)["state"] == "selected"
-    assert counts(w, METRICS)["selected"] == 3
-    assert show(w, capsys, tmp_path, SEJONG, "applicant:36110")["result"]["rank"] == 1
-    assert w.put(f"/applications/{w.id(SEJONG)}/scores/written", APP_SEJONG, json={"points": POINTS}).status_code == 403
+@WALKED
+def test_an_evaluator_sees_its_assignments_and_own_sheets_and_no_result_before_the_release(
+    world: Callable[..., World], db_url: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    w = world("presentation", db_url)
+
+    def check(step: str) -> None:
+        assert every_reader(w, EV_KIM) == {
+            "list": 200,
+            "detail": 200,
+            "scores": 200,
+            "ranking": 403,
+            "outbox": 403,
+            "metrics": 403,
+        }
+        sheets = w.get(f"/applications/{w.id(SEJONG)}/scores", EV_KIM).json()
+        assert {s["evaluator"] for s in sheets} == {KIM} and len(sheets) == 2  # its own written and presentation
+        seen = detail(w, SEJONG, EV_KIM)
+        cli = show(w, capsys, tmp_path, SEJONG, f"evaluator:{KIM}")
+        assert essence(cli) == essence(seen)
+        assert (seen["events"], seen["notices"]) == ([], [])
+        kim = listed(w, EV_KIM)
+        assert kim["total"] == len(IN_EVALUATION) == 10  # all ten scored; 창원 and 수원 were disqualified
+        if step == "evaluation":
+            assert (seen["state"], seen["result_pending"], seen["score"]) == ("presentation_evaluation", False, None)
+        elif step == "embargo":
+            hidden_result(seen)
+            hidden_result(detail(w, YEOSU, EV_KIM))
+            assert {(i["state"], i["score"], i["rank"]) for i in kim["items"]} == {
+                ("presentation_evaluation", None, None)
+            }
+        else:
+            assert (seen["state"], seen["rank"], seen["score"]) == ("selected", 1, "90.53")
+            assert {i["state"] for i in kim["items"]} == RESULT_STATES
+
+    walk(w, tmp_path, check)
+
+
+@WALKED
+def test_a_metrics_token_counts_and_an_anonymous_caller_sees_no_decision(
+    world: Callable[..., World], db_url: str, tmp_path: Path
+) -> None:
+    w = world("presentation", db_url)
+
+    def check(step: str) -> None:
+        assert every_reader(w, METRICS) == {
+            "list": 403,
+            "detail": 403,
+            "scores": 403,
+            "ranking": 403,
+            "outbox": 403,
+            "metrics": 200,
+        }
+        assert set(every_reader(w, None).values()) == {401}
+        health = w.get("/healthz", None).json()
+        assert "worker" not in (health.get("scheduler") or {})
+        assert not any(state in w.get("/healthz", None).text for state in RESULT_STATES)
+        counted = counts(w, METRICS)
+        if step == "released":
+            assert counted == {"selected": 3, "waitlisted": 2, "not_selected": 5, "disqualified": 2, "expired": 14}
+        else:
+            assert counted == {"presentation_evaluation": 10, "disqualified": 2, "expired": 14}
+
+    walk(w, tmp_path, check)
 
 
 @pytest.mark.routes("POST /applications/{application_id}/transitions", "POST /tracks/{track}/outbox/release")
