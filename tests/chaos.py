@@ -1079,12 +1079,11 @@ class Run:
                 )
                 restarts[inc.slot] = now + 0.5
             left = options.kills - len(self.kills)
-            if (
-                left > 0
-                and aimed < aim + 2
-                and sum(1 for k in self.kills if k.deadlines) < aim
-                and now - last_kill > 1.0
-            ):
+            landed = sum(1 for k in self.kills if k.deadlines)
+            # Random kills leave room for the aimed ones until they landed (or the window is over): with
+            # 4 kills, random ones could spend the budget before any deadline was seen held.
+            reserve = max(0, aim - landed) if now < window_end else 0
+            if left > 0 and aimed < aim + 8 and landed < aim and now - last_kill > 1.0:
                 victim = self.holder(fleet)
                 if victim is not None:
                     aimed += 1
@@ -1092,8 +1091,8 @@ class Run:
                     restarts[self.kills[-1].slot] = now + rng.uniform(0.2, 1.5)
                     next_kill, last_kill = None, now
                     continue
-            if left > 0 and next_kill is None:
-                next_kill = self.plan_kill(fleet, due, left, window_end)
+            if left > reserve and next_kill is None:
+                next_kill = self.plan_kill(fleet, due, left - reserve, window_end)
             if next_kill is not None and now >= next_kill:
                 # several daemons: a victim lives a little first, or the freshest would be hit again and again
                 least = 0.3 if options.daemons == 1 else 1.5
