@@ -204,6 +204,13 @@ def file_objection(app: App, application_id: int, grounds: str, actor: Actor) ->
         ).scalar()
         if already is not None:
             raise Conflict(f"application {application_id} already has open objection #{already}; wait for its decision")
+        decided = _decided_objection(conn, application_id)
+        if decided is not None:  # one objection per disqualification (이의신청은 처분당 1회)
+            raise Conflict(
+                f"application {application_id}: objection #{decided['id']} to its disqualification was already"
+                f" {decided['status']} on {_local(decided['decided_at'], contest.timezone)}; one objection per"
+                " disqualification (a new disqualification may be objected to again)"
+            )
         objection_id = int(
             conn.execute(
                 sa.insert(OBJECTION)
@@ -221,7 +228,8 @@ def file_objection(app: App, application_id: int, grounds: str, actor: Actor) ->
         detail = {"objection": objection_id, "grounds": grounds.strip(), "until": until}
         events.record(conn, now, actor, "objection_filed", detail, row["track_id"], application_id)
         track_row = app.engine.track_row(conn, row["track_id"])
-        app.engine.queue(conn, "objection_received", [application_id], track_row, now, {"objection_id": objection_id})
+        extra = {"objection_id": objection_id}
+        app.engine.queue(conn, "objection_received", [application_id], track_row, now, extra, tag=_tag(objection_id))
     return objection_id
 
 
@@ -254,8 +262,38 @@ def decide_objection(app: App, objection_id: int, uphold: bool, reason: str, act
             app.engine.move(conn, app_id, "reinstate", actor, f"objection #{objection_id} upheld: {reason.strip()}")
         else:
             track_row = app.engine.track_row(conn, obj["track_id"])
-            app.engine.queue(conn, "objection_rejected", [app_id], track_row, now, {"reason": reason.strip()})
+            extra = {"reason": reason.strip()}
+            app.engine.queue(conn, "objection_rejected", [app_id], track_row, now, extra, tag=_tag(objection_id))
     return status
+
+
+def _tag(objection_id: int) -> str:
+    """The round of an objection's notices: each objection has its own keys, so
+    they never depend on the application's version (which a filing does not move)."""
+    return f"objection-{objection_id}"
+
+
+def _decided_objection(conn: Connection, application_id: int) -> dict[str, Any] | None:
+    """The objection already decided against the application's latest
+    disqualification, if any: that decision may be objected to once."""
+    since = sa.select(sa.func.max(AUDIT.c.at)).where(
+        AUDIT.c.application_id == application_id, AUDIT.c.trigger == "disqualify"
+    )
+    row = (
+        conn.execute(
+            sa.select(OBJECTION.c.id, OBJECTION.c.status, OBJECTION.c.decided_at)
+            .where(
+                OBJECTION.c.application_id == application_id,
+                OBJECTION.c.status != "open",
+                OBJECTION.c.filed_at >= since.scalar_subquery(),
+            )
+            .order_by(OBJECTION.c.id.desc())
+            .limit(1)
+        )
+        .mappings()
+        .first()
+    )
+    return dict(row) if row else None
 
 
 def objections(app: App, track_key: str | None = None) -> list[dict[str, Any]]:

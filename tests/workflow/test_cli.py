@@ -556,3 +556,37 @@ def test_a_control_character_in_an_argument_is_refused_in_one_line(on_db: Callab
     kept = on_db("trigger", "1", "withdraw", "--reason", "서류 미비\n\t(첨부 누락)", now=OPEN)
     assert kept.code == 0, kept.err  # a tab and a line break are text
     assert on_db("show", "1", "--json").json()["history"][-1]["reason"] == "서류 미비\n\t(첨부 누락)"
+
+
+# --- issue 19: decisions (points 6, 7, 8, 12, 13) ----------------------------------------------
+
+
+@pytest.fixture
+def disqualified(ready: Gongmo) -> Gongmo:
+    """STRONG-SMALL-2024-0001 (41190) disqualified on 2024-06-03 10:00 KST."""
+    gongmo = ready
+    assert gongmo("announce", TRACK, now=ANNOUNCED).code == 0
+    applied = gongmo("apply", TRACK, "41190", "--national", EIGHT_BN, "--local", EIGHT_BN, now=OPEN)
+    assert applied.code == 0, applied.err
+    assert gongmo("bulk", TRACK, "start_review", "--from", "receipt", now=CLOSE).code == 0
+    moved = gongmo("trigger", "STRONG-SMALL-2024-0001", "disqualify", "--reason", "유형 미선택", now=REVIEW)
+    assert moved.code == 0, moved.err
+    return gongmo
+
+
+def test_a_second_objection_is_refused_in_one_line_through_the_cli(disqualified: Gongmo) -> None:
+    gongmo = disqualified
+    receipt = "STRONG-SMALL-2024-0001"
+    filed = gongmo("objection", "file", receipt, "--grounds", "유형은 기후위기 대응", now="2024-06-04T09:00+09:00")
+    assert filed.code == 0, filed.err
+    rejected = gongmo("objection", "reject", "1", "--reason", "신청서에 유형 없음", now="2024-06-05T09:00+09:00")
+    assert rejected.code == 0, rejected.err
+    before = gongmo("show", receipt, "--json").json()
+    again = gongmo("objection", "file", receipt, "--grounds", "다시 요청", now="2024-06-06T09:00+09:00")
+    assert again.code == 1
+    (line,) = errors(again)
+    assert "objection #1 to its disqualification was already rejected on 2024-06-05" in line
+    assert "one objection per disqualification" in line
+    after = gongmo("show", receipt, "--json").json()
+    assert after == before
+    assert [n["notice"] for n in after["notices"]][-2:] == ["objection_received", "objection_rejected"]

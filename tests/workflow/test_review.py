@@ -524,3 +524,57 @@ def test_every_objection_step_is_in_the_event_log(reviewed: App, clock: FixedClo
         ("objection_rejected", suwon, down, "lh-office"),
     ]
     assert {e["track_id"] for e in events_of(app, "objection_filed")} == {sc.application(app, "48120")["track_id"]}
+
+
+# -- one objection per disqualification (issue 19, point 6) ----------------------------------
+
+
+def test_a_second_objection_to_the_same_disqualification_is_refused_in_one_line(
+    reviewed: App, clock: FixedClock
+) -> None:
+    """File, reject, file again: one objection per decision (이의신청은 처분당 1회), refused
+    in one line naming the first and its outcome; nothing written (was: IntegrityError on
+    outbox.dedup_key)."""
+    app = reviewed
+    clock.set(kst("2024-06-04 09:00"))
+    suwon = app_id(app, "41110")
+    first = review.file_objection(app, suwon, "특례시는 예외", APPLICANT_ACTOR)
+    clock.set(kst("2024-06-05 09:00"))
+    review.decide_objection(app, first, False, "예외 없음", OFFICE)
+    clock.set(kst("2024-06-06 09:00"))
+    before = footprint(app)
+    with pytest.raises(Conflict) as refused:
+        review.file_objection(app, suwon, "다시 검토 요청", APPLICANT_ACTOR)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert f"application {suwon}" in message
+    assert f"objection #{first}" in message and "rejected on 2024-06-05" in message
+    assert "one objection per disqualification" in message
+    assert footprint(app) == before
+
+
+def test_a_new_disqualification_takes_a_new_objection_each_with_its_own_notices(
+    reviewed: App, clock: FixedClock
+) -> None:
+    """Reinstated by the office and disqualified again later: that is a new decision, so a new
+    objection may be filed and rejected; each objection has its own notice keys."""
+    app = reviewed
+    clock.set(kst("2024-06-04 09:00"))
+    suwon = app_id(app, "41110")
+    first = review.file_objection(app, suwon, "특례시는 예외", APPLICANT_ACTOR)
+    review.decide_objection(app, first, False, "예외 없음", OFFICE)
+    clock.set(kst("2024-06-05 09:00"))
+    app.engine.apply(suwon, "reinstate", OFFICE, "인구 재확인: 기준 충족")
+    app.engine.apply(suwon, "disqualify", OFFICE, "허위 기재 확인")
+    second = review.file_objection(app, suwon, "허위 아님", APPLICANT_ACTOR)
+    assert review.decide_objection(app, second, False, "증빙 부족", OFFICE) == "rejected"
+    received = outbox(app, suwon, "objection_received")
+    rejected = outbox(app, suwon, "objection_rejected")
+    assert len(received) == len(rejected) == 2
+    keys = [r["dedup_key"] for r in received + rejected]
+    assert len(set(keys)) == 4
+    assert [r["dedup_key"] for r in rejected] == [
+        f"{suwon}:objection_rejected:objection-{first}",
+        f"{suwon}:objection_rejected:objection-{second}",
+    ]
+    assert "증빙 부족" in rejected[1]["body_text"]

@@ -1,0 +1,38 @@
+"""Issue 19 over HTTP: one objection per disqualification (point 6), a reason for a
+move that overrides a rule (point 12) and the calendar changes in the detail (point 13)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import kst
+from tests.workflow import contest_2024 as sc
+from tests.workflow.api.conftest import ADMIN, SUWON, World
+from workflow import review
+from workflow.models import OBJECTION, OUTBOX
+
+OFFICE = sc.OFFICE
+APP_SUWON = ("applicant", SUWON)
+OBJECT = "POST /applications/{application_id}/objections"
+
+
+@pytest.mark.routes(OBJECT)
+def test_a_second_objection_to_one_disqualification_is_409_in_one_line(written: World) -> None:
+    """File, reject, file again: 409 with one line (was: a 500 from IntegrityError on outbox.dedup_key)."""
+    w = written
+    w.clock.set(kst("2024-06-04 09:00"))  # 41110 disqualified 06-03 10:00
+    url = f"/applications/{w.id(SUWON)}/objections"
+    filed = w.post(url, APP_SUWON, json={"grounds": "특례시는 예외"})
+    assert filed.status_code == 201, filed.text
+    review.decide_objection(w.app, filed.json()["objection_id"], False, "예외 없음", OFFICE)
+    before = w.footprint()
+    again = w.post(url, APP_SUWON, json={"grounds": "다시 검토 요청"})
+    assert again.status_code == 409, again.text
+    error = again.json()["error"]
+    assert "\n" not in error
+    assert "was already rejected on 2024-06-04" in error and "one objection per disqualification" in error
+    assert w.footprint() == before
+    assert w.count(OBJECTION) == 1
+    notices = [r["notice"] for r in w.rows(OUTBOX, OUTBOX.c.application_id == w.id(SUWON))]
+    assert notices.count("objection_received") == notices.count("objection_rejected") == 1
+    assert w.get(f"/applications/{w.id(SUWON)}", ADMIN).status_code == 200
