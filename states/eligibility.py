@@ -44,8 +44,8 @@ class Facts:
 
     kind: str
     population: int
-    national_krw: int
-    local_krw: int
+    national_krw: int | None  # None: the plan states no amount (never passes)
+    local_krw: int | None
     years: int
     project_type: str | None = None
 
@@ -78,31 +78,40 @@ def check(rules: Rules, facts: Facts) -> list[Check]:
                 texts["population"],
             )
         )
+    national = facts.national_krw or 0
+    stated = facts.national_krw is not None and facts.national_krw > 0  # a plan asks for some national money
     checks.append(
         Check(
             "national_cap",
-            facts.national_krw <= rules.national_cap_krw,
-            f"{facts.national_krw:,} won",
-            texts["national_cap"],
+            stated and national <= rules.national_cap_krw,
+            _won(facts.national_krw),
+            texts["national_cap"] if stated else "more than 0, " + texts["national_cap"],
         )
     )
     if rules.national_min_krw:
         checks.append(
             Check(
                 "national_min",
-                facts.national_krw >= rules.national_min_krw,
-                f"{facts.national_krw:,} won",
+                national >= rules.national_min_krw,
+                _won(facts.national_krw),
                 texts["national_min"],
             )
         )
     checks.append(Check("years", 1 <= facts.years <= rules.years, f"{facts.years} year(s)", texts["years"]))
-    needed = required_local(facts.national_krw, rules.local_match_ratio)
+    needed = required_local(national, rules.local_match_ratio)
+    # A match is money: a track that asks for one never takes a missing or zero local share.
+    matched = (
+        facts.local_krw is not None
+        and facts.local_krw >= needed
+        and (facts.local_krw > 0 or not rules.local_match_ratio)
+    )
+    least = f"at least {needed:,} won" if needed or not rules.local_match_ratio else "more than 0 won"
     checks.append(
         Check(
             "local_match",
-            facts.local_krw >= needed,
-            f"{facts.local_krw:,} won",
-            f"at least {needed:,} won (local:national = {_ratio(rules.local_match_ratio)})",
+            matched,
+            _won(facts.local_krw),
+            f"{least} (local:national = {_ratio(rules.local_match_ratio)})",
         )
     )
     if rules.types:
@@ -125,6 +134,10 @@ def required_local(national_krw: int, ratio: Fraction) -> int:
 def failures(checks: list[Check]) -> str:
     """The failed rules as one line, for a disqualification's reason."""
     return "; ".join(f"{c.rule}: {c.value} (required: {c.expected})" for c in checks if not c.passed)
+
+
+def _won(amount: int | None) -> str:
+    return "(none)" if amount is None else f"{amount:,} won"
 
 
 def _ratio(ratio: Fraction) -> str:

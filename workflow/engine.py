@@ -177,12 +177,14 @@ class Engine:
         self._after(conn, [moved.application_id], row["state"], dest, track, now)
         return moved
 
-    def _precheck(self, trigger: str, actor: Actor, reason: str | None) -> TriggerSpec:
+    def _precheck(self, trigger: str, actor: Actor, reason: str | None, bulk: bool = False) -> TriggerSpec:
+        """The checks every move runs, single or bulk, before any row is read."""
         spec = self.spec(trigger)
         if trigger == "submit":
             raise InvalidInput(
-                "a plan is submitted with its amounts and gets a receipt number:"
-                " use `gongmo apply TRACK APPLICANT --national N --local N`"
+                ("'submit' is not offered in bulk: each " if bulk else "a ")
+                + "plan is submitted with its amounts and gets a receipt number:"
+                " use `gongmo apply TRACK APPLICANT --national N --local N`" + (" for each plan" if bulk else "")
             )
         check_role(spec, actor.role)
         check_reason(spec, reason)
@@ -360,9 +362,7 @@ class Engine:
         `skip_extended` (a milestone), leave out those whose own extension of
         that milestone is still running. `should_stop` is asked before each
         chunk: True raises Interrupted (the chunks done stay; a rerun continues)."""
-        spec = self.spec(trigger)
-        check_role(spec, actor.role)
-        check_reason(spec, reason)
+        spec = self._precheck(trigger, actor, reason, bulk=True)  # exactly the checks of a single move
         dest = self.table.dest(from_state, trigger)
         if dest is None:
             raise IllegalMove(f"of track {track_key}", from_state, trigger, self.table.triggers_from(from_state))

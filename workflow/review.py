@@ -68,8 +68,8 @@ def record_checks(conn: Connection, ids: list[int], track: Track) -> int:
         facts = Facts(
             kind=r.kind,
             population=r.population,
-            national_krw=r.national_krw or 0,
-            local_krw=r.local_krw or 0,
+            national_krw=r.national_krw,  # a missing amount fails its rule, it is not 0
+            local_krw=r.local_krw,
             years=r.years or track.funding.years,
             project_type=r.project_type,
         )

@@ -255,3 +255,46 @@ def test_check_line_marks_a_pass_and_a_failure() -> None:
     failed = Check("years", False, "4 year(s)", "1 to 3 year(s)")
     assert passed.line() == "pass years: 3 year(s) (required: 1 to 3 year(s))"
     assert failed.line() == "FAIL years: 4 year(s) (required: 1 to 3 year(s))"
+
+
+# -- a missing or zero amount never passes (issue 19, point 7) ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("national", "local", "national_value", "local_value"),
+    [
+        (0, 0, "0 won", "0 won"),
+        (None, None, "(none)", "(none)"),
+        (0, 8_000_000_000, "0 won", "8,000,000,000 won"),
+        (None, 8_000_000_000, "(none)", "8,000,000,000 won"),
+    ],
+)
+def test_a_missing_or_zero_national_share_fails_with_a_clear_line(
+    national: int | None, local: int | None, national_value: str, local_value: str
+) -> None:
+    checks = by_rule(check(STRONG_SMALL, replace(GOOD, national_krw=national, local_krw=local)))
+    cap = checks["national_cap"]
+    assert not cap.passed
+    assert (
+        cap.line()
+        == f"FAIL national_cap: {national_value} (required: more than 0, at most 8,000,000,000 won over 3 year(s))"
+    )
+    assert checks["local_match"].value == local_value
+    if local is None or local == 0:
+        assert not checks["local_match"].passed
+    assert "national_cap" in failures(list(checks.values()))
+
+
+@pytest.mark.parametrize("local", [0, None])
+def test_a_missing_or_zero_local_share_fails_when_the_track_needs_a_match(local: int | None) -> None:
+    checks = by_rule(check(STRONG_SMALL, replace(GOOD, local_krw=local)))
+    line = checks["local_match"].line()
+    assert not checks["local_match"].passed
+    assert line.startswith(f"FAIL local_match: {'0 won' if local == 0 else '(none)'} (required: at least 8,000,000,000")
+    assert [c.rule for c in checks.values() if not c.passed] == ["local_match"]
+
+
+def test_a_track_without_a_match_takes_a_zero_local_share_but_not_a_missing_one() -> None:
+    no_match = replace(STRONG_SMALL, local_match_ratio=Fraction(0))
+    assert by_rule(check(no_match, replace(GOOD, local_krw=0)))["local_match"].passed
+    assert not by_rule(check(no_match, replace(GOOD, local_krw=None)))["local_match"].passed

@@ -590,3 +590,14 @@ def test_a_second_objection_is_refused_in_one_line_through_the_cli(disqualified:
     after = gongmo("show", receipt, "--json").json()
     assert after == before
     assert [n["notice"] for n in after["notices"]][-2:] == ["objection_received", "objection_rejected"]
+
+
+def test_bulk_submit_is_refused_in_one_line(ready: Gongmo) -> None:
+    """Was: '18 moved', each in receipt with no receipt number and 0 won asked."""
+    gongmo = ready
+    assert gongmo("announce", TRACK, now=ANNOUNCED).code == 0
+    refused = gongmo("bulk", TRACK, "submit", "--from", "announcement", now=OPEN)
+    assert refused.code == 1
+    (line,) = errors(refused)
+    assert "'submit' is not offered in bulk" in line and "gongmo apply" in line
+    assert gongmo("status", TRACK, "--json").json() == {TRACK: {"announcement": 18}}

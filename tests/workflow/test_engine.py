@@ -368,3 +368,21 @@ def test_bulk_with_notices_renders_each(app: App) -> None:
     assert len(rows) == 18
     assert all("2024-05-29" in r.body_text for r in rows)
     assert {r.language for r in rows} == {"ko", "en"}
+
+
+# -- issue 19: a bulk move runs the checks of a single move (point 7) -------------------------------
+
+
+def test_bulk_submit_is_refused_in_one_line_and_nothing_moves(app: App) -> None:
+    """`submit` needs each plan's amounts and a receipt number: not offered in bulk (was: 18
+    applications in receipt with no receipt number and no amounts)."""
+    app.engine.announce(TRACK_KEY, ADMIN)
+    app.clock.set(kst("2024-05-28 10:00"))  # type: ignore[attr-defined]
+    before = counts(app)
+    for actor in (ADMIN, SYSTEM):
+        with pytest.raises(InvalidInput) as refused:
+            app.engine.apply_bulk(TRACK_KEY, "submit", "announcement", actor)
+        assert "\n" not in str(refused.value)
+        assert "'submit' is not offered in bulk" in str(refused.value)
+        assert "gongmo apply" in str(refused.value)
+    assert counts(app) == before

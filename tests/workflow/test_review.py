@@ -18,7 +18,7 @@ from tests.conftest import kst
 from workflow import committee, review
 from workflow.app import App
 from workflow.clock import FixedClock
-from workflow.db import read
+from workflow.db import read, write
 from workflow.models import (
     APPLICATION,
     ASSIGNMENT,
@@ -578,3 +578,32 @@ def test_a_new_disqualification_takes_a_new_objection_each_with_its_own_notices(
         f"{suwon}:objection_rejected:objection-{second}",
     ]
     assert "증빙 부족" in rejected[1]["body_text"]
+
+
+# -- a missing or zero amount never passes the review (issue 19, point 7) ---------------------------
+
+
+def test_a_plan_with_missing_or_zero_amounts_fails_its_checklist(contest: App, clock: FixedClock) -> None:
+    """Plans left without amounts (as `bulk ... submit` made them) or with zeros fail
+    national_cap and local_match with a clear line, and pass_eligible leaves them."""
+    app = contest
+    sc.receive_all(app, clock)
+    missing, zero = app_id(app, "36110"), app_id(app, "41390")
+    with write(app.db) as conn:
+        conn.execute(
+            sa.update(APPLICATION).where(APPLICATION.c.id == missing).values(national_krw=None, local_krw=None)
+        )
+        conn.execute(sa.update(APPLICATION).where(APPLICATION.c.id == zero).values(national_krw=0, local_krw=0))
+    sc.at(app, clock, "2024-05-29 18:00")
+    lines = {c.application_id: c.failed for c in review.checklists(app, sc.TRACK)}
+    assert lines[missing] == (
+        "national_cap: (none) (required: more than 0, at most 8,000,000,000 won over 3 year(s));"
+        " local_match: (none) (required: more than 0 won (local:national = 1:1))"
+    )
+    assert lines[zero] == (
+        "national_cap: 0 won (required: more than 0, at most 8,000,000,000 won over 3 year(s));"
+        " local_match: 0 won (required: more than 0 won (local:national = 1:1))"
+    )
+    clock.set(kst("2024-06-03 10:00"))
+    review.pass_eligible(app, sc.TRACK, OFFICE)
+    assert state_of(app, "36110") == state_of(app, "41390") == "preliminary_review"
