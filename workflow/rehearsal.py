@@ -5,25 +5,44 @@ row fires through the real ticker, and (with decisions on) the human steps a
 contest office would take happen in between: local governments submit,
 reviewers pass or disqualify, the committee's result is entered, plans are
 approved. Nothing touches the configured database.
+
+With a Maildir (`gongmo demo`), what the rehearsal queued is delivered there
+at the end (the results held under embargo released first, as the office
+would), so there is mail to read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from notifications.transport import MaildirTransport
 from states.lifecycle import APPLICATION as TABLE
 from states.lifecycle import Role
-from workflow import applicants, audit, calendars, committee, kickoff, loader, presentations, review, schema, selection
+from workflow import (
+    applicants,
+    audit,
+    calendars,
+    committee,
+    kickoff,
+    loader,
+    mailer,
+    presentations,
+    review,
+    schema,
+    selection,
+)
 from workflow.actors import Actor
 from workflow.app import App, open_app
 from workflow.clock import FixedClock
@@ -46,11 +65,23 @@ class Step:
 
 
 @dataclass
+class Mail:
+    """What the rehearsal delivered to a Maildir."""
+
+    path: Path
+    delivered: dict[str, int]  # notice -> messages written
+    undelivered: dict[str, int]  # outbox state -> rows not written (cancelled: superseded before sending)
+    released: int  # results held under embargo, released at the end
+    sample: Path | None  # one message to open
+
+
+@dataclass
 class Result:
     lines: list[str]
     states: dict[str, dict[str, int]]
     notices: dict[str, int]
     audit_clean: bool
+    mail: Mail | None = None
 
 
 def rehearse(
@@ -60,13 +91,74 @@ def rehearse(
     decide: bool = True,
     # The committee comes from evaluators.csv beside the applicants' CSV.
     out: Callable[[str], None] = print,
+    maildir: Path | None = None,
 ) -> Result:
+    """With `maildir`, deliver every notice queued to that Maildir at the end."""
     with tempfile.TemporaryDirectory(prefix="gongmo-rehearsal-") as tmp:
         app = open_app(config_path, database_url=f"sqlite:///{tmp}/rehearsal.db", fixed_clock=True)
         try:
-            return _run(app, contest_keys, applicants_csv, decide, out)
+            result = _run(app, contest_keys, applicants_csv, decide, out)
+            if maildir is not None:
+                tracks = [t.key for c in app.loaded.config.contests if c.key in contest_keys for t in c.tracks]
+                result.mail = deliver(app, tracks, maildir, out)
+            return result
         finally:
             app.db.dispose()
+
+
+def deliver(app: App, tracks: list[str], path: Path, out: Callable[[str], None]) -> Mail:
+    """Release the held results (the office's last step) and write every notice
+    due into the Maildir at `path`; print where it is and how to read it."""
+    path = path.resolve()
+    released = sum(mailer.release(app, key, mailer.RESULTS) for key in tracks)
+    transport = MaildirTransport(path)
+
+    async def send() -> mailer.Delivery:
+        try:
+            return await mailer.Mailer(app, transport, "gongmo-demo").deliver_due()
+        finally:
+            await transport.close()
+
+    delivery = asyncio.run(send())
+    with read(app.db) as conn:
+        by_state: dict[str, dict[str, int]] = {}
+        query = sa.select(OUTBOX.c.state, OUTBOX.c.notice, sa.func.count()).group_by(OUTBOX.c.state, OUTBOX.c.notice)
+        for state, notice, n in conn.execute(query):
+            by_state.setdefault(str(state), {})[str(notice)] = int(n)
+        wanted = conn.execute(
+            sa.select(OUTBOX.c.message_id)
+            .where(OUTBOX.c.state == "sent")
+            .order_by((OUTBOX.c.notice == "selected").desc(), OUTBOX.c.id)
+            .limit(1)
+        ).scalar()
+    delivered = by_state.pop("sent", {})
+    undelivered = {state: sum(per.values()) for state, per in sorted(by_state.items())}
+    sample = _message_file(path, wanted)
+    out(
+        f"mail: {sum(delivered.values())} notices delivered to the Maildir {path}"
+        f" (results held under embargo released at the end, as the office would: {released})"
+    )
+    out("  per notice: " + ", ".join(f"{n} {c}" for n, c in sorted(delivered.items())))
+    if undelivered:
+        why = {"cancelled": "replaced by a later notice before it went out", "held": "still held", "dead": "refused"}
+        out("  not delivered: " + ", ".join(f"{c} {s} ({why.get(s, s)})" for s, c in undelivered.items()))
+    for line in delivery.errors:
+        out(f"  {line}")
+    out(f"  read them: mutt -f {path}   (or any mail reader that opens a Maildir)")
+    if sample is not None:
+        out(f"  one message: {sample}")
+    return Mail(path, delivered, undelivered, released, sample)
+
+
+def _message_file(path: Path, message_id: str | None) -> Path | None:
+    """The file in the Maildir holding `message_id` (else the first one)."""
+    files = sorted(f for sub in ("new", "cur") if (path / sub).is_dir() for f in (path / sub).iterdir())
+    for f in files:
+        with f.open("rb") as fh:
+            headers = BytesHeaderParser().parse(fh)
+        if message_id and str(headers.get("Message-ID", "")).strip() == message_id:
+            return f
+    return files[0] if files else None
 
 
 def _run(app: App, contest_keys: list[str], csv: Path, decide: bool, out: Callable[[str], None]) -> Result:
