@@ -161,7 +161,8 @@ NOTICES: dict[str, Notice] = {
         ),
         _n(
             "withdrawal_confirmed",
-            "The applicant's withdrawal was recorded.",
+            "The applicant's withdrawal was recorded; carries the receipt number ('-' before a plan was received).",
+            "receipt_no",
             "withdrawn_at",
             "reason",
         ),

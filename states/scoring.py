@@ -13,7 +13,8 @@ the ranking used.
 - The committee score weighs the written and presentation parts.
 - Ties on the committee score are broken in the configured order: a named
   criterion (weighted the same way), the written score, the presentation
-  score, then the earlier receipt.
+  score, then the earlier receipt: the second a person reads (in the contest's
+  zone), and within one second the receipt number's order.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from states.errors import InvalidInput
 
@@ -176,7 +178,7 @@ def check_tie_breaks(tie_breaks: Sequence[str], criteria: Sequence[str]) -> None
             raise ValueError(f"tie-break {name!r}: use 'criterion:KEY', {', '.join(TIE_BREAKS)}")
 
 
-def _key_value(entry: Entry, name: str, weights: Weights) -> tuple[Decimal | float, str]:
+def _key_value(entry: Entry, name: str, weights: Weights, zone: str = "Asia/Seoul") -> tuple[Decimal | int, str]:
     """A sort value (higher ranks first) and how it is shown."""
     if name.startswith("criterion:"):
         value = entry.criterion(name.removeprefix("criterion:"), weights)
@@ -185,32 +187,60 @@ def _key_value(entry: Entry, name: str, weights: Weights) -> tuple[Decimal | flo
         return entry.written.score, str(entry.written.score)
     if name == "presentation":
         return entry.presentation.score, str(entry.presentation.score)
-    # receipt: earlier first
-    return -entry.submitted_at.timestamp(), entry.submitted_at.isoformat(timespec="seconds")
+    # receipt: the earlier second first (as a person reads it), then the lower receipt number
+    second = int(entry.submitted_at.timestamp())
+    return -(second * RECEIPT_SPAN + _receipt_seq(entry)), _shown_at(entry.submitted_at, zone)
 
 
-def rank(entries: Sequence[Entry], weights: Weights, tie_breaks: Sequence[str], minimum: Decimal) -> list[Ranked]:
-    """Highest committee score first; ties broken in the configured order, then by application id."""
+RECEIPT_SPAN = 10**12  # more receipt numbers than one track ever gives
+
+
+def _receipt_seq(entry: Entry) -> int:
+    """The number at the end of a receipt number (STRONG-SMALL-2024-0010 -> 10), or 0 without one."""
+    found = re.search(r"(\d+)$", entry.label)
+    return int(found[1]) % RECEIPT_SPAN if found else 0
+
+
+def _shown_at(at: datetime, zone: str) -> str:
+    return f"{at.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M:%S %Z}"
+
+
+def rank(
+    entries: Sequence[Entry],
+    weights: Weights,
+    tie_breaks: Sequence[str],
+    minimum: Decimal,
+    zone: str = "Asia/Seoul",
+) -> list[Ranked]:
+    """Highest committee score first; ties broken in the configured order, then by application id.
+    Times are shown in `zone`, the contest's."""
 
     def sort_key(e: Entry) -> tuple[object, ...]:
-        return (-e.total(weights), *(-_key_value(e, n, weights)[0] for n in tie_breaks), e.application_id)
+        return (-e.total(weights), *(-_key_value(e, n, weights, zone)[0] for n in tie_breaks), e.application_id)
 
     ordered = sorted(entries, key=sort_key)
     out: list[Ranked] = []
     for i, entry in enumerate(ordered):
         total = entry.total(weights)
-        keys = tuple((n, _key_value(entry, n, weights)[1]) for n in tie_breaks)
+        keys = tuple((n, _key_value(entry, n, weights, zone)[1]) for n in tie_breaks)
         tie = None
         if i and ordered[i - 1].total(weights) == total:
-            tie = _tie_note(ordered[i - 1], entry, weights, tie_breaks, total)
+            tie = _tie_note(ordered[i - 1], entry, weights, tie_breaks, total, zone)
         out.append(Ranked(i + 1, entry, total, total >= minimum, tie, keys))
     return out
 
 
-def _tie_note(above: Entry, below: Entry, weights: Weights, tie_breaks: Sequence[str], total: Decimal) -> str:
+def _tie_note(
+    above: Entry, below: Entry, weights: Weights, tie_breaks: Sequence[str], total: Decimal, zone: str
+) -> str:
     for name in tie_breaks:
-        a, a_shown = _key_value(above, name, weights)
-        b, b_shown = _key_value(below, name, weights)
+        a, a_shown = _key_value(above, name, weights, zone)
+        b, b_shown = _key_value(below, name, weights, zone)
+        if a != b and a_shown == b_shown:  # the receipt: the same second, so the receipt number
+            return (
+                f"tied with {above.label} at {total}; {name} decides: both received {a_shown},"
+                f" {above.label} has the earlier receipt number"
+            )
         if a != b:
             return f"tied with {above.label} at {total}; {name} decides: {a_shown} over {b_shown}"
     return f"tied with {above.label} at {total} on every tie-break; the lower application id ranks first"

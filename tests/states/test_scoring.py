@@ -301,7 +301,7 @@ def test_rank_puts_the_highest_total_first() -> None:
         ("criterion:feasibility", "28.00"),
         ("written", "90.00"),
         ("presentation", "90.00"),
-        ("receipt", "2024-05-28T10:00:00+09:00"),
+        ("receipt", "2024-05-28 10:00:00 KST"),
     )
 
 
@@ -341,15 +341,49 @@ def test_a_tie_on_every_score_is_broken_by_the_earlier_receipt() -> None:
     ranked = rank([later, earlier], WEIGHTS, ALL_BREAKS, D(60))
     assert [r.entry.label for r in ranked] == ["R-2", "R-1"]
     assert ranked[1].tie == (
-        "tied with R-2 at 80.00; receipt decides: 2024-05-27T09:00:00+09:00 over 2024-05-29T17:59:59+09:00"
+        "tied with R-2 at 80.00; receipt decides: 2024-05-27 09:00:00 KST over 2024-05-29 17:59:59 KST"
     )
+
+
+def test_the_receipt_tie_break_is_shown_in_the_contests_zone() -> None:
+    scores = ("25", "15", "15", "12", "13")
+    later = entry(1, "R-1", scores, scores, "2024-05-29 17:59:59")
+    earlier = entry(2, "R-2", scores, scores, "2024-05-27 09:00")
+    ranked = rank([later, earlier], WEIGHTS, ("receipt",), D(60), zone="Europe/Paris")
+    assert (
+        ranked[1].tie
+        == "tied with R-2 at 80.00; receipt decides: 2024-05-27 02:00:00 CEST over 2024-05-29 10:59:59 CEST"
+    )
+
+
+def test_two_plans_received_in_the_same_second_fall_to_receipt_number_order() -> None:
+    """0002 came in 0.4 s into the second, 0010 (a later receipt number, 10 after 2) at its start:
+    a person reads the same second for both, so the receipt number decides, as a number (10 > 2)."""
+    scores = ("25", "15", "15", "12", "13")
+    tenth = entry(1, "STRONG-SMALL-2024-0010", scores, scores, "2024-05-29 17:59:59.000")
+    second = entry(2, "STRONG-SMALL-2024-0002", scores, scores, "2024-05-29 17:59:59.400")
+    ranked = rank([tenth, second], WEIGHTS, ("receipt",), D(60))
+    assert [r.entry.label for r in ranked] == ["STRONG-SMALL-2024-0002", "STRONG-SMALL-2024-0010"]
+    assert ranked[1].tie == (
+        "tied with STRONG-SMALL-2024-0002 at 80.00; receipt decides: both received 2024-05-29 17:59:59 KST,"
+        " STRONG-SMALL-2024-0002 has the earlier receipt number"
+    )
+    assert ranked[0].keys == (("receipt", "2024-05-29 17:59:59 KST"),)
+    # a receipt number past 9999 is still a number: 10000 after 9999
+    big = entry(3, "STRONG-SMALL-2024-10000", scores, scores, "2024-05-29 17:59:59.000")
+    small = entry(4, "STRONG-SMALL-2024-9999", scores, scores, "2024-05-29 17:59:59.900")
+    assert [r.entry.label for r in rank([big, small], WEIGHTS, ("receipt",), D(60))] == [
+        "STRONG-SMALL-2024-9999",
+        "STRONG-SMALL-2024-10000",
+    ]
 
 
 def test_a_tie_on_every_tie_break_goes_to_the_lower_application_id() -> None:
     scores = ("25", "15", "15", "12", "13")
-    ranked = rank([entry(7, "R-7", scores, scores), entry(3, "R-3", scores, scores)], WEIGHTS, ALL_BREAKS, D(60))
+    # labels without a receipt number's digits: nothing but the id tells them apart
+    ranked = rank([entry(7, "R-g", scores, scores), entry(3, "R-c", scores, scores)], WEIGHTS, ALL_BREAKS, D(60))
     assert [r.entry.application_id for r in ranked] == [3, 7]
-    assert ranked[1].tie == "tied with R-3 at 80.00 on every tie-break; the lower application id ranks first"
+    assert ranked[1].tie == "tied with R-c at 80.00 on every tie-break; the lower application id ranks first"
 
 
 def test_the_tie_breaks_apply_in_the_configured_order() -> None:

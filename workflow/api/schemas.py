@@ -1,7 +1,9 @@
 """Request and response bodies (plain pydantic models, not the tables).
 
-Text fields refuse control characters (PostgreSQL refuses NUL, and no
-reason or title needs a bell); numbers are bounded by what the columns hold.
+Text fields follow the free-text rule of states/text.py, the CLI's too: line
+breaks and tabs, and no other control character (PostgreSQL refuses NUL, and no
+reason or title needs a bell); a refusal names the character and the field.
+Numbers are bounded by what the columns hold.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictBool,
@@ -20,14 +23,30 @@ from pydantic import (
     StrictInt,
     StringConstraints,
 )
+from pydantic_core import PydanticCustomError
 
+from states import text as free_text
 from states.lifecycle import APPLICATION as TABLE
 from states.lifecycle import Role
 
-# No control characters but tab and newline (pydantic already refuses a lone surrogate).
+# The free-text rule as the OpenAPI document shows it (pydantic already refuses a lone surrogate).
 TEXT = r"^[^\x00-\x08\x0b-\x1f\x7f]*$"
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000, pattern=TEXT)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=TEXT)]
+
+
+def _free_text(value: Any) -> Any:
+    """The free-text rule, checked before the surrounding spaces are stripped (a trailing control
+    character is refused, not dropped)."""
+    if isinstance(value, str):
+        problem = free_text.problem(value)
+        if problem is not None:
+            raise PydanticCustomError("control_character", problem)
+    return value
+
+
+FreeText = BeforeValidator(_free_text)
+Documented = Field(json_schema_extra={"pattern": TEXT})
+Text = Annotated[str, FreeText, StringConstraints(strip_whitespace=True, max_length=2000), Documented]
+Name = Annotated[str, FreeText, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), Documented]
 Won = Annotated[int, Field(ge=0, le=10**15, description="Won (KRW), a whole number.")]
 Code = Annotated[str, StringConstraints(pattern=r"^[0-9]{5}$")]
 
@@ -49,6 +68,12 @@ class TransitionIn(Body):
     version: int | None = Field(
         default=None, ge=1, le=2**31 - 1, description="The version decided on (or send If-Match)."
     )
+    waitlist_position: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="With the trigger 'waitlist': the position to take (default: the next after the last).",
+    )
 
 
 class SubmissionIn(Body):
@@ -64,7 +89,9 @@ class SubmissionIn(Body):
 
 
 class ObjectionIn(Body):
-    grounds: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000, pattern=TEXT)]
+    grounds: Annotated[
+        str, FreeText, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000), Documented
+    ]
 
 
 Points = Annotated[str, StringConstraints(strip_whitespace=True, max_length=12)] | StrictInt | StrictFloat
@@ -74,7 +101,7 @@ class SheetIn(Body):
     points: dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")], Points] = Field(
         max_length=30, description='Criterion -> points, e.g. {"feasibility": "27.5"}.'
     )
-    evaluator: Annotated[str, StringConstraints(max_length=200, pattern=TEXT)] | None = Field(
+    evaluator: Annotated[str, FreeText, StringConstraints(max_length=200), Documented] | None = Field(
         default=None, description="Admin only: the evaluator whose sheet this is (an evaluator token is its own)."
     )
 
