@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from states.errors import MissingReason, NotPermitted, OutsideWindow
+from states.errors import GongmoError, MissingReason, NotPermitted, OutsideWindow
 from states.lifecycle import Role, TriggerSpec
 
 
@@ -44,3 +46,57 @@ def check_receipt_window(
         opens=opens.astimezone(tz).isoformat(),
         closes=close.astimezone(tz).isoformat(),
     )
+
+
+# -- a move that overrides a rule needs a reason ---------------------------------------------
+
+
+@dataclass(frozen=True)
+class MoveFacts:
+    """What the rules know of one application when a trigger is fired on it."""
+
+    eligible: bool | None = None  # the preliminary review's checklist passed (None: not checked)
+    failed: str = ""  # the checklist's failed rules, as one line
+    score: Decimal | None = None  # the committee score, once ranked
+    minimum_score: Decimal | None = None  # the track's minimum to be selected
+
+
+# The triggers that can override a rule: only these need the application's facts.
+OVERRIDING: frozenset[str] = frozenset({"pass_review", "waitlist", "select"})
+
+
+def override(from_state: str, trigger: str, facts: MoveFacts) -> str | None:
+    """Which rule the move goes against, in words, or None: overriding a failed
+    check, correcting a selection, selecting below the minimum."""
+    if trigger == "pass_review" and facts.eligible is False:
+        return f"its preliminary review checklist failed ({facts.failed or 'see `gongmo review list`'})"
+    if trigger == "waitlist" and from_state == "selected":
+        return "it corrects a confirmed selection"
+    if (
+        trigger == "select"
+        and facts.score is not None
+        and facts.minimum_score is not None
+        and facts.score < facts.minimum_score
+    ):
+        return f"its committee score {facts.score} is below the minimum {facts.minimum_score}"
+    return None
+
+
+class OverrideNeedsReason(MissingReason):
+    """A move against a rule, fired without saying why."""
+
+    def __init__(self, what: str, trigger: str, why: str) -> None:
+        GongmoError.__init__(
+            self,
+            f"{what}: '{trigger}' overrides a rule: {why}; add --reason \"...\""
+            " (the API's reason): it is recorded in the audit row and shown by `gongmo show`",
+        )
+
+
+def check_override(application: str, from_state: str, trigger: str, facts: MoveFacts, reason: str | None) -> None:
+    """Refuse a move that overrides a rule unless it carries a reason."""
+    if reason and reason.strip():
+        return
+    why = override(from_state, trigger, facts)
+    if why is not None:
+        raise OverrideNeedsReason(f"application {application}", trigger, why)

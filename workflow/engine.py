@@ -14,10 +14,12 @@ an interrupted bulk move resumes where it stopped when run again.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -31,7 +33,16 @@ from transitions import MachineError
 from states.errors import Conflict, IllegalMove, InvalidInput, NotFound, OutsideWindow
 from states.lifecycle import APPLICATION as TABLE
 from states.lifecycle import Table, TriggerSpec, build_machine
-from states.rules import check_reason, check_receipt_window, check_role
+from states.rules import (
+    OVERRIDING,
+    MoveFacts,
+    OverrideNeedsReason,
+    check_override,
+    check_reason,
+    check_receipt_window,
+    check_role,
+    override,
+)
 from states.selection import Waiting, promotion
 from workflow import review
 from workflow.actors import SYSTEM, Actor
@@ -95,6 +106,7 @@ PARTIES = (
 MOVE = sa.update(APPLICATION).where(
     APPLICATION.c.id == sa.bindparam("m_id"), APPLICATION.c.version == sa.bindparam("m_version")
 )
+MAX_WAITLIST_POSITION = 1000  # a manual waitlist position, at most
 CREATE = "invite"  # audit trigger of an application created at the announcement
 START = "start"  # audit trigger of an application an applicant started itself
 
@@ -143,11 +155,15 @@ class Engine:
         actor: Actor,
         reason: str | None = None,
         expected_version: int | None = None,
+        waitlist_position: int | None = None,
     ) -> Moved:
-        """One move in its own transaction."""
+        """One move in its own transaction (`waitlist_position`: the place an
+        admin gives a manual waitlisting; without it, the next free one)."""
         with write(self.db) as conn:
             custom_plans(conn)
-            return self.move(conn, application_id, trigger, actor, reason, expected_version)
+            return self.move(
+                conn, application_id, trigger, actor, reason, expected_version, waitlist_position=waitlist_position
+            )
 
     def move(
         self,
@@ -159,10 +175,18 @@ class Engine:
         expected_version: int | None = None,
         extra: Mapping[str, Any] | None = None,
         fields: Mapping[str, Any] | None = None,
+        waitlist_position: int | None = None,
     ) -> Moved:
         """One move inside the caller's transaction (which commits or rolls
-        back everything with it): lock, check, state + audit + notice."""
+        back everything with it): lock, check, state + audit + notice. A
+        waitlisting that does not bring its position (the selection does) takes
+        `waitlist_position` if free, else the next one after the last."""
         spec = self._precheck(trigger, actor, reason)
+        if waitlist_position is not None and trigger != "waitlist":
+            raise InvalidInput(
+                f"--position {waitlist_position}: a waitlist position is given only with the 'waitlist' trigger,"
+                f" not '{trigger}'; leave --position out"
+            )
         now = self.clock.now()
         row = self._locked_application(conn, application_id)
         if expected_version is not None and row["version"] != expected_version:
@@ -171,7 +195,13 @@ class Engine:
                 f" {expected_version}: someone changed it first; reload and try again"
             )
         dest = self._check_move(row, trigger)
+        if trigger in OVERRIDING:  # a move against a rule says why (states/rules.py)
+            check_override(str(application_id), row["state"], trigger, self._move_facts(conn, row), reason)
         track = self.track_row(conn, row["track_id"])
+        if dest == "waitlisted" and "waitlist_position" not in (fields or {}):
+            position = self._waitlist_place(conn, row, track, waitlist_position)
+            fields = {**(fields or {}), "waitlist_position": position}
+            extra = {**(extra or {}), "waitlist_position": position}
         moved = self._write_move(conn, row, spec, dest, actor, reason, now, fields)
         self.queue(conn, spec.notice, [moved.application_id], track, now, {"reason": reason or "", **(extra or {})})
         self._after(conn, [moved.application_id], row["state"], dest, track, now)
@@ -189,6 +219,77 @@ class Engine:
         check_role(spec, actor.role)
         check_reason(spec, reason)
         return spec
+
+    def _move_facts(self, conn: Connection, row: Row) -> MoveFacts:
+        """What the override rule (states/rules.py) needs of one application row."""
+        from states.eligibility import Check, failures
+
+        key = self.track_row(conn, row["track_id"])["key"]
+        _, track_cfg = self.loaded.config.track(key)
+        checks = [Check(**c) for c in json.loads(row["checklist"] or "[]")]
+        return MoveFacts(
+            eligible=row["eligible"],
+            failed=failures(checks),
+            score=Decimal(row["score"]) if row["score"] is not None else None,
+            minimum_score=track_cfg.evaluation.minimum_score,
+        )
+
+    def _refuse_overrides(
+        self,
+        conn: Connection,
+        track_key: str,
+        trigger: str,
+        from_state: str,
+        where: sa.ColumnElement[bool] | None,
+        ids: list[int] | None = None,
+    ) -> None:
+        """A bulk move without a reason is refused, moving nothing, if it would take
+        any of its applications against a rule; the refusal names the first few."""
+        query = (
+            sa.select(APPLICATION)
+            .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+            .where(TRACK.c.key == track_key, APPLICATION.c.state == from_state)
+            .order_by(APPLICATION.c.id)
+        )
+        if where is not None:
+            query = query.where(where)
+        if ids is not None:
+            query = query.where(APPLICATION.c.id.in_(ids))
+        rows = list(conn.execute(query).mappings())
+        against = [(r, why) for r in rows if (why := override(from_state, trigger, self._move_facts(conn, r)))]
+        if against:
+            named = "; ".join(f"{r['receipt_no'] or r['id']}: {why}" for r, why in against[:3])
+            more = f"; and {len(against) - 3} more" if len(against) > 3 else ""
+            raise OverrideNeedsReason(f"{len(against)} of {len(rows)} applications", trigger, named + more)
+
+    def _waitlist_place(self, conn: Connection, row: Row, track: Row, given: int | None) -> int:
+        """The position of a manual waitlisting: `given` if no other application
+        of the track holds it, else refused; without it, the one after the last."""
+        held = {
+            int(r.waitlist_position): int(r.id)
+            for r in conn.execute(
+                sa.select(APPLICATION.c.id, APPLICATION.c.waitlist_position).where(
+                    APPLICATION.c.track_id == track["id"],
+                    APPLICATION.c.state == "waitlisted",
+                    APPLICATION.c.waitlist_position.is_not(None),
+                    APPLICATION.c.id != row["id"],
+                )
+            )
+        }
+        following = max(held, default=0) + 1
+        if given is None:
+            return following
+        if not 1 <= given <= MAX_WAITLIST_POSITION:
+            raise InvalidInput(
+                f"--position {given}: write a whole number from 1 (the first to be promoted)"
+                f" to {MAX_WAITLIST_POSITION}, or leave it out for the next free one ({following})"
+            )
+        if given in held:
+            raise InvalidInput(
+                f"--position {given}: waitlist position {given} of track {track['key']} is held by application"
+                f" {held[given]}; choose a free one, or leave --position out for the next ({following})"
+            )
+        return given
 
     def _after(self, conn: Connection, ids: list[int], source: str, dest: str, track: Row, now: datetime) -> None:
         """What entering or leaving a state brings with it, in the same transaction."""
@@ -366,6 +467,10 @@ class Engine:
         dest = self.table.dest(from_state, trigger)
         if dest is None:
             raise IllegalMove(f"of track {track_key}", from_state, trigger, self.table.triggers_from(from_state))
+        overrides = trigger in OVERRIDING and not (reason and reason.strip())
+        if overrides:  # checked on every row before the first chunk moves: all or nothing
+            with write(self.db) as conn:
+                self._refuse_overrides(conn, track_key, trigger, from_state, where)
         moved = 0
         after = 0  # keyset: each chunk starts after the last id of the one before
         while True:
@@ -378,6 +483,8 @@ class Engine:
                 if not ids:
                     return moved
                 after = ids[-1]
+                if overrides:  # and again under the chunk's lock, as a single move does
+                    self._refuse_overrides(conn, track_key, trigger, from_state, where, ids)
                 self._bulk_move(conn, ids, spec, from_state, dest, actor, reason, now)
                 self.queue(conn, spec.notice, ids, track, now, {"reason": reason or ""})
                 self._after(conn, ids, from_state, dest, track, now)
@@ -517,7 +624,9 @@ class Engine:
         audit = {"application_id": row["id"], "at": now, "actor": actor.name, "role": actor.role.value}
         audit |= {"trigger": spec.name, "from_state": row["state"], "to_state": dest, "reason": reason}
         conn.execute(AUDIT_INSERT, audit)
-        return Moved(row["id"], spec.name, row["state"], dest, row["version"] + 1)
+        # the number the applicant knows its plan by (None before a plan was received)
+        receipt_no = (fields or {}).get("receipt_no", row["receipt_no"])
+        return Moved(row["id"], spec.name, row["state"], dest, row["version"] + 1, receipt_no)
 
     def _create(
         self,

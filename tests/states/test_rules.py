@@ -227,3 +227,54 @@ def test_extension_equal_to_close_changes_nothing() -> None:
     check_receipt_window(CLOSES - timedelta(microseconds=1), OPENS, CLOSES, ZONE, extended_until=CLOSES)
     with pytest.raises(OutsideWindow, match="closed"):
         check_receipt_window(CLOSES, OPENS, CLOSES, ZONE, extended_until=CLOSES)
+
+
+# --------------------------------------------------------------------------
+# a move that overrides a rule needs a reason (issue 19, point 12)
+# --------------------------------------------------------------------------
+
+from decimal import Decimal  # noqa: E402
+
+from states.rules import MoveFacts, OverrideNeedsReason, check_override, override  # noqa: E402
+
+FAILED = MoveFacts(eligible=False, failed="local_match: 0 won (required: at least 8,000,000,000 won)")
+SCORED = MoveFacts(score=Decimal("65.50"), minimum_score=Decimal(70))
+
+
+@pytest.mark.parametrize(
+    ("from_state", "trigger", "facts", "why"),
+    [
+        ("preliminary_review", "pass_review", FAILED, "its preliminary review checklist failed (local_match: 0 won"),
+        ("selected", "waitlist", MoveFacts(), "it corrects a confirmed selection"),
+        ("presentation_evaluation", "select", SCORED, "its committee score 65.50 is below the minimum 70"),
+    ],
+)
+def test_a_move_against_a_rule_names_the_rule(from_state: str, trigger: str, facts: MoveFacts, why: str) -> None:
+    found = override(from_state, trigger, facts)
+    assert found is not None and found.startswith(why), found
+    with pytest.raises(OverrideNeedsReason) as refused:
+        check_override("12", from_state, trigger, facts, None)
+    message = str(refused.value)
+    assert message.startswith(f"application 12: '{trigger}' overrides a rule: {why}")
+    assert '--reason "..."' in message and "\n" not in message
+    assert isinstance(refused.value, MissingReason)  # the same 422 / exit 1 as any missing reason
+    for blank in ("", "   "):
+        with pytest.raises(OverrideNeedsReason):
+            check_override("12", from_state, trigger, facts, blank)
+    check_override("12", from_state, trigger, facts, "위원회 재심의 결과")  # a reason: accepted
+
+
+@pytest.mark.parametrize(
+    ("from_state", "trigger", "facts"),
+    [
+        ("preliminary_review", "pass_review", MoveFacts(eligible=True)),
+        ("preliminary_review", "pass_review", MoveFacts(eligible=None)),
+        ("presentation_evaluation", "waitlist", MoveFacts()),
+        ("presentation_evaluation", "select", MoveFacts(score=Decimal(70), minimum_score=Decimal(70))),
+        ("presentation_evaluation", "select", MoveFacts()),
+        ("selected", "approve_kickoff", FAILED),
+    ],
+)
+def test_a_move_within_the_rules_needs_no_reason(from_state: str, trigger: str, facts: MoveFacts) -> None:
+    assert override(from_state, trigger, facts) is None
+    check_override("12", from_state, trigger, facts, None)

@@ -601,3 +601,75 @@ def test_bulk_submit_is_refused_in_one_line(ready: Gongmo) -> None:
     (line,) = errors(refused)
     assert "'submit' is not offered in bulk" in line and "gongmo apply" in line
     assert gongmo("status", TRACK, "--json").json() == {TRACK: {"announcement": 18}}
+
+
+def _demo_mail(result: Result) -> tuple[Path, dict[str, int], Path]:
+    """The Maildir, the count per notice and the one message the demo names."""
+    text = result.out
+    folder = re.search(r"^mail: \d+ notices delivered to the Maildir (\S+)", text, re.M)
+    per = re.search(r"^  per notice: (.+)$", text, re.M)
+    one = re.search(r"^  one message: (\S+)", text, re.M)
+    assert folder and per and one, text[-2000:]
+    counts = {name: int(n) for name, n in (item.rsplit(" ", 1) for item in per.group(1).split(", "))}
+    return Path(folder.group(1)), counts, Path(one.group(1))
+
+
+def test_the_demo_leaves_mail_to_read_in_a_maildir(gongmo: Gongmo, tmp_path: Path) -> None:
+    """Was: 'notices queued' and no Maildir anywhere."""
+    import email
+    import email.policy
+    import mailbox
+
+    box = tmp_path / "demo-mail"
+    result = gongmo("demo", "--maildir", str(box))
+    assert result.code == 0, result.err
+    folder, counts, one = _demo_mail(result)
+    assert folder == box.resolve()
+    assert f"mutt -f {folder}" in result.out
+    messages = list(mailbox.Maildir(str(folder), create=False))
+    assert len(messages) == sum(counts.values()) > 100
+    assert {"call_announcement", "receipt_confirmation", "selected", "kickoff_confirmed"} <= counts.keys()
+    assert one.is_file() and one.parent.parent == folder
+    message = email.message_from_bytes(one.read_bytes(), policy=email.policy.default)
+    assert message["Subject"] and message["To"] and message["Message-ID"]
+    # the results held under embargo were released at the end, as the office would
+    assert "results held under embargo released at the end" in result.out
+
+
+def test_the_demo_keeps_its_maildir_in_its_own_folder_without_the_option(gongmo: Gongmo) -> None:
+    import shutil
+
+    result = gongmo("demo")
+    assert result.code == 0, result.err
+    folder, counts, one = _demo_mail(result)
+    try:
+        assert folder.name == "maildir" and folder.parent.name.startswith("gongmo-demo-")
+        assert len(list((folder / "new").iterdir())) == sum(counts.values())
+        assert one.is_file()
+    finally:
+        shutil.rmtree(folder.parent)
+
+
+def test_passing_a_failed_checklist_needs_a_reason_shown_by_show(ready: Gongmo) -> None:
+    """Was: `trigger N pass_review` passed a plan with no local match, no reason asked."""
+    gongmo = ready
+    assert gongmo("announce", TRACK, now=ANNOUNCED).code == 0
+    applied = gongmo(
+        "apply", TRACK, "41190", "--national", EIGHT_BN, "--local", "0", "--type", "climate_crisis", now=OPEN
+    )
+    assert applied.code == 0, applied.err
+    assert gongmo("bulk", TRACK, "start_review", "--from", "receipt", now=CLOSE).code == 0
+    receipt = "STRONG-SMALL-2024-0001"
+    refused = gongmo("trigger", receipt, "pass_review", now=REVIEW)
+    assert refused.code == 1
+    (line,) = errors(refused)
+    assert "'pass_review' overrides a rule: its preliminary review checklist failed (local_match: 0 won" in line
+    assert '--reason "..."' in line
+    bulk = gongmo("bulk", TRACK, "pass_review", "--from", "preliminary_review", now=REVIEW)
+    assert bulk.code == 1 and "1 of 1 applications" in errors(bulk)[0]
+    assert gongmo("show", receipt, "--json").json()["state"] == "preliminary_review"
+    passed = gongmo("trigger", receipt, "pass_review", "--reason", "확인완료", now=REVIEW)
+    assert passed.code == 0, passed.err
+    shown = gongmo("show", receipt, "--json").json()
+    assert (shown["history"][-1]["trigger"], shown["history"][-1]["reason"]) == ("pass_review", "확인완료")
+    assert "확인완료" in gongmo("show", receipt).out  # the history table's reason column

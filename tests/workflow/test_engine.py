@@ -195,7 +195,8 @@ def test_full_path_to_kickoff(app: App) -> None:
     app.clock.set(kst("2024-06-12 18:00"))  # type: ignore[attr-defined]
     assert app.engine.apply_bulk(TRACK_KEY, "start_presentation", "written_evaluation") == 1
     for trigger in ("select", "waitlist", "promote", "approve_kickoff"):
-        app.engine.apply(app_id, trigger, ADMIN)
+        reason = "선정 정정" if trigger == "waitlist" else None  # a corrected selection says why
+        app.engine.apply(app_id, trigger, ADMIN, reason)
     assert [n["notice"] for n in outbox_rows(app, app_id)] == [
         "receipt_confirmation",
         "review_passed",
@@ -386,3 +387,70 @@ def test_bulk_submit_is_refused_in_one_line_and_nothing_moves(app: App) -> None:
         assert "'submit' is not offered in bulk" in str(refused.value)
         assert "gongmo apply" in str(refused.value)
     assert counts(app) == before
+
+
+# -- issue 19: an override needs a reason, single and bulk (point 12) ----------------------------
+
+
+def failing_in_review(app: App) -> tuple[int, int]:
+    """41590 with a sound plan and 41190 with no local match, both in preliminary review."""
+    good = submit(app, "41590")
+    bad = app.engine.submit(TRACK_KEY, "41190", 5_000_000_000, 0, ADMIN, "계획", "climate_crisis").application_id
+    app.clock.set(CLOSE)  # type: ignore[attr-defined]
+    app.engine.apply_bulk(TRACK_KEY, "start_review", "receipt")
+    return good, bad
+
+
+def last_audit(app: App, application_id: int) -> dict[str, Any]:
+    with read(app.db) as conn:
+        query = sa.select(AUDIT).where(AUDIT.c.application_id == application_id).order_by(AUDIT.c.id.desc())
+        return dict(conn.execute(query.limit(1)).mappings().one())
+
+
+def test_passing_a_failed_checklist_needs_a_reason(app: App) -> None:
+    good, bad = failing_in_review(app)
+    before = counts(app)
+    with pytest.raises(MissingReason) as refused:
+        app.engine.apply(bad, "pass_review", ADMIN)
+    assert str(refused.value).startswith(
+        f"application {bad}: 'pass_review' overrides a rule:"
+        " its preliminary review checklist failed (local_match: 0 won"
+    )
+    assert counts(app) == before
+    app.engine.apply(good, "pass_review", ADMIN)  # a checklist that passed needs none
+    moved = app.engine.apply(bad, "pass_review", ADMIN, reason="지방비 확약서 별도 제출 확인")
+    assert moved.to_state == "written_evaluation"
+    assert last_audit(app, bad)["reason"] == "지방비 확약서 별도 제출 확인"
+
+
+def test_bulk_pass_review_over_a_failed_checklist_needs_a_reason_and_moves_nothing_without(app: App) -> None:
+    good, bad = failing_in_review(app)
+    before = counts(app)
+    with pytest.raises(MissingReason) as refused:
+        app.engine.apply_bulk(TRACK_KEY, "pass_review", "preliminary_review", ADMIN)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith("1 of 2 applications: 'pass_review' overrides a rule:")
+    assert "STRONG-SMALL-2024-0002: its preliminary review checklist failed (local_match" in message
+    assert counts(app) == before
+    assert (
+        app.engine.apply_bulk(TRACK_KEY, "pass_review", "preliminary_review", ADMIN, reason="일괄 통과: 위원회 의결")
+        == 2
+    )
+    assert last_audit(app, bad)["reason"] == last_audit(app, good)["reason"] == "일괄 통과: 위원회 의결"
+
+
+def test_correcting_a_selection_needs_a_reason(app: App) -> None:
+    app_id = reviewed(app)
+    app.engine.apply(app_id, "pass_review", ADMIN)
+    app.clock.set(kst("2024-06-12 18:00"))  # type: ignore[attr-defined]
+    app.engine.apply_bulk(TRACK_KEY, "start_presentation", "written_evaluation")
+    app.engine.apply(app_id, "select", ADMIN)
+    before = counts(app)
+    with pytest.raises(MissingReason, match=rf"application {app_id}: 'waitlist' overrides a rule: it corrects"):
+        app.engine.apply(app_id, "waitlist", ADMIN)
+    with pytest.raises(MissingReason, match=r"1 of 1 applications: 'waitlist' overrides a rule"):
+        app.engine.apply_bulk(TRACK_KEY, "waitlist", "selected", ADMIN)
+    assert counts(app) == before
+    app.engine.apply(app_id, "waitlist", ADMIN, reason="예산 재산정: 국비 한도 초과")
+    assert last_audit(app, app_id)["reason"] == "예산 재산정: 국비 한도 초과"

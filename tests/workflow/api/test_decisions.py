@@ -7,7 +7,7 @@ import pytest
 
 from tests.conftest import kst
 from tests.workflow import contest_2024 as sc
-from tests.workflow.api.conftest import ADMIN, SUWON, World
+from tests.workflow.api.conftest import ADMIN, SEJONG, SUWON, World
 from workflow import review
 from workflow.models import OBJECTION, OUTBOX
 
@@ -36,3 +36,24 @@ def test_a_second_objection_to_one_disqualification_is_409_in_one_line(written: 
     notices = [r["notice"] for r in w.rows(OUTBOX, OUTBOX.c.application_id == w.id(SUWON))]
     assert notices.count("objection_received") == notices.count("objection_rejected") == 1
     assert w.get(f"/applications/{w.id(SUWON)}", ADMIN).status_code == 200
+
+
+MOVE = "POST /applications/{application_id}/transitions"
+DETAIL = "GET /applications/{application_id}"
+
+
+@pytest.mark.routes(MOVE, DETAIL)
+def test_correcting_a_selection_over_http_needs_a_reason(presentation: World) -> None:
+    w = presentation
+    code = SEJONG
+    assert w.move(code, "select", ADMIN).status_code == 200
+    before = w.footprint()
+    for reason in (None, "   "):
+        refused = w.move(code, "waitlist", ADMIN, reason=reason)
+        assert refused.status_code == 422, refused.text
+        assert "'waitlist' overrides a rule: it corrects a confirmed selection" in refused.json()["error"]
+    assert w.footprint() == before
+    moved = w.move(code, "waitlist", ADMIN, reason="국비 한도 재산정")
+    assert moved.status_code == 200, moved.text
+    history = w.get(f"/applications/{w.id(code)}", ADMIN).json()["history"]
+    assert (history[-1]["trigger"], history[-1]["reason"]) == ("waitlist", "국비 한도 재산정")
