@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 WORKING_DAYS = re.compile(r"^\s*([a-z_]+)\s*\+\s*(\d+)\s+working\s+days?\s*$")
-REMINDER = re.compile(r"^\s*(?:D-(\d+)\s+(\d{1,2}):(\d{2})|-(\d+)h)\s*$")
+REMINDER = re.compile(r"^\s*(?:D-(\d+)\s+(?:(working)\s+days?\s+)?(\d{1,2}):(\d{2})|-(\d+)h)\s*$")
 # Bounds that keep the maths fast and inside datetime's range: a working-days
 # rule spans at most about ten years, a reminder goes at most a year early.
 MAX_WORKING_DAYS = 2500
@@ -71,17 +71,22 @@ def _quoted(text: str, limit: int = 40) -> str:
     return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
-def reminder_instant(spec: str, deadline_local: datetime) -> datetime:
+def reminder_instant(spec: str, deadline_local: datetime, closed: Container[date] = ()) -> datetime:
     """When a reminder fires, in the deadline's zone.
 
     'D-3 09:00' is 09:00 three calendar days before the deadline's day;
-    '-3h' is three hours before the deadline.
+    'D-2 working days 09:00' is 09:00 two working days before it (weekends
+    and `closed` skipped, the same rule as 'receipt_closes + 2 working days'
+    counts forward); '-3h' is three hours before the deadline.
     """
     match = REMINDER.match(spec)
-    problem = f"reminder {_quoted(spec)}: write 'D-N HH:MM' (e.g. 'D-3 09:00') or '-Nh' (e.g. '-3h')"
+    problem = (
+        f"reminder {_quoted(spec)}: write 'D-N HH:MM' (e.g. 'D-3 09:00'),"
+        " 'D-N working days HH:MM' (e.g. 'D-2 working days 09:00') or '-Nh' (e.g. '-3h')"
+    )
     if not match:
         raise ValueError(problem)
-    days, hour, minute, hours = match.groups()
+    days, working, hour, minute, hours = match.groups()
     if _count(hours if days is None else days) > (MAX_REMINDER_DAYS if hours is None else 24 * MAX_REMINDER_DAYS):
         raise ValueError(
             f"reminder {_quoted(spec)} is too early: write at most D-{MAX_REMINDER_DAYS} HH:MM"
@@ -93,13 +98,27 @@ def reminder_instant(spec: str, deadline_local: datetime) -> datetime:
             return utc.astimezone(deadline_local.tzinfo)
         if int(hour) > 23 or int(minute) > 59:
             raise ValueError(problem + " with a time from 00:00 to 23:59")
-        day = deadline_local.date() - timedelta(days=_count(days))
+        if working:
+            day = subtract_working_days(deadline_local.date(), _count(days), closed)
+        else:
+            day = deadline_local.date() - timedelta(days=_count(days))
         return datetime.combine(day, time(int(hour), int(minute)), tzinfo=deadline_local.tzinfo)
     except OverflowError:
         raise ValueError(
             f"reminder {_quoted(spec)} falls before 0001-01-01 (deadline {deadline_local.isoformat(' ', 'minutes')}):"
             " write a later deadline or a smaller offset"
         ) from None
+
+
+def subtract_working_days(day: date, days: int, closed: Container[date]) -> date:
+    """The working day `days` working days before `day` (0: `day` itself, even if closed)."""
+    current = day
+    remaining = days
+    while remaining:
+        current -= timedelta(days=1)
+        if is_working_day(current, closed):
+            remaining -= 1
+    return current
 
 
 def plan_slots(

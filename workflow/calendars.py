@@ -13,9 +13,9 @@ from sqlalchemy.engine import Connection
 
 from states.errors import Conflict, InvalidInput, MissingReason, OutsideWindow
 from states.lifecycle import APPLICATION as TABLE
-from workflow import deadlines
+from workflow import closures, deadlines
 from workflow.app import App
-from workflow.config import MILESTONES
+from workflow.config import CALENDAR_ORDER, Config
 from workflow.db import write
 from workflow.engine import extension_until
 from workflow.models import APPLICATION, CALENDAR_CHANGE, TRACK
@@ -39,19 +39,41 @@ def _derive_track(app: App, conn: Connection, track: Any, now: datetime) -> list
         contest, cfg = app.loaded.config.track(track["key"])
     except Exception:
         return []  # a track the config no longer has keeps its rows as they are
-    planned = deadlines.plan_track(track, cfg, contest.timezone)
+    planned = deadlines.plan_track(track, cfg, contest.timezone, contest.closures())
     return deadlines.sync(conn, track["id"], planned, now, f"{track['key']}:")
 
 
 def reschedule(app: App, track_key: str, milestone: str, new_at: datetime, reason: str, actor: str) -> dict[str, Any]:
+    """Move a milestone of a track: one transaction with its calendar_change row, the
+    deadline rows moved and the notices. A move to the time it already has changes
+    nothing and notifies nobody (`changed` False). `warnings`: the closed day the
+    milestone falls on, if it does."""
     contest, _ = app.loaded.config.track(track_key)
-    _check_milestone(milestone, MILESTONES)
+    _check_milestone(milestone, CALENDAR_ORDER)
     _check_reason(reason, "reschedule")
     now = app.clock.now()
     tz = ZoneInfo(contest.timezone)
     with write(app.db) as conn:
         track = conn.execute(sa.select(TRACK).where(TRACK.c.key == track_key).with_for_update()).mappings().one()
-        old_at: datetime = track[milestone]
+        old_at: datetime | None = track[milestone]
+        if old_at is None:
+            raise InvalidInput(
+                f"MILESTONE {milestone}: track {track_key} has none; add {milestone} to the track's calendar"
+                " in the config and run `gongmo init`"
+            )
+        warnings = [
+            f.line() for f in closures.flags(track_key, [(milestone, new_at)], contest.timezone, contest.closures())
+        ]
+        if new_at == old_at:
+            return {
+                "change": None,
+                "old_at": old_at,
+                "new_at": new_at,
+                "deadlines": [],
+                "notified": 0,
+                "changed": False,
+                "warnings": warnings,
+            }
         if old_at <= now:
             raise OutsideWindow(
                 f"{track_key} {milestone} was {_local(old_at, tz)}, already past; a past deadline cannot move"
@@ -65,7 +87,51 @@ def reschedule(app: App, track_key: str, milestone: str, new_at: datetime, reaso
         moved = _derive_track(app, conn, {**track, milestone: new_at}, now)
         track = conn.execute(sa.select(TRACK).where(TRACK.c.id == track["id"])).mappings().one()
         notified = _notify(app, conn, track, milestone, old_at, new_at, reason, f"cc{change_id}")
-    return {"change": change_id, "old_at": old_at, "new_at": new_at, "deadlines": moved, "notified": notified}
+    return {
+        "change": change_id,
+        "old_at": old_at,
+        "new_at": new_at,
+        "deadlines": moved,
+        "notified": notified,
+        "changed": True,
+        "warnings": warnings,
+    }
+
+
+def held(conn: Connection, config: Config) -> dict[str, dict[str, Any]]:
+    """Each track's calendar as the database holds it (reschedules included), by
+    track key: `calendar` [(milestone, UTC instant)] in calendar order (an optional
+    milestone left out is not listed), and `rescheduled` {milestone: [each move,
+    oldest first, with who, when and why]}. A track not loaded yet is not listed."""
+    wanted = {t.key for c in config.contests for t in c.tracks}
+    found: dict[str, dict[str, Any]] = {}
+    ids: dict[int, str] = {}
+    for row in conn.execute(sa.select(TRACK).where(TRACK.c.key.in_(wanted))).mappings():
+        ids[row["id"]] = row["key"]
+        calendar = [(m, row[m]) for m in CALENDAR_ORDER if row[m] is not None]
+        found[row["key"]] = {"calendar": calendar, "rescheduled": {}}
+    query = (
+        sa.select(CALENDAR_CHANGE)
+        .where(CALENDAR_CHANGE.c.application_id.is_(None), CALENDAR_CHANGE.c.track_id.in_(list(ids)))
+        .order_by(CALENDAR_CHANGE.c.id)
+    )
+    for c in conn.execute(query).mappings():
+        moves = found[ids[c["track_id"]]]["rescheduled"].setdefault(c["milestone"], [])
+        moves.append({"from": c["old_at"], "to": c["new_at"], "by": c["actor"], "at": c["at"], "why": c["reason"]})
+    return found
+
+
+def closed_day_flags(config: Config, calendars: dict[str, dict[str, Any]] | None = None) -> list[closures.Flag]:
+    """Every milestone on a closed day: of the calendar as the database holds it
+    (`calendars`, from `held`) where it has the track, else of the config."""
+    found = []
+    for contest in config.contests:
+        shut = contest.closures()
+        for track in contest.tracks:
+            kept = (calendars or {}).get(track.key)
+            items = kept["calendar"] if kept else track.calendar.items()
+            found += closures.flags(track.key, items, contest.timezone, shut)
+    return found
 
 
 def extend(app: App, application_id: int, milestone: str, new_at: datetime, reason: str, actor: str) -> dict[str, Any]:
@@ -77,7 +143,7 @@ def extend(app: App, application_id: int, milestone: str, new_at: datetime, reas
         if row is None:
             raise InvalidInput(f"no application {application_id}")
         track = conn.execute(sa.select(TRACK).where(TRACK.c.id == row["track_id"])).mappings().one()
-        contest, _ = app.loaded.config.track(track["key"])
+        contest, cfg = app.loaded.config.track(track["key"])
         tz = ZoneInfo(contest.timezone)
         if row["state"] not in ("announcement", "receipt"):
             raise Conflict(
@@ -94,6 +160,11 @@ def extend(app: App, application_id: int, milestone: str, new_at: datetime, reas
             f"ext:{application_id}:{milestone}", "extension_closes", milestone, new_at, application_id
         )
         deadlines.add_one(conn, track["id"], planned, now)
+        # The applicant's reminders follow its own close (re-planned by each extension).
+        own = deadlines.plan_own_reminders(
+            track, cfg, contest.timezone, contest.closures(), application_id, new_at, now
+        )
+        deadlines.sync(conn, track["id"], own, now, deadlines.own_reminder_prefix(application_id))
         notified = _notify(app, conn, track, milestone, current, new_at, reason, f"cc{change_id}", application_id)
     return {"change": change_id, "old_at": current, "new_at": new_at, "notified": notified}
 
@@ -145,9 +216,10 @@ def _record(
 
 
 def _check_order(track: Any, milestone: str, new_at: datetime, tz: ZoneInfo) -> None:
-    index = MILESTONES.index(milestone)
-    before = MILESTONES[index - 1] if index else None
-    after = MILESTONES[index + 1] if index + 1 < len(MILESTONES) else None
+    order = [m for m in CALENDAR_ORDER if m == milestone or track[m] is not None]  # an optional one left out
+    index = order.index(milestone)
+    before = order[index - 1] if index else None
+    after = order[index + 1] if index + 1 < len(order) else None
     if before and new_at < track[before]:
         raise InvalidInput(
             f"NEW_TIME {_local(new_at, tz)} would put {milestone} before {before} ({_local(track[before], tz)});"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -20,8 +19,9 @@ import sqlalchemy as sa
 import typer
 import typer.main
 from rich.console import Console
-from rich.table import Table as RichTable
+from rich.table import Table as _Table
 
+from states import text as free_text
 from states.errors import GongmoError, InvalidInput, NotFound
 from states.lifecycle import APPLICATION as TABLE
 from states.lifecycle import Role, mermaid
@@ -32,7 +32,8 @@ from workflow import config as config_mod
 from workflow import tokens as tokens_mod
 from workflow.actors import Actor
 from workflow.app import App, open_app
-from workflow.db import read, write
+from workflow.db import make_engine, read, write
+from workflow.deadlines import reminder_times
 from workflow.models import APPLICANT, APPLICATION, DEADLINE, MAX_ID, OUTBOX, OUTBOX_LIST, OUTBOX_STATES, TRACK
 
 app = typer.Typer(
@@ -53,9 +54,31 @@ app.add_typer(templates_app, name="templates")
 console = Console(highlight=False, soft_wrap=True)
 
 
+class RichTable(_Table):
+    """A rich table whose long values wrap onto the next line (folded inside a word that is longer
+    than its column: an e-mail, a deadline key), never cut to '…' at the terminal's width."""
+
+    def add_column(self, header: Any = "", footer: Any = "", *, overflow: Any = "fold", **kwargs: Any) -> None:
+        super().add_column(header, footer, overflow=overflow, **kwargs)
+
+
+# `--json` on a command that changes something: what changed, as one JSON object on stdout.
+ChangedJson = Annotated[bool, typer.Option("--json", help="Print what changed as one JSON object.")]
+
+
+def _done(as_json: bool, data: dict[str, Any], *lines: str) -> None:
+    """What a command changed: `data` as one JSON object, or the lines for a person."""
+    if as_json:
+        _json(data)
+        return
+    for line in lines:
+        console.print(line, markup=False)
+
+
 class State:
     config: Path = Path("config.toml")
     now: datetime | None = None
+    verbose: bool = False
     _app: App | None = None
 
     def app(self) -> App:
@@ -95,9 +118,14 @@ def _main(
             help="Run as if it were this instant (ISO; no zone means Asia/Seoul). Refused by a production config.",
         ),
     ] = None,
+    verbose: Annotated[
+        bool,
+        typer.Option("--verbose", "-v", help="Log the libraries' INFO lines too (the scheduler's, transitions')."),
+    ] = False,
 ) -> None:
     state.config = config
     state.now = _parse_now(now)
+    state.verbose = verbose
     state._app = None
 
 
@@ -119,7 +147,7 @@ def _kst(value: datetime | None, zone: str = "Asia/Seoul") -> str:
 
 
 @app.command()
-def init() -> None:
+def init(as_json: ChangedJson = False) -> None:
     """Create or upgrade the schema and load the config's contests (idempotent)."""
     a = state.app()
     problems = a.renderer.check()
@@ -130,27 +158,72 @@ def init() -> None:
         changes = loader.sync(conn, a.loaded.config)
         planned = calendars.derive(a, conn)
     url = a.db.url.render_as_string(hide_password=True)
+    with read(a.db) as conn:
+        kept = calendars.held(conn, a.loaded.config)
+    warnings = [flag.line() for flag in _holiday_flags(a.loaded.config, kept)]
+    if as_json:
+        schema_change = {"database": url, "before": before, "after": after}
+        _json({"schema": schema_change, "changes": changes, "deadlines": len(planned), "warnings": warnings})
+        return
     console.print(f"database {url}: schema {before or 'empty'} -> {after}", markup=False)
     for line in changes or ["contests and tracks already up to date"]:
         console.print(f"  {line}", markup=False)
     console.print(f"  deadlines: {len(planned)} added or moved" if planned else "  deadlines: nothing to add or move")
-    for flag in _holiday_flags(a.loaded.config):
-        console.print(f"  warning: {flag.line()}", markup=False)
+    for line in warnings:
+        console.print(f"  warning: {line}", markup=False)
 
 
-def _holiday_flags(config: config_mod.Config) -> list[closures.Flag]:
+def _holiday_flags(config: config_mod.Config, kept: dict[str, dict[str, Any]] | None = None) -> list[closures.Flag]:
+    """Milestones and reminders on a closed day, of each calendar as the database
+    holds it (`kept`, from calendars.held; rescheduled milestones included), else the config's."""
     found = []
     for contest in config.contests:
         shut = contest.closures()
         for track in contest.tracks:
-            found += closures.flags(track.key, track.calendar.items(), contest.timezone, shut)
+            items = _calendar_of(track, kept)
+            found += closures.flags(track.key, items, contest.timezone, shut)
+            found += closures.flags(
+                track.key, _reminder_times(track, contest.timezone, shut, dict(items)), contest.timezone, shut
+            )
     return found
+
+
+def _calendar_of(track: config_mod.Track, kept: dict[str, dict[str, Any]] | None) -> list[tuple[str, datetime]]:
+    """A track's calendar as the database holds it, or the config's if the database has not got it."""
+    held = (kept or {}).get(track.key)
+    return list(held["calendar"]) if held else track.calendar.items()
+
+
+def _reminder_times(
+    track: config_mod.Track, zone: str, shut: closures.Closures, cal: dict[str, datetime] | None = None
+) -> list[tuple[str, datetime]]:
+    """The reminders a track plans, as ('reminder SPEC', instant), for the closed-day warnings."""
+    cal = cal or dict(track.calendar.items())
+    found = reminder_times(track.reminders, cal["receipt_opens"], cal["receipt_closes"], zone, shut)
+    return [(f"reminder {spec}", at) for spec, at in found]
+
+
+def _held_calendars(loaded: config_mod.Loaded) -> dict[str, dict[str, Any]]:
+    """calendars.held from the config's database, or {} when there is none yet (nothing is created)."""
+    url = loaded.database_url
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return {}
+    engine = make_engine(url)
+    try:
+        with read(engine) as conn:
+            return calendars.held(conn, loaded.config)
+    except (GongmoError, sa.exc.SQLAlchemyError):  # not initialised, or out of reach: the config's calendar
+        return {}
+    finally:
+        engine.dispose()
 
 
 @app.command()
 def contests(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """The contests and tracks of the config, with their calendars."""
+    """The contests and tracks, with each calendar as the database holds it (reschedules,
+    with who and why; the config's before `gongmo init`) and the closed days it falls on."""
     loaded = config_mod.load(state.config)
+    kept = _held_calendars(loaded)
     data = [
         {
             "contest": c.key,
@@ -170,10 +243,13 @@ def contests(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
                     "years": t.funding.years,
                     "local_match_ratio": t.funding.local_match_ratio,
                     "budget_national_krw": t.funding.budget_national_krw,
-                    "calendar": {m: v for m, v in t.calendar.items()},
+                    "calendar": dict(_calendar_of(t, kept)),
+                    "calendar_source": "database" if t.key in kept else "config",
+                    "rescheduled": kept[t.key]["rescheduled"] if t.key in kept else {},
                     "closed_days": [
-                        {"milestone": f.milestone, "why": f.why}
-                        for f in closures.flags(t.key, t.calendar.items(), c.timezone, c.closures())
+                        {"milestone": f.milestone, "at": f.local, "why": f.why}
+                        for f in _holiday_flags(loaded.config, kept)
+                        if f.track == t.key
                     ],
                 }
                 for t in c.tracks
@@ -191,11 +267,27 @@ def contests(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
             table.add_column(
                 f"{t.key}\n{t.name_ko}\nslots {t.slots}, cap {t.funding.national_cap_krw / 1e9:g} bn/{t.funding.years}y"
             )
-        for m in config_mod.MILESTONES:
-            table.add_row(m, *[_kst(getattr(t.calendar, m), contest.timezone) for t in contest.tracks])
+        for m in config_mod.CALENDAR_ORDER:
+            cells = []
+            for t in c["tracks"]:
+                at = t["calendar"].get(m)
+                mark = " *" if m in t["rescheduled"] else ""
+                cells.append("-" if at is None else _kst(at, contest.timezone) + mark)
+            table.add_row(m, *cells)
         console.print(table)
-        console.print(f"times in {c['timezone']}")
-    for flag in _holiday_flags(loaded.config):
+        sources = {t["calendar_source"] for t in c["tracks"]}
+        source = "as the database holds it" if sources == {"database"} else "the config's (run `gongmo init`)"
+        console.print(f"times in {c['timezone']}; calendar {source}", markup=False)
+        for t in c["tracks"]:
+            for m, moves in t["rescheduled"].items():
+                for move in moves:
+                    zone = contest.timezone
+                    console.print(
+                        f"* {t['track']} {m}: {_kst(move['from'], zone)} -> {_kst(move['to'], zone)},"
+                        f" rescheduled by {move['by']} on {_kst(move['at'], zone)}: {move['why']}",
+                        markup=False,
+                    )
+    for flag in _holiday_flags(loaded.config, kept):
         console.print(f"warning: {flag.line()}", markup=False)
 
 
@@ -203,14 +295,17 @@ def contests(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
 
 
 @applicants_app.command("import")
-def applicants_import(file: Path) -> None:
+def applicants_import(file: Path, as_json: ChangedJson = False) -> None:
     """Import local governments from CSV (all rows or none; by code)."""
     a = state.app()
     rows = applicants_mod.parse(file, a.loaded.config.gongmo.max_csv_bytes)
     with write(a.db) as conn:
         result = applicants_mod.store(conn, rows)
-    console.print(
-        f"{file}: {len(rows)} rows: {result.created} created, {result.updated} updated, {result.unchanged} unchanged"
+    counts = {"created": result.created, "updated": result.updated, "unchanged": result.unchanged}
+    _done(
+        as_json,
+        {"file": str(file), "rows": len(rows), **counts},
+        f"{file}: {len(rows)} rows: {result.created} created, {result.updated} updated, {result.unchanged} unchanged",
     )
 
 
@@ -235,19 +330,33 @@ def applicants_list(as_json: Annotated[bool, typer.Option("--json")] = False) ->
 
 
 @app.command()
-def announce(track: str, actor: Annotated[str, typer.Option(help="Who publishes the call.")] = "admin") -> None:
+def announce(
+    track: str,
+    actor: Annotated[str, typer.Option(help="Who publishes the call.")] = "admin",
+    as_json: ChangedJson = False,
+) -> None:
     """Publish a track's call: an application per applicant on its mailing list."""
     a = state.app()
     created = a.engine.announce(track, Actor(actor, Role.ADMIN))
-    console.print(f"{track}: {created} applications created in 'announcement', each sent the call")
+    _done(
+        as_json,
+        {"track": track, "created": created, "state": "announcement"},
+        f"{track}: {created} applications created in 'announcement', each sent the call",
+    )
 
 
 @app.command()
-def start(track: str, applicant: str, actor: Annotated[str, typer.Option()] = "applicant") -> None:
+def start(
+    track: str, applicant: str, actor: Annotated[str, typer.Option()] = "applicant", as_json: ChangedJson = False
+) -> None:
     """An applicant starts an application while the call is open."""
     a = state.app()
     app_id = a.engine.start(track, applicant, Actor(actor, Role.APPLICANT))
-    console.print(f"application {app_id} started for {applicant} in {track}")
+    _done(
+        as_json,
+        {"application_id": app_id, "track": track, "applicant": applicant, "state": "announcement"},
+        f"application {app_id} started for {applicant} in {track}",
+    )
 
 
 @app.command("apply")
@@ -260,11 +369,28 @@ def apply_cmd(
     project_type: Annotated[str | None, typer.Option("--type", help="The type chosen, if the track has types.")] = None,
     years: Annotated[int | None, typer.Option("--years", help="Build years planned (default: the program's).")] = None,
     actor: Annotated[str, typer.Option(help="Who records the receipt.")] = "admin",
+    as_json: ChangedJson = False,
 ) -> None:
     """Record a plan received inside the receipt window; prints the receipt number."""
     a = state.app()
     moved = a.engine.submit(track, applicant, national, local, Actor(actor, Role.ADMIN), title, project_type, years)
-    console.print(f"application {moved.application_id} received: receipt number {moved.receipt_no}")
+    _done(
+        as_json,
+        {**_moved(moved), "track": track, "applicant": applicant},
+        f"application {moved.application_id} received: receipt number {moved.receipt_no}",
+    )
+
+
+def _moved(moved: Any) -> dict[str, Any]:
+    """A move (engine.Moved) as --json prints it."""
+    return {
+        "application_id": moved.application_id,
+        "receipt_no": moved.receipt_no,
+        "trigger": moved.trigger,
+        "from_state": moved.from_state,
+        "to_state": moved.to_state,
+        "version": moved.version,
+    }
 
 
 @app.command()
@@ -277,14 +403,31 @@ def trigger(
     version: Annotated[
         int | None, typer.Option("--version", help="Refuse if the application is not at this version.")
     ] = None,
+    position: Annotated[
+        int | None,
+        typer.Option(
+            "--position", help="With 'waitlist': the waitlist position to take (default: the next after the last)."
+        ),
+    ] = None,
+    as_json: ChangedJson = False,
 ) -> None:
     """Fire a trigger on one application (e.g. pass_review, disqualify, select)."""
     if version is not None:
         _bounded(version, "--version")
     a = state.app()
     app_id = _resolve(a, application)
-    moved = a.engine.apply(app_id, event, Actor(actor, role), reason, version)
-    console.print(f"application {app_id}: {moved.from_state} -> {moved.to_state} ({event}), version {moved.version}")
+    moved = a.engine.apply(app_id, event, Actor(actor, role), reason, version, waitlist_position=position)
+    place = None
+    if moved.to_state == "waitlisted":
+        with read(a.db) as conn:
+            place = conn.execute(sa.select(APPLICATION.c.waitlist_position).where(APPLICATION.c.id == app_id)).scalar()
+    receipt = f", receipt number {moved.receipt_no}" if moved.receipt_no else ""
+    _done(
+        as_json,
+        {**_moved(moved), "reason": reason} | ({"waitlist_position": place} if place is not None else {}),
+        f"application {app_id}: {moved.from_state} -> {moved.to_state} ({event}), version {moved.version}{receipt}",
+        *([f"waitlist position {place}"] if place is not None else []),
+    )
 
 
 @app.command()
@@ -294,6 +437,7 @@ def bulk(
     from_state: Annotated[str, typer.Option("--from", help="Move every application in this state.")],
     reason: Annotated[str | None, typer.Option("--reason")] = None,
     actor: Annotated[str, typer.Option("--actor")] = "admin",
+    as_json: ChangedJson = False,
 ) -> None:
     """Apply one trigger to every application of a track in a state (deadline moves)."""
     a = state.app()
@@ -302,7 +446,12 @@ def bulk(
     spec = a.engine.spec(event)
     role = Role.SYSTEM if spec.automatic else Role.ADMIN
     moved = a.engine.apply_bulk(track, event, from_state, Actor(actor, role), reason)
-    console.print(f"{track}: {moved} applications moved {from_state} -> {TABLE.dest(from_state, event)} ({event})")
+    dest = TABLE.dest(from_state, event)
+    _done(
+        as_json,
+        {"track": track, "trigger": event, "from_state": from_state, "to_state": dest, "moved": moved},
+        f"{track}: {moved} applications moved {from_state} -> {dest} ({event})",
+    )
 
 
 def _bounded(value: int, name: str) -> int:
@@ -390,6 +539,14 @@ def show(
             f" {result['minimum_score']}, last selected {result['last_selected_score'] or '-'}",
             markup=False,
         )
+    if data["calendar_changes"]:  # one line each: a table of seven columns is cut at 80
+        console.print("calendar changes (KST): the track's reschedules and this application's extensions")
+        for c in data["calendar_changes"]:
+            console.print(
+                f"  {_kst(c['at'])} {c['actor']}: {c['kind']} of {c['milestone']}"
+                f" {_kst(c['old_at'])} -> {_kst(c['new_at'])}; reason: {c['reason']}",
+                markup=False,
+            )
     if decisions:
         _print_rows(
             "decisions (KST)",
@@ -467,7 +624,8 @@ def audit_verify(as_json: Annotated[bool, typer.Option("--json")] = False) -> No
 
 @app.command()
 def graph() -> None:
-    """The lifecycle as a Mermaid state diagram, drawn from the transition table."""
+    """The lifecycle as a Mermaid state diagram, drawn from the transition table: each
+    automatic trigger at its real milestone, and the deadline rows of a track."""
     sys.stdout.write(mermaid(TABLE))
 
 
@@ -510,7 +668,7 @@ def deadlines(
         typer.Option("--skip", metavar="KEY", help="Record a held announcement as not sent (needs --reason)."),
     ] = None,
     reason: Annotated[str | None, typer.Option("--reason", help="Why a held announcement is skipped.")] = None,
-) -> None:
+) -> None:  # --json: the rows; with --fire or --skip, what changed (one object)
     """Every deadline row: when it is due (KST), whether it fired, and how; a row
     that failed (or a call held for the office) and the rows waiting behind it."""
     from workflow import ticker as ticker_mod
@@ -524,13 +682,17 @@ def deadlines(
         office = ticker_mod.Ticker(a, f"{worker_name()}:office")
         if skip is not None:
             office.skip(skip, reason or "")
-            console.print(f"{skip}: recorded as not sent ({reason}); the rest of its track goes on", markup=False)
+            _done(
+                as_json,
+                {"key": skip, "skipped": True, "reason": reason},
+                f"{skip}: recorded as not sent ({reason}); the rest of its track goes on",
+            )
             return
         assert fire is not None
         done = office.fire_now(fire)
         if done.error is not None:
             raise InvalidInput(f"--fire {fire}: failed again: {done.error}")
-        console.print(f"{fire}: fired: {done.summary}", markup=False)
+        _done(as_json, {"key": fire, "fired": True, "summary": done.summary}, f"{fire}: fired: {done.summary}")
         return
     query = (
         sa.select(DEADLINE, TRACK.c.key.label("track"))
@@ -573,6 +735,7 @@ def deadlines(
 @app.command()
 def tick(
     until_idle: Annotated[bool, typer.Option("--until-idle", help="Keep ticking until nothing is due.")] = False,
+    as_json: ChangedJson = False,
 ) -> None:
     """Fire the deadlines due now (one bounded batch), as the daemon would."""
     from workflow.daemon import worker_name
@@ -581,11 +744,24 @@ def tick(
     a = state.app()
     ticker = Ticker(a, worker_name())
     fired = ticker.run_until_idle() if until_idle else ticker.tick()
+    _fired(as_json, fired, ticker.next_due())
+
+
+def _fired(as_json: bool, fired: Sequence[Any], due: datetime | None) -> None:
+    """What a tick (or `daemon --once`) fired, and when the next deadline is due."""
+    if as_json:
+        rows = [{"key": f.key, "late": f.late, "summary": f.summary, "error": f.error} for f in fired]
+        _json({"fired": rows, "next_due": due})
+        return
     for f in fired:
         how = "catch-up" if f.late else "on time"
         text = f"{f.key} ({how}): {f.summary}" + (f" [{f.error}]" if f.error else "")
         console.print(text, markup=False)
-    console.print(f"{len(fired)} deadline(s) fired; next due: {_kst(ticker.next_due()) or 'none'} KST")
+    console.print(f"{len(fired)} deadline(s) fired; {_next_due(due)}")
+
+
+def _next_due(due: datetime | None) -> str:
+    return f"next due: {_kst(due)} KST" if due is not None else "no deadline left"
 
 
 @app.command()
@@ -595,20 +771,20 @@ def daemon(
         int | None, typer.Option("--port", help="Serve the HTTP API on this port (default: [api] port).")
     ] = None,
     no_api: Annotated[bool, typer.Option("--no-api", help="Do not serve the HTTP API.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="With --once: what fired, as one JSON object.")] = False,
 ) -> None:
     """Run the scheduler and the HTTP API: every deadline fires once, on time or caught up after downtime."""
-    import logging
+    from workflow.daemon import Daemon, configure_logging, run_forever
 
-    from workflow.daemon import Daemon, run_forever
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(state.verbose)
     a = state.app()
     if once:
         d = Daemon(a)
         d.check_templates()
-        fired = d.ticker.run_until_idle()
-        console.print(f"{len(fired)} deadline(s) fired; next due: {_kst(d.ticker.next_due()) or 'none'} KST")
+        _fired(as_json, d.ticker.run_until_idle(), d.ticker.next_due())
         return
+    if as_json:
+        raise InvalidInput("--json: only with --once (a running daemon logs what it does)")
     if state.now is not None:
         raise InvalidInput("--now: the daemon runs on the real clock; rehearse with `gongmo rehearse` or `tick`")
     api = a.loaded.config.api
@@ -628,14 +804,27 @@ def reschedule(
     new_time: str,
     reason: Annotated[str, typer.Option("--reason", help="Why; the applicants' notice carries it.")],
     actor: Annotated[str, typer.Option("--actor")] = "admin",
+    as_json: ChangedJson = False,
 ) -> None:
     """Move a milestone of a track's calendar; notify the applicants it concerns."""
     a = state.app()
     result = calendars.reschedule(a, track, milestone, _when(new_time), reason, actor)
-    console.print(
-        f"{track} {milestone}: {_kst(result['old_at'])} -> {_kst(result['new_at'])} KST;"
-        f" {len(result['deadlines'])} deadline row(s) moved; {result['notified']} applicant(s) notified"
-    )
+    if as_json:
+        _json({"track": track, "milestone": milestone, "reason": reason, **result})
+        return
+    if not result["changed"]:
+        console.print(
+            f"{track} {milestone} is already {_kst(result['new_at'])} KST: nothing changed, nobody notified",
+            markup=False,
+        )
+    else:
+        console.print(
+            f"{track} {milestone}: {_kst(result['old_at'])} -> {_kst(result['new_at'])} KST;"
+            f" {len(result['deadlines'])} deadline row(s) moved; {result['notified']} applicant(s) notified",
+            markup=False,
+        )
+    for line in result["warnings"]:
+        console.print(f"warning: {line}", markup=False)
 
 
 @app.command()
@@ -645,14 +834,17 @@ def extend(
     new_time: str,
     reason: Annotated[str, typer.Option("--reason", help="Why this applicant gets more time.")],
     actor: Annotated[str, typer.Option("--actor")] = "admin",
+    as_json: ChangedJson = False,
 ) -> None:
     """Grant one applicant an extension of a deadline (e.g. receipt_closes)."""
     a = state.app()
     app_id = _resolve(a, application)
     result = calendars.extend(a, app_id, milestone, _when(new_time), reason, actor)
-    console.print(
+    _done(
+        as_json,
+        {"application_id": app_id, "milestone": milestone, "reason": reason, **result},
         f"application {app_id}: {milestone} extended from {_kst(result['old_at'])} to"
-        f" {_kst(result['new_at'])} KST; notified"
+        f" {_kst(result['new_at'])} KST; notified",
     )
 
 
@@ -687,12 +879,23 @@ def _sample_csv() -> Path:
 
 
 @app.command()
-def demo() -> None:
-    """Rehearse both reference contests end to end with every human step; exit 0 if all holds."""
+def demo(
+    maildir: Annotated[
+        Path | None,
+        typer.Option("--maildir", help="Deliver the notices to this Maildir (default: a new folder, kept)."),
+    ] = None,
+) -> None:
+    """Rehearse both reference contests end to end with every human step, and deliver
+    every notice to a Maildir to read; exit 0 if all holds."""
+    import tempfile
+
     loaded = config_mod.load(state.config)
     keys = [c.key for c in loaded.config.contests]
     csv_path = _sample_csv()
-    result = rehearsal.rehearse(state.config, keys, csv_path, True, _line)
+    if maildir is not None and maildir.exists() and not maildir.is_dir():
+        raise InvalidInput(f"--maildir {str(maildir)!r} is a file: name a folder (it is created if missing)")
+    box = maildir if maildir is not None else Path(tempfile.mkdtemp(prefix="gongmo-demo-")) / "maildir"
+    result = rehearsal.rehearse(state.config, keys, csv_path, True, _line, maildir=box)
     if not result.audit_clean:
         raise typer.Exit(1)
 
@@ -781,6 +984,7 @@ def outbox_retry(
         str | None, typer.Option("--since", help="With --state: queued at or after this instant (ISO; KST if no zone).")
     ] = None,
     track: Annotated[str | None, typer.Option("--track", help="With --state: only this track's notices.")] = None,
+    as_json: ChangedJson = False,
 ) -> None:
     """Send a dead (or waiting) row again at the next delivery; with --state dead, every dead row (bulk)."""
     from workflow.mailer import retry_all, retry_now
@@ -791,7 +995,11 @@ def outbox_retry(
         _bounded(outbox_id, "OUTBOX_ID")
         a = state.app()
         was = retry_now(a, outbox_id)
-        console.print(f"outbox {outbox_id}: {was} -> pending", markup=False)
+        _done(
+            as_json,
+            {"retried": 1, "outbox_id": outbox_id, "from_state": was, "to_state": "pending"},
+            f"outbox {outbox_id}: {was} -> pending",
+        )
         return
     if only is None:
         raise InvalidInput("outbox retry: name an OUTBOX_ID, or --state dead to retry every dead notice")
@@ -804,7 +1012,11 @@ def outbox_retry(
     a = state.app()
     count = retry_all(a, only, since=after, track=track)
     scope = "".join((f" of {track}" if track else "", f" queued since {_kst(after)} KST" if after else ""))
-    console.print(f"{count} {only} notice(s){scope} -> pending (sent at the next delivery)", markup=False)
+    _done(
+        as_json,
+        {"retried": count, "from_state": only, "to_state": "pending", "track": track, "since": after},
+        f"{count} {only} notice(s){scope} -> pending (sent at the next delivery)",
+    )
 
 
 @outbox_app.command("release")
@@ -812,25 +1024,36 @@ def outbox_release(
     track: str,
     notice: str,
     yes: Annotated[bool, typer.Option("--yes", help="Release without asking.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print what was released as one JSON object (needs --yes).")
+    ] = False,
 ) -> None:
     """Let held notices (e.g. selection results) go out, after showing who gets what."""
     from workflow.mailer import held, release
 
+    if as_json and not yes:
+        raise InvalidInput("--json: add --yes (a script cannot answer the question; run without --json to see it)")
     a = state.app()
     waiting = held(a, track, notice)
     total = sum(n for per in waiting.values() for n in per.values())
     if not total:
         raise InvalidInput(f"no held '{notice}' notices in {track}")
-    for language, subjects in sorted(waiting.items()):
-        for subject, n in sorted(subjects.items()):
-            console.print(f"  {n:>5} x [{language}] {subject}", markup=False)
+    if not as_json:
+        for language, subjects in sorted(waiting.items()):
+            for subject, n in sorted(subjects.items()):
+                console.print(f"  {n:>5} x [{language}] {subject}", markup=False)
     if not yes and not typer.confirm(f"send these {total} notices now?"):
         raise typer.Abort()
-    console.print(f"{track}: {release(a, track, notice)} '{notice}' notices released", markup=False)
+    released = release(a, track, notice)
+    _done(
+        as_json,
+        {"track": track, "notice": notice, "released": released, "held": waiting},
+        f"{track}: {released} '{notice}' notices released",
+    )
 
 
 @app.command()
-def deliver() -> None:
+def deliver(as_json: ChangedJson = False) -> None:
     """Send what the outbox has due now (the daemon does this every few seconds)."""
     import asyncio
 
@@ -847,9 +1070,12 @@ def deliver() -> None:
             await mailer.transport.close()
 
     result = asyncio.run(go())
-    for line in result.errors:
-        console.print(line, markup=False)
-    console.print(f"{result.sent} sent, {result.retry} to retry, {result.dead} dead", markup=False)
+    _done(
+        as_json,
+        {"sent": result.sent, "retry": result.retry, "dead": result.dead, "errors": result.errors},
+        *result.errors,
+        f"{result.sent} sent, {result.retry} to retry, {result.dead} dead",
+    )
 
 
 # -- the HTTP API -------------------------------------------------------------------
@@ -866,12 +1092,16 @@ def tokens_create(
     ],
     note: Annotated[str | None, typer.Option("--note", help="What the token is for.")] = None,
     actor: Annotated[str, typer.Option("--actor", help="Who creates it.")] = "admin",
+    as_json: ChangedJson = False,
 ) -> None:
     """Create a token; it is printed once and only its SHA-256 is kept."""
     from workflow import tokens
 
     a = state.app()
     token_id, token = tokens.create(a, role, subject, actor, note)
+    if as_json:  # the token is in it: shown once
+        _json({"id": token_id, "token": token, "role": role, "subject": subject.strip(), "note": note})
+        return
     console.print(f"token {token_id} ({role}, {subject.strip()}): shown once, keep it now:", markup=False)
     sys.stdout.write(token + "\n")
 
@@ -905,13 +1135,23 @@ def tokens_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> Non
 
 
 @tokens_app.command("revoke")
-def tokens_revoke(token_id: int) -> None:
+def tokens_revoke(token_id: int, as_json: ChangedJson = False) -> None:
     """Revoke a token at once: its next request gets 401."""
     from workflow import tokens
 
     _bounded(token_id, "TOKEN_ID")
     row = tokens.revoke(state.app(), token_id)
-    console.print(f"token {token_id} ({row['role']}, {row['subject']}) revoked", markup=False)
+    _done(
+        as_json,
+        {
+            "id": token_id,
+            "role": row["role"],
+            "subject": row["subject"],
+            "revoked": True,
+            "revoked_at": row["revoked_at"],
+        },
+        f"token {token_id} ({row['role']}, {row['subject']}) revoked",
+    )
 
 
 @app.command()
@@ -925,15 +1165,13 @@ def openapi() -> None:
 # -- entry point -----------------------------------------------------------------
 
 
-# No control character in an argument but tab and line break (free text may have them), as in the HTTP
-# API's text fields: PostgreSQL refuses a NUL even in a look-up, and none belongs in a reason or a name.
-ARG_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-
-
 def _check_controls(args: Sequence[str]) -> None:
-    """Refuse an argument with a control character, naming its option (or its place) and the value."""
+    """Refuse an argument with a control character, naming its option (or its place) and the value.
+    Every argument follows the free-text rule of the HTTP API's text fields (states/text.py): a tab
+    and a line break are text; PostgreSQL refuses a NUL even in a look-up, and no other belongs in a
+    reason or a name."""
     for i, arg in enumerate(args):
-        what = applicants_mod.control_char(arg, ARG_CONTROL)
+        what = free_text.problem(arg)
         if what is None:
             continue
         option, eq, value = arg.partition("=")
@@ -941,7 +1179,7 @@ def _check_controls(args: Sequence[str]) -> None:
             before = args[i - 1] if i else ""
             takes_value = before.startswith("-") and "=" not in before and before not in _flags()
             option, value = (before if takes_value else f"argument {i + 1}"), arg
-        raise InvalidInput(f"{option} {applicants_mod.shown(value)}: has {what}; delete it")
+        raise InvalidInput(f"{option} {applicants_mod.shown(value)}: {what}")
 
 
 def _flags() -> set[str]:

@@ -16,6 +16,8 @@ from typing import Any
 
 from notifications.ics import Milestone, presentation_slot, track_calendar
 from notifications.notices import NOTICES, superseded_by, supersedes
+from notifications.reasons import is_reason
+from notifications.reasons import render as render_reason
 from notifications.render import MILESTONES, Renderer
 from workflow.config import Contest, Track
 
@@ -187,6 +189,8 @@ class Notifier:
             "waitlist_position": 0,
             **extra,
         }
+        if is_reason(available["reason"]):  # gongmo's own reason: from the catalogue, in the applicant's language
+            available["reason"] = render_reason(available["reason"], party.language)
         wanted = NOTICES[notice].allowed
         missing = wanted - available.keys()
         if missing:

@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from notifications import reasons
 from states.eligibility import Check, Facts, Rules, check, failures
 from states.errors import Conflict, IllegalMove, InvalidInput, NotFound, OutsideWindow
 from workflow import events
@@ -138,12 +139,39 @@ def pass_eligible(app: App, track_key: str, actor: Actor) -> int:
 def disqualify_failed(app: App, track_key: str, actor: Actor) -> list[tuple[str, str]]:
     """Disqualify every application whose checks failed; the reason is its failed rules."""
     done = []
+    _, track = app.loaded.config.track(track_key)
     for c in checklists(app, track_key):
         if c.eligible is False:
-            reason = f"eligibility: {c.failed}"
-            app.engine.apply(c.application_id, "disqualify", actor, reason)
+            reason = f"eligibility: {c.failed}"  # the audit's line; the applicant reads the catalogue's
+            with write(app.db) as conn:
+                why = reasons.eligibility(rules_of(track), _facts(conn, c.application_id, track))
+                app.engine.move(conn, c.application_id, "disqualify", actor, reason, extra={"reason": why or reason})
             done.append((c.receipt_no or str(c.application_id), reason))
     return done
+
+
+def _facts(conn: Connection, application_id: int, track: Track) -> Facts:
+    """What the checklist was made of, for the reasons an applicant reads."""
+    r = conn.execute(
+        sa.select(
+            APPLICATION.c.national_krw,
+            APPLICATION.c.local_krw,
+            APPLICATION.c.years,
+            APPLICATION.c.project_type,
+            APPLICANT.c.kind,
+            APPLICANT.c.population,
+        )
+        .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
+        .where(APPLICATION.c.id == application_id)
+    ).one()
+    return Facts(
+        kind=r.kind,
+        population=r.population,
+        national_krw=r.national_krw or 0,
+        local_krw=r.local_krw or 0,
+        years=r.years or track.funding.years,
+        project_type=r.project_type,
+    )
 
 
 # -- objections ---------------------------------------------------------------

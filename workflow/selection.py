@@ -11,6 +11,7 @@ office releases them), the rank and score on each application.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from notifications import reasons
 from states.committee import conflict
 from states.errors import Conflict, InvalidInput, OutsideWindow
 from states.scoring import PARTS, Entry, Ranked, Sheet, Weights, part_score, rank
@@ -184,7 +186,7 @@ def _apply(
         r = totals[d.application_id]
         reason = f"committee score {r.total}, rank {d.rank} of {of}; {d.note}"
         fields = {"rank": d.rank, "score": str(r.total), "waitlist_position": d.waitlist_position}
-        extra = {"waitlist_position": d.waitlist_position or 0}
+        extra = {"waitlist_position": d.waitlist_position or 0, "reason": _why(d, r.total, of, app, track_row)}
         app.engine.move(conn, d.application_id, TRIGGER[d.outcome], actor, reason, extra=extra, fields=fields)
     summary = {
         "selected": [d.label for d in decisions if d.outcome == "select"],
@@ -192,6 +194,28 @@ def _apply(
         "not_selected": [d.label for d in decisions if d.outcome == "reject"],
     }
     events.record(conn, now, actor, "selection", summary, track_row["id"])
+
+
+_BUDGET = re.compile(r"national share of ([\d,]+) won exceeds the ([\d,]+) won left")
+
+
+def _why(d: Decision, score: Any, of: int, app: App, track_row: Any) -> list[reasons.Reason]:
+    """The decision's reason as the applicant reads it (the catalogue's, in its language)."""
+    _, track = app.loaded.config.track(track_row["key"])
+    base = {"score": str(score), "rank": d.rank, "of": of}
+    budget = _BUDGET.search(d.note)
+    if "below the qualifying minimum" in d.note:
+        return [reasons.Reason("selection.below_minimum", {**base, "minimum": str(track.evaluation.minimum_score)})]
+    if d.outcome == "select":
+        return [reasons.Reason("selection.selected", {**base, "slots": track.slots})]
+    if budget:
+        national, left = (int(g.replace(",", "")) for g in budget.groups())
+        why = [reasons.Reason("selection.budget_skip", {**base, "national": national, "left": left})]
+    else:
+        why = [reasons.Reason("selection.slots_full", {**base, "slots": track.slots})]
+    if d.outcome == "waitlist":
+        return [*why, reasons.Reason("selection.waitlist_position", {"position": d.waitlist_position or 0})]
+    return [*why, reasons.Reason("selection.waitlist_full", {"waitlist": track.evaluation.waitlist})]
 
 
 def table(result: Ranking, decisions: list[Decision] | None = None) -> list[dict[str, Any]]:

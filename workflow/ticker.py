@@ -29,11 +29,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from states.errors import Conflict, GongmoError, IllegalMove, InvalidInput, NotFound, OutsideWindow
+from states.lifecycle import APPLICATION as TABLE
 from workflow.actors import SYSTEM
 from workflow.app import App
+from workflow.config import CALENDAR_ORDER
 from workflow.db import read, write
-from workflow.engine import Interrupted
-from workflow.models import APPLICATION, DEADLINE, TRACK, UTCDateTime
+from workflow.engine import CHUNK, Interrupted, extension_until
+from workflow.models import APPLICATION, CALENDAR_CHANGE, DEADLINE, TRACK, UTCDateTime
 
 log = logging.getLogger("gongmo.ticker")
 
@@ -53,12 +55,25 @@ class Fired:
     error: str | None = None
 
 
+# States of the applications an extension of receipt_closes concerns: a bulk
+# move from them leaves out those whose own close has not come (extension_closes).
+EXTENDED_STATES = ("announcement", "receipt")
+
 HELD = "held: "  # last_error of an announcement kept back for the office to decide
 
 
 class Held(GongmoError):
     """An announcement caught up after the receipt's close time: not sent, not
     recorded as fired; it waits for the office (and holds its track back)."""
+
+
+SKIPPED = "skipped, not sent: "  # last_error of a fired row whose action had nothing left to do
+
+
+class Skipped(Exception):  # a verdict, not a failure: not a GongmoError, never retried
+    """A reminder that would tell of a deadline already past (caught up after
+    downtime), or that a later reminder due as well replaces: recorded as fired
+    and skipped, with the reason, and not sent."""
 
 
 class Ticker:
@@ -73,15 +88,20 @@ class Ticker:
         self.late_announcements = settings.late_announcements
         self.stopping = threading.Event()  # set by a stopping daemon: claim nothing more
         self._forced: set[str] = set()  # keys the office fires now (`gongmo deadlines --fire KEY`)
-        self.actions: dict[str, Callable[[Mapping[str, Any], str], str]] = {
+        # What a deadline row does. The rows come from the lifecycle table
+        # (states/lifecycle.APPLICATION_DEADLINES): a row that reports or sends
+        # notices has its method here; every other one fires the automatic
+        # triggers the table puts at it (`_transitions`). Reminders and one
+        # applicant's extension are rows of their own.
+        reports: dict[str, Callable[[Mapping[str, Any], str], str]] = {
             "announce": self._announce,
             "open_receipt": self._open_receipt,
-            "close_receipt": self._close_receipt,
             "review_due": self._review_due,
             "selection_due": self._selection_due,
-            "start_presentation": self._start_presentation,
             "kickoff_plan_due": self._kickoff_plan_due,
-            "kickoff_closes": self._kickoff_closes,
+        }
+        self.actions: dict[str, Callable[[Mapping[str, Any], str], str]] = {
+            **{d.action: reports.get(d.action, self._transitions) for d in TABLE.deadlines},
             "reminder": self._reminder,
             "extension_closes": self._extension_closes,
         }
@@ -295,6 +315,8 @@ class Ticker:
         reason = self._reason(row, now, late)
         try:
             summary = self.actions[row["action"]](row, reason)
+        except Skipped as exc:  # nothing to send: fired, with the reason kept in the row
+            return self._mark(row, now, late, f"skipped: {exc}", f"{SKIPPED}{exc}")
         except Interrupted as exc:  # the daemon is stopping: the chunks done stay, the row goes back
             self._release(row["id"])
             log.info("deadline %s: %s", row["key"], exc)
@@ -304,11 +326,15 @@ class Ticker:
         except Exception as exc:  # a bug or the database: keep the row for a retry, log it
             log.exception("deadline %s failed", row["key"])
             return self._failed(row, now, late, f"{type(exc).__name__}: {exc}")
+        return self._mark(row, now, late, summary)
+
+    def _mark(self, row: Mapping[str, Any], now: datetime, late: bool, summary: str, note: str | None = None) -> Fired:
+        """Record the row fired (with `note` in last_error: why nothing was sent)."""
         with write(self.app.db) as conn:
             marked = conn.execute(
                 sa.update(DEADLINE)
                 .where(DEADLINE.c.id == row["id"], DEADLINE.c.claimed_by == self.worker, DEADLINE.c.fired_at.is_(None))
-                .values(fired_at=now, late=late, lease_until=None, last_error=None)
+                .values(fired_at=now, late=late, lease_until=None, last_error=note[:2000] if note else None)
             )
         if not marked.rowcount:  # the lease ran out and another daemon took the row (its action is idempotent)
             log.warning("deadline %s: done, but another daemon holds it now; it records the firing", row["key"])
@@ -418,47 +444,115 @@ class Ticker:
         waiting = self._count(row["track_key"], "presentation_evaluation")
         return f"{waiting} without a result" + (": confirm the selection" if waiting else "")
 
-    def _close_receipt(self, row: Mapping[str, Any], reason: str) -> str:
-        bulk = self.app.engine.apply_bulk
-        stop = self.stopping.is_set
-        track = row["track_key"]
-        expired = bulk(
-            track, "expire", "announcement", SYSTEM, reason, skip_extended="receipt_closes", should_stop=stop
-        )
-        review = bulk(
-            track, "start_review", "receipt", SYSTEM, reason, skip_extended="receipt_closes", should_stop=stop
-        )
-        return f"{expired} expired, {review} to preliminary review"
-
-    def _start_presentation(self, row: Mapping[str, Any], reason: str) -> str:
-        moved = self.app.engine.apply_bulk(
-            row["track_key"],
-            "start_presentation",
-            "written_evaluation",
-            SYSTEM,
-            reason,
-            should_stop=self.stopping.is_set,
-        )
-        return f"{moved} to presentation evaluation"
+    def _transitions(self, row: Mapping[str, Any], reason: str) -> str:
+        """Fire the automatic triggers the lifecycle table puts at this deadline (for
+        the track's calendar as the database holds it: without review_starts,
+        start_review runs at the receipt close), each from each of its sources, in
+        the table's order. An application whose own extension of the receipt close
+        still runs is left to its extension's row."""
+        with read(self.app.db) as conn:
+            track = conn.execute(sa.select(TRACK).where(TRACK.c.id == row["track_id"])).mappings().one()
+        present = {m for m in CALENDAR_ORDER if track[m] is not None}
+        done = []
+        for spec in TABLE.deadline_triggers(row["action"], present):
+            why = f"{spec.system_reason}; {reason}" if spec.system_reason else reason
+            moved = 0
+            for source in spec.sources:
+                moved += self.app.engine.apply_bulk(
+                    row["track_key"],
+                    spec.name,
+                    source,
+                    SYSTEM,
+                    why,
+                    skip_extended="receipt_closes" if source in EXTENDED_STATES else None,
+                    should_stop=self.stopping.is_set,
+                )
+            done.append(f"{moved} {spec.done or spec.name}")
+        return ", ".join(done) or "nothing to move at this deadline"
 
     def _kickoff_plan_due(self, row: Mapping[str, Any], reason: str) -> str:
         sent = self.app.engine.notify_state(row["track_key"], ("selected",), "kickoff_plan_request", row["key"])
         return f"{sent} selected without an approved plan reminded"
 
-    def _kickoff_closes(self, row: Mapping[str, Any], reason: str) -> str:
-        bulk = self.app.engine.apply_bulk
-        stop = self.stopping.is_set
-        why = f"no approved implementation plan; {reason}"
-        cancelled = bulk(row["track_key"], "cancel", "selected", SYSTEM, why, should_stop=stop)
-        lapsed = bulk(row["track_key"], "lapse", "waitlisted", SYSTEM, reason, should_stop=stop)
-        return f"{cancelled} cancelled, {lapsed} waitlisted lapsed"
-
     def _reminder(self, row: Mapping[str, Any], reason: str) -> str:
+        """'Deadline approaching' to the applicants that have not submitted: a
+        track's row to those without an extension of their own, an applicant's
+        row (its extension's) to that applicant, citing its own close. Skipped,
+        with the reason and nothing sent, when that close has passed (caught up
+        after downtime) or a later reminder of the same close is due as well."""
+        now = self.app.clock.now()
+        app_id = row["application_id"]
         with read(self.app.db) as conn:
-            close = conn.execute(sa.select(TRACK.c.receipt_closes).where(TRACK.c.key == row["track_key"])).scalar_one()
+            track = conn.execute(sa.select(TRACK).where(TRACK.c.id == row["track_id"])).mappings().one()
+            close: datetime = track["receipt_closes"]
+            zone = ZoneInfo(self.app.loaded.config.track(track["key"])[0].timezone)
+            if app_id is not None:
+                own = extension_until(conn, app_id, "receipt_closes")
+                if own is None or own <= close:
+                    raise Skipped(
+                        f"the track's receipt close {_local(zone, close)} is not before application {app_id}'s"
+                        " extension any more; the track's reminders apply to it"
+                    )
+                close = own
+            if now >= close:
+                raise Skipped(
+                    f"the receipt closed at {_local(zone, close)} before this reminder fired"
+                    f" ({_local(zone, now)}); a reminder of a past deadline would mislead"
+                )
+            mine = DEADLINE.c.application_id == app_id if app_id is not None else DEADLINE.c.application_id.is_(None)
+            later = conn.execute(
+                sa.select(DEADLINE.c.key)
+                .where(
+                    DEADLINE.c.track_id == row["track_id"],
+                    DEADLINE.c.action == "reminder",
+                    mine,
+                    DEADLINE.c.due_at > row["due_at"],
+                    DEADLINE.c.due_at <= now,
+                    DEADLINE.c.fired_at.is_(None),
+                )
+                .order_by(DEADLINE.c.due_at.desc())
+                .limit(1)
+            ).scalar()
+        if later is not None:
+            raise Skipped(f"{later} is due too (caught up together); it alone goes, not two reminders at once")
         extra = {"milestone_name": "receipt_closes", "due_at": close}
-        sent = self.app.engine.notify_state(row["track_key"], ("announcement",), "deadline_reminder", row["key"], extra)
+        if app_id is not None:
+            sent = self._remind(track["key"], extra, row["key"], APPLICATION.c.id == app_id)
+            return f"{sent} reminder to application {app_id} (its own close {_local(zone, close)})"
+        extended = sa.exists().where(
+            CALENDAR_CHANGE.c.application_id == APPLICATION.c.id,
+            CALENDAR_CHANGE.c.milestone == "receipt_closes",
+            CALENDAR_CHANGE.c.new_at > close,
+        )
+        sent = self._remind(track["key"], extra, row["key"], ~extended)
         return f"{sent} reminders to applicants that have not submitted"
+
+    def _remind(self, track_key: str, extra: Mapping[str, Any], tag: str, where: sa.ColumnElement[bool]) -> int:
+        """Queue the reminder to the track's applications still in 'announcement'
+        that match `where`, chunk by chunk (the key `tag` suppresses duplicates)."""
+        engine = self.app.engine
+        queued, after = 0, 0
+        while True:
+            with write(self.app.db) as conn:
+                track = engine.track_by_key(conn, track_key, lock=True)
+                ids = [
+                    int(i)
+                    for i in conn.execute(
+                        sa.select(APPLICATION.c.id)
+                        .where(
+                            APPLICATION.c.track_id == track["id"],
+                            APPLICATION.c.state == "announcement",
+                            APPLICATION.c.id > after,
+                            where,
+                        )
+                        .order_by(APPLICATION.c.id)
+                        .limit(CHUNK)
+                    ).scalars()
+                ]
+                if not ids:
+                    return queued
+                queued += engine.queue(conn, "deadline_reminder", ids, track, self.app.clock.now(), extra, tag=tag)
+            after = ids[-1]
 
     def _extension_closes(self, row: Mapping[str, Any], reason: str) -> str:
         """One applicant's own close: expire it, or send its late plan to review.
@@ -590,7 +684,7 @@ def annotate(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
         error = row.get("last_error") or ""
         waiting_for = None
         if row["fired_at"] is not None:
-            status = "skipped" if error.startswith("skipped by the office") else "fired"
+            status = "skipped" if error.startswith(("skipped by the office", SKIPPED)) else "fired"
         elif error:
             status = "held" if error.startswith(HELD) else "failed"
             waiting_for = blocking.get(row["track_id"])
@@ -601,3 +695,7 @@ def annotate(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
             status = "due" if row["due_at"] <= now else "scheduled"
         row["status"], row["waiting_for"] = status, waiting_for
     return rows
+
+
+def _local(zone: ZoneInfo, at: datetime) -> str:
+    return f"{at.astimezone(zone):%Y-%m-%d %H:%M %Z}"

@@ -245,7 +245,8 @@ def test_a_long_reminder_spec_is_shortened_in_the_refusal() -> None:
     with pytest.raises(ValueError) as info:
         reminder_instant("x" * 500, CLOSE)
     assert (
-        str(info.value) == "reminder '" + "x" * 36 + "...: write 'D-N HH:MM' (e.g. 'D-3 09:00') or '-Nh' (e.g. '-3h')"
+        str(info.value) == "reminder '" + "x" * 36 + "...: write 'D-N HH:MM' (e.g. 'D-3 09:00'),"
+        " 'D-N working days HH:MM' (e.g. 'D-2 working days 09:00') or '-Nh' (e.g. '-3h')"
     )
 
 
@@ -274,3 +275,35 @@ def test_add_local_days_keeps_the_wall_clock_across_a_daylight_saving_change() -
     due = datetime(2024, 10, 20, 16, 0, tzinfo=UTC)  # 18:00 CEST in Berlin
     assert add_local_days(due, 14, "Europe/Berlin") == datetime(2024, 11, 3, 17, 0, tzinfo=UTC)  # 18:00 CET
     assert add_local_days(due, 14, "Asia/Seoul") == datetime(2024, 11, 3, 16, 0, tzinfo=UTC)  # no change in Seoul
+
+
+# --------------------------------------------------------------------------
+# reminders counted in working days (issue 19, point 3)
+# --------------------------------------------------------------------------
+
+
+def test_working_days_reminder_skips_the_weekend() -> None:
+    monday_close = seoul("2024-06-03 18:00")
+    # two working days before Monday 06-03 is Thursday 05-30 (not Saturday 06-01)
+    assert reminder_instant("D-2 working days 09:00", monday_close, CLOSED) == seoul("2024-05-30 09:00")
+    assert reminder_instant("D-1 working day 09:00", monday_close, CLOSED) == seoul("2024-05-31 09:00")
+    assert reminder_instant("D-0 working days 09:00", monday_close, CLOSED) == seoul("2024-06-03 09:00")
+
+
+def test_working_days_reminder_skips_the_closed_days_the_rules_skip() -> None:
+    # Friday 06-07 close: the working day before is Wednesday 06-05 (06-06 is Memorial Day)
+    assert reminder_instant("D-1 working days 10:30", seoul("2024-06-07 18:00"), CLOSED) == seoul("2024-06-05 10:30")
+    # the same closed days as 'receipt_closes + 1 working days' forward
+    start = seoul("2024-06-05 10:30")
+    assert add_working_days(start, 1, CLOSED) == seoul("2024-06-07 10:30")
+
+
+def test_working_days_reminder_without_closed_days_counts_weekdays() -> None:
+    assert reminder_instant("D-3 working days 09:00", CLOSE) == seoul("2024-05-24 09:00")  # Wed -> Fri before
+
+
+def test_working_days_reminder_is_bounded_like_the_calendar_form() -> None:
+    with pytest.raises(ValueError, match="too early"):
+        reminder_instant("D-366 working days 09:00", CLOSE)
+    with pytest.raises(ValueError, match="D-N working days HH:MM"):
+        reminder_instant("D-2 working days 25:00", CLOSE)

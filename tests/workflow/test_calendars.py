@@ -11,9 +11,10 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from states.errors import Conflict, InvalidInput, MissingReason, OutsideWindow
-from states.lifecycle import Role
-from tests.conftest import CONFIG, kst
+from states.errors import Conflict, IllegalMove, InvalidInput, MissingReason, OutsideWindow
+from states.lifecycle import APPLICATION as TABLE
+from states.lifecycle import Role, parse_at
+from tests.conftest import CONFIG, config_copy, kst, make_app, run_cli
 from workflow import calendars, cli
 from workflow.actors import Actor
 from workflow.app import App
@@ -34,7 +35,7 @@ STRONG_SMALL_ROWS = {
     f"{TRACK_KEY}:close_receipt": ("close_receipt", "receipt_closes", kst("2024-05-29 18:00")),
     f"{TRACK_KEY}:review_due": ("review_due", "review_ends", kst("2024-06-05 18:00")),
     f"{TRACK_KEY}:selection_due": ("selection_due", "selection_at", kst("2024-06-26 10:00")),
-    f"{TRACK_KEY}:reminder:D-3 09:00": ("reminder", "receipt_closes", kst("2024-05-26 09:00")),
+    # no D-3 09:00 (Sunday 05-26): before the receipt opens, no reminder (issue 19)
     f"{TRACK_KEY}:reminder:D-1 09:00": ("reminder", "receipt_closes", kst("2024-05-28 09:00")),
     f"{TRACK_KEY}:reminder:-3h": ("reminder", "receipt_closes", kst("2024-05-29 15:00")),
     f"{TRACK_KEY}:start_presentation": ("start_presentation", "written_ends", kst("2024-06-12 18:00")),
@@ -92,14 +93,14 @@ def ids_by_code(app: App, track: str = TRACK_KEY) -> dict[str, int]:
         return {code: int(i) for code, i in conn.execute(query).all()}
 
 
-def states(app: App) -> dict[int, str]:
+def states(app: App, track: str = TRACK_KEY) -> dict[int, str]:
     with read(app.db) as conn:
         return {
             int(i): s
             for i, s in conn.execute(
                 sa.select(APPLICATION.c.id, APPLICATION.c.state)
                 .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
-                .where(TRACK.c.key == TRACK_KEY)
+                .where(TRACK.c.key == track)
             ).all()
         }
 
@@ -211,7 +212,7 @@ def test_reschedule_moves_the_track_its_deadlines_and_tells_the_applicants(runni
     assert rows[f"{TRACK_KEY}:reminder:D-1 09:00"]["due_at"] == kst("2024-05-30 09:00")
     assert rows[f"{TRACK_KEY}:reminder:-3h"]["due_at"] == kst("2024-05-31 15:00")
     assert rows[f"{TRACK_KEY}:start_presentation"]["due_at"] == kst("2024-06-12 18:00")
-    assert len(rows) == len(STRONG_SMALL_ROWS)
+    assert len(rows) == len(STRONG_SMALL_ROWS) + 1  # D-3 09:00 (05-28) falls inside the window now
     assert len(result["deadlines"]) == 4
 
     with read(app.db) as conn:
@@ -284,14 +285,14 @@ def test_reschedule_kickoff_due_moves_both_kickoff_rows(running: App) -> None:
 
 def test_reschedule_leaves_a_fired_reminder_as_history(running: App) -> None:
     app = running
-    fired = tick(app, "2024-05-26 09:00")
-    assert f"{TRACK_KEY}:reminder:D-3 09:00" in fired
-    set_clock(app, "2024-05-27 10:00")
+    fired = tick(app, "2024-05-28 09:00")
+    assert f"{TRACK_KEY}:reminder:D-1 09:00" in fired
+    set_clock(app, "2024-05-28 10:00")
     calendars.reschedule(app, TRACK_KEY, "receipt_closes", kst("2024-05-31 18:00"), "시스템 점검", "kim")
     rows = deadline_rows(app)
-    assert rows[f"{TRACK_KEY}:reminder:D-3 09:00"]["due_at"] == kst("2024-05-26 09:00")
-    assert rows[f"{TRACK_KEY}:reminder:D-3 09:00"]["fired_at"] == kst("2024-05-26 09:00")
-    assert rows[f"{TRACK_KEY}:reminder:D-1 09:00"]["due_at"] == kst("2024-05-30 09:00")
+    assert rows[f"{TRACK_KEY}:reminder:D-1 09:00"]["due_at"] == kst("2024-05-28 09:00")
+    assert rows[f"{TRACK_KEY}:reminder:D-1 09:00"]["fired_at"] == kst("2024-05-28 09:00")
+    assert rows[f"{TRACK_KEY}:reminder:-3h"]["due_at"] == kst("2024-05-31 15:00")
 
 
 @pytest.mark.parametrize(
@@ -408,7 +409,8 @@ def test_extend_records_the_change_a_deadline_and_one_notice(
     assert (change["milestone"], change["reason"], change["actor"]) == ("receipt_closes", "정전 피해", "kim")
     assert (change["old_at"], change["new_at"]) == (CLOSE, kst("2024-05-30 18:00"))
     rows = deadline_rows(app, "ext:")
-    assert set(rows) == {f"ext:{app_id}:receipt_closes"}
+    # and the applicant's own reminder of its new close (issue 19): -3h, 05-30 15:00
+    assert set(rows) == {f"ext:{app_id}:receipt_closes", f"ext:{app_id}:receipt_closes:reminder:-3h"}
     row = rows[f"ext:{app_id}:receipt_closes"]
     assert (row["action"], row["milestone"], row["application_id"]) == ("extension_closes", "receipt_closes", app_id)
     assert row["due_at"] == kst("2024-05-30 18:00")
@@ -551,3 +553,171 @@ def test_extension_of_an_unknown_application_refused(app: App) -> None:
     with pytest.raises(InvalidInput, match="no application 999999"):
         calendars.extend(app, 999_999, "receipt_closes", kst("2024-05-30 18:00"), "정전 피해", "kim")
     assert snapshot(app) == before
+
+
+# -- a reschedule to the same time (issue 19, point 9) -------------------------------------
+
+
+def test_reschedule_to_the_same_time_changes_nothing_and_notifies_nobody(running: App) -> None:
+    app = running
+    calendars.reschedule(app, TRACK_KEY, "receipt_closes", kst("2024-05-31 18:00"), "시스템 점검", "kim")
+    before = snapshot(app)
+    result = calendars.reschedule(app, TRACK_KEY, "receipt_closes", kst("2024-05-31 18:00"), "시스템 점검", "kim")
+    assert (result["changed"], result["change"], result["notified"], result["deadlines"]) == (False, None, 0, [])
+    assert snapshot(app) == before  # no calendar_change row, no notice, no deadline moved
+
+
+# -- closed days of the calendar as the database holds it (issue 19, point 10) -------------
+
+
+def test_reschedule_onto_a_holiday_or_a_saturday_warns(running: App) -> None:
+    app = running
+    moved = calendars.reschedule(app, TRACK_KEY, "review_ends", kst("2024-06-06 18:00"), "위원 일정", "kim")
+    assert moved["warnings"] == [f"{TRACK_KEY}: review_ends 2024-06-06 18:00 KST falls on a closed day (현충일)"]
+    saturday = calendars.reschedule(app, TRACK_KEY, "selection_at", kst("2024-06-22 10:00"), "발표 일정", "kim")
+    assert saturday["warnings"] == [f"{TRACK_KEY}: selection_at 2024-06-22 10:00 KST falls on a closed day (토요일)"]
+    working = calendars.reschedule(app, TRACK_KEY, "kickoff_due", kst("2024-08-01 18:00"), "예산 일정", "kim")
+    assert working["warnings"] == []
+
+
+def test_held_calendar_has_the_reschedules_with_who_and_why(running: App) -> None:
+    app = running
+    calendars.reschedule(app, TRACK_KEY, "review_ends", kst("2024-06-06 18:00"), "위원 일정", "kim")
+    with read(app.db) as conn:
+        kept = calendars.held(conn, app.loaded.config)
+    assert dict(kept[TRACK_KEY]["calendar"])["review_ends"] == kst("2024-06-06 18:00")
+    assert kept[TRACK_KEY]["rescheduled"] == {
+        "review_ends": [
+            {
+                "from": kst("2024-06-05 18:00"),
+                "to": kst("2024-06-06 18:00"),
+                "by": "kim",
+                "at": kst("2024-05-20 10:00"),
+                "why": "위원 일정",
+            }
+        ]
+    }
+    flags = [f.line() for f in calendars.closed_day_flags(app.loaded.config, kept) if f.track == TRACK_KEY]
+    assert f"{TRACK_KEY}: review_ends 2024-06-06 18:00 KST falls on a closed day (현충일)" in flags
+    assert not [f for f in calendars.closed_day_flags(app.loaded.config) if f.track == TRACK_KEY]  # the config's
+
+
+def test_cli_reschedule_init_and_contests_show_the_calendar_the_database_holds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = config_copy(tmp_path)
+    now = ["--config", str(config), "--now", "2024-05-20T10:00+09:00"]
+
+    def gongmo(*args: str) -> str:
+        code, out, err = run_cli(capsys, *now, *args)
+        assert code == 0, err
+        return " ".join(out.split())
+
+    before = json.loads(gongmo("contests", "--json"))  # no database yet: the config's calendar
+    assert not (tmp_path / "gongmo.db").exists()
+    [strong] = [t for t in before[1]["tracks"] if t["track"] == TRACK_KEY]
+    assert strong["calendar_source"] == "config" and strong["calendar"]["review_ends"] == "2024-06-05T09:00:00+00:00"
+
+    gongmo("init")
+    moved = gongmo(
+        "reschedule", TRACK_KEY, "review_ends", "2024-06-06T18:00", "--reason", "위원 일정", "--actor", "kim"
+    )
+    assert "2024-06-05 18:00 -> 2024-06-06 18:00 KST" in moved
+    warning = f"warning: {TRACK_KEY}: review_ends 2024-06-06 18:00 KST falls on a closed day (현충일)"
+    assert warning in moved
+
+    same = gongmo("reschedule", TRACK_KEY, "review_ends", "2024-06-06T18:00", "--reason", "위원 일정")
+    assert same.startswith(
+        f"{TRACK_KEY} review_ends is already 2024-06-06 18:00 KST: nothing changed, nobody notified"
+    ), same
+    assert "notified;" not in same and "deadline row(s) moved" not in same
+
+    assert warning in gongmo("init")
+
+    data = json.loads(gongmo("contests", "--json"))
+    [strong] = [t for t in data[1]["tracks"] if t["track"] == TRACK_KEY]
+    assert strong["calendar_source"] == "database"
+    assert strong["calendar"]["review_ends"] == "2024-06-06T09:00:00+00:00"
+    [move] = strong["rescheduled"]["review_ends"]
+    assert (move["by"], move["why"], move["to"]) == ("kim", "위원 일정", "2024-06-06T09:00:00+00:00")
+    assert {"milestone": "review_ends", "at": "2024-06-06T18:00:00+09:00", "why": "현충일"} in strong["closed_days"]
+
+    table = gongmo("contests")
+    assert f"* {TRACK_KEY} review_ends: 2024-06-05 18:00 -> 2024-06-06 18:00, rescheduled by kim" in table
+    assert "위원 일정" in table and warning.removeprefix("warning: ") in table
+
+
+# -- the deadline rows and the ticker's actions come from the lifecycle table (point 14) ----
+
+
+def test_deadline_rows_and_ticker_actions_are_derived_from_the_lifecycle_table(app: App) -> None:
+    derive(app)
+    present = {"announce_at", "receipt_opens", "receipt_closes", "review_ends", "written_ends", "selection_at"}
+    expected = {spec.action for spec, _, _ in TABLE.deadline_plan(present | {"kickoff_due"})}
+    rows = deadline_rows(app)
+    assert {r["action"] for r in rows.values() if r["action"] != "reminder"} == expected
+    ticker = Ticker(app, "w1")
+    assert set(ticker.actions) == {d.action for d in TABLE.deadlines} | {"reminder", "extension_closes"}
+    # lapse and cancel fire at kickoff_due + kickoff_grace_days, not at kickoff_due
+    assert rows[f"{TRACK_KEY}:kickoff_closes"]["due_at"] == kst("2024-08-14 18:00")
+    assert str(parse_at(TABLE.trigger("lapse").milestone or "")) == "kickoff_due + kickoff_grace_days"
+
+
+def test_the_kickoff_grace_ends_on_a_working_day(tmp_path: Path, db_url: str) -> None:
+    """kickoff_due 2022-03-31 + 16 days is Saturday 4.16: Civil Act art. 161 ends it on Monday 4.18."""
+    for rule, end in (("civil_act_161", "2022-04-18 18:00"), ("calendar", "2022-04-16 18:00")):
+        config = config_copy(
+            tmp_path,
+            ("  kickoff_grace_days = 14\n", "  kickoff_grace_days = 16\n"),
+            ('period_end_rule = "civil_act_161"\n', f'period_end_rule = "{rule}"\n'),
+            name=f"{rule}.toml",
+        )
+        built = make_app(db_url, FixedClock(kst("2021-11-01 09:00")), config)
+        try:
+            derive(built)
+            due = deadline_rows(built, "small-medium-2022:")["small-medium-2022:kickoff_closes"]["due_at"]
+            assert due == kst(end), rule
+        finally:
+            built.db.dispose()
+
+
+# -- the 2022 preliminary review window (issue 19, point 15) -------------------------------
+
+
+def test_2022_plans_wait_in_receipt_until_the_review_opens_on_01_03(db_url: str) -> None:
+    built = make_app(db_url, FixedClock(kst("2021-11-23 09:00")))
+    try:
+        app, key = built, "small-medium-2022"
+        derive(app)
+        rows = deadline_rows(app, f"{key}:")
+        assert rows[f"{key}:open_review"]["due_at"] == kst("2022-01-03 09:00")
+        assert (rows[f"{key}:open_review"]["action"], rows[f"{key}:open_review"]["milestone"]) == (
+            "open_review",
+            "review_starts",
+        )
+        assert track_row(app, key)["review_starts"] == kst("2022-01-03 09:00")
+        tick(app, "2021-11-23 10:00")
+        codes = sorted(ids_by_code(app, key))[:2]
+        set_clock(app, "2021-12-28 10:00")
+        for code in codes:
+            app.engine.submit(key, code, 2_000_000_000, 2_000_000_000, ADMIN, "계획")
+        closed = tick(app, "2021-12-29 18:00")
+        assert closed[f"{key}:close_receipt"] == f"{len(ids_by_code(app, key)) - 2} expired"
+        ids = ids_by_code(app, key)
+        assert [states(app, key)[ids[c]] for c in codes] == ["receipt", "receipt"]
+        set_clock(app, "2021-12-30 10:00")
+        with pytest.raises(IllegalMove):  # the review may not be decided before it opens
+            app.engine.apply(ids[codes[0]], "pass_review", ADMIN)
+        assert tick(app, "2022-01-02 23:59") == {}
+        opened = tick(app, "2022-01-03 09:00")
+        assert opened == {f"{key}:open_review": "2 to preliminary review"}
+        assert [states(app, key)[ids[c]] for c in codes] == ["preliminary_review", "preliminary_review"]
+    finally:
+        built.db.dispose()
+
+
+def test_rehearsal_of_2022_opens_the_review_on_01_03(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "--config", str(CONFIG), "rehearse", "scc-2022-small-medium")
+    assert code == 0, err
+    assert "2022-01-03 (월) 09:00 KST  small-medium-2022  [open_review] 12 to preliminary review" in out, out
+    assert "2021-12-29 (수) 18:00 KST  small-medium-2022  [close_receipt] 6 expired\n" in out

@@ -379,7 +379,8 @@ BAD_INPUT: dict[str, tuple[Callable[[str], str], list[str]]] = {
         in_small_medium_track(f'reminders = ["{X200}"]'),
         [
             "contests[0].tracks[0].reminders = ['" + "x/" * 27 + "x...: reminder '" + "x/" * 18 + "...:"
-            " write 'D-N HH:MM' (e.g. 'D-3 09:00') or '-Nh' (e.g. '-3h')"
+            " write 'D-N HH:MM' (e.g. 'D-3 09:00'), 'D-N working days HH:MM' (e.g. 'D-2 working days 09:00')"
+            " or '-Nh' (e.g. '-3h')"
         ],
     ),
     "long notice": (
@@ -730,3 +731,21 @@ def test_production_refuses_now_and_gongmo_now(
     monkeypatch.setenv("GONGMO_NOW", "2024-05-28T10:00")
     code, _, err = run_cli(capsys, "--config", str(path), "status")
     assert code == 1 and len(err.splitlines()) == 1 and "is a production configuration" in err
+
+
+# --- wording and times (issue 19): a time a person reads is in the contest's zone -------------
+
+
+def test_a_calendar_out_of_order_is_refused_in_the_contests_zone_at_the_milestones_key(tmp_path: Path) -> None:
+    path = local_copy(
+        tmp_path, edit(shipped_text(), "receipt_closes = 2021-12-29T18:00:00", "receipt_closes = 2021-12-26T18:00:00")
+    )
+    with pytest.raises(ConfigError) as refused:
+        load(path)
+    (line,) = str(refused.value).splitlines()
+    assert line.startswith(
+        f"{path}: contests[0].tracks[0].calendar.receipt_closes = 2021-12-26T18:00:00:"
+        " receipt_closes (2021-12-26 18:00 KST) comes before receipt_opens (2021-12-27 09:00 KST);"
+        " milestones must be in the order announce_at, receipt_opens, receipt_closes,"
+    ), line
+    assert "UTC" not in line

@@ -89,7 +89,14 @@ def transition(
     version = _version(if_match, body.version)
     with read(a.db) as conn:
         check_access(a, conn, who, application_id)
-    moved = a.engine.apply(application_id, body.trigger.value, who.actor, body.reason or None, version)
+    moved = a.engine.apply(
+        application_id,
+        body.trigger.value,
+        who.actor,
+        body.reason or None,
+        version,
+        waitlist_position=body.waitlist_position,
+    )
     response.headers["ETag"] = f'"{moved.version}"'
     return moved
 

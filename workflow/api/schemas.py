@@ -181,12 +181,25 @@ class NoticeRow(BaseModel):
     sent_at: datetime | None
 
 
+class CalendarChangeRow(BaseModel):
+    kind: str = Field(description="reschedule (the track's milestone moved) or extension (this application's own)")
+    milestone: str
+    old_at: datetime
+    new_at: datetime
+    reason: str
+    actor: str
+    at: datetime
+
+
 class ApplicationDetail(ApplicationOut):
     eligible: bool | None
     checklist: list[dict[str, Any]] | None
     actions: list[str] = Field(description="Triggers this token may fire from the current state.")
     history: list[HistoryRow]
     events: list[dict[str, Any]]
+    calendar_changes: list[CalendarChangeRow] = Field(
+        default_factory=list, description="The track's reschedules and this application's extensions, with why."
+    )
     notices: list[NoticeRow]
     result: ResultOut | None = None
 

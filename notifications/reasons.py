@@ -1,0 +1,207 @@
+"""The reasons an applicant reads, in the applicant's language.
+
+A reason gongmo gives (a failed eligibility rule, a selection outcome) is a
+code and its values, rendered here from a message catalogue, ko and en. The
+audit keeps the office's English line; the notice gets the catalogue's.
+Reasons an admin writes (a disqualification by hand, an objection decision)
+are free text and stay as written.
+
+A typed dict catalogue rather than gettext/Babel: about twenty short
+sentences in two languages, read by the renderer only, with named values
+(amounts in won, counts); a .po/.mo toolchain would add a compile step and a
+runtime lookup for no gain here. `check()` runs at import: every code has
+both languages with the same placeholders, so a missing translation fails at
+start, not in a letter. Babel remains the way if the web pages get
+translated (they could then share these strings).
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from states.eligibility import RULES, Facts, Rules, required_local
+from states.eligibility import check as check_rules
+
+LANGUAGES = ("ko", "en")
+
+CATALOGUE: dict[str, dict[str, str]] = {
+    # failed eligibility checks (states/eligibility.py RULES)
+    "eligibility.kind": {
+        "ko": "신청 자격: {kind}은(는) 이 유형의 신청 대상({allowed})이 아닙니다",
+        "en": "eligibility: {kind} is not among those who may apply ({allowed})",
+    },
+    "eligibility.population": {
+        "ko": "인구 요건: 인구 {population}명으로, {limit}명 미만이어야 합니다",
+        "en": "population: {population}, which must be below {limit}",
+    },
+    "eligibility.national_cap": {
+        "ko": "국비 한도: 신청 국비 {national}원이 {years}년간 한도 {cap}원을 넘습니다",
+        "en": "national share: {national} won exceeds the cap of {cap} won over {years} year(s)",
+    },
+    "eligibility.national_min": {
+        "ko": "국비 하한: 신청 국비 {national}원이 최소 {minimum}원에 미치지 못합니다",
+        "en": "national share: {national} won is below the minimum of {minimum} won",
+    },
+    "eligibility.years": {
+        "ko": "사업 기간: {years}년으로, 1~{max_years}년이어야 합니다",
+        "en": "program length: {years} year(s), which must be 1 to {max_years}",
+    },
+    "eligibility.local_match": {
+        "ko": "지방비 매칭: 지방비 {local}원으로, 국비 대비 {ratio} 매칭에 필요한 {needed}원 이상이어야 합니다",
+        "en": "local match: {local} won, at least {needed} won needed (local:national = {ratio})",
+    },
+    "eligibility.type": {
+        "ko": "사업 유형: {chosen}은(는) 이 유형에서 고를 수 있는 사업 유형({allowed})이 아닙니다",
+        "en": "project type: {chosen} is not one of {allowed}",
+    },
+    # selection outcomes (states/selection.py decide)
+    "selection.selected": {
+        "ko": "평가 점수 {score}점, {of}개 기관 중 {rank}위로 선정 범위({slots}곳) 안에 들었습니다",
+        "en": "score {score}, rank {rank} of {of}, within the {slots} slot(s)",
+    },
+    "selection.below_minimum": {
+        "ko": "평가 점수 {score}점({of}개 기관 중 {rank}위)이 선정 최저 점수 {minimum}점에 미치지 못합니다",
+        "en": "score {score} (rank {rank} of {of}) is below the qualifying minimum of {minimum}",
+    },
+    "selection.budget_skip": {
+        "ko": "평가 점수 {score}점({of}개 기관 중 {rank}위)이나,"
+        " 신청 국비 {national}원이 남은 예산 {left}원을 넘습니다",
+        "en": "score {score} (rank {rank} of {of}), but its national share of {national} won exceeds the {left} won"
+        " left of the budget",
+    },
+    "selection.slots_full": {
+        "ko": "평가 점수 {score}점({of}개 기관 중 {rank}위)으로, 선정 규모 {slots}곳이 모두 찼습니다",
+        "en": "score {score} (rank {rank} of {of}); all {slots} slot(s) were filled",
+    },
+    "selection.waitlist_full": {
+        "ko": "예비 선정(대기) {waitlist}곳도 모두 찼습니다",
+        "en": "the waitlist of {waitlist} is full",
+    },
+    "selection.waitlist_position": {
+        "ko": "예비 선정 대기 {position}순위입니다",
+        "en": "waitlist position {position}",
+    },
+}
+
+# Values shown by name: the kinds of local government and the project types.
+NAMES: dict[str, dict[str, str]] = {
+    "ko": {
+        "special_city": "특별시",
+        "metropolitan_city": "광역시",
+        "special_self_governing_city": "특별자치시",
+        "special_self_governing_province": "특별자치도",
+        "city": "시",
+        "county": "군",
+        "district": "자치구",
+        "climate_crisis": "기후위기 대응형",
+        "local_extinction": "지역소멸 대응형",
+        "": "(선택 안 함)",
+    },
+    "en": {
+        "special_city": "special city",
+        "metropolitan_city": "metropolitan city",
+        "special_self_governing_city": "special self-governing city",
+        "special_self_governing_province": "special self-governing province",
+        "city": "city",
+        "county": "county",
+        "district": "autonomous district",
+        "climate_crisis": "climate-crisis response",
+        "local_extinction": "local-extinction response",
+        "": "(none chosen)",
+    },
+}
+SEPARATOR = {"ko": "; ", "en": "; "}
+
+
+@dataclass(frozen=True)
+class Reason:
+    """One reason: a catalogue code and its values (ints are shown with
+    thousands separators, names as the catalogue names them)."""
+
+    code: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+    named: tuple[str, ...] = ()  # values that are names (a kind, a type, or a list of them)
+
+    def text(self, language: str) -> str:
+        lang = language if language in LANGUAGES else "ko"
+        shown = {k: _show(v, lang, k in self.named) for k, v in self.values.items()}
+        return CATALOGUE[self.code][lang].format(**shown)
+
+
+def eligibility(rules: Rules, facts: Facts) -> list[Reason]:
+    """One reason per failed rule of an application's checklist, with its values."""
+    failed = {c.rule for c in check_rules(rules, facts) if not c.passed}
+    ratio = rules.local_match_ratio
+    values: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+        "kind": ({"kind": facts.kind, "allowed": sorted(rules.kinds)}, ("kind", "allowed")),
+        "population": ({"population": facts.population, "limit": rules.population_below or 0}, ()),
+        "national_cap": ({"national": facts.national_krw, "cap": rules.national_cap_krw, "years": rules.years}, ()),
+        "national_min": ({"national": facts.national_krw, "minimum": rules.national_min_krw}, ()),
+        "years": ({"years": facts.years, "max_years": rules.years}, ()),
+        "local_match": (
+            {
+                "local": facts.local_krw,
+                "needed": required_local(facts.national_krw, ratio),
+                "ratio": f"{ratio.numerator}:{ratio.denominator}",
+            },
+            (),
+        ),
+        "type": ({"chosen": facts.project_type or "", "allowed": list(rules.types)}, ("chosen", "allowed")),
+    }
+    return [Reason(f"eligibility.{rule}", *values[rule]) for rule in RULES if rule in failed]
+
+
+def render(reasons: Reason | Iterable[Reason], language: str) -> str:
+    """The reasons as one line in `language` (ko when it is neither)."""
+    items = [reasons] if isinstance(reasons, Reason) else list(reasons)
+    lang = language if language in LANGUAGES else "ko"
+    return SEPARATOR[lang].join(r.text(lang) for r in items)
+
+
+def is_reason(value: Any) -> bool:
+    """A catalogue reason (or a non-empty list of them), as opposed to free text."""
+    if isinstance(value, Reason):
+        return True
+    return isinstance(value, (list, tuple)) and bool(value) and all(isinstance(v, Reason) for v in value)
+
+
+def _show(value: Any, language: str, named: bool) -> str:
+    if named:
+        names = NAMES[language]
+        if isinstance(value, (list, tuple, set, frozenset)):
+            joiner = ", "
+            return joiner.join(names.get(str(v), str(v)) for v in value)
+        return names.get(str(value), str(value))
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, Decimal):
+        return str(value)
+    return str(value)
+
+
+def check() -> list[str]:
+    """Problems of the catalogue: a language missing, or placeholders that differ."""
+    problems = []
+    for code, texts in CATALOGUE.items():
+        missing = [lang for lang in LANGUAGES if not texts.get(lang)]
+        if missing:
+            problems.append(f"reason {code}: no {', '.join(missing)} text")
+            continue
+        fields = {lang: {f for _, f, _, _ in string.Formatter().parse(texts[lang]) if f} for lang in LANGUAGES}
+        if fields["ko"] != fields["en"]:
+            problems.append(f"reason {code}: ko names {sorted(fields['ko'])}, en names {sorted(fields['en'])}")
+    for lang in LANGUAGES:
+        if NAMES[lang].keys() != NAMES["ko"].keys():
+            problems.append(f"names: {lang} does not name the same values as ko")
+    return problems
+
+
+_PROBLEMS = check()
+if _PROBLEMS:  # a catalogue edit that breaks it fails at start, not in a letter
+    raise RuntimeError("notifications/reasons.py: " + "; ".join(_PROBLEMS))
