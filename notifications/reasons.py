@@ -145,7 +145,7 @@ def eligibility(rules: Rules, facts: Facts) -> list[Reason]:
         "local_match": (
             {
                 "local": facts.local_krw,
-                "needed": required_local(facts.national_krw, ratio),
+                "needed": required_local(facts.national_krw or 0, ratio),
                 "ratio": f"{ratio.numerator}:{ratio.denominator}",
             },
             (),
