@@ -1056,7 +1056,7 @@ class Run:
         drain_deadline = self.span + options.drain_timeout
         last_report = last_kill = 0.0
         # kills aimed at a held deadline (its holder SIGKILLed while the watch sees it hold the row)
-        aim = max(1, options.kills // 4) if options.kills else 0
+        aim = max(1, options.kills // 8) if options.kills else 0
         aimed = 0
         term_at = self.calendars["chaos-a"].receipt_closes if options.term_fault else None
         while True:
@@ -1089,7 +1089,7 @@ class Run:
             # 4 kills, random ones could spend the budget before any deadline was seen held.
             reserve = max(0, aim - landed) if now < window_end else 0
             if left > 0 and aimed < aim + 8 and landed < aim and now - last_kill > 1.0:
-                victim = self.holder(fleet)
+                victim = self.holder(fleet, least_up_s=2.0)  # it did some work first (or it never would)
                 if victim is not None:
                     aimed += 1
                     self.kill(fleet, victim)
@@ -1123,13 +1123,16 @@ class Run:
                 )
             time.sleep(0.05)
 
-    def holder(self, fleet: Fleet, key_prefix: str = "") -> Incarnation | None:
-        """A live daemon the watch sees holding a deadline (one of `key_prefix`), if any."""
+    def holder(self, fleet: Fleet, key_prefix: str = "", least_up_s: float = 0.0) -> Incarnation | None:
+        """A live daemon the watch sees holding a deadline (one of `key_prefix`), up for at least
+        `least_up_s`, if any."""
         if self.watch is None:
             return None
         for worker, keys in sorted(self.watch.held(time.time()).items()):
             inc = fleet.by_worker(worker)
-            if inc is not None and inc.is_up() and any(k.startswith(key_prefix) for k in keys):
+            if inc is None or not inc.is_up() or self.uptime(inc) < least_up_s:
+                continue
+            if any(k.startswith(key_prefix) for k in keys):
                 return inc
         return None
 

@@ -57,6 +57,9 @@ from workflow.notify import Notifier, Party, supersedes
 Row = RowMapping
 UNSENT = ("pending", "held", "retry")
 CHUNK = 2_000
+# An announcement creates and renders its calls in chunks this small: a daemon killed while announcing
+# loses one chunk, not the call (killed every few seconds, a chunk of 2,000 never committed).
+ANNOUNCE_CHUNK = 500
 
 # The statements of a single move, built once: building them per move cost more
 # Python than SQLite takes to run them (SQLAlchemy still caches their compiled form).
@@ -761,7 +764,7 @@ class Engine:
             sa.select(APPLICANT.c.id)
             .where(APPLICANT.c.kind.in_(kinds), APPLICANT.c.id.not_in(taken))
             .order_by(APPLICANT.c.id)
-            .limit(CHUNK)
+            .limit(ANNOUNCE_CHUNK)
         )
         if only is not None:
             query = query.where(APPLICANT.c.id.in_(list(only)))

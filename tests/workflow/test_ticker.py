@@ -439,7 +439,7 @@ def test_an_announcement_commits_chunk_by_chunk_and_a_rerun_continues(
 ) -> None:
     """Killed (here: the database fails) after its first chunk: the first chunk
     stays, the deadline is unfired; the retry creates only the rest, each once."""
-    monkeypatch.setattr(engine_module, "CHUNK", 5)
+    monkeypatch.setattr(engine_module, "ANNOUNCE_CHUNK", 5)
     clock.set(kst("2024-03-29 10:00"))
     ticker = Ticker(derived, "w1")
     real = derived.engine._create
