@@ -19,6 +19,11 @@ these functions what each caller may see of them; the HTTP API, the CLI's
 - metrics (a monitoring system): counts only, results folded as above while
   under embargo.
 - no token: nothing that reveals a decision.
+
+Calendar changes (a track's reschedules, one application's extensions) are
+public to the applicant they touch, with who, when and why: its own
+extensions and its track's reschedules. An evaluator reads the track's
+reschedules (its windows move with them), not an applicant's extension.
 """
 
 from __future__ import annotations
@@ -125,6 +130,14 @@ def notice(viewer: Viewer, row: Mapping[Any, Any]) -> dict[str, Any] | None:
     if viewer.role != Role.APPLICANT or row["state"] != "sent":
         return None
     return {k: row[k] for k in APPLICANT_NOTICE_FIELDS if k in row}
+
+
+def calendar_change(viewer: Viewer, row: Mapping[Any, Any]) -> bool:
+    """May the viewer read this calendar change of an application it may see? (The
+    reader passes only the track's reschedules and that application's own extensions.)"""
+    if viewer.role in (Role.ADMIN, Role.APPLICANT):
+        return True
+    return viewer.role == Role.EVALUATOR and row["application_id"] is None
 
 
 def state_count(viewer: Viewer, state: str, embargoed: bool) -> str:

@@ -22,7 +22,7 @@ from states.errors import NotFound, NotVisible
 from states.lifecycle import APPLICATION as TABLE
 from states.lifecycle import Role
 from workflow import committee, events, selection
-from workflow.models import APPLICANT, APPLICATION, ASSIGNMENT, AUDIT, OUTBOX, TRACK
+from workflow.models import APPLICANT, APPLICATION, ASSIGNMENT, AUDIT, CALENDAR_CHANGE, OUTBOX, TRACK
 from workflow.tokens import Principal
 
 if TYPE_CHECKING:
@@ -191,6 +191,8 @@ def detail(app: App, conn: Connection, who: Principal, application_id: int) -> d
         h for r in conn.execute(audit).mappings() if (h := rule.audit_row(seer, r, embargoed)) is not None
     ]
     shown["events"] = [e for e in events.of_application(conn, application_id) if rule.event(seer, e, embargoed)]
+    changes = _calendar_changes(conn, row["track_id"], application_id)
+    shown["calendar_changes"] = [_calendar_change(r) for r in changes if rule.calendar_change(seer, r)]
     notices = sa.select(OUTBOX).where(OUTBOX.c.application_id == application_id).order_by(OUTBOX.c.id)
     shown["notices"] = [n for r in conn.execute(notices).mappings() if (n := rule.notice(seer, r)) is not None]
     shown["result"] = _result(app, conn, row) if (seer.insider or not embargoed) else None
@@ -198,6 +200,32 @@ def detail(app: App, conn: Connection, who: Principal, application_id: int) -> d
         t for t in TABLE.triggers_from(shown["state"]) if t != "submit" and who.role in TABLE.trigger(t).roles
     ]
     return shown
+
+
+def _calendar_changes(conn: Connection, track_id: int, application_id: int) -> list[Any]:
+    """Every calendar change that touched the application: the track's reschedules
+    and its own extensions, in the order they were made."""
+    query = (
+        sa.select(CALENDAR_CHANGE)
+        .where(
+            CALENDAR_CHANGE.c.track_id == track_id,
+            sa.or_(CALENDAR_CHANGE.c.application_id.is_(None), CALENDAR_CHANGE.c.application_id == application_id),
+        )
+        .order_by(CALENDAR_CHANGE.c.at, CALENDAR_CHANGE.c.id)
+    )
+    return list(conn.execute(query).mappings())
+
+
+def _calendar_change(row: Any) -> dict[str, Any]:
+    return {
+        "kind": "reschedule" if row["application_id"] is None else "extension",
+        "milestone": row["milestone"],
+        "old_at": row["old_at"],
+        "new_at": row["new_at"],
+        "reason": row["reason"],
+        "actor": row["actor"],
+        "at": row["at"],
+    }
 
 
 def _result(app: App, conn: Connection, row: Any) -> dict[str, Any] | None:

@@ -673,3 +673,53 @@ def test_passing_a_failed_checklist_needs_a_reason_shown_by_show(ready: Gongmo) 
     shown = gongmo("show", receipt, "--json").json()
     assert (shown["history"][-1]["trigger"], shown["history"][-1]["reason"]) == ("pass_review", "확인완료")
     assert "확인완료" in gongmo("show", receipt).out  # the history table's reason column
+
+
+def test_show_lists_every_calendar_change_with_who_when_and_why(ready: Gongmo) -> None:
+    """The track's reschedules and the application's own extensions, each with who, when and
+    why; an applicant sees its own extensions and the track's reschedules, not another's."""
+    gongmo = ready
+    assert gongmo("announce", TRACK, now=ANNOUNCED).code == 0
+    money = ("--national", EIGHT_BN, "--local", EIGHT_BN, "--type", "climate_crisis")
+    assert gongmo("apply", TRACK, "41190", *money, now=OPEN).code == 0  # STRONG-SMALL-2024-0001
+    assert gongmo("apply", TRACK, "41590", *money, now=OPEN).code == 0  # STRONG-SMALL-2024-0002
+    moved = gongmo(
+        "reschedule", TRACK, "receipt_closes", "2024-05-31T18:00+09:00", "--reason", "서버점검", "--actor", "kim",
+        now=OPEN,
+    )  # fmt: skip
+    assert moved.code == 0, moved.err
+    extended = gongmo(
+        "extend", "STRONG-SMALL-2024-0001", "receipt_closes", "2024-06-03T18:00+09:00", "--reason", "정전피해",
+        "--actor", "lee", now="2024-05-30T10:00+09:00",
+    )  # fmt: skip
+    assert extended.code == 0, extended.err
+    reschedule = {
+        "kind": "reschedule",
+        "milestone": "receipt_closes",
+        "old_at": "2024-05-29T09:00:00+00:00",
+        "new_at": "2024-05-31T09:00:00+00:00",
+        "reason": "서버점검",
+        "actor": "kim",
+        "at": "2024-05-28T01:00:00+00:00",
+    }
+    extension = {
+        "kind": "extension",
+        "milestone": "receipt_closes",
+        "old_at": "2024-05-31T09:00:00+00:00",
+        "new_at": "2024-06-03T09:00:00+00:00",
+        "reason": "정전피해",
+        "actor": "lee",
+        "at": "2024-05-30T01:00:00+00:00",
+    }
+    assert gongmo("show", "STRONG-SMALL-2024-0001", "--json").json()["calendar_changes"] == [reschedule, extension]
+    assert gongmo("show", "STRONG-SMALL-2024-0002", "--json").json()["calendar_changes"] == [reschedule]
+    own = gongmo("show", "STRONG-SMALL-2024-0001", "--json", "--as", "applicant:41190")
+    assert own.json()["calendar_changes"] == [reschedule, extension]
+    other = gongmo("show", "STRONG-SMALL-2024-0002", "--json", "--as", "applicant:41590")
+    assert other.json()["calendar_changes"] == [reschedule]
+    lines = gongmo("show", "STRONG-SMALL-2024-0001").out.splitlines()
+    at = lines.index("calendar changes (KST): the track's reschedules and this application's extensions")
+    assert lines[at + 1 : at + 3] == [
+        "  2024-05-28 10:00 kim: reschedule of receipt_closes 2024-05-29 18:00 -> 2024-05-31 18:00; reason: 서버점검",
+        "  2024-05-30 10:00 lee: extension of receipt_closes 2024-05-31 18:00 -> 2024-06-03 18:00; reason: 정전피해",
+    ]

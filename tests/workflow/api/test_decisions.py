@@ -7,8 +7,8 @@ import pytest
 
 from tests.conftest import kst
 from tests.workflow import contest_2024 as sc
-from tests.workflow.api.conftest import ADMIN, SEJONG, SUWON, World
-from workflow import review
+from tests.workflow.api.conftest import ADMIN, SEJONG, SIHEUNG, SUWON, TRACK_KEY, World
+from workflow import calendars, review
 from workflow.models import OBJECTION, OUTBOX
 
 OFFICE = sc.OFFICE
@@ -57,3 +57,35 @@ def test_correcting_a_selection_over_http_needs_a_reason(presentation: World) ->
     assert moved.status_code == 200, moved.text
     history = w.get(f"/applications/{w.id(code)}", ADMIN).json()["history"]
     assert (history[-1]["trigger"], history[-1]["reason"]) == ("waitlist", "국비 한도 재산정")
+
+
+@pytest.mark.routes(DETAIL)
+def test_the_detail_lists_the_calendar_changes_each_reader_may_see(opened: World) -> None:
+    """The track's reschedule reaches every applicant with its reason; an extension only its own."""
+    w = opened
+    calendars.reschedule(w.app, TRACK_KEY, "receipt_closes", kst("2024-05-31 18:00"), "서버 점검", "office-kim")
+    calendars.extend(w.app, w.id(SEJONG), "receipt_closes", kst("2024-06-03 18:00"), "정전 피해", "office-lee")
+    reschedule = {
+        "kind": "reschedule",
+        "milestone": "receipt_closes",
+        "old_at": "2024-05-29T09:00:00Z",
+        "new_at": "2024-05-31T09:00:00Z",
+        "reason": "서버 점검",
+        "actor": "office-kim",
+        "at": "2024-05-28T02:00:00Z",
+    }
+    extension = reschedule | {
+        "kind": "extension",
+        "old_at": "2024-05-31T09:00:00Z",
+        "new_at": "2024-06-03T09:00:00Z",
+        "reason": "정전 피해",
+        "actor": "office-lee",
+    }
+
+    def changes(code: str, who: tuple[str, str]) -> list[dict[str, str]]:
+        got = w.get(f"/applications/{w.id(code)}", who)
+        assert got.status_code == 200, got.text
+        return list(got.json()["calendar_changes"])
+
+    assert changes(SEJONG, ADMIN) == changes(SEJONG, ("applicant", SEJONG)) == [reschedule, extension]
+    assert changes(SIHEUNG, ADMIN) == changes(SIHEUNG, ("applicant", SIHEUNG)) == [reschedule]
