@@ -272,16 +272,17 @@ def test_disqualify_failed_gives_the_failed_rules_as_the_reason(in_review: App, 
 
 def test_the_disqualified_notice_carries_the_reason_and_the_objection_deadline(reviewed: App) -> None:
     app = reviewed
+    # The applicant reads the reason in its language (notifications/reasons.py, issue 19 point 5);
+    # the audit row keeps the checklist's line.
     [changwon] = outbox(app, app_id(app, "48120"), "disqualified")
-    assert "population: 1,010,000 (required: below 1,000,000)" in changwon["body_text"]
+    assert "1,010,000" in changwon["body_text"] and "population:" not in changwon["body_text"]
     assert "2024-06-10" in changwon["body_text"]  # 06-03 10:00 + 7 days
+    [audit] = audit_rows(app, app_id(app, "48120"), "disqualify")
+    assert audit["reason"] == "eligibility: population: 1,010,000 (required: below 1,000,000)"
     [over_cap] = outbox(app, app_id(app, OVER_CAP), "disqualified")
-    assert (
-        "national_cap: 8,000,000,001 won (required: at most 8,000,000,000 won over 3 year(s))"
-        in (over_cap["body_text"])
-    )
+    assert "사유: 국비 한도: 신청 국비 8,000,000,001원이 3년간 한도 8,000,000,000원을 넘습니다" in over_cap["body_text"]
     [short] = outbox(app, app_id(app, SHORT_LOCAL), "disqualified")
-    assert "local_match: 4,999,999,999 won" in short["body_text"]
+    assert "지방비 4,999,999,999원" in short["body_text"]
     assert outbox(app, app_id(app, "36110"), "disqualified") == []
 
 
