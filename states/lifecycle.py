@@ -12,7 +12,8 @@ see which one it is in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -41,9 +42,14 @@ class StateSpec:
 class TriggerSpec:
     """One trigger: from any of `sources` to `dest`.
 
-    `milestone` names the calendar deadline at which the scheduler fires it
-    (automatic triggers); `roles` are who may fire it by hand. `notice` is
-    the notice queued for the applicant in the same transaction.
+    `milestone` says when the scheduler fires it (automatic triggers), as a
+    milestone expression (see `At`): "receipt_closes", "review_starts or
+    receipt_closes" (an optional milestone, else the one named after it),
+    "kickoff_due + kickoff_grace_days" (days counted by a track setting).
+    `roles` are who may fire it by hand. `notice` is the notice queued for the
+    applicant in the same transaction. `done` is how the scheduler reports its
+    moves ("3 expired"); `system_reason` is put before the deadline's own
+    reason when the scheduler fires a trigger that needs one.
     """
 
     name: str
@@ -54,10 +60,66 @@ class TriggerSpec:
     needs_reason: bool = False
     notice: str | None = None
     description: str = ""
+    done: str = ""
+    system_reason: str = ""
 
     @property
     def automatic(self) -> bool:
         return self.milestone is not None
+
+
+@dataclass(frozen=True)
+class At:
+    """A milestone expression, parsed: the first of `milestones` the track's
+    calendar has (the later ones stand in for an optional milestone), plus the
+    number of days held by the track setting `days` (counted as a period: see
+    workflow/closures.period_end)."""
+
+    milestones: tuple[str, ...]
+    days: str | None = None
+
+    def resolve(self, present: Collection[str]) -> At | None:
+        """This expression for a calendar holding `present` milestones: one milestone, or None."""
+        for name in self.milestones:
+            if name in present:
+                return At((name,), self.days)
+        return None
+
+    @property
+    def milestone(self) -> str:
+        return self.milestones[0]
+
+    def __str__(self) -> str:
+        text = " or ".join(self.milestones)
+        return f"{text} + {self.days}" if self.days else text
+
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def parse_at(text: str) -> At:
+    """'kickoff_due + kickoff_grace_days' -> At(('kickoff_due',), 'kickoff_grace_days'); ValueError if malformed."""
+    base, plus, days = text.partition("+")
+    names = tuple(n.strip() for n in base.split(" or "))
+    setting = days.strip() if plus else None
+    if not all(_NAME.match(n) for n in names) or (plus and not (setting and _NAME.match(setting))):
+        raise ValueError(
+            f"milestone expression {text!r}: write MILESTONE, 'MILESTONE or MILESTONE'"
+            " or 'MILESTONE + SETTING' (e.g. 'kickoff_due + kickoff_grace_days')"
+        )
+    return At(names, setting)
+
+
+@dataclass(frozen=True)
+class DeadlineSpec:
+    """One deadline row per track: `action` runs at `at` (a milestone expression
+    naming one milestone). The automatic triggers whose milestone resolves to the
+    same expression for a track are what the row does to its applications; an
+    action without triggers reports or sends notices (workflow/ticker.py)."""
+
+    action: str
+    at: str
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,6 +128,7 @@ class Table:
     triggers: tuple[TriggerSpec, ...]
     initial: str
     _lookup: Mapping[tuple[str, str], str] = field(default_factory=dict, compare=False)
+    deadlines: tuple[DeadlineSpec, ...] = ()
 
     @property
     def state_names(self) -> tuple[str, ...]:
@@ -92,6 +155,27 @@ class Table:
 
     def triggers_from(self, state: str) -> list[str]:
         return [t.name for t in self.triggers if state in t.sources]
+
+    def deadline_plan(self, present: Collection[str]) -> list[tuple[DeadlineSpec, At, list[TriggerSpec]]]:
+        """The deadline rows of a track whose calendar holds `present` milestones, in
+        table order: each with its instant's expression and the automatic triggers it
+        fires (those whose milestone resolves to it). A row of an absent (optional)
+        milestone is left out; its triggers go to the milestone standing in for it."""
+        plan = []
+        for spec in self.deadlines:
+            at = parse_at(spec.at)
+            if at.resolve(present) is None:
+                continue
+            fired = [t for t in self.triggers if t.milestone and parse_at(t.milestone).resolve(present) == at]
+            plan.append((spec, at, fired))
+        return plan
+
+    def deadline_triggers(self, action: str, present: Collection[str]) -> list[TriggerSpec]:
+        """The automatic triggers the deadline `action` fires for a calendar holding `present`."""
+        for spec, _, fired in self.deadline_plan(present):
+            if spec.action == action:
+                return fired
+        return []
 
 
 A = frozenset({Role.ADMIN})
@@ -144,14 +228,16 @@ APPLICATION_TRIGGERS: tuple[TriggerSpec, ...] = (
         milestone="receipt_closes",
         notice="expired",
         description="nothing submitted by the close",
+        done="expired",
     ),
     TriggerSpec(
         "start_review",
         ("receipt",),
         "preliminary_review",
         SYS,
-        milestone="receipt_closes",
-        description="receipt closed; eligibility checks begin",
+        milestone="review_starts or receipt_closes",
+        description="the preliminary review opens (at the receipt close if the track sets no review_starts)",
+        done="to preliminary review",
     ),
     TriggerSpec(
         "pass_review",
@@ -186,6 +272,7 @@ APPLICATION_TRIGGERS: tuple[TriggerSpec, ...] = (
         SYS,
         milestone="written_ends",
         description="written evaluation closed",
+        done="to presentation evaluation",
     ),
     TriggerSpec(
         "select",
@@ -221,15 +308,6 @@ APPLICATION_TRIGGERS: tuple[TriggerSpec, ...] = (
         description="a selected applicant dropped out (automatic before the promotion date)",
     ),
     TriggerSpec(
-        "lapse",
-        ("waitlisted",),
-        "not_selected",
-        SYS,
-        milestone="kickoff_due",
-        notice="not_selected",
-        description="the waitlist closes at the kickoff deadline",
-    ),
-    TriggerSpec(
         "approve_kickoff",
         ("selected",),
         "kickoff",
@@ -242,10 +320,22 @@ APPLICATION_TRIGGERS: tuple[TriggerSpec, ...] = (
         ("selected",),
         "cancelled",
         ADMIN_OR_SYSTEM,
-        milestone="kickoff_due",
+        milestone="kickoff_due + kickoff_grace_days",
         needs_reason=True,
         notice="cancelled",
-        description="no implementation plan by the deadline, or cancelled by the ministry",
+        description="no approved implementation plan when the kickoff grace ends, or cancelled by the ministry",
+        done="cancelled",
+        system_reason="no approved implementation plan",
+    ),
+    TriggerSpec(
+        "lapse",
+        ("waitlisted",),
+        "not_selected",
+        SYS,
+        milestone="kickoff_due + kickoff_grace_days",
+        notice="not_selected",
+        description="the waitlist closes when the kickoff grace ends",
+        done="waitlisted lapsed",
     ),
     TriggerSpec(
         "withdraw",
@@ -258,15 +348,40 @@ APPLICATION_TRIGGERS: tuple[TriggerSpec, ...] = (
 )
 
 
+# The deadline rows of every track, in calendar order. Each automatic trigger's
+# milestone must resolve to one of these (validate checks it): the deadline
+# rows (workflow/deadlines.py) and the scheduler's actions (workflow/ticker.py)
+# are derived from this table and the triggers above, nowhere else.
+APPLICATION_DEADLINES: tuple[DeadlineSpec, ...] = (
+    DeadlineSpec("announce", "announce_at", "the call goes out: an application per invited applicant"),
+    DeadlineSpec("open_receipt", "receipt_opens", "plans are taken from now (nothing moves)"),
+    DeadlineSpec("close_receipt", "receipt_closes", "the receipt closes"),
+    DeadlineSpec("open_review", "review_starts", "the preliminary review opens (tracks that set review_starts)"),
+    DeadlineSpec("review_due", "review_ends", "the preliminary review should be done (reports who waits)"),
+    DeadlineSpec("start_presentation", "written_ends", "the written evaluation closes"),
+    DeadlineSpec("selection_due", "selection_at", "the selection is announced (reports undecided results)"),
+    DeadlineSpec("kickoff_plan_due", "kickoff_due", "implementation plans are due (reminds the selected)"),
+    DeadlineSpec("kickoff_closes", "kickoff_due + kickoff_grace_days", "the kickoff grace ends"),
+)
+
+
 # Names `transitions` puts on the model object: a state or trigger named so
 # would shadow them.
 RESERVED = frozenset({"state", "trigger", "machine"})
 
 
-def validate(states: Iterable[StateSpec], triggers: Iterable[TriggerSpec], initial: str) -> Table:
-    """Check a table and return it with its lookup built; raise TableError."""
+def validate(
+    states: Iterable[StateSpec],
+    triggers: Iterable[TriggerSpec],
+    initial: str,
+    deadlines: Iterable[DeadlineSpec] = (),
+) -> Table:
+    """Check a table and return it with its lookup built; raise TableError.
+    With `deadlines`, every automatic trigger's milestone (each alternative)
+    must be the instant of one deadline row."""
     states = tuple(states)
     triggers = tuple(triggers)
+    deadlines = tuple(deadlines)
     names = [s.name for s in states]
     problems: list[str] = []
     for dup in sorted({n for n in names if names.count(n) > 1}):
@@ -291,6 +406,7 @@ def validate(states: Iterable[StateSpec], triggers: Iterable[TriggerSpec], initi
             problems.append(f"trigger '{t.name}' has an empty milestone (name one, or use None for a human trigger)")
         if t.automatic and Role.SYSTEM not in t.roles:
             problems.append(f"trigger '{t.name}' runs at '{t.milestone}' but the system role may not fire it")
+    problems += _check_deadlines(triggers, deadlines)
     lookup: dict[tuple[str, str], str] = {}
     for t in triggers:
         for src in t.sources:
@@ -309,7 +425,43 @@ def validate(states: Iterable[StateSpec], triggers: Iterable[TriggerSpec], initi
             problems.append(f"state '{name}' cannot be reached from '{initial}'")
     if problems:
         raise TableError("the transition table is invalid: " + "; ".join(problems))
-    return Table(states=states, triggers=triggers, initial=initial, _lookup=lookup)
+    return Table(states=states, triggers=triggers, initial=initial, _lookup=lookup, deadlines=deadlines)
+
+
+def _check_deadlines(triggers: tuple[TriggerSpec, ...], deadlines: tuple[DeadlineSpec, ...]) -> list[str]:
+    problems: list[str] = []
+    instants: dict[str, str] = {}
+    for d in deadlines:
+        try:
+            at = parse_at(d.at)
+        except ValueError as exc:
+            problems.append(f"deadline '{d.action}': {exc}")
+            continue
+        if len(at.milestones) != 1:
+            problems.append(f"deadline '{d.action}' must name one milestone, not {d.at!r}")
+        if str(at) in instants:
+            problems.append(f"deadlines '{instants[str(at)]}' and '{d.action}' are both at {at}")
+        instants.setdefault(str(at), d.action)
+    actions = [d.action for d in deadlines]
+    for dup in sorted({a for a in actions if actions.count(a) > 1}):
+        problems.append(f"deadline '{dup}' is declared twice")
+    if not deadlines:
+        return problems
+    for t in triggers:
+        if not t.milestone:
+            continue
+        try:
+            at = parse_at(t.milestone)
+        except ValueError as exc:
+            problems.append(f"trigger '{t.name}': {exc}")
+            continue
+        for name in at.milestones:
+            if str(At((name,), at.days)) not in instants:
+                problems.append(
+                    f"trigger '{t.name}' runs at '{At((name,), at.days)}', which no deadline row is at"
+                    f" (deadlines: {', '.join(instants)})"
+                )
+    return problems
 
 
 def _reachable(initial: str, triggers: tuple[TriggerSpec, ...]) -> set[str]:
@@ -343,13 +495,28 @@ def mermaid(table: Table) -> str:
     for t in table.triggers:
         people = "/".join(sorted(r.value for r in t.roles if r is not Role.SYSTEM))
         anyone = "/".join(sorted(r.value for r in t.roles))
-        who = f"at {t.milestone}" + (f" or {people}" if people else "") if t.automatic else anyone
+        when = " else ".join(str(parse_at(t.milestone)).split(" or ")) if t.milestone else ""
+        who = f"at {when}" + (f", or by {people}" if people else "") if t.automatic else anyone
         for src in t.sources:
             lines.append(f"    {src} --> {t.dest}: {t.name} ({who})")
     for s in table.states:
         if s.final:
             lines.append(f"    {s.name} --> [*]")
+    if table.deadlines:
+        lines.append("    %% deadline rows of a track (the scheduler fires each once):")
+    for d in table.deadlines:
+        moves = [
+            t.name if alts.index(d.at) == 0 else f"{t.name} if no {' or '.join(alts[: alts.index(d.at)])}"
+            for t in table.triggers
+            if t.milestone and d.at in (alts := _alternatives(t.milestone))
+        ]
+        lines.append(f"    %% {d.action} at {d.at}" + (f": {', '.join(moves)}" if moves else f": {d.description}"))
     return "\n".join(lines) + "\n"
 
 
-APPLICATION: Table = validate(APPLICATION_STATES, APPLICATION_TRIGGERS, "announcement")
+def _alternatives(expression: str) -> list[str]:
+    at = parse_at(expression)
+    return [str(At((name,), at.days)) for name in at.milestones]
+
+
+APPLICATION: Table = validate(APPLICATION_STATES, APPLICATION_TRIGGERS, "announcement", APPLICATION_DEADLINES)

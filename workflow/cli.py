@@ -224,7 +224,7 @@ def contests(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     with who and why; the config's before `gongmo init`) and the closed days it falls on."""
     loaded = config_mod.load(state.config)
     kept = _held_calendars(loaded)
-    data = [
+    data: list[dict[str, Any]] = [
         {
             "contest": c.key,
             "name": c.name_ko,

@@ -37,7 +37,7 @@ from notifications.notices import NOTICES
 from states.calendar import add_working_days, parse_working_days, reminder_instant
 from states.errors import GongmoError
 from states.scoring import check_tie_breaks
-from workflow.closures import Closures
+from workflow.closures import Closures, PeriodEndRule
 
 MILESTONES: tuple[str, ...] = (
     "announce_at",
@@ -51,6 +51,11 @@ MILESTONES: tuple[str, ...] = (
     "selection_at",
     "kickoff_due",
 )
+# Milestones a track may leave out, and every milestone in calendar order.
+# review_starts: the preliminary review opens (received plans wait in receipt
+# until then); without it the review opens at the receipt close.
+OPTIONAL_MILESTONES: tuple[str, ...] = ("review_starts",)
+CALENDAR_ORDER: tuple[str, ...] = (*MILESTONES[:3], "review_starts", *MILESTONES[3:])
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9-]{1,39}$"
 # Calendar times outside these years are typos; the bound also keeps the
@@ -93,6 +98,7 @@ class Calendar(Strict):
     announce_at: AwareDatetime
     receipt_opens: AwareDatetime
     receipt_closes: AwareDatetime
+    review_starts: AwareDatetime | None = None
     review_ends: AwareDatetime
     written_starts: AwareDatetime
     written_ends: AwareDatetime
@@ -101,7 +107,7 @@ class Calendar(Strict):
     selection_at: AwareDatetime
     kickoff_due: AwareDatetime
 
-    @field_validator(*MILESTONES, mode="before")
+    @field_validator(*CALENDAR_ORDER, mode="before")
     @classmethod
     def _refused(cls, value: Any) -> Any:
         if isinstance(value, _Refused):
@@ -111,13 +117,15 @@ class Calendar(Strict):
     @model_validator(mode="after")
     def _in_order(self) -> Calendar:
         previous: tuple[str, datetime] | None = None
-        for name in MILESTONES:
+        for name in CALENDAR_ORDER:
             value = getattr(self, name)
+            if value is None:  # an optional milestone left out
+                continue
             if previous and value < previous[1]:
                 raise ValueError(
                     f"{name} ({value:%Y-%m-%d %H:%M} UTC) comes before {previous[0]}"
                     f" ({previous[1]:%Y-%m-%d %H:%M} UTC); milestones must be in the order"
-                    f" {', '.join(MILESTONES)}"
+                    f" {', '.join(CALENDAR_ORDER)}"
                 )
             previous = (name, value)
         if self.receipt_closes == self.receipt_opens:
@@ -125,7 +133,8 @@ class Calendar(Strict):
         return self
 
     def items(self) -> list[tuple[str, datetime]]:
-        return [(name, getattr(self, name)) for name in MILESTONES]
+        """The milestones the calendar has, in calendar order (an optional one left out is not listed)."""
+        return [(name, at) for name in CALENDAR_ORDER if (at := getattr(self, name)) is not None]
 
 
 class Eligibility(Strict):
@@ -296,6 +305,10 @@ class Contest(Strict):
     national_budget_krw: int = Field(gt=0)
     # Days the offices are closed beyond the public holidays (holidays.KR).
     extra_closures: list[date] = Field(default_factory=list)
+    # How a period counted in days ends (the objection period, the kickoff grace):
+    # "civil_act_161" (민법 제161조: a last day on a Saturday, Sunday, public holiday
+    # or extra closure moves to the next working day) or "calendar" (it does not).
+    period_end_rule: PeriodEndRule = "civil_act_161"
     tracks: list[Track] = Field(min_length=1)
 
     @field_validator("tracks", "extra_closures", mode="before")
@@ -334,9 +347,9 @@ class Contest(Strict):
             if not isinstance(cal, dict):
                 continue
             resolved = {k: _to_utc(v, tz) for k, v in cal.items()}
-            for name in MILESTONES:
+            for name in CALENDAR_ORDER:
                 rule = parse_working_days(resolved[name]) if isinstance(resolved.get(name), str) else None
-                earlier = MILESTONES[: MILESTONES.index(name)]
+                earlier = CALENDAR_ORDER[: CALENDAR_ORDER.index(name)]
                 if rule is not None and rule[0] in earlier and isinstance(resolved.get(rule[0]), _Refused):
                     resolved[name] = _Refused(resolved[name], f"counts from {rule[0]}, which is refused: fix it first")
                 if rule is None or rule[0] not in earlier or not isinstance(resolved.get(rule[0]), datetime):
@@ -348,12 +361,13 @@ class Contest(Strict):
                     resolved[name] = add_working_days(base, rule[1], closures).astimezone(UTC)
                 except ValueError as exc:  # too many days, or past 9999: Calendar refuses it at its key path
                     resolved[name] = _Refused(resolved[name], str(exc))
+            _refuse_out_of_order(resolved, cal, tz)
             track["calendar"] = resolved
         return data
 
     def closures(self) -> Closures:
         years = {at.year for t in self.tracks for _, at in t.calendar.items()}
-        return Closures(range(min(years) - 1, max(years) + 2), self.extra_closures)
+        return Closures(range(min(years) - 1, max(years) + 2), self.extra_closures, self.period_end_rule)
 
     @model_validator(mode="after")
     def _budget(self) -> Contest:
@@ -375,6 +389,29 @@ def _closures(data: dict[str, Any], calendar: dict[str, Any]) -> Closures:
     given = data.get("extra_closures")
     extra = [d for d in given if isinstance(d, date)] if isinstance(given, list) else []
     return Closures(range(min(years) - 1, max(years) + 2), extra)
+
+
+def _refuse_out_of_order(resolved: dict[str, Any], given: dict[str, Any], tz: tzinfo) -> None:
+    """Mark the first milestone that comes before the one it follows: Calendar refuses it at its own
+    key path (contests[0].tracks[0].calendar.receipt_closes), with both times in the contest's zone."""
+    previous: tuple[str, datetime] | None = None
+    for name in CALENDAR_ORDER:
+        value = resolved.get(name)
+        if not isinstance(value, datetime):
+            continue  # missing (review_starts may be), refused or not a time: pydantic says so at its key path
+        if previous is not None and value < previous[1]:
+            resolved[name] = _Refused(
+                given.get(name),
+                f"{name} ({_local(value, tz)}) comes before {previous[0]} ({_local(previous[1], tz)});"
+                f" milestones must be in the order {', '.join(CALENDAR_ORDER)}",
+            )
+            return
+        previous = (name, value)
+
+
+def _local(value: datetime, tz: tzinfo) -> str:
+    """'2021-12-26 18:00 KST': a time as the contest's people read it."""
+    return f"{value.astimezone(tz):%Y-%m-%d %H:%M %Z}"
 
 
 def _to_utc(value: Any, tz: tzinfo) -> Any:

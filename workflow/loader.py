@@ -7,7 +7,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from workflow.config import MILESTONES, Config
+from workflow.config import CALENDAR_ORDER, Config
 from workflow.models import CALENDAR_CHANGE, CONTEST, TRACK
 
 
@@ -30,7 +30,7 @@ def sync(conn: Connection, config: Config) -> list[str]:
                 "name_ko": track.name_ko,
                 "name_en": track.name_en,
                 "slots": track.slots,
-                **{m: getattr(track.calendar, m) for m in MILESTONES},
+                **{m: getattr(track.calendar, m) for m in CALENDAR_ORDER},
             }
             kept = _rescheduled(conn, track.key)
             for milestone in sorted(kept):

@@ -68,6 +68,8 @@ class Track(SQLModel, table=True):
     announce_at: datetime = utc_field()
     receipt_opens: datetime = utc_field()
     receipt_closes: datetime = utc_field()
+    # The preliminary review opens (0008); optional: None opens it at the receipt close.
+    review_starts: datetime | None = utc_field(nullable=True)
     review_ends: datetime = utc_field()
     written_starts: datetime = utc_field()
     written_ends: datetime = utc_field()

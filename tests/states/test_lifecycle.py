@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from transitions import Machine, MachineError
@@ -18,12 +19,14 @@ from states.lifecycle import (
     APPLICATION,
     APPLICATION_STATES,
     APPLICATION_TRIGGERS,
+    At,
     Role,
     StateSpec,
     Table,
     TriggerSpec,
     build_machine,
     mermaid,
+    parse_at,
     validate,
 )
 
@@ -61,9 +64,9 @@ EXPECTED_TRIGGERS: tuple[str, ...] = (
     "waitlist",
     "reject",
     "promote",
-    "lapse",
     "approve_kickoff",
     "cancel",
+    "lapse",  # after cancel: the kickoff close cancels, then lapses (its report's order)
     "withdraw",
 )
 
@@ -97,10 +100,11 @@ EXPECTED_EDGES: dict[tuple[str, str], str] = {
 
 EXPECTED_MILESTONES: dict[str, str] = {
     "expire": "receipt_closes",
-    "start_review": "receipt_closes",
+    "start_review": "review_starts or receipt_closes",
     "start_presentation": "written_ends",
-    "lapse": "kickoff_due",
-    "cancel": "kickoff_due",
+    # Not "kickoff_due" (issue 19, point 14): they fire when the grace days after it end.
+    "lapse": "kickoff_due + kickoff_grace_days",
+    "cancel": "kickoff_due + kickoff_grace_days",
 }
 
 _SYS = frozenset({Role.SYSTEM})
@@ -512,7 +516,7 @@ EDGE_LINE = re.compile(r"^    (?P<src>\w+) --> (?P<dest>\w+): (?P<trigger>\w+) \
 
 def test_mermaid_edges() -> None:
     lines = mermaid(APPLICATION).splitlines()
-    edge_lines = [line for line in lines[2:] if "[*]" not in line]
+    edge_lines = [line for line in lines[2:] if "[*]" not in line and not line.startswith("    %%")]
     assert len(edge_lines) == len(EXPECTED_EDGES)
     edges: dict[tuple[str, str], str] = {}
     for line in edge_lines:
@@ -531,16 +535,78 @@ def test_mermaid_labels_name_the_milestone_or_the_roles() -> None:
             continue
         trigger, who = match["trigger"], match["who"]
         if trigger in EXPECTED_MILESTONES:
-            assert EXPECTED_MILESTONES[trigger] in who, line
+            for alternative in EXPECTED_MILESTONES[trigger].split(" or "):
+                assert alternative in who, line
         else:
             for role in EXPECTED_ROLES[trigger]:
                 assert role.value in who, line
-            assert not any(m in who for m in set(EXPECTED_MILESTONES.values())), line
+            assert not any(m in who for e in EXPECTED_MILESTONES.values() for m in e.split(" or ")), line
 
 
 def test_mermaid_final_states() -> None:
     lines = mermaid(APPLICATION).splitlines()
     ends = [line for line in lines if line.endswith(" --> [*]")]
     assert sorted(ends) == sorted(f"    {name} --> [*]" for name in EXPECTED_FINAL)
-    # Every line is accounted for: header, initial, edges, ends.
-    assert len(lines) == 2 + len(EXPECTED_EDGES) + len(EXPECTED_FINAL)
+    # Every line is accounted for: header, initial, edges, ends, the deadline table's comments.
+    comments = [line for line in lines if line.startswith("    %% ")]
+    assert len(comments) == 1 + len(APPLICATION.deadlines)
+    assert len(lines) == 2 + len(EXPECTED_EDGES) + len(EXPECTED_FINAL) + len(comments)
+
+
+# --------------------------------------------------------------------------
+# 6. One place for "which trigger fires at which deadline" (issue 19, point 14)
+# --------------------------------------------------------------------------
+
+CALENDAR = {"announce_at", "receipt_opens", "receipt_closes", "review_ends", "written_ends", "selection_at"}
+CALENDAR |= {"kickoff_due"}
+
+
+def _plan(present: set[str]) -> dict[str, tuple[str, list[str]]]:
+    return {spec.action: (str(at), [t.name for t in fired]) for spec, at, fired in APPLICATION.deadline_plan(present)}
+
+
+def test_deadline_rows_and_their_triggers_come_from_the_table() -> None:
+    assert _plan(CALENDAR) == {
+        "announce": ("announce_at", []),
+        "open_receipt": ("receipt_opens", []),
+        "close_receipt": ("receipt_closes", ["expire", "start_review"]),
+        "review_due": ("review_ends", []),
+        "start_presentation": ("written_ends", ["start_presentation"]),
+        "selection_due": ("selection_at", []),
+        "kickoff_plan_due": ("kickoff_due", []),
+        "kickoff_closes": ("kickoff_due + kickoff_grace_days", ["cancel", "lapse"]),
+    }
+
+
+def test_a_review_start_takes_start_review_off_the_close() -> None:
+    plan = _plan(CALENDAR | {"review_starts"})
+    assert plan["close_receipt"] == ("receipt_closes", ["expire"])
+    assert plan["open_review"] == ("review_starts", ["start_review"])
+    assert APPLICATION.deadline_triggers("open_review", CALENDAR) == []
+
+
+def test_every_automatic_trigger_fires_at_some_deadline_row() -> None:
+    fired = {t.name for _, _, ts in APPLICATION.deadline_plan(CALENDAR) for t in ts}
+    assert fired == {t.name for t in APPLICATION.triggers if t.automatic}
+
+
+def test_a_trigger_at_no_deadline_row_is_refused() -> None:
+    from states.lifecycle import APPLICATION_DEADLINES, APPLICATION_STATES, APPLICATION_TRIGGERS
+
+    triggers = [replace(t, milestone="kickoff_due + grace") if t.name == "lapse" else t for t in APPLICATION_TRIGGERS]
+    with pytest.raises(TableError, match="trigger 'lapse' runs at 'kickoff_due \\+ grace', which no deadline row"):
+        validate(APPLICATION_STATES, triggers, "announcement", APPLICATION_DEADLINES)
+
+
+def test_parse_at() -> None:
+    assert parse_at("kickoff_due + kickoff_grace_days") == At(("kickoff_due",), "kickoff_grace_days")
+    assert parse_at("review_starts or receipt_closes").resolve({"receipt_closes"}) == At(("receipt_closes",))
+    with pytest.raises(ValueError, match="milestone expression"):
+        parse_at("kickoff_due + 14")
+
+
+def test_mermaid_shows_the_real_milestone_of_lapse_and_cancel() -> None:
+    text = mermaid(APPLICATION)
+    assert "waitlisted --> not_selected: lapse (at kickoff_due + kickoff_grace_days)" in text
+    assert "%% kickoff_closes at kickoff_due + kickoff_grace_days: cancel, lapse" in text
+    assert "%% close_receipt at receipt_closes: expire, start_review if no review_starts" in text

@@ -260,3 +260,46 @@ def test_commands_do_not_warn_for_the_shipped_calendar(tmp_path: Path, capsys: p
         code, out, err = run_cli(capsys, "--config", str(path), *argv)
         assert code == 0, err
         assert "warning" not in out
+
+
+# -- the last day of a period (Korean Civil Act art. 161; issue 19, point 11) ------------
+
+
+@pytest.mark.parametrize(
+    ("start", "days", "rule", "end"),
+    [
+        # disqualified on Thursday 5.30: 7 days end on 6.6 (현충일), so on Friday 6.7
+        ("2024-05-30 10:00", 7, "civil_act_161", "2024-06-07 10:00"),
+        ("2024-05-30 10:00", 7, "calendar", "2024-06-06 10:00"),
+        # a last day on a Saturday ends on the Monday
+        ("2024-05-25 10:00", 7, "civil_act_161", "2024-06-03 10:00"),
+        # 8.15 광복절 (Thursday), then a working Friday
+        ("2024-07-31 18:00", 15, "civil_act_161", "2024-08-16 18:00"),
+        # 설날 2022 (1.31-2.2) and the weekend before it: Saturday 1.29 ends on Thursday 2.3
+        ("2022-01-22 18:00", 7, "civil_act_161", "2022-02-03 18:00"),
+        # a working last day stays
+        ("2024-05-31 18:00", 7, "civil_act_161", "2024-06-07 18:00"),
+    ],
+)
+def test_a_period_ending_on_a_closed_day_ends_on_the_next_working_day(
+    start: str, days: int, rule: closures.PeriodEndRule, end: str
+) -> None:
+    shut = Closures(range(2021, 2026), period_end_rule=rule)
+    assert shut.period_end(kst(start), days, "Asia/Seoul") == kst(end)
+
+
+def test_an_extra_closure_ends_a_period_later_too() -> None:
+    shut = Closures(range(2023, 2026), extra=[date(2024, 6, 7)])
+    assert shut.period_end(kst("2024-05-30 10:00"), 7, "Asia/Seoul") == kst("2024-06-10 10:00")
+
+
+def test_the_rule_is_a_contests_setting_and_civil_act_161_by_default(tmp_path: Path) -> None:
+    loaded = config_mod.load(CONFIG)
+    assert [c.period_end_rule for c in loaded.config.contests] == ["civil_act_161", "civil_act_161"]
+    assert loaded.config.contests[1].closures().period_end_rule == "civil_act_161"
+    rule = 'period_end_rule = "civil_act_161"   # (chosen) as the 2022 contest'
+    path = config_copy(tmp_path, (rule, 'period_end_rule = "weekdays"'))
+    with pytest.raises(ConfigError) as refused:
+        config_mod.load(path)
+    [line] = str(refused.value).splitlines()
+    assert "contests[1].period_end_rule = 'weekdays'" in line and "civil_act_161" in line and "calendar" in line

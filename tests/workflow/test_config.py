@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import config_copy
 from workflow import cli
-from workflow.config import MILESTONES, ConfigError, Kind, Loaded, Track, load
+from workflow.config import CALENDAR_ORDER, MILESTONES, ConfigError, Kind, Loaded, Track, load
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "config.toml"
@@ -122,7 +122,10 @@ def test_shipped_calendars_are_held_in_utc() -> None:
     for contest in loaded.config.contests:
         for track in contest.tracks:
             values = [value for _, value in track.calendar.items()]
-            assert [name for name, _ in track.calendar.items()] == list(MILESTONES)
+            optional = ["review_starts"] if track.calendar.review_starts is not None else []
+            assert [name for name, _ in track.calendar.items()] == [
+                m for m in CALENDAR_ORDER if m in MILESTONES or m in optional
+            ]
             assert all(v.utcoffset() == timedelta(0) for v in values), track.key
             assert values == sorted(values), track.key
 
@@ -749,3 +752,32 @@ def test_a_calendar_out_of_order_is_refused_in_the_contests_zone_at_the_mileston
         " milestones must be in the order announce_at, receipt_opens, receipt_closes,"
     ), line
     assert "UTC" not in line
+
+
+# --- the optional review_starts and the program lengths (issue 19, points 15 and 16) --------
+
+
+def test_review_starts_is_optional_and_the_2022_review_opens_on_01_03() -> None:
+    loaded = load(CONFIG)
+    assert track_of(loaded, "small-medium-2022").calendar.review_starts == datetime(2022, 1, 3, 0, 0, tzinfo=UTC)
+    assert track_of(loaded, "hub-2024").calendar.review_starts is None
+    assert "review_starts" not in dict(track_of(loaded, "hub-2024").calendar.items())
+
+
+def test_review_starts_before_the_close_is_refused(tmp_path: Path) -> None:
+    text = edit(
+        shipped_text(),
+        "    review_starts = 2022-01-03T09:00:00",
+        "    review_starts = 2021-12-28T09:00:00",
+    )
+    with pytest.raises(ConfigError) as refused:
+        load(local_copy(tmp_path, text))
+    [line] = str(refused.value).splitlines()
+    assert "contests[0].tracks[0].calendar" in line and "review_starts" in line and "receipt_closes" in line
+
+
+def test_program_lengths_are_the_releases() -> None:
+    loaded = load(CONFIG)
+    years = {t.key: t.funding.years for c in loaded.config.contests for t in c.tracks}
+    # 2022: "1년 동안"; 2024 hub and strong-and-small "3년간"; the diffusion track one year
+    assert years == {"small-medium-2022": 1, "hub-2024": 3, "strong-small-2024": 3, "diffusion-2024": 1}

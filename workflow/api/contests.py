@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -10,12 +11,13 @@ from fastapi import APIRouter, Path
 
 from states.errors import NotFound
 from states.lifecycle import Role
+from workflow import calendars, closures
 from workflow.api import schemas
 from workflow.api.deps import AdminOrApplicant, Anyone, Gongmo, TrackKey
 from workflow.api.errors import Forbidden, responses
-from workflow.config import MILESTONES, ConfigError, Contest, Track
+from workflow.config import ConfigError, Contest, Track
 from workflow.db import read
-from workflow.models import APPLICANT, TRACK
+from workflow.models import APPLICANT
 
 router = APIRouter(tags=["contests"])
 
@@ -28,12 +30,13 @@ def me(who: Anyone) -> dict[str, Any]:
 
 @router.get("/contests", responses=responses(401))
 def contests(a: Gongmo, who: Anyone) -> list[dict[str, Any]]:
-    """Every contest with its tracks: calendar (in the contest's zone), slots,
-    eligibility and funding rules."""
+    """Every contest with its tracks: calendar as the database holds it (in the contest's
+    zone; reschedules with who and why), the closed days it falls on, slots, eligibility
+    and funding rules."""
     with read(a.db) as conn:
-        rows = {r["key"]: r for r in conn.execute(sa.select(TRACK)).mappings()}
+        kept = calendars.held(conn, a.loaded.config)
     return [
-        {**_contest(c), "tracks": [_track(c, t, rows.get(t.key)) for t in c.tracks]} for c in a.loaded.config.contests
+        {**_contest(c), "tracks": [_track(c, t, kept.get(t.key)) for t in c.tracks]} for c in a.loaded.config.contests
     ]
 
 
@@ -45,8 +48,8 @@ def track(a: Gongmo, who: Anyone, track: TrackKey) -> dict[str, Any]:
     except ConfigError:
         raise NotFound(f"no track {track!r}: see GET /contests") from None
     with read(a.db) as conn:
-        row = conn.execute(sa.select(TRACK).where(TRACK.c.key == track)).mappings().first()
-    return {**_track(c, t, row), "contest": c.key}
+        kept = calendars.held(conn, a.loaded.config)
+    return {**_track(c, t, kept.get(t.key)), "contest": c.key}
 
 
 def _contest(c: Contest) -> dict[str, Any]:
@@ -61,15 +64,26 @@ def _contest(c: Contest) -> dict[str, Any]:
     }
 
 
-def _track(c: Contest, t: Track, row: Any) -> dict[str, Any]:
+def _track(c: Contest, t: Track, kept: dict[str, Any] | None) -> dict[str, Any]:
     tz = ZoneInfo(c.timezone)
-    calendar = {m: row[m].astimezone(tz).isoformat() for m in MILESTONES} if row is not None else None
+
+    def local(at: datetime) -> str:
+        return at.astimezone(tz).isoformat()
+
+    calendar = {m: local(at) for m, at in kept["calendar"]} if kept is not None else None
+    rescheduled = {
+        m: [{**move, "from": local(move["from"]), "to": local(move["to"]), "at": local(move["at"])} for move in moves]
+        for m, moves in (kept["rescheduled"] if kept is not None else {}).items()
+    }
+    flags = closures.flags(t.key, kept["calendar"], c.timezone, c.closures()) if kept is not None else []
     return {
         "key": t.key,
         "name_ko": t.name_ko,
         "name_en": t.name_en,
         "slots": t.slots,
         "calendar": calendar,
+        "rescheduled": rescheduled,
+        "closed_days": [{"milestone": f.milestone, "at": f.local.isoformat(), "why": f.why} for f in flags],
         "eligibility": t.eligibility.model_dump(mode="json"),
         "funding": t.funding.model_dump(mode="json"),
     }

@@ -109,6 +109,30 @@ def test_a_track_shows_its_calendar_as_rescheduled(opened: World) -> None:
     assert calendar["receipt_opens"] == "2024-05-27T09:00:00+09:00"
 
 
+@pytest.mark.routes("GET /contests", "GET /tracks/{track}")
+def test_a_rescheduled_milestone_shows_who_why_and_the_closed_day_it_falls_on(opened: World) -> None:
+    """Issue 19, point 10: the calendar as the database holds it, with every closed-day warning."""
+    w = opened
+    calendars.reschedule(w.app, TRACK_KEY, "review_ends", kst("2024-06-06 18:00"), "위원 일정", "lh-office")
+    track = w.get(f"/tracks/{TRACK_KEY}", ADMIN).json()
+    assert track["calendar"]["review_ends"] == "2024-06-06T18:00:00+09:00"
+    assert track["rescheduled"] == {
+        "review_ends": [
+            {
+                "from": "2024-06-05T18:00:00+09:00",
+                "to": "2024-06-06T18:00:00+09:00",
+                "by": "lh-office",
+                "at": track["rescheduled"]["review_ends"][0]["at"],
+                "why": "위원 일정",
+            }
+        ]
+    }
+    assert track["closed_days"] == [{"milestone": "review_ends", "at": "2024-06-06T18:00:00+09:00", "why": "현충일"}]
+    listed = {t["key"]: t for c in w.get("/contests", ADMIN).json() for t in c["tracks"]}
+    assert listed[TRACK_KEY]["closed_days"] == track["closed_days"]
+    assert listed["hub-2024"]["closed_days"] == [] and listed["hub-2024"]["rescheduled"] == {}
+
+
 @pytest.mark.routes("GET /tracks/{track}")
 def test_an_unknown_or_malformed_track_is_refused(written: World) -> None:
     w = written
