@@ -15,7 +15,7 @@ from states.lifecycle import Role
 from states.scoring import PARTS
 from workflow import committee, exports, kickoff, presentations, review, selection
 from workflow.actors import Actor
-from workflow.cli import _bounded, _json, _kst, _print_rows, _resolve, app, console, state
+from workflow.cli import ChangedJson, _bounded, _done, _json, _kst, _print_rows, _resolve, app, console, state
 from workflow.db import read, write
 
 review_app = typer.Typer(
@@ -63,19 +63,26 @@ def review_checks(track: str, as_json: JsonOpt = False) -> None:
 
 
 @review_app.command("pass")
-def review_pass(track: str, actor: ActorOpt = "admin") -> None:
+def review_pass(track: str, actor: ActorOpt = "admin", as_json: ChangedJson = False) -> None:
     """Pass every application in preliminary review whose checks all passed."""
     moved = review.pass_eligible(state.app(), track, _admin(actor))
-    console.print(f"{track}: {moved} applications passed the review (every check passed)")
+    _done(
+        as_json,
+        {"track": track, "passed": moved, "to_state": "written_evaluation"},
+        f"{track}: {moved} applications passed the review (every check passed)",
+    )
 
 
 @review_app.command("disqualify-failed")
-def review_disqualify_failed(track: str, actor: ActorOpt = "admin") -> None:
+def review_disqualify_failed(track: str, actor: ActorOpt = "admin", as_json: ChangedJson = False) -> None:
     """Disqualify every application whose checks failed; its failed rules are the reason."""
     done = review.disqualify_failed(state.app(), track, _admin(actor))
-    for label, reason in done:
-        console.print(f"{label}: disqualified ({reason})", markup=False)
-    console.print(f"{track}: {len(done)} disqualified")
+    _done(
+        as_json,
+        {"track": track, "disqualified": [{"application": label, "reason": reason} for label, reason in done]},
+        *[f"{label}: disqualified ({reason})" for label, reason in done],
+        f"{track}: {len(done)} disqualified",
+    )
 
 
 # -- objections ---------------------------------------------------------------------
@@ -86,31 +93,51 @@ def objection_file(
     application: str,
     grounds: Annotated[str, typer.Option("--grounds", help="Why the decision is wrong.")],
     actor: ActorOpt = "applicant",
+    as_json: ChangedJson = False,
 ) -> None:
     """Record an objection to a disqualification, inside the objection window."""
     a = state.app()
-    oid = review.file_objection(a, _resolve(a, application), grounds, Actor(actor, Role.APPLICANT))
-    console.print(f"objection #{oid} filed for application {application}; evaluation of its track waits for it")
+    app_id = _resolve(a, application)
+    oid = review.file_objection(a, app_id, grounds, Actor(actor, Role.APPLICANT))
+    _done(
+        as_json,
+        {"objection_id": oid, "application_id": app_id, "status": "open", "grounds": grounds},
+        f"objection #{oid} filed for application {application}; evaluation of its track waits for it",
+    )
 
 
 @objection_app.command("uphold")
 def objection_uphold(
-    objection_id: int, reason: Annotated[str, typer.Option("--reason")], actor: ActorOpt = "admin"
+    objection_id: int,
+    reason: Annotated[str, typer.Option("--reason")],
+    actor: ActorOpt = "admin",
+    as_json: ChangedJson = False,
 ) -> None:
     """Uphold an objection: the application goes back to evaluation."""
     _bounded(objection_id, "OBJECTION_ID")
     review.decide_objection(state.app(), objection_id, True, reason, _admin(actor))
-    console.print(f"objection #{objection_id} upheld: the application is back in written evaluation")
+    _done(
+        as_json,
+        {"objection_id": objection_id, "decision": "upheld", "reason": reason, "to_state": "written_evaluation"},
+        f"objection #{objection_id} upheld: the application is back in written evaluation",
+    )
 
 
 @objection_app.command("reject")
 def objection_reject(
-    objection_id: int, reason: Annotated[str, typer.Option("--reason")], actor: ActorOpt = "admin"
+    objection_id: int,
+    reason: Annotated[str, typer.Option("--reason")],
+    actor: ActorOpt = "admin",
+    as_json: ChangedJson = False,
 ) -> None:
     """Reject an objection: the disqualification stands; the applicant is told why."""
     _bounded(objection_id, "OBJECTION_ID")
     review.decide_objection(state.app(), objection_id, False, reason, _admin(actor))
-    console.print(f"objection #{objection_id} rejected: the disqualification stands")
+    _done(
+        as_json,
+        {"objection_id": objection_id, "decision": "rejected", "reason": reason},
+        f"objection #{objection_id} rejected: the disqualification stands",
+    )
 
 
 @objection_app.command("list")
@@ -142,13 +169,17 @@ def objection_list(track: Annotated[str | None, typer.Argument()] = None, as_jso
 
 
 @evaluators_app.command("import")
-def evaluators_import(file: Path) -> None:
+def evaluators_import(file: Path, as_json: ChangedJson = False) -> None:
     """Import evaluators (name,email,affiliation,region,home_code,conflicts): all rows or none."""
     a = state.app()
     rows = committee.parse_evaluators(file, a.loaded.config.gongmo.max_csv_bytes)
     with write(a.db) as conn:
         created, updated = committee.store_evaluators(conn, rows, a.clock.now())
-    console.print(f"{file}: {len(rows)} evaluators ({created} new, {updated} updated)", markup=False)
+    _done(
+        as_json,
+        {"file": str(file), "rows": len(rows), "created": created, "updated": updated},
+        f"{file}: {len(rows)} evaluators ({created} new, {updated} updated)",
+    )
 
 
 @evaluators_app.command("list")
@@ -174,17 +205,22 @@ def evaluators_list(as_json: JsonOpt = False) -> None:
 
 @evaluators_app.command("conflict")
 def evaluators_conflict(
-    email: str, applicant: str, reason: Annotated[str, typer.Option("--reason")], actor: ActorOpt = "admin"
+    email: str,
+    applicant: str,
+    reason: Annotated[str, typer.Option("--reason")],
+    actor: ActorOpt = "admin",
+    as_json: ChangedJson = False,
 ) -> None:
     """Declare a conflict of interest; an assignment it breaks is withdrawn with its scores."""
-    console.print(committee.declare_conflict(state.app(), email, applicant, reason, _admin(actor)), markup=False)
+    said = committee.declare_conflict(state.app(), email, applicant, reason, _admin(actor))
+    _done(as_json, {"evaluator": email, "applicant": applicant, "reason": reason, "result": said}, said)
 
 
 @app.command()
 def assign(track: str, actor: ActorOpt = "admin", as_json: JsonOpt = False) -> None:
     """Assign evaluators without a conflict to every application in evaluation (fills gaps only)."""
     plan = committee.assign_track(state.app(), track, _admin(actor))
-    if as_json:
+    if as_json:  # receipt number -> its evaluators
         _json(plan)
         return
     _print_rows(f"{track}: assignments", ["receipt", "evaluators"], [[k, ", ".join(v)] for k, v in plan.items()])
@@ -197,6 +233,7 @@ def score(
     evaluator: Annotated[str, typer.Option("--evaluator", help="The evaluator's e-mail.")],
     part: Annotated[str, typer.Option("--part", help="written or presentation")],
     actor: ActorOpt = "admin",
+    as_json: ChangedJson = False,
 ) -> None:
     """Enter (or correct) one evaluator's sheet for one part of one application."""
     values: dict[str, str] = {}
@@ -208,27 +245,34 @@ def score(
     if part not in PARTS:
         raise InvalidInput(f"--part {part!r}: write written or presentation")
     sheet = committee.SheetInput(application, evaluator, part, values)
-    committee.enter_sheets(state.app(), [sheet], _admin(actor))
-    console.print(f"application {application}: {part} sheet of {evaluator} stored", markup=False)
+    stored = committee.enter_sheets(state.app(), [sheet], _admin(actor))
+    _done(
+        as_json,
+        {"application": application, "evaluator": evaluator, "part": part, "points": values, "stored": stored},
+        f"application {application}: {part} sheet of {evaluator} stored",
+    )
 
 
 @scores_app.command("import")
-def scores_import(track: str, file: Path, actor: ActorOpt = "admin") -> None:
+def scores_import(track: str, file: Path, actor: ActorOpt = "admin", as_json: ChangedJson = False) -> None:
     """Import sheets (receipt_no,evaluator,part,<criteria>...): all rows or none."""
     a = state.app()
     _, track_cfg = a.loaded.config.track(track)
     sheets, where = committee.parse_scores(file, track_cfg, a.loaded.config.gongmo.max_csv_bytes)
     stored = committee.enter_sheets(a, sheets, _admin(actor), where)
-    console.print(f"{file}: {stored} sheets stored", markup=False)
+    _done(as_json, {"file": str(file), "track": track, "stored": stored}, f"{file}: {stored} sheets stored")
 
 
 # -- presentations ----------------------------------------------------------------------
 
 
 @presentations_app.command("schedule")
-def presentations_schedule(track: str, actor: ActorOpt = "admin") -> None:
+def presentations_schedule(track: str, actor: ActorOpt = "admin", as_json: ChangedJson = False) -> None:
     """Give every application in evaluation a slot and send each its invitation (.ics)."""
     planned = presentations.schedule(state.app(), track, _admin(actor))
+    if as_json:
+        _json({"track": track, "slots": planned})
+        return
     _print_rows(
         f"{track}: presentation slots (KST)",
         ["receipt", "starts", "ends", "place"],
@@ -346,21 +390,34 @@ def _how(text: str) -> str:
 
 
 @kickoff_app.command("receive")
-def kickoff_receive(application: str, actor: ActorOpt = "admin") -> None:
+def kickoff_receive(application: str, actor: ActorOpt = "admin", as_json: ChangedJson = False) -> None:
     """Record a detailed implementation plan received."""
     a = state.app()
-    round_ = kickoff.receive(a, _resolve(a, application), _admin(actor))
-    console.print(f"application {application}: implementation plan round {round_} received", markup=False)
+    app_id = _resolve(a, application)
+    round_ = kickoff.receive(a, app_id, _admin(actor))
+    _done(
+        as_json,
+        {"application_id": app_id, "round": round_, "status": "received"},
+        f"application {application}: implementation plan round {round_} received",
+    )
 
 
 @kickoff_app.command("return")
 def kickoff_return(
-    application: str, comments: Annotated[str, typer.Option("--comments")], actor: ActorOpt = "admin"
+    application: str,
+    comments: Annotated[str, typer.Option("--comments")],
+    actor: ActorOpt = "admin",
+    as_json: ChangedJson = False,
 ) -> None:
     """Return the plan with comments; the applicant files it again."""
     a = state.app()
-    round_ = kickoff.return_plan(a, _resolve(a, application), comments, _admin(actor))
-    console.print(f"application {application}: plan round {round_} returned with comments", markup=False)
+    app_id = _resolve(a, application)
+    round_ = kickoff.return_plan(a, app_id, comments, _admin(actor))
+    _done(
+        as_json,
+        {"application_id": app_id, "round": round_, "status": "returned", "comments": comments},
+        f"application {application}: plan round {round_} returned with comments",
+    )
 
 
 @kickoff_app.command("approve")
@@ -371,11 +428,17 @@ def kickoff_approve(
         typer.Option("--schedule", help="YEAR=NATIONAL/LOCAL per year (default: an even split from this year)."),
     ] = None,
     actor: ActorOpt = "admin",
+    as_json: ChangedJson = False,
 ) -> None:
     """Approve the plan with its funding schedule by year: the project starts."""
     a = state.app()
     years = kickoff.parse_schedule(schedule) if schedule else None
-    done = kickoff.approve(a, _resolve(a, application), years, _admin(actor))
+    app_id = _resolve(a, application)
+    done = kickoff.approve(a, app_id, years, _admin(actor))
+    if as_json:
+        rows = [{"year": y.year, "national_krw": y.national_krw, "local_krw": y.local_krw} for y in done]
+        _json({"application_id": app_id, "to_state": "kickoff", "schedule": rows})
+        return
     _print_rows(
         f"application {application}: kickoff, funding by year",
         ["year", "national", "local"],

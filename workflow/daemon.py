@@ -40,6 +40,28 @@ from workflow.ticker import Fired, Ticker
 log = logging.getLogger("gongmo.daemon")
 
 
+# The libraries whose INFO lines would fill the log ("Running job ... executed successfully" every
+# tick, every state transitions enters): WARNING unless --verbose.
+LIBRARY_LOGGERS = ("apscheduler", "transitions", "uvicorn", "aiosmtplib", "aiosmtpd", "alembic", "httpx")
+# SQLAlchemy logs every statement at INFO: never, --verbose or not.
+NEVER_INFO = ("sqlalchemy",)
+
+
+def configure_logging(verbose: bool = False) -> None:
+    """gongmo's own events at INFO; the libraries at WARNING, or at INFO with --verbose.
+
+    A handler on stderr is added only if the process has none (a test's capture, or an
+    embedding program's handlers, stay as they are)."""
+    logging.basicConfig(format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    level = logging.INFO if verbose else logging.WARNING
+    logging.getLogger().setLevel(level)  # any other library
+    logging.getLogger("gongmo").setLevel(logging.INFO)
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    for name in NEVER_INFO:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 

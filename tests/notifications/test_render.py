@@ -195,8 +195,8 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
     },
     "cancelled": {"ko": [SAMPLE["reason"]], "en": [SAMPLE["reason"]]},
     "withdrawal_confirmed": {
-        "ko": ["2021-12-29 (수) 12:00 KST", SAMPLE["reason"]],
-        "en": ["2021-12-29 (Wed) 12:00 KST", SAMPLE["reason"]],
+        "ko": ["2021-12-29 (수) 12:00 KST", SAMPLE["reason"], SAMPLE["receipt_no"]],
+        "en": ["2021-12-29 (Wed) 12:00 KST", SAMPLE["reason"], SAMPLE["receipt_no"]],
     },
     "calendar_change": {
         "ko": ["접수 마감", "2021-12-29 (수) 18:00 KST", "2021-12-30 (목) 18:00 KST", "변경 사유"],

@@ -180,14 +180,18 @@ def test_an_applicant_withdraws_its_own_with_the_version(written: World) -> None
         "from_state": "written_evaluation",
         "to_state": "withdrawn",
         "version": before + 1,
-        "receipt_no": None,
+        "receipt_no": w.row(SIHEUNG)["receipt_no"],  # the number the applicant knows its plan by
     }
+    assert moved.json()["receipt_no"].startswith("STRONG-SMALL-2024-")
     assert moved.headers["ETag"] == f'"{before + 1}"'
     assert w.state(SIHEUNG) == "withdrawn"
     last = w.rows(AUDIT, AUDIT.c.application_id == w.id(SIHEUNG))[-1]
     assert (last["actor"], last["role"], last["trigger"]) == (SIHEUNG, "applicant", "withdraw")
     notices = w.rows(OUTBOX, OUTBOX.c.application_id == w.id(SIHEUNG))
     assert notices[-1]["notice"] == "withdrawal_confirmed"
+    receipt_no = moved.json()["receipt_no"]
+    assert notices[-1]["subject"].endswith(f"(접수번호 {receipt_no})"), notices[-1]["subject"]
+    assert f"신청번호 {w.id(SIHEUNG)}" not in notices[-1]["subject"]
 
 
 @pytest.mark.routes(MOVE)
@@ -527,3 +531,41 @@ def test_the_refusal_of_an_objection_says_why_not_that_the_state_is_final(writte
     refused = w.post(f"/applications/{w.id(SEJONG)}/objections", APP_SEJONG, json={"grounds": "?"})
     assert "is final" not in refused.json()["error"]
     assert "disqualified" in refused.json()["error"]
+
+
+# -- free text (issue 19, wording): one rule for the CLI and the API ---------------------------
+
+CONTROL_REFUSALS = [
+    ("a\x00b", "'a\\x00b': has a control character (U+0000, NUL); delete it"),
+    ("a\rb", "'a\\rb': has a control character (U+000D, carriage return); delete it"),
+    ("red \x1b[31m", "'red \\x1b[31m': has a control character (U+001B, escape); delete it"),
+]
+
+
+@pytest.mark.routes(MOVE, SUBMIT, OBJECT)
+def test_a_control_character_is_refused_by_name_and_field_not_by_a_pattern(written: World) -> None:
+    w = written
+    before = w.footprint()
+    url = f"/applications/{w.id(SIHEUNG)}/transitions"
+    for value, expected in CONTROL_REFUSALS:
+        body = {"trigger": "withdraw", "reason": value, "version": w.version(SIHEUNG)}
+        refused = w.post(url, ADMIN, json=body)
+        assert refused.status_code == 422
+        assert refused.json()["error"] == f"body field 'reason' = {expected}", refused.json()
+        assert "pattern" not in refused.text and "\\x00-" not in refused.text
+    submitted = w.post("/applications", ADMIN, json=plan(SUWON, title="스마트\x07시티"))
+    assert submitted.status_code == 422
+    assert submitted.json()["error"] == (
+        "body field 'title' = '스마트\\x07시티': has a control character (U+0007); delete it"
+    )
+    objected = w.post(f"/applications/{w.id(CHANGWON)}/objections", APP_CHANGWON, json={"grounds": "\x00"})
+    assert objected.status_code == 422
+    assert (
+        objected.json()["error"] == "body field 'grounds' = '\\x00': has a control character (U+0000, NUL); delete it"
+    )
+    assert w.footprint() == before
+    kept = w.post(
+        url, ADMIN, json={"trigger": "withdraw", "reason": "서류 미비\n\t(첨부 누락)", "version": w.version(SIHEUNG)}
+    )
+    assert kept.status_code == 200, kept.text  # a line break and a tab are text, as in the CLI
+    assert w.rows(AUDIT, AUDIT.c.application_id == w.id(SIHEUNG))[-1]["reason"] == "서류 미비\n\t(첨부 누락)"
