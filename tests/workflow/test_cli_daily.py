@@ -326,3 +326,14 @@ def test_the_lifecycle_commands_print_what_changed_as_one_json_object(gongmo: Go
     assert len(created["token"]) > 20
     revoked = one_object(g("tokens", "revoke", str(created["id"]), "--json"), CHANGING["tokens revoke"])
     assert revoked["id"] == created["id"] and revoked["revoked"] is True
+
+
+def test_json_where_no_object_can_come_is_refused_in_one_line(ready: Gongmo) -> None:
+    """A running daemon prints no object (it logs), and a script cannot answer release's question."""
+    daemon = ready("daemon", "--json")
+    assert (daemon.code, daemon.err) == (1, "error: --json: only with --once (a running daemon logs what it does)\n")
+    release = ready("outbox", "release", TRACK, "results", "--json")
+    assert release.code == 1 and release.out == ""
+    assert release.err == (
+        "error: --json: add --yes (a script cannot answer the question; run without --json to see it)\n"
+    )

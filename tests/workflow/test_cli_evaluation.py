@@ -590,3 +590,64 @@ def test_a_user_mistake_exits_1_with_one_error_line_and_changes_nothing(
     assert expected in line
     assert status(gongmo) == before
     assert ok(gongmo("show", selected["36110"], "--json")).json() == shown
+
+
+# -- --json on the commands that change something (issue 19, point 19) -------------------------------
+
+
+def changed(result: Result) -> dict[str, Any]:
+    """The whole of stdout is one JSON object: what the command changed."""
+    data = ok(result).json()
+    assert isinstance(data, dict), data
+    return data
+
+
+def test_the_review_committee_and_kickoff_commands_print_what_changed_as_json(
+    gongmo: Gongmo, received: dict[str, str], tmp_path: Path
+) -> None:
+    passed = changed(gongmo("review", "pass", TRACK, "--json", now=REVIEW))
+    assert passed == {"track": TRACK, "passed": 10, "to_state": "written_evaluation"}
+    failed = changed(gongmo("review", "disqualify-failed", TRACK, "--json", now=REVIEW))
+    assert sorted(d["application"] for d in failed["disqualified"]) == sorted([received["48120"], received["41110"]])
+    filed = changed(
+        gongmo("objection", "file", received["48120"], "--grounds", "인구 998,000명", "--json", now=OBJECTIONS)
+    )
+    assert (filed["objection_id"], filed["status"]) == (1, "open")
+    filed2 = changed(gongmo("objection", "file", received["41110"], "--grounds", "특례시", "--json", now=OBJECTIONS))
+    upheld = changed(gongmo("objection", "uphold", "1", "--reason", "확인", "--json", now=DECIDED))
+    assert upheld["decision"] == "upheld" and upheld["to_state"] == "written_evaluation"
+    rejected = changed(
+        gongmo("objection", "reject", str(filed2["objection_id"]), "--reason", "예외 없음", "--json", now=DECIDED)
+    )
+    assert rejected["decision"] == "rejected"
+    changed(gongmo("assign", TRACK, "--json", now=DECIDED))
+    slots = changed(gongmo("presentations", "schedule", TRACK, "--json", now=DECIDED))
+    assert len(slots["slots"]) == 11 and {"receipt_no", "starts_at"} <= slots["slots"][0].keys()
+    evaluated = {code: received[code] for code in sc.TARGETS}
+    written = sc.scores_csv(tmp_path / "written.csv", "written", evaluated)
+    imported = changed(gongmo("scores", "import", TRACK, str(written), "--json", now=WRITTEN))
+    assert imported == {"file": str(written), "track": TRACK, "stored": 51}
+    points = [f"{k}={v}" for k, v in sc.sheet(Decimal(50), "46130").items()]
+    one = changed(
+        gongmo(
+            "score", received["46130"], *points, "--evaluator", "kim@univ-seoul.example", "--part", "written",
+            "--json", now=WRITTEN,
+        )
+    )  # fmt: skip
+    assert (one["part"], one["stored"]) == ("written", 1)
+    conflict = changed(
+        gongmo("evaluators", "conflict", "kim@univ-seoul.example", "41590", "--reason", "자문", "--json", now=WRITTEN)
+    )
+    assert (conflict["evaluator"], conflict["applicant"]) == ("kim@univ-seoul.example", "41590")
+
+
+def test_kickoff_commands_print_what_changed_as_json(gongmo: Gongmo, selected: dict[str, str]) -> None:
+    sejong = selected["36110"]
+    received = changed(gongmo("kickoff", "receive", sejong, "--json", now=KICKOFF))
+    assert (received["round"], received["status"]) == (1, "received")
+    returned = changed(gongmo("kickoff", "return", sejong, "--comments", "근거 첨부", "--json", now="2024-07-02T10:00"))
+    assert (returned["round"], returned["status"]) == (1, "returned")
+    changed(gongmo("kickoff", "receive", sejong, "--json", now="2024-07-08T10:00"))
+    approved = changed(gongmo("kickoff", "approve", sejong, "--json", now="2024-07-09T10:00"))
+    assert approved["to_state"] == "kickoff"
+    assert sum(y["national_krw"] for y in approved["schedule"]) == 7_500_000_000  # the national share asked
