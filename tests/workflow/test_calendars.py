@@ -721,3 +721,26 @@ def test_rehearsal_of_2022_opens_the_review_on_01_03(capsys: pytest.CaptureFixtu
     assert code == 0, err
     assert "2022-01-03 (월) 09:00 KST  small-medium-2022  [open_review] 12 to preliminary review" in out, out
     assert "2021-12-29 (수) 18:00 KST  small-medium-2022  [close_receipt] 6 expired\n" in out
+
+
+def test_review_starts_of_a_track_without_one_cannot_be_rescheduled(running: App) -> None:
+    before = snapshot(running)
+    with pytest.raises(InvalidInput, match=f"MILESTONE review_starts: track {TRACK_KEY} has none; add review_starts"):
+        calendars.reschedule(running, TRACK_KEY, "review_starts", kst("2024-06-03 09:00"), "검토 일정", "kim")
+    assert snapshot(running) == before
+
+
+def test_rescheduling_review_starts_moves_its_row_and_keeps_the_order(db_url: str) -> None:
+    built = make_app(db_url, FixedClock(kst("2021-12-01 09:00")))
+    try:
+        derive(built)
+        key = "small-medium-2022"
+        with pytest.raises(InvalidInput, match="would put review_starts before receipt_closes"):
+            calendars.reschedule(built, key, "review_starts", kst("2021-12-29 17:00"), "검토 일정", "kim")
+        moved = calendars.reschedule(built, key, "review_starts", kst("2022-01-04 09:00"), "검토 일정", "kim")
+        assert moved["changed"] and moved["warnings"] == []
+        assert deadline_rows(built, f"{key}:")[f"{key}:open_review"]["due_at"] == kst("2022-01-04 09:00")
+        with pytest.raises(InvalidInput, match="would put review_ends before review_starts"):
+            calendars.reschedule(built, key, "review_ends", kst("2022-01-03 18:00"), "검토 일정", "kim")
+    finally:
+        built.db.dispose()
