@@ -85,7 +85,7 @@ def lifecycle(app: App, clock: FixedClock) -> None:
     ticker.run_until_idle()
     clock.set(kst("2024-06-26 10:00"))
     app.engine.apply(ids[0], "select", ADMIN)
-    app.engine.apply(ids[0], "waitlist", ADMIN)  # corrected before publication
+    app.engine.apply(ids[0], "waitlist", ADMIN, "선정 정정")  # corrected before publication (a reason: issue 19)
     app.engine.apply(ids[1], "select", ADMIN)
 
 

@@ -277,13 +277,14 @@ def test_rehearsal_of_the_2022_contest_prints_its_real_calendar(capsys: pytest.C
         assert line in out, line
 
 
-def test_demo_runs_both_contests_and_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_runs_both_contests_and_exits_0(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from workflow.cli import run
 
-    assert run(["--config", str(CONFIG), "demo"]) == 0
+    assert run(["--config", str(CONFIG), "demo", "--maildir", str(tmp_path / "maildir")]) == 0
     out = capsys.readouterr().out
     assert "hub-2024" in out and "diffusion-2024" in out and "small-medium-2022" in out
-    assert out.rstrip().endswith("clean")
+    assert "rows, clean" in out  # audit verify
+    assert f"mutt -f {tmp_path / 'maildir'}" in out
 
 
 # -- calendar order under leases -------------------------------------------------------
