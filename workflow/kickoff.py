@@ -17,7 +17,6 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from states.calendar import add_local_days
 from states.eligibility import Year, check_schedule, default_schedule
 from states.errors import Conflict, IllegalMove, InvalidInput, NotFound, OutsideWindow
 from workflow import events
@@ -49,7 +48,8 @@ def receive(app: App, application_id: int, actor: Actor) -> int:
     now = app.clock.now()
     with write(app.db) as conn:
         row, track_row, contest, track = _selected(app, conn, application_id, "receive a plan for")
-        closes = add_local_days(track_row["kickoff_due"], track.kickoff_grace_days, contest.timezone)
+        # The kickoff grace is a period: it ends where the kickoff_closes deadline row does (Civil Act art. 161).
+        closes = contest.closures().period_end(track_row["kickoff_due"], track.kickoff_grace_days, contest.timezone)
         if now >= closes:
             tz = ZoneInfo(contest.timezone)
             raise OutsideWindow(

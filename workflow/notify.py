@@ -10,7 +10,7 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 
@@ -180,7 +180,8 @@ class Notifier:
             "national_krw": party.national_krw or 0,
             "local_krw": party.local_krw or 0,
             "evaluation_starts": cal["written_starts"],
-            "objection_until": now + timedelta(days=track.objection_days),
+            # Civil Act art. 161 (Contest.period_end_rule): a last day on a closed day moves to the next working day.
+            "objection_until": contest.closures().period_end(now, track.objection_days, contest.timezone),
             "objection_id": 0,
             "comments": "",
             "kickoff_due": cal["kickoff_due"],

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -27,7 +27,7 @@ from states.eligibility import Check, Facts, Rules, check, failures
 from states.errors import Conflict, IllegalMove, InvalidInput, NotFound, OutsideWindow
 from workflow import events
 from workflow.actors import Actor
-from workflow.config import Track
+from workflow.config import Contest, Track
 from workflow.db import read, write
 from workflow.models import APPLICANT, APPLICATION, AUDIT, OBJECTION, TRACK
 
@@ -177,8 +177,10 @@ def _facts(conn: Connection, application_id: int, track: Track) -> Facts:
 # -- objections ---------------------------------------------------------------
 
 
-def objection_until(conn: Connection, application_id: int, track: Track) -> datetime | None:
-    """The end of the objection window: the last disqualification plus objection_days."""
+def objection_until(conn: Connection, application_id: int, contest: Contest, track: Track) -> datetime | None:
+    """The end of the objection window: the last disqualification plus objection_days, a
+    last day on a closed day moved to the next working day (Contest.period_end_rule, Civil
+    Act art. 161): the deadline the disqualified notice states."""
     at = conn.execute(
         sa.select(sa.func.max(AUDIT.c.at)).where(
             AUDIT.c.application_id == application_id, AUDIT.c.trigger == "disqualify"
@@ -186,7 +188,7 @@ def objection_until(conn: Connection, application_id: int, track: Track) -> date
     ).scalar()
     if at is None:
         return None
-    value: datetime = at + timedelta(days=track.objection_days)
+    value: datetime = contest.closures().period_end(at, track.objection_days, contest.timezone)
     return value
 
 
@@ -221,7 +223,7 @@ def file_objection(app: App, application_id: int, grounds: str, actor: Actor) ->
             raise IllegalMove(
                 str(application_id), row["state"], "object", [], hint="only a disqualified application may object"
             )
-        until = objection_until(conn, application_id, track)
+        until = objection_until(conn, application_id, contest, track)
         if until is None or now >= until:
             raise OutsideWindow(
                 f"application {application_id}: the objection window closed at {_local(until, contest.timezone)}"

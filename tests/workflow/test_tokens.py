@@ -268,7 +268,10 @@ def test_cli_revoke_then_revoke_again(cfg: Path, capsys: pytest.CaptureFixture[s
 @pytest.mark.parametrize(
     ("argv", "error"),
     [
-        (["--role", "boss", "--subject", "office-lee"], "error: --role 'boss': choose admin, evaluator, applicant or metrics\n"),
+        (
+            ["--role", "boss", "--subject", "office-lee"],
+            "error: --role 'boss': choose admin, evaluator, applicant or metrics\n",
+        ),
         (
             ["--role", "applicant", "--subject", "99999"],
             "error: --subject '99999': no applicant with that code; an applicant token names its code, e.g. 41110\n",
