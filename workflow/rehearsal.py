@@ -202,8 +202,8 @@ def _run(app: App, contest_keys: list[str], csv: Path, decide: bool, out: Callab
         assert due is not None
         clock.set(due)
         for fired in ticker.tick():
-            track = fired.key.split(":")[0]
-            say(fired.due_at, track, f"[{fired.action}] {fired.summary}")
+            track, own = _track_of(app, fired.key)
+            say(fired.due_at, track, f"[{fired.action}] {own}{fired.summary}")
     return _summary(app, tracks, lines, out)
 
 
@@ -212,8 +212,14 @@ def _human_steps(app: App, contest: Contest, track: Track) -> list[Step]:
     cal = track.calendar
     key = track.key
     hour = timedelta(hours=1)
+    # The office gives one applicant two more days (its own close), which it uses at the last minute:
+    # its reminders follow its own close, not the track's.
+    extended_to = cal.receipt_closes + timedelta(days=2)
+    late: dict[str, Any] = {}
     return [
         Step(cal.receipt_opens + 2 * hour, 1, key, "plans received", lambda: _submit(app, track)),
+        Step(cal.receipt_opens + 3 * hour, 1, key, "extension granted", lambda: _extend(app, track, extended_to, late)),
+        Step(extended_to - 2 * hour, 1, key, "late plan received", lambda: _submit_late(app, track, late)),
         Step(cal.review_ends - 3 * hour, 2, key, "preliminary review", lambda: _review(app, track)),
         Step(cal.written_starts - 2 * hour, 3, key, "committee assigned", lambda: _assign(app, track)),
         Step(cal.written_starts - hour, 4, key, "presentations scheduled", lambda: _slots(app, track)),
@@ -246,6 +252,29 @@ def _submit(app: App, track: Track) -> str:
     for i, a in enumerate(submitting):
         app.engine.submit(track.key, a["code"], national, local, OFFICE, "스마트도시 조성계획", types[i % len(types)])
     return f"{len(submitting)} of {len(invited)} invited submitted"
+
+
+def _extend(app: App, track: Track, until: datetime, late: dict[str, Any]) -> str:
+    """The first applicant that has not submitted gets its own receipt close, two days later."""
+    waiting = _in_state(app, track.key, "announcement")
+    if not waiting:
+        return "nobody left to extend"
+    late.update(waiting[0])
+    reason = "정전으로 제출 지연 (rehearsal)"
+    calendars.extend(app, int(late["id"]), "receipt_closes", until, reason, OFFICE.name)
+    local = until.astimezone(ZoneInfo(app.loaded.config.track(track.key)[0].timezone))
+    return f"{late['code']}: receipt_closes extended to {local:%Y-%m-%d %H:%M %Z} ({reason})"
+
+
+def _submit_late(app: App, track: Track, late: dict[str, Any]) -> str:
+    """The extended applicant submits inside its own window."""
+    if not late:
+        return "nobody extended"
+    national = track.funding.national_cap_krw
+    local = int(national * track.funding.local_match_ratio)
+    kind = track.eligibility.types[0] if track.eligibility.types else None
+    moved = app.engine.submit(track.key, late["code"], national, local, OFFICE, "스마트도시 조성계획", kind)
+    return f"{late['code']}: {moved.receipt_no}"
 
 
 def _review(app: App, track: Track) -> str:
@@ -313,6 +342,22 @@ def _kickoff(app: App, track: Track) -> str:
         kickoff.approve(app, a["id"], None, OFFICE)
     missing = " (one plan still missing)" if late else ""
     return f"{len(selected) - len(late)} plans approved with their funding by year{missing}"
+
+
+def _track_of(app: App, key: str) -> tuple[str, str]:
+    """(track, "CODE: ") of a deadline row: an applicant's own row (ext:ID:...) names the applicant."""
+    if not key.startswith("ext:"):
+        return key.split(":")[0], ""
+    with read(app.db) as conn:
+        row = conn.execute(
+            sa.select(TRACK.c.key, APPLICANT.c.code)
+            .select_from(DEADLINE)
+            .join(TRACK, TRACK.c.id == DEADLINE.c.track_id)
+            .join(APPLICATION, APPLICATION.c.id == DEADLINE.c.application_id)
+            .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
+            .where(DEADLINE.c.key == key)
+        ).one()
+    return str(row.key), f"{row.code}: "
 
 
 def _track_ids(conn: sa.Connection, keys: list[str], invert: bool = False) -> list[int]:

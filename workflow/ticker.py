@@ -559,10 +559,15 @@ class Ticker:
         Another daemon's bulk move may get there first; that is not an error."""
         app_id = row["application_id"]
         with read(self.app.db) as conn:
-            close = conn.execute(sa.select(TRACK.c.receipt_closes).where(TRACK.c.key == row["track_key"])).scalar_one()
-        if close > self.app.clock.now():  # the track's close was moved past the extension
+            close, review_starts = conn.execute(
+                sa.select(TRACK.c.receipt_closes, TRACK.c.review_starts).where(TRACK.c.key == row["track_key"])
+            ).one()
+        now = self.app.clock.now()
+        if close > now:  # the track's close was moved past the extension
             return f"application {app_id}: the track's receipt closes later; its close applies"
-        for trigger in ("expire", "start_review"):
+        # A late plan waits in receipt, as the others did, until the track's review opens (open_review moves it).
+        triggers = ("expire",) if review_starts is not None and now < review_starts else ("expire", "start_review")
+        for trigger in triggers:
             try:
                 self.app.engine.apply(app_id, trigger, SYSTEM, reason)
             except (IllegalMove, Conflict):
@@ -570,6 +575,8 @@ class Ticker:
             return f"application {app_id}: extension ran out, {trigger}"
         with read(self.app.db) as conn:
             state = conn.execute(sa.select(APPLICATION.c.state).where(APPLICATION.c.id == app_id)).scalar_one()
+        if state == "receipt":
+            return f"application {app_id}: extension ran out; its plan waits for the review to open"
         return f"application {app_id}: already '{state}', nothing to do"
 
 

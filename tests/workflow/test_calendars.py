@@ -719,8 +719,18 @@ def test_2022_plans_wait_in_receipt_until_the_review_opens_on_01_03(db_url: str)
 def test_rehearsal_of_2022_opens_the_review_on_01_03(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run_cli(capsys, "--config", str(CONFIG), "rehearse", "scc-2022-small-medium")
     assert code == 0, err
-    assert "2022-01-03 (월) 09:00 KST  small-medium-2022  [open_review] 12 to preliminary review" in out, out
-    assert "2021-12-29 (수) 18:00 KST  small-medium-2022  [close_receipt] 6 expired\n" in out
+    assert "2022-01-03 (월) 09:00 KST  small-medium-2022  [open_review] 13 to preliminary review" in out, out
+    assert "2021-12-29 (수) 18:00 KST  small-medium-2022  [close_receipt] 5 expired\n" in out
+    # One applicant's own close (12-31): its reminders follow it, and its late plan waits for 01-03 as well.
+    for line in (
+        "2021-12-30 (목) 09:00 KST  small-medium-2022  [reminder] 41110: 1 reminder to application 3 (its own close",
+        "2021-12-31 (금) 15:00 KST  small-medium-2022  [reminder] 41110: 1 reminder to application 3 (its own close",
+        "2021-12-31 (금) 18:00 KST  small-medium-2022  [extension_closes] 41110: application 3: extension ran out;"
+        " its plan waits for the review to open",
+    ):
+        assert line in out, line
+    track_reminders = [t for t in out.splitlines() if "[reminder]" in t and "41110" not in t]
+    assert [t[:25] for t in track_reminders] == ["2021-12-28 (화) 09:00 KST ", "2021-12-29 (수) 15:00 KST "]
 
 
 def test_review_starts_of_a_track_without_one_cannot_be_rescheduled(running: App) -> None:

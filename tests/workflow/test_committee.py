@@ -41,7 +41,7 @@ POINTS_X100 = {"feasibility": 2450, "innovation": 1800, "participation": 1725, "
 # Applications in evaluation after the review: the 10 eligible scenario applicants (창원, 수원 disqualified).
 IN_EVALUATION = [code for code in sc.TARGETS if code != "48120"]
 STRICT_MINIMUM = (
-    "minimum_evaluators = 4             # an evaluator in conflict recuses; 4 may still score",
+    "minimum_evaluators = 4             # an evaluator in conflict recuses; 4 may still score (chosen)",
     "minimum_evaluators = 5",
 )
 

@@ -128,11 +128,12 @@ def test_a_reschedule_re_arms_the_timer(derived: App, clock: FixedClock) -> None
 
     daemon.ticker.late_announcements = "send"  # the calls caught up after their close go out: nothing is held
     daemon.wake()  # catches up everything before 2024-05-20 10:00, then arms
-    assert abs(armed_in() - (kst("2024-05-26 09:00") - clock.now())) < timedelta(minutes=1)  # D-3 reminders
-    for track in ("hub-2024", "strong-small-2024"):
-        calendars.reschedule(derived, track, "receipt_closes", kst("2024-05-31 18:00"), "접수 시스템 점검", "park")
-    daemon.wake()  # the interval tick notices the moved calendar: D-3 moved to 05-28, so receipt opening is first
+    # the receipt opening (no reminder is planned before a window opens)
     assert abs(armed_in() - (kst("2024-05-27 09:00") - clock.now())) < timedelta(minutes=1)
+    for track in ("hub-2024", "strong-small-2024"):
+        calendars.reschedule(derived, track, "receipt_opens", kst("2024-05-23 09:00"), "접수 조기 개시", "park")
+    daemon.wake()  # the interval tick notices the moved calendar: the opening moved to 05-23
+    assert abs(armed_in() - (kst("2024-05-23 09:00") - clock.now())) < timedelta(minutes=1)
     scheduler.shutdown(wait=False)
 
 
@@ -204,8 +205,8 @@ def test_a_call_held_after_the_close_makes_health_degraded_until_the_office_deci
     strong = blocked["strong-small-2024:announce"]
     assert strong["kind"] == "held" and strong["track"] == "strong-small-2024"
     assert strong["error"].startswith("track strong-small-2024: receipt closed at 2024-05-29 18:00 KST; the call was")
-    assert strong["waiting"] == 5  # D-3, opening, D-1, -3h, the close
-    assert any(p.startswith("deadline strong-small-2024:announce held for the office: 5 due") for p in body["problems"])
+    assert strong["waiting"] == 4  # the opening, the two reminders inside the window, the close
+    assert any(p.startswith("deadline strong-small-2024:announce held for the office: 4 due") for p in body["problems"])
     assert body["deadlines"]["overdue"] >= sum(b["waiting"] + 1 for b in blocked.values())
     status, text = settled
     after = json.loads(text)

@@ -380,7 +380,7 @@ national_budget_krw = 10_000_000_000
   name_ko = "베를린 트랙"
   name_en = "Berlin track"
   slots = 2
-  reminders = ["D-3 09:00", "D-2 09:00", "D-1 09:00", "-3h"]
+  reminders = ["D-3 19:00", "D-2 09:00", "D-1 09:00", "-3h"]
 
     [contests.tracks.eligibility]
     kinds = ["city", "county"]
@@ -425,8 +425,9 @@ BERLIN_MILESTONES = {
 }
 BERLIN_DEADLINES = {
     f"{BERLIN_TRACK}:announce": utc("2024-03-26 09:00"),
-    f"{BERLIN_TRACK}:reminder:D-3 09:00": utc("2024-03-30 08:00"),  # 09:00 CET
     f"{BERLIN_TRACK}:open_receipt": utc("2024-03-30 17:00"),
+    # 19:00 CET: after the opening (a reminder is never planned before the window opens)
+    f"{BERLIN_TRACK}:reminder:D-3 19:00": utc("2024-03-30 18:00"),
     f"{BERLIN_TRACK}:reminder:D-2 09:00": utc("2024-03-31 07:00"),  # 09:00 CEST, the day of the change
     f"{BERLIN_TRACK}:reminder:D-1 09:00": utc("2024-04-01 07:00"),  # 09:00 CEST
     f"{BERLIN_TRACK}:reminder:-3h": utc("2024-04-02 13:00"),  # 15:00 CEST
@@ -475,7 +476,7 @@ def test_berlin_deadline_rows_keep_their_local_wall_times(berlin: App) -> None:
     assert rows == BERLIN_DEADLINES
     reminders = {k.split(":reminder:")[1]: local(v) for k, v in rows.items() if ":reminder:" in k}
     assert reminders == {
-        "D-3 09:00": "2024-03-30 09:00 CET",
+        "D-3 19:00": "2024-03-30 19:00 CET",
         "D-2 09:00": "2024-03-31 09:00 CEST",
         "D-1 09:00": "2024-04-01 09:00 CEST",
         "-3h": "2024-04-02 15:00 CEST",
@@ -545,7 +546,7 @@ def test_berlin_notices_show_the_local_time_with_cet_or_cest(berlin: App, clock:
     ticker = Ticker(berlin, "t")
     for at, code in (
         (BERLIN_DEADLINES[f"{BERLIN_TRACK}:announce"], None),
-        (BERLIN_DEADLINES[f"{BERLIN_TRACK}:reminder:D-3 09:00"], None),
+        (BERLIN_DEADLINES[f"{BERLIN_TRACK}:reminder:D-3 19:00"], None),
         (utc("2024-03-30 19:00"), "46820"),  # 20:00 CET
         (BERLIN_DEADLINES[f"{BERLIN_TRACK}:reminder:D-2 09:00"], None),
         (utc("2024-03-31 08:00"), "41590"),  # 10:00 CEST, hours after the change
@@ -581,10 +582,10 @@ def test_berlin_notices_show_the_local_time_with_cet_or_cest(berlin: App, clock:
     [after_change] = mails("receipt_confirmation", "41590")
     assert "Submitted: 2024-03-31 (Sun) 10:00 CEST\n" in after_change["body_text"]
 
-    # 41190 never submitted: reminded at 09:00 local on D-3 (CET), D-2 and D-1 (CEST)
+    # 41190 never submitted: reminded at 19:00 local on D-3 (CET), at 09:00 on D-2 and D-1 (CEST)
     reminders = mails("deadline_reminder", "41190")
     assert [local(r["created_at"]) for r in reminders] == [
-        "2024-03-30 09:00 CET",
+        "2024-03-30 19:00 CET",
         "2024-03-31 09:00 CEST",
         "2024-04-01 09:00 CEST",
     ]
