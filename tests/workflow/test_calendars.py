@@ -35,8 +35,8 @@ STRONG_SMALL_ROWS = {
     f"{TRACK_KEY}:close_receipt": ("close_receipt", "receipt_closes", kst("2024-05-29 18:00")),
     f"{TRACK_KEY}:review_due": ("review_due", "review_ends", kst("2024-06-05 18:00")),
     f"{TRACK_KEY}:selection_due": ("selection_due", "selection_at", kst("2024-06-26 10:00")),
-    # no D-3 09:00 (Sunday 05-26): before the receipt opens, no reminder (issue 19)
-    f"{TRACK_KEY}:reminder:D-1 09:00": ("reminder", "receipt_closes", kst("2024-05-28 09:00")),
+    # the shipped reminders (issue 19): the working day before the close at 09:00, and -3h
+    f"{TRACK_KEY}:reminder:D-1 working days 09:00": ("reminder", "receipt_closes", kst("2024-05-28 09:00")),
     f"{TRACK_KEY}:reminder:-3h": ("reminder", "receipt_closes", kst("2024-05-29 15:00")),
     f"{TRACK_KEY}:start_presentation": ("start_presentation", "written_ends", kst("2024-06-12 18:00")),
     f"{TRACK_KEY}:kickoff_plan_due": ("kickoff_plan_due", "kickoff_due", kst("2024-07-31 18:00")),
@@ -208,12 +208,11 @@ def test_reschedule_moves_the_track_its_deadlines_and_tells_the_applicants(runni
 
     rows = deadline_rows(app)
     assert rows[f"{TRACK_KEY}:close_receipt"]["due_at"] == kst("2024-05-31 18:00")
-    assert rows[f"{TRACK_KEY}:reminder:D-3 09:00"]["due_at"] == kst("2024-05-28 09:00")
-    assert rows[f"{TRACK_KEY}:reminder:D-1 09:00"]["due_at"] == kst("2024-05-30 09:00")
+    assert rows[f"{TRACK_KEY}:reminder:D-1 working days 09:00"]["due_at"] == kst("2024-05-30 09:00")
     assert rows[f"{TRACK_KEY}:reminder:-3h"]["due_at"] == kst("2024-05-31 15:00")
     assert rows[f"{TRACK_KEY}:start_presentation"]["due_at"] == kst("2024-06-12 18:00")
-    assert len(rows) == len(STRONG_SMALL_ROWS) + 1  # D-3 09:00 (05-28) falls inside the window now
-    assert len(result["deadlines"]) == 4
+    assert len(rows) == len(STRONG_SMALL_ROWS)
+    assert len(result["deadlines"]) == 3  # the close and its two reminders
 
     with read(app.db) as conn:
         [change] = conn.execute(sa.select(CALENDAR_CHANGE)).mappings().all()
@@ -286,12 +285,12 @@ def test_reschedule_kickoff_due_moves_both_kickoff_rows(running: App) -> None:
 def test_reschedule_leaves_a_fired_reminder_as_history(running: App) -> None:
     app = running
     fired = tick(app, "2024-05-28 09:00")
-    assert f"{TRACK_KEY}:reminder:D-1 09:00" in fired
+    assert f"{TRACK_KEY}:reminder:D-1 working days 09:00" in fired
     set_clock(app, "2024-05-28 10:00")
     calendars.reschedule(app, TRACK_KEY, "receipt_closes", kst("2024-05-31 18:00"), "시스템 점검", "kim")
     rows = deadline_rows(app)
-    assert rows[f"{TRACK_KEY}:reminder:D-1 09:00"]["due_at"] == kst("2024-05-28 09:00")
-    assert rows[f"{TRACK_KEY}:reminder:D-1 09:00"]["fired_at"] == kst("2024-05-28 09:00")
+    assert rows[f"{TRACK_KEY}:reminder:D-1 working days 09:00"]["due_at"] == kst("2024-05-28 09:00")
+    assert rows[f"{TRACK_KEY}:reminder:D-1 working days 09:00"]["fired_at"] == kst("2024-05-28 09:00")
     assert rows[f"{TRACK_KEY}:reminder:-3h"]["due_at"] == kst("2024-05-31 15:00")
 
 

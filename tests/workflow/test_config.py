@@ -289,6 +289,11 @@ def in_small_medium_track(line: str) -> Callable[[str], str]:
     return lambda t: edit(t, "slots = 16", f"slots = 16\n  {line}")
 
 
+def small_medium_reminders(line: str) -> Callable[[str], str]:
+    """The 2022 track's reminders line (the shipped config sets one per track) replaced by `line`."""
+    return lambda t: edit(t, 'reminders = ["D-1 working days 09:00", "-3h"]\n', f"{line}\n")
+
+
 # case: (change to the shipped text, the refusal's lines after "FILE: ")
 BAD_INPUT: dict[str, tuple[Callable[[str], str], list[str]]] = {
     "time zone naming a tzdata directory": (
@@ -327,14 +332,14 @@ BAD_INPUT: dict[str, tuple[Callable[[str], str], list[str]]] = {
         ["contests[1].extra_closures = 5: not a list: write the dates as a list, e.g. [2024-05-07]"],
     ),
     "reminder days before, huge": (
-        in_small_medium_track('reminders = ["D-99999999 09:00"]'),
+        small_medium_reminders('reminders = ["D-99999999 09:00"]'),
         [
             "contests[0].tracks[0].reminders = ['D-99999999 09:00']: reminder 'D-99999999 09:00' is too early:"
             " write at most D-365 HH:MM or -8760h (a year before the deadline)"
         ],
     ),
     "reminder hours before, huge": (
-        in_small_medium_track('reminders = ["-999999999999h"]'),
+        small_medium_reminders('reminders = ["-999999999999h"]'),
         [
             "contests[0].tracks[0].reminders = ['-999999999999h']: reminder '-999999999999h' is too early:"
             " write at most D-365 HH:MM or -8760h (a year before the deadline)"
@@ -379,7 +384,7 @@ BAD_INPUT: dict[str, tuple[Callable[[str], str], list[str]]] = {
         ],
     ),
     "long reminder": (
-        in_small_medium_track(f'reminders = ["{X200}"]'),
+        small_medium_reminders(f'reminders = ["{X200}"]'),
         [
             "contests[0].tracks[0].reminders = ['" + "x/" * 27 + "x...: reminder '" + "x/" * 18 + "...:"
             " write 'D-N HH:MM' (e.g. 'D-3 09:00'), 'D-N working days HH:MM' (e.g. 'D-2 working days 09:00')"

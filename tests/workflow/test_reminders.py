@@ -194,7 +194,9 @@ def monday_close(tmp_path: Path) -> Path:
     assert len(blocks) == 2
     tail = blocks[1].replace(close, close.replace("2024-05-29T18:00:00", "2024-06-03T18:00:00"), 1)
     assert tail != blocks[1]
-    tail = tail.replace("  slots = 3\n", '  slots = 3\n  reminders = ["D-1 09:00", "-3h"]\n', 1)
+    shipped = 'reminders = ["D-1 working days 09:00", "-3h"]'
+    assert shipped in tail
+    tail = tail.replace(shipped, 'reminders = ["D-1 09:00", "-3h"]', 1)  # calendar days: D-1 is Sunday
     path = tmp_path / "monday.toml"
     path.write_text(blocks[0] + 'key = "strong-small-2024"' + tail, encoding="utf-8")
     return path

@@ -108,7 +108,7 @@ def test_reminders_go_once_and_only_to_those_who_have_not_submitted(derived: App
     ticker.run_until_idle()
     clock.set(kst("2024-05-27 10:00"))
     submitted = derived.engine.submit(TRACK_KEY, "41590", 1, 1, ticker_admin(), None, "climate_crisis").application_id
-    clock.set(kst("2024-05-28 09:00"))  # D-1 09:00 (D-3 was missed while down: caught up first)
+    clock.set(kst("2024-05-28 09:00"))  # the working day before the close, 09:00
     ticker.run_until_idle()
     ticker.run_until_idle()
     with read(derived.db) as conn:
@@ -119,7 +119,7 @@ def test_reminders_go_once_and_only_to_those_who_have_not_submitted(derived: App
             .where(OUTBOX.c.notice == "deadline_reminder", TRACK.c.key == TRACK_KEY)
         ).all()
     assert submitted not in {r.application_id for r in rows}
-    # one reminder (D-1; D-3 is Sunday 05-26, before the receipt opens) to each of the 17 who had not submitted
+    # one reminder (the working day before the close) to each of the 17 who had not submitted
     assert len(rows) == 17 and len({r.dedup_key for r in rows}) == len(rows)
 
 
@@ -137,7 +137,7 @@ def test_three_day_outage_catches_up_every_deadline_once_in_order(derived: App, 
     ours = [f for f in caught if f.key.startswith(f"{TRACK_KEY}:")]
     assert [f.key.split(":", 1)[1] for f in ours] == [
         "open_receipt",
-        "reminder:D-1 09:00",
+        "reminder:D-1 working days 09:00",
         "reminder:-3h",
         "close_receipt",
     ]
