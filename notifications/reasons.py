@@ -42,6 +42,14 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "ko": "국비 한도: 신청 국비 {national}원이 {years}년간 한도 {cap}원을 넘습니다",
         "en": "national share: {national} won exceeds the cap of {cap} won over {years} year(s)",
     },
+    "eligibility.national_missing": {
+        "ko": "국비: 신청 국비가 없습니다 (0원 또는 미기재); 국비 신청액을 적어야 합니다",
+        "en": "national share: none was requested (0 won or missing); a plan asks for a national amount",
+    },
+    "eligibility.local_missing": {
+        "ko": "지방비 매칭: 지방비가 없습니다 (0원 또는 미기재); 국비 대비 {ratio} 매칭이 필요합니다",
+        "en": "local match: no local share (0 won or missing); local:national = {ratio} is required",
+    },
     "eligibility.national_min": {
         "ko": "국비 하한: 신청 국비 {national}원이 최소 {minimum}원에 미치지 못합니다",
         "en": "national share: {national} won is below the minimum of {minimum} won",
@@ -152,7 +160,17 @@ def eligibility(rules: Rules, facts: Facts) -> list[Reason]:
         ),
         "type": ({"chosen": facts.project_type or "", "allowed": list(rules.types)}, ("chosen", "allowed")),
     }
-    return [Reason(f"eligibility.{rule}", *values[rule]) for rule in RULES if rule in failed]
+    out = []
+    for rule in RULES:
+        if rule not in failed:
+            continue
+        if rule == "national_cap" and not facts.national_krw:  # no amount at all: not "over the cap"
+            out.append(Reason("eligibility.national_missing"))
+        elif rule == "local_match" and not facts.local_krw:
+            out.append(Reason("eligibility.local_missing", {"ratio": values[rule][0]["ratio"]}))
+        else:
+            out.append(Reason(f"eligibility.{rule}", *values[rule]))
+    return out
 
 
 def render(reasons: Reason | Iterable[Reason], language: str) -> str:

@@ -109,3 +109,26 @@ def test_the_korean_disqualification_notice_names_the_failed_rule_in_korean(
     assert not ENGLISH.search(line.split("사유:", 1)[1]), line
     assert korean in html
     assert audit_reason.startswith("eligibility: ")  # the office's record keeps its own line
+
+
+def test_a_plan_with_no_amounts_is_told_so_not_that_it_exceeds_the_cap() -> None:
+    """A missing or zero amount fails the checklist (issue 19 point 7); its reason says what is missing."""
+    from states.eligibility import Facts
+
+    sample = sc_rules()
+    facts = Facts(
+        kind="city", population=500_000, national_krw=0, local_krw=None, years=3, project_type="climate_crisis"
+    )
+    why = reasons.eligibility(sample, facts)
+    assert [r.code for r in why] == ["eligibility.national_missing", "eligibility.local_missing"]
+    ko = reasons.render(why, "ko")
+    assert "넘습니다" not in ko and "신청 국비가 없습니다" in ko and not ENGLISH.search(ko)
+    assert "none was requested" in reasons.render(why, "en")
+
+
+def sc_rules():  # type: ignore[no-untyped-def]
+    from tests.conftest import CONFIG
+    from workflow.config import load
+
+    _, track = load(CONFIG).config.track(sc.TRACK)
+    return review.rules_of(track)
