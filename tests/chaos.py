@@ -349,6 +349,9 @@ office = "한국토지주택공사(LH) 스마트도시개발처"
 office_phone = "044-201-3737"
 portal_url = "https://www.smartcity.go.kr"
 timezone = "Asia/Seoul"
+# The calendar runs in minutes: a period's last day must not move to the next working day
+# (Civil Act art. 161, the default), or a run on a Friday waits for Monday's kickoff close.
+period_end_rule = "calendar"
 national_budget_krw = {2 * SLOTS * CAP_KRW}
 {"".join(tracks)}"""
 
