@@ -51,29 +51,9 @@ def rules_of(track: Track) -> Rules:
 def record_checks(conn: Connection, ids: list[int], track: Track) -> int:
     """Check every rule for these applications and store the checklists."""
     rules = rules_of(track)
-    query = (
-        sa.select(
-            APPLICATION.c.id,
-            APPLICATION.c.national_krw,
-            APPLICATION.c.local_krw,
-            APPLICATION.c.years,
-            APPLICATION.c.project_type,
-            APPLICANT.c.kind,
-            APPLICANT.c.population,
-        )
-        .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
-        .where(APPLICATION.c.id.in_(ids))
-    )
     updates = []
-    for r in conn.execute(query):
-        facts = Facts(
-            kind=r.kind,
-            population=r.population,
-            national_krw=r.national_krw,  # a missing amount fails its rule, it is not 0
-            local_krw=r.local_krw,
-            years=r.years or track.funding.years,
-            project_type=r.project_type,
-        )
+    for r in conn.execute(FACTS.where(APPLICATION.c.id.in_(ids))):
+        facts = _facts_of(r, track)
         checks = check(rules, facts)
         updates.append(
             {
@@ -152,23 +132,27 @@ def disqualify_failed(app: App, track_key: str, actor: Actor) -> list[tuple[str,
 
 def _facts(conn: Connection, application_id: int, track: Track) -> Facts:
     """What the checklist was made of, for the reasons an applicant reads."""
-    r = conn.execute(
-        sa.select(
-            APPLICATION.c.national_krw,
-            APPLICATION.c.local_krw,
-            APPLICATION.c.years,
-            APPLICATION.c.project_type,
-            APPLICANT.c.kind,
-            APPLICANT.c.population,
-        )
-        .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
-        .where(APPLICATION.c.id == application_id)
-    ).one()
+    return _facts_of(conn.execute(FACTS.where(APPLICATION.c.id == application_id)).one(), track)
+
+
+# What an application and its applicant state, as the checklist reads them.
+FACTS = sa.select(
+    APPLICATION.c.id,
+    APPLICATION.c.national_krw,
+    APPLICATION.c.local_krw,
+    APPLICATION.c.years,
+    APPLICATION.c.project_type,
+    APPLICANT.c.kind,
+    APPLICANT.c.population,
+).join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
+
+
+def _facts_of(r: Any, track: Track) -> Facts:
     return Facts(
         kind=r.kind,
         population=r.population,
-        national_krw=r.national_krw or 0,
-        local_krw=r.local_krw or 0,
+        national_krw=r.national_krw,  # a missing amount fails its rule, it is not 0
+        local_krw=r.local_krw,
         years=r.years or track.funding.years,
         project_type=r.project_type,
     )

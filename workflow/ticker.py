@@ -231,20 +231,7 @@ class Ticker:
         A row waiting behind a failed one of its track is not counted: it comes
         when that one fires (the same wake ticks on)."""
         ready = sa.case((DEADLINE.c.lease_until > DEADLINE.c.due_at, DEADLINE.c.lease_until), else_=DEADLINE.c.due_at)
-        failed = DEADLINE.alias("failed")
-        behind = (
-            sa.exists()
-            .where(
-                failed.c.track_id == DEADLINE.c.track_id,
-                failed.c.fired_at.is_(None),
-                failed.c.last_error.is_not(None),
-                sa.or_(
-                    failed.c.due_at < DEADLINE.c.due_at,
-                    sa.and_(failed.c.due_at == DEADLINE.c.due_at, failed.c.id < DEADLINE.c.id),
-                ),
-            )
-            .correlate(DEADLINE)
-        )
+        behind = _earlier_unfired("failed", lambda failed: failed.c.last_error.is_not(None))
         with read(self.app.db) as conn:
             value = conn.execute(sa.select(sa.func.min(ready)).where(DEADLINE.c.fired_at.is_(None), ~behind)).scalar()
         if value is None:
@@ -260,19 +247,8 @@ class Ticker:
         an announcement held for the office), so a track's deadlines never fire
         out of order: the review is not declared due before the close ran."""
         free = sa.or_(DEADLINE.c.lease_until.is_(None), DEADLINE.c.lease_until < now)
-        earlier = DEADLINE.alias("earlier")
-        held_before = (
-            sa.exists()
-            .where(
-                earlier.c.track_id == DEADLINE.c.track_id,
-                earlier.c.fired_at.is_(None),
-                sa.or_(earlier.c.last_error.is_not(None), earlier.c.lease_until >= now),
-                sa.or_(
-                    earlier.c.due_at < DEADLINE.c.due_at,
-                    sa.and_(earlier.c.due_at == DEADLINE.c.due_at, earlier.c.id < DEADLINE.c.id),
-                ),
-            )
-            .correlate(DEADLINE)
+        held_before = _earlier_unfired(
+            "earlier", lambda earlier: sa.or_(earlier.c.last_error.is_not(None), earlier.c.lease_until >= now)
         )
         with write(self.app.db) as conn:
             if conn.dialect.name == "postgresql":
@@ -578,6 +554,25 @@ class Ticker:
         if state == "receipt":
             return f"application {app_id}: extension ran out; its plan waits for the review to open"
         return f"application {app_id}: already '{state}', nothing to do"
+
+
+def _earlier_unfired(name: str, condition: Callable[[Any], Any]) -> Any:
+    """EXISTS an unfired row of the same track before this one in calendar order (due_at, then id)
+    that meets `condition` (given the alias): a row waits while one exists."""
+    earlier = DEADLINE.alias(name)
+    return (
+        sa.exists()
+        .where(
+            earlier.c.track_id == DEADLINE.c.track_id,
+            earlier.c.fired_at.is_(None),
+            condition(earlier),
+            sa.or_(
+                earlier.c.due_at < DEADLINE.c.due_at,
+                sa.and_(earlier.c.due_at == DEADLINE.c.due_at, earlier.c.id < DEADLINE.c.id),
+            ),
+        )
+        .correlate(DEADLINE)
+    )
 
 
 class _Renewal:
