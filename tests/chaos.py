@@ -80,6 +80,7 @@ from workflow.db import make_engine, write
 from workflow.mailer import release
 from workflow.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, OUTBOX, TRACK
 from workflow.notify import superseded_by
+from workflow.ticker import SKIPPED
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -1474,6 +1475,8 @@ class Checker:
         for d in w.deadlines:
             if d["fired_at"] is None or d["action"] not in ("reminder", "kickoff_plan_due"):
                 continue
+            if (d["last_error"] or "").startswith(SKIPPED):
+                continue  # recorded skipped (a reminder that fired after its close): nothing is sent; checked below
             notice, state = (
                 ("deadline_reminder", "announcement")
                 if d["action"] == "reminder"
@@ -1493,7 +1496,25 @@ class Checker:
                     expected.add(key)
         return expected
 
+    def skipped_reminders(self) -> None:
+        """A reminder is recorded skipped only when it fired at or after its track's receipt close
+        (kills held it back) or gave way to a later reminder due too; never one it could still send."""
+        w = self.world
+        due = {d["key"]: d["due_at"] for d in w.deadlines}
+        wrong, seen = [], []
+        for d in w.deadlines:
+            error = d["last_error"] or ""
+            if d["action"] != "reminder" or not error.startswith(SKIPPED):
+                continue
+            seen.append(d["key"])
+            close = due[f"{d['key'].split(':', 1)[0]}:close_receipt"]
+            if d["fired_at"] < close and "is due too" not in error:
+                wrong.append(f"{d['key']} fired {d['fired_at']} before the close {close}: {error[:80]}")
+        self.ok("a reminder is skipped only after its close (or for a later one)", not wrong, "; ".join(wrong[:3]))
+        self.n["skipped reminders"] = ", ".join(seen) or "none"
+
     def notices(self) -> None:
+        self.skipped_reminders()
         expected = self.expected_notices()
         keys = collections.Counter(r["dedup_key"] for r in self.world.outbox)
         missing, extra = expected - set(keys), set(keys) - expected - self.ambiguous
@@ -1764,6 +1785,7 @@ def report_lines(
         f"  claimed more than once   {d['claimed again']} (a kill or a lease that ran out)",
         f"  logged fired twice       {len(d['logged twice'])}"
         + (f" ({', '.join(d['logged twice'])})" if d["logged twice"] else ""),
+        f"  reminders skipped        {n.get('skipped reminders', 'none')} (fired after their close: not sent)",
         "",
         "applications by final state",
     ]
