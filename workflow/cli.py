@@ -757,7 +757,10 @@ def _fired(as_json: bool, fired: Sequence[Any], due: datetime | None) -> None:
         how = "catch-up" if f.late else "on time"
         text = f"{f.key} ({how}): {f.summary}" + (f" [{f.error}]" if f.error else "")
         console.print(text, markup=False)
-    console.print(f"{len(fired)} deadline(s) fired; {_next_due(due)}")
+    done = sum(1 for f in fired if f.error is None)
+    held = len(fired) - done  # failed or held for the office: not fired, they hold their track back
+    waiting = f", {held} failed or held (see `gongmo deadlines`)" if held else ""
+    console.print(f"{done} deadline(s) fired{waiting}; {_next_due(due)}")
 
 
 def _next_due(due: datetime | None) -> str:
