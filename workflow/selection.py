@@ -56,10 +56,11 @@ class Ranking:
 def ranking(app: App, track_key: str) -> Ranking:
     _, track = app.loaded.config.track(track_key)
     with read(app.db) as conn:
-        return _ranking(conn, track)
+        return ranking_in(conn, track)
 
 
-def _ranking(conn: Connection, track: Track) -> Ranking:
+def ranking_in(conn: Connection, track: Track) -> Ranking:
+    """The ranking read inside the caller's transaction (one snapshot with what it reads besides)."""
     track_id = conn.execute(sa.select(TRACK.c.id).where(TRACK.c.key == track.key)).scalar_one()
     apps = conn.execute(
         sa.select(
@@ -148,7 +149,7 @@ def select(app: App, track_key: str, actor: Actor, confirm: bool = False) -> Sel
                 f" {track_row['presentation_ends'].astimezone(tz):%Y-%m-%d %H:%M %Z}; select after it"
             )
         review.refuse_if_objections(conn, track_row["id"], track_key, "selection")
-        result = _ranking(conn, track)
+        result = ranking_in(conn, track)
         waiting = [r for r in result.rows if result.states[r.entry.application_id] == "presentation_evaluation"]
         if result.incomplete:
             raise InvalidInput(

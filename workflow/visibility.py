@@ -234,7 +234,7 @@ def _result(app: App, conn: Connection, row: Any) -> dict[str, Any] | None:
     if row["rank"] is None:
         return None
     _, track = app.loaded.config.track(row["track"])
-    ranked = selection.ranking(app, row["track"])
+    ranked = selection.ranking_in(conn, track)  # the same read transaction, not a second connection
     mine = next((r for r in ranked.rows if r.entry.application_id == row["id"]), None)
     of_track = APPLICATION.c.track_id == row["track_id"]
     count = conn.execute(
