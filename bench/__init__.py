@@ -7,7 +7,7 @@ from typing import Any
 
 def synthetic_applicants(n: int) -> list[dict[str, Any]]:
     """n local governments (codes 10000 up; one in four writes in English)."""
-    from workflow.config import Kind  # here: `python -m bench.sink` starts without the config machinery
+    from gongmo.workflow.core.config import Kind  # here: `python -m bench.sink` starts without the config machinery
 
     return [
         {

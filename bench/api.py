@@ -52,17 +52,19 @@ import sqlalchemy as sa
 import uvicorn
 
 from bench import synthetic_applicants
-from states.lifecycle import APPLICATION as TABLE
-from states.lifecycle import Role
-from workflow import audit, calendars, loader, schema, tokens
-from workflow.actors import Actor
-from workflow.api import create_api
-from workflow.app import App, open_app
-from workflow.clock import FixedClock
-from workflow.daemon import ApiServer, _listen
-from workflow.db import read, write
-from workflow.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, TRACK
-from workflow.ticker import Ticker
+from gongmo.states.lifecycle import APPLICATION as TABLE
+from gongmo.states.lifecycle import Role
+from gongmo.workflow.api import create_api
+from gongmo.workflow.core import loader, schema, tokens
+from gongmo.workflow.core.actors import Actor
+from gongmo.workflow.core.clock import FixedClock
+from gongmo.workflow.core.db import read, write
+from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, TRACK
+from gongmo.workflow.deadlines import changes as calendars
+from gongmo.workflow.deadlines.ticker import Ticker
+from gongmo.workflow.engine import audit
+from gongmo.workflow.engine.app import App, open_app
+from gongmo.workflow.runtime.daemon import ApiServer, _listen
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -115,7 +117,7 @@ def seed(url: str, count: int) -> tuple[App, list[int]]:
         conn.execute(sa.delete(DEADLINE).where(DEADLINE.c.track_id.in_(other)))
     for i in range(count):
         kind = "climate_crisis" if i % 2 else "local_extinction"
-        app.engine.submit(TRACK_KEY, f"{10000 + i}", NATIONAL, NATIONAL, OFFICE, f"스마트도시 {i}", kind)
+        app.moves.submit(TRACK_KEY, f"{10000 + i}", NATIONAL, NATIONAL, OFFICE, f"스마트도시 {i}", kind)
     app.clock.set(AFTER_CLOSE)
     Ticker(app, "bench").run_until_idle()  # close_receipt: receipt -> preliminary_review, in bulk
     with read(app.db) as conn:

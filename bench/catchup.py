@@ -39,10 +39,10 @@ from bench.db import (
 )
 from bench.report import Goal, Row, row
 from bench.sink import Sink
-from workflow.app import App
-from workflow.daemon import Daemon
-from workflow.db import read
-from workflow.models import DEADLINE, OUTBOX
+from gongmo.workflow.core.db import read
+from gongmo.workflow.core.models import DEADLINE, OUTBOX
+from gongmo.workflow.engine.app import App
+from gongmo.workflow.runtime.daemon import Daemon
 
 CONNECTIONS = 4  # the [mail.smtp] bound
 DELIVER_S = 1.0  # the delivery job's interval (config default: 5 s)

@@ -4,7 +4,7 @@ Two runs, each on N applications of one track: all received (to preliminary
 review: state, audit row and eligibility checklist each, no notice), and
 all drafts (to expired: state, audit row and a rendered `expired` notice
 in the outbox each). gongmo's figure is one Ticker.tick() that claims the
-close_receipt deadline, fires it (Engine.apply_bulk, chunked transactions)
+close_receipt deadline, fires it (Mover.apply_bulk, chunked transactions)
 and marks it fired.
 
 The baseline writes the very rows gongmo wrote (read back, then undone)
@@ -39,7 +39,7 @@ from bench.db import (
     written,
 )
 from bench.report import Goal, Row, row
-from workflow.ticker import Ticker
+from gongmo.workflow.deadlines.ticker import Ticker
 
 
 @dataclass(frozen=True)

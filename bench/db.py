@@ -25,14 +25,15 @@ from zoneinfo import ZoneInfo
 import psycopg
 import sqlalchemy as sa
 
-from states.lifecycle import Role
-from workflow import deadlines, loader, schema
-from workflow.actors import Actor
-from workflow.app import App, open_app
-from workflow.clock import FixedClock
-from workflow.config import Api, Mail
-from workflow.db import write
-from workflow.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, OUTBOX, TRACK
+from gongmo.states.lifecycle import Role
+from gongmo.workflow.core import loader, schema
+from gongmo.workflow.core.actors import Actor
+from gongmo.workflow.core.clock import FixedClock
+from gongmo.workflow.core.config import Api, Mail
+from gongmo.workflow.core.db import write
+from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, OUTBOX, TRACK
+from gongmo.workflow.deadlines import plan as deadlines
+from gongmo.workflow.engine.app import App, open_app
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config.toml"
@@ -126,7 +127,7 @@ def with_mail(app: App, mail: Mail) -> None:
     """Swap the [mail] settings of a loaded app (the config models are frozen)."""
     config = app.loaded.config.model_copy(update={"mail": mail})
     app.loaded = app.loaded.model_copy(update={"config": config})
-    app.engine.loaded = app.loaded
+    app.moves.loaded = app.loaded
 
 
 def track(app: App, key: str = TRACK_KEY) -> dict[str, Any]:

@@ -5,7 +5,7 @@ process (bench/sink.py), in the same run, with the same number of reused
 connections. gongmo's figure includes what the baseline does not: leasing
 rows from the outbox, composing each MIME message and marking it sent in
 the database. The notices are the call of the 2024 strong-and-small track
-(text + HTML + .ics), queued by Engine.announce.
+(text + HTML + .ics), queued by Mover.announce.
 
     python -m bench.mail [--n 5000] [--connections 4] [--db sqlite|postgres|both] [--pg-url URL] [--json PATH]
 
@@ -27,12 +27,12 @@ from bench import synthetic_applicants
 from bench.db import KST, OFFICE, PG_URL, ROOT, TRACK_KEY, Backend, database, open_bench_app
 from bench.report import Goal, Row, row
 from bench.sink import Sink
-from notifications.compose import compose
-from notifications.transport import SMTPSettings, SMTPTransport
-from workflow.app import App
-from workflow.db import read, write
-from workflow.mailer import Mailer
-from workflow.models import APPLICANT, OUTBOX
+from gongmo.notifications.compose import compose
+from gongmo.notifications.transport import SMTPSettings, SMTPTransport
+from gongmo.workflow.core.db import read, write
+from gongmo.workflow.core.models import APPLICANT, OUTBOX
+from gongmo.workflow.engine.app import App
+from gongmo.workflow.outbox.dispatch import Mailer
 
 ANNOUNCE_AT = datetime(2024, 3, 29, 10, 0, tzinfo=KST)  # the 2024 call
 GOAL = Goal(">=", 0.8)
@@ -75,7 +75,7 @@ def seed(app: App, n: int) -> None:
     """n local governments, each sent the call (one outbox row each)."""
     with write(app.db) as conn:
         conn.execute(sa.insert(APPLICANT), synthetic_applicants(n))
-    created = app.engine.announce(TRACK_KEY, OFFICE)
+    created = app.moves.announce(TRACK_KEY, OFFICE)
     assert created == n, (created, n)
 
 

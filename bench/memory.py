@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # the children import IMPORTS and nothing of bench's own
 
 ROOT = Path(__file__).resolve().parents[1]
 # What `gongmo daemon` loads (the CLI, the daemon, its HTTP API) and both drivers.
-IMPORTS = ("workflow.cli", "workflow.daemon", "workflow.api", "psycopg", "sqlite3")
+IMPORTS = ("gongmo.workflow.cli", "gongmo.workflow.runtime.daemon", "gongmo.workflow.api", "psycopg", "sqlite3")
 
 
 def run(backend: Backend, n: int = 1_000_000) -> list[Row]:
@@ -93,10 +93,10 @@ def child(mode: str, url: str | None, now: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if mode == "tick":
         assert url and now
-        from workflow.app import open_app
-        from workflow.clock import FixedClock
-        from workflow.config import Api
-        from workflow.daemon import Daemon
+        from gongmo.workflow.core.clock import FixedClock
+        from gongmo.workflow.core.config import Api
+        from gongmo.workflow.engine.app import open_app
+        from gongmo.workflow.runtime.daemon import Daemon
 
         app = open_app(ROOT / "config.toml", database_url=url, fixed_clock=True)
         assert isinstance(app.clock, FixedClock)

@@ -1,6 +1,6 @@
 """Single transitions: N admin triggers one after another, one transaction each.
 
-Each is Engine.apply(id, "pass_review") on an application in preliminary
+Each is Mover.apply(id, "pass_review") on an application in preliminary
 review: lock the row, check the move on the shared Machine, write state,
 version, audit row and the rendered `review_passed` notice, commit.
 
@@ -53,7 +53,7 @@ def run(backend: Backend, n: int = 20_000) -> list[Row]:
             before = mark(target)
             started = time.perf_counter()
             for i in ids:
-                app.engine.apply(i, "pass_review", OFFICE)
+                app.moves.apply(i, "pass_review", OFFICE)
             gongmo_s = time.perf_counter() - started
         finally:
             app.db.dispose()

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from states.eligibility import RULES, Facts, Rules, required_local
-from states.eligibility import check as check_rules
+from gongmo.states.eligibility import RULES, Facts, Rules, required_local
+from gongmo.states.eligibility import check as check_rules
 
 LANGUAGES = ("ko", "en")
 

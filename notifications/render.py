@@ -26,7 +26,7 @@ from jinja2 import (
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from notifications.notices import LANGUAGES, NOTICES, SAMPLE
+from gongmo.notifications.notices import LANGUAGES, NOTICES, SAMPLE
 
 WEEKDAYS = {
     "ko": ("월", "화", "수", "목", "금", "토", "일"),

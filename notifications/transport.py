@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import aiosmtplib
 
-from notifications.compose import Envelope
+from gongmo.notifications.compose import Envelope
 
 
 @dataclass(frozen=True)

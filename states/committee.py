@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from states.errors import InvalidInput
+from gongmo.states.errors import InvalidInput
 
 # 시·도 by the first two digits of the administrative code. Gangwon (42 -> 51)
 # and Jeonbuk (45 -> 52) became special self-governing provinces and took new

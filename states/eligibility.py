@@ -165,7 +165,7 @@ def default_schedule(first_year: int, years: int, national_krw: int, local_krw: 
 def check_schedule(schedule: list[Year], national_krw: int, local_krw: int, years: int, ratio: Fraction) -> None:
     """A funding schedule by year: consecutive years, as many as the plan's,
     adding up to the selected amounts, with the local match met every year."""
-    from states.errors import InvalidInput
+    from gongmo.states.errors import InvalidInput
 
     problems = []
     if len(schedule) != years:

@@ -19,7 +19,7 @@ from enum import StrEnum
 
 from transitions import Machine
 
-from states.errors import TableError
+from gongmo.states.errors import TableError
 
 
 class Role(StrEnum):

@@ -7,8 +7,8 @@ from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from states.errors import GongmoError, MissingReason, NotPermitted, OutsideWindow
-from states.lifecycle import Role, TriggerSpec
+from gongmo.states.errors import GongmoError, MissingReason, NotPermitted, OutsideWindow
+from gongmo.states.lifecycle import Role, TriggerSpec
 
 
 def check_role(spec: TriggerSpec, role: Role) -> None:

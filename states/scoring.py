@@ -27,7 +27,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from states.errors import InvalidInput
+from gongmo.states.errors import InvalidInput
 
 Method = Literal["mean", "trimmed_mean"]
 PARTS: tuple[str, ...] = ("written", "presentation")

@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from states.lifecycle import Role
+from gongmo.states.lifecycle import Role
 
 # The states that are a result of the selection (or follow from one).
 RESULT_STATES: frozenset[str] = frozenset({"selected", "waitlisted", "not_selected", "kickoff", "cancelled"})

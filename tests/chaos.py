@@ -68,19 +68,20 @@ from urllib.parse import quote
 
 import sqlalchemy as sa
 
-from states.errors import GongmoError
-from states.lifecycle import APPLICATION as TABLE
-from states.lifecycle import Role
+from gongmo.states.errors import GongmoError
+from gongmo.states.lifecycle import APPLICATION as TABLE
+from gongmo.states.lifecycle import Role
+from gongmo.workflow.core import loader
+from gongmo.workflow.core.actors import Actor
+from gongmo.workflow.core.db import make_engine, write
+from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, OUTBOX, TRACK
+from gongmo.workflow.deadlines import changes as calendars
+from gongmo.workflow.deadlines.ticker import SKIPPED
+from gongmo.workflow.engine.app import App, open_app
+from gongmo.workflow.outbox.dispatch import release
+from gongmo.workflow.outbox.notifier import superseded_by
 from tests import chaos_faults as faults_
 from tests.chaos_daemon import LAG_ENV, SLOW_ENV
-from workflow import calendars, loader
-from workflow.actors import Actor
-from workflow.app import App, open_app
-from workflow.db import make_engine, write
-from workflow.mailer import release
-from workflow.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, OUTBOX, TRACK
-from workflow.notify import superseded_by
-from workflow.ticker import SKIPPED
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -671,9 +672,9 @@ class Office(threading.Thread):
         try:
             if fields:
                 with write(self.app.db) as conn:
-                    self.app.engine.move(conn, app_id, trigger, OFFICE, reason, fields=fields, extra=fields)
+                    self.app.moves.move(conn, app_id, trigger, OFFICE, reason, fields=fields, extra=fields)
             else:
-                self.app.engine.apply(app_id, trigger, OFFICE, reason)
+                self.app.moves.apply(app_id, trigger, OFFICE, reason)
         except GongmoError as exc:
             self.tally(f"{trigger} refused")
             self.note(f"{trigger} of application {app_id} refused: {exc}")
@@ -688,11 +689,11 @@ class Office(threading.Thread):
         run, cal = self.run_, self.run_.calendars[self.track]
         lag = timedelta(seconds=run.clock() - cal.receipt_closes + 5.0)
         desk = open_app(run.config)
-        desk.clock = desk.engine.clock = faults_.LaggingClock(lag)
+        desk.clock = desk.moves.clock = faults_.LaggingClock(lag)
         try:
             for code in run.uninvited:
                 try:
-                    moved = desk.engine.submit(self.track, code, CAP_KRW, CAP_KRW, OFFICE, title="늦은 혼돈", years=1)
+                    moved = desk.moves.submit(self.track, code, CAP_KRW, CAP_KRW, OFFICE, title="늦은 혼돈", years=1)
                 except GongmoError as exc:
                     self.desk.append((code, f"refused: {str(exc)[:80]}"))
                 else:
@@ -729,7 +730,7 @@ class Office(threading.Thread):
                 self.tally("too late to submit")
                 return
             try:
-                self.app.engine.submit(
+                self.app.moves.submit(
                     track, codes[app_id], CAP_KRW, CAP_KRW, OFFICE, title=f"스마트 혼돈 {app_id}", years=1
                 )
             except GongmoError as exc:
@@ -755,10 +756,10 @@ class Office(threading.Thread):
         rng.shuffle(review)
         out = review[: max(2, len(review) // 25)]
         self.before("start_presentation", "the review")
-        disq = self.app.engine.apply_bulk(
+        disq = self.app.moves.apply_bulk(
             track, "disqualify", "preliminary_review", OFFICE, "chaos: ineligible", where=APPLICATION.c.id.in_(out)
         )
-        passed = self.app.engine.apply_bulk(track, "pass_review", "preliminary_review", OFFICE)
+        passed = self.app.moves.apply_bulk(track, "pass_review", "preliminary_review", OFFICE)
         self.counts["disqualify"] += disq
         self.counts["pass_review"] += passed
         written = self.ids("written_evaluation")
@@ -775,7 +776,7 @@ class Office(threading.Thread):
             self.try_move(app_id, "select")
         for position, app_id in enumerate(waiting, 1):
             self.try_move(app_id, "waitlist", waitlist_position=position)
-        rejected = self.app.engine.apply_bulk(track, "reject", "presentation_evaluation", OFFICE)
+        rejected = self.app.moves.apply_bulk(track, "reject", "presentation_evaluation", OFFICE)
         self.counts["reject"] += rejected
         for notice in ("selected", "waitlisted", "not_selected"):
             self.counts[f"released {notice}"] += release(self.app, track, notice)

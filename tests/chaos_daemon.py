@@ -26,7 +26,7 @@ SLOW_ENV = "GONGMO_CHAOS_SLOW_FIRE_S"
 def main() -> None:
     lag = float(os.environ.get(LAG_ENV) or 0.0)
     if lag:
-        from workflow import clock
+        from gongmo.workflow.core import clock
 
         behind = timedelta(seconds=lag)
 
@@ -38,7 +38,7 @@ def main() -> None:
     if slow:
         import time
 
-        from workflow import ticker
+        from gongmo.workflow.deadlines import ticker
 
         fire = ticker.Ticker._fire
 
@@ -47,7 +47,7 @@ def main() -> None:
             return fire(self, row, now)
 
         ticker.Ticker._fire = slow_fire  # type: ignore[method-assign]
-    from workflow.cli import main as gongmo_main
+    from gongmo.workflow.cli import main as gongmo_main
 
     sys.argv[0] = "gongmo"
     gongmo_main()

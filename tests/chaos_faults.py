@@ -26,7 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from workflow.models import DEADLINE
+from gongmo.workflow.core.models import DEADLINE
 
 POLL_S = 0.04
 

@@ -18,10 +18,11 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 
-from workflow import applicants, loader, schema
-from workflow.app import App, open_app
-from workflow.clock import FixedClock
-from workflow.db import write
+from gongmo.workflow.core import loader, schema
+from gongmo.workflow.core.clock import FixedClock
+from gongmo.workflow.core.db import write
+from gongmo.workflow.engine.app import App, open_app
+from gongmo.workflow.stages import applicants
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config.toml"
@@ -57,7 +58,7 @@ def config_copy(
 
 def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     """`gongmo ARGV` in this process; returns (exit code, stdout, stderr)."""
-    from workflow import cli
+    from gongmo.workflow import cli
 
     capsys.readouterr()
     try:
@@ -124,7 +125,7 @@ def clock() -> FixedClock:
 def make_app(db_url: str, clock: FixedClock, config: Path = CONFIG) -> App:
     app = open_app(config, database_url=db_url)
     app.clock = clock
-    app.engine.clock = clock
+    app.moves.clock = clock
     schema.upgrade(app.db)
     with write(app.db) as conn:
         loader.sync(conn, app.loaded.config)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar, Component
 
-from notifications.ics import Milestone, presentation_slot, track_calendar
+from gongmo.notifications.ics import Milestone, presentation_slot, track_calendar
 
 SEOUL = "Asia/Seoul"
 DOMAIN = "gongmo.example.kr"

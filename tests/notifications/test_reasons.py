@@ -9,14 +9,14 @@ import pytest
 import sqlalchemy as sa
 
 import tests.workflow.contest_2024 as sc
-from notifications import reasons
-from states.eligibility import RULES
+from gongmo.notifications import reasons
+from gongmo.states.eligibility import RULES
+from gongmo.workflow.core.clock import FixedClock
+from gongmo.workflow.core.db import read
+from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, OUTBOX
+from gongmo.workflow.engine.app import App
+from gongmo.workflow.stages import review
 from tests.conftest import kst
-from workflow import review
-from workflow.app import App
-from workflow.clock import FixedClock
-from workflow.db import read
-from workflow.models import APPLICANT, APPLICATION, AUDIT, OUTBOX
 
 ENGLISH = re.compile(
     r"eligibility|local_match|national_cap|national_min|population|kind|type|years?\b|required|won\b|"
@@ -64,9 +64,9 @@ def test_selection_reasons_render_in_korean_without_english_words() -> None:
 def disqualified(app: App, clock: FixedClock, tmp_path: Path) -> App:
     sc.prepare(app, clock, tmp_path)
     sc.receive_all(app, clock)
-    app.engine.submit(sc.TRACK, OVER_CAP, 8_000_000_001, 8_000_000_001, sc.OFFICE, "안산 스마트도시", "climate_crisis")
-    app.engine.submit(sc.TRACK, SHORT_LOCAL, 5_000_000_000, 4_999_999_999, sc.OFFICE, "김해", "local_extinction")
-    app.engine.submit(sc.TRACK, NO_TYPE, 6_000_000_000, 6_000_000_000, sc.OFFICE, "부천", None)
+    app.moves.submit(sc.TRACK, OVER_CAP, 8_000_000_001, 8_000_000_001, sc.OFFICE, "안산 스마트도시", "climate_crisis")
+    app.moves.submit(sc.TRACK, SHORT_LOCAL, 5_000_000_000, 4_999_999_999, sc.OFFICE, "김해", "local_extinction")
+    app.moves.submit(sc.TRACK, NO_TYPE, 6_000_000_000, 6_000_000_000, sc.OFFICE, "부천", None)
     sc.at(app, clock, "2024-05-29 18:00")
     clock.set(kst("2024-06-03 10:00"))
     review.disqualify_failed(app, sc.TRACK, sc.OFFICE)
@@ -113,7 +113,7 @@ def test_the_korean_disqualification_notice_names_the_failed_rule_in_korean(
 
 def test_a_plan_with_no_amounts_is_told_so_not_that_it_exceeds_the_cap() -> None:
     """A missing or zero amount fails the checklist (issue 19 point 7); its reason says what is missing."""
-    from states.eligibility import Facts
+    from gongmo.states.eligibility import Facts
 
     sample = sc_rules()
     facts = Facts(
@@ -127,8 +127,8 @@ def test_a_plan_with_no_amounts_is_told_so_not_that_it_exceeds_the_cap() -> None
 
 
 def sc_rules():  # type: ignore[no-untyped-def]
+    from gongmo.workflow.core.config import load
     from tests.conftest import CONFIG
-    from workflow.config import load
 
     _, track = load(CONFIG).config.track(sc.TRACK)
     return review.rules_of(track)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from notifications.notices import LANGUAGES, NOTICES, SAMPLE
-from notifications.render import Renderer
+from gongmo.notifications.notices import LANGUAGES, NOTICES, SAMPLE
+from gongmo.notifications.render import Renderer
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 TZ = "Asia/Seoul"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from notifications import transport as tr
-from notifications.compose import Envelope
-from notifications.transport import Outcome, SMTPSettings, SMTPTransport
+from gongmo.notifications import transport as tr
+from gongmo.notifications.compose import Envelope
+from gongmo.notifications.transport import Outcome, SMTPSettings, SMTPTransport
 from tests.smtp_server import FaultySMTP, smtp_server_fixture  # noqa: F401
 
 TO = "smartcity@gimhae.lg.example"

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from states.calendar import (
+from gongmo.states.calendar import (
     MAX_REMINDER_DAYS,
     MAX_WORKING_DAYS,
     add_working_days,
@@ -270,7 +270,7 @@ def test_hours_reminder_across_a_dst_change_is_elapsed_hours() -> None:
 def test_add_local_days_keeps_the_wall_clock_across_a_daylight_saving_change() -> None:
     from datetime import UTC, datetime
 
-    from states.calendar import add_local_days
+    from gongmo.states.calendar import add_local_days
 
     due = datetime(2024, 10, 20, 16, 0, tzinfo=UTC)  # 18:00 CEST in Berlin
     assert add_local_days(due, 14, "Europe/Berlin") == datetime(2024, 11, 3, 17, 0, tzinfo=UTC)  # 18:00 CET

@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from states.calendar import plan_slots
-from states.committee import Evaluator, Seat, assign, conflict, parse_region, region_of
-from states.errors import InvalidInput
+from gongmo.states.calendar import plan_slots
+from gongmo.states.committee import Evaluator, Seat, assign, conflict, parse_region, region_of
+from gongmo.states.errors import InvalidInput
 
 SEOUL = ZoneInfo("Asia/Seoul")
 

@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from states.eligibility import RULES, Check, Facts, Rules, check, failures, required_local
+from gongmo.states.eligibility import RULES, Check, Facts, Rules, check, failures, required_local
 
 # The 2024 strong-and-small track (강소형 스마트도시), as in config.toml.
 STRONG_SMALL = Rules(

@@ -14,8 +14,8 @@ from dataclasses import replace
 import pytest
 from transitions import Machine, MachineError
 
-from states.errors import TableError
-from states.lifecycle import (
+from gongmo.states.errors import TableError
+from gongmo.states.lifecycle import (
     APPLICATION,
     APPLICATION_STATES,
     APPLICATION_TRIGGERS,
@@ -591,7 +591,7 @@ def test_every_automatic_trigger_fires_at_some_deadline_row() -> None:
 
 
 def test_a_trigger_at_no_deadline_row_is_refused() -> None:
-    from states.lifecycle import APPLICATION_DEADLINES, APPLICATION_STATES, APPLICATION_TRIGGERS
+    from gongmo.states.lifecycle import APPLICATION_DEADLINES, APPLICATION_STATES, APPLICATION_TRIGGERS
 
     triggers = [replace(t, milestone="kickoff_due + grace") if t.name == "lapse" else t for t in APPLICATION_TRIGGERS]
     with pytest.raises(TableError, match="trigger 'lapse' runs at 'kickoff_due \\+ grace', which no deadline row"):

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from states.errors import GongmoError, MissingReason, NotPermitted, OutsideWindow
-from states.lifecycle import APPLICATION, Role, TriggerSpec
-from states.rules import check_reason, check_receipt_window, check_role
+from gongmo.states.errors import GongmoError, MissingReason, NotPermitted, OutsideWindow
+from gongmo.states.lifecycle import APPLICATION, Role, TriggerSpec
+from gongmo.states.rules import check_reason, check_receipt_window, check_role
 
 SEOUL = ZoneInfo("Asia/Seoul")
 
@@ -235,7 +235,7 @@ def test_extension_equal_to_close_changes_nothing() -> None:
 
 from decimal import Decimal  # noqa: E402
 
-from states.rules import MoveFacts, OverrideNeedsReason, check_override, override  # noqa: E402
+from gongmo.states.rules import MoveFacts, OverrideNeedsReason, check_override, override  # noqa: E402
 
 FAILED = MoveFacts(eligible=False, failed="local_match: 0 won (required: at least 8,000,000,000 won)")
 SCORED = MoveFacts(score=Decimal("65.50"), minimum_score=Decimal(70))

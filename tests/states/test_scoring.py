@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from states.errors import InvalidInput
-from states.scoring import (
+from gongmo.states.errors import InvalidInput
+from gongmo.states.scoring import (
     Criterion,
     Entry,
     Method,

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from states.selection import Candidate, Decision, Waiting, decide, promotion
+from gongmo.states.selection import Candidate, Decision, Waiting, decide, promotion
 
 BN = 1_000_000_000
 MINIMUM = Decimal(70)

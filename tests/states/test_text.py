@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from states.text import control_char, problem
+from gongmo.states.text import control_char, problem
 
 
 @pytest.mark.parametrize("code", [*range(0x20), 0x7F])

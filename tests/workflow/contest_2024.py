@@ -15,16 +15,17 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from states.lifecycle import Role
+from gongmo.states.lifecycle import Role
+from gongmo.workflow.core.actors import Actor
+from gongmo.workflow.core.clock import FixedClock
+from gongmo.workflow.core.db import read, write
+from gongmo.workflow.core.models import APPLICANT, APPLICATION, DEADLINE, OUTBOX
+from gongmo.workflow.core.models import TRACK as TRACK_TABLE
+from gongmo.workflow.deadlines import changes as calendars
+from gongmo.workflow.deadlines.ticker import Ticker
+from gongmo.workflow.engine.app import App
+from gongmo.workflow.stages import applicants, committee
 from tests.conftest import kst
-from workflow import applicants, calendars, committee
-from workflow.actors import Actor
-from workflow.app import App
-from workflow.clock import FixedClock
-from workflow.db import read, write
-from workflow.models import APPLICANT, APPLICATION, DEADLINE, OUTBOX
-from workflow.models import TRACK as TRACK_TABLE
-from workflow.ticker import Ticker
 
 TRACK = "strong-small-2024"
 
@@ -181,8 +182,8 @@ def receive_all(app: App, clock: FixedClock) -> None:
     clock.set(kst("2024-05-28 11:00"))
     for code, national in NATIONAL.items():
         kind = "climate_crisis" if int(code) % 2 else "local_extinction"
-        app.engine.submit(TRACK, code, national, national, OFFICE, f"{code} 스마트도시", kind)
-    app.engine.submit(TRACK, "41110", 8_000_000_000, 8_000_000_000, OFFICE, "수원 스마트도시", "climate_crisis")
+        app.moves.submit(TRACK, code, national, national, OFFICE, f"{code} 스마트도시", kind)
+    app.moves.submit(TRACK, "41110", 8_000_000_000, 8_000_000_000, OFFICE, "수원 스마트도시", "climate_crisis")
 
 
 def application(app: App, code: str) -> dict[str, Any]:

@@ -7,11 +7,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
-from states.errors import InvalidInput
-from states.lifecycle import Role
-from workflow import review, visibility
-from workflow.api import schemas
-from workflow.api.deps import (
+from gongmo.states.errors import InvalidInput
+from gongmo.states.lifecycle import Role
+from gongmo.workflow.api import schemas
+from gongmo.workflow.api.deps import (
     AdminOrApplicant,
     After,
     Anyone,
@@ -21,10 +20,12 @@ from workflow.api.deps import (
     check_access,
     track_id,
 )
-from workflow.api.errors import Forbidden, PreconditionRequired, responses
-from workflow.db import read
-from workflow.engine import Moved
-from workflow.models import MAX_ID
+from gongmo.workflow.api.errors import Forbidden, PreconditionRequired, responses
+from gongmo.workflow.core.db import read
+from gongmo.workflow.core.models import MAX_ID
+from gongmo.workflow.engine.moves import Moved
+from gongmo.workflow.read import visibility
+from gongmo.workflow.stages import review
 
 router = APIRouter(tags=["applications"])
 ETAG = re.compile(r'^(?:W/)?"?([0-9]{1,10})"?$')
@@ -89,7 +90,7 @@ def transition(
     version = _version(if_match, body.version)
     with read(a.db) as conn:
         check_access(a, conn, who, application_id)
-    moved = a.engine.apply(
+    moved = a.moves.apply(
         application_id,
         body.trigger.value,
         who.actor,
@@ -140,7 +141,7 @@ def submit(a: Gongmo, who: AdminOrApplicant, body: schemas.SubmissionIn, respons
         raise InvalidInput("field applicant is missing: an admin token names the applicant's code, e.g. 41110")
     else:
         code = body.applicant
-    moved = a.engine.submit(
+    moved = a.moves.submit(
         body.track, code, body.national_krw, body.local_krw, who.actor, body.title, body.project_type, body.years
     )
     response.headers["Location"] = f"/applications/{moved.application_id}"

@@ -9,15 +9,16 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from fastapi import APIRouter, Path
 
-from states.errors import NotFound
-from states.lifecycle import Role
-from workflow import calendars, closures
-from workflow.api import schemas
-from workflow.api.deps import AdminOrApplicant, Anyone, Gongmo, TrackKey
-from workflow.api.errors import Forbidden, responses
-from workflow.config import ConfigError, Contest, Track
-from workflow.db import read
-from workflow.models import APPLICANT
+from gongmo.states.errors import NotFound
+from gongmo.states.lifecycle import Role
+from gongmo.workflow.api import schemas
+from gongmo.workflow.api.deps import AdminOrApplicant, Anyone, Gongmo, TrackKey
+from gongmo.workflow.api.errors import Forbidden, responses
+from gongmo.workflow.core import closures
+from gongmo.workflow.core.config import ConfigError, Contest, Track
+from gongmo.workflow.core.db import read
+from gongmo.workflow.core.models import APPLICANT
+from gongmo.workflow.deadlines import changes as calendars
 
 router = APIRouter(tags=["contests"])
 

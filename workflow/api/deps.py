@@ -9,15 +9,16 @@ from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.engine import Connection
 
-from states.errors import NotFound
-from states.lifecycle import Role
-from workflow import tokens, visibility
-from workflow.api.errors import Forbidden, Unauthorized
-from workflow.app import App
-from workflow.config import KEY_PATTERN, ConfigError
-from workflow.db import read, write
-from workflow.models import MAX_ID
-from workflow.tokens import Principal
+from gongmo.states.errors import NotFound
+from gongmo.states.lifecycle import Role
+from gongmo.workflow.api.errors import Forbidden, Unauthorized
+from gongmo.workflow.core import tokens
+from gongmo.workflow.core.config import KEY_PATTERN, ConfigError
+from gongmo.workflow.core.db import read, write
+from gongmo.workflow.core.models import MAX_ID
+from gongmo.workflow.core.tokens import Principal
+from gongmo.workflow.engine.app import App
+from gongmo.workflow.read import visibility
 
 bearer = HTTPBearer(auto_error=False, description="An API token from `gongmo tokens create` (shown once).")
 
@@ -86,4 +87,4 @@ def track_id(a: App, conn: Connection, key: str) -> int:
         a.loaded.config.track(key)
     except ConfigError:
         raise NotFound(f"no track {key!r}: see GET /contests") from None
-    return int(a.engine.track_by_key(conn, key)["id"])
+    return int(a.moves.track_by_key(conn, key)["id"])

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from states.errors import (
+from gongmo.states.errors import (
     Conflict,
     GongmoError,
     IllegalMove,
@@ -24,8 +24,8 @@ from states.errors import (
     NotVisible,
     OutsideWindow,
 )
-from workflow.config import ConfigError
-from workflow.db import DatabaseError
+from gongmo.workflow.core.config import ConfigError
+from gongmo.workflow.core.db import DatabaseError
 
 log = logging.getLogger("gongmo.api")
 

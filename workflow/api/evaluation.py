@@ -8,15 +8,15 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Path
 
-from states.errors import InvalidInput
-from states.lifecycle import Role
-from states.scoring import PARTS
-from workflow import committee, selection
-from workflow.api import schemas
-from workflow.api.deps import Admin, AdminOrEvaluator, AppId, Gongmo, TrackKey, check_access, track_id
-from workflow.api.errors import Forbidden, responses
-from workflow.db import read
-from workflow.models import EVALUATOR, SCORE
+from gongmo.states.errors import InvalidInput
+from gongmo.states.lifecycle import Role
+from gongmo.states.scoring import PARTS
+from gongmo.workflow.api import schemas
+from gongmo.workflow.api.deps import Admin, AdminOrEvaluator, AppId, Gongmo, TrackKey, check_access, track_id
+from gongmo.workflow.api.errors import Forbidden, responses
+from gongmo.workflow.core.db import read
+from gongmo.workflow.core.models import EVALUATOR, SCORE
+from gongmo.workflow.stages import committee, selection
 
 router = APIRouter(tags=["evaluation"])
 Part = Annotated[str, Path(pattern="^(written|presentation)$", description="written or presentation")]

@@ -21,11 +21,11 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from states.errors import GongmoError
-from workflow import tokens
-from workflow.api import errors
-from workflow.app import App
-from workflow.db import read
+from gongmo.states.errors import GongmoError
+from gongmo.workflow.api import errors
+from gongmo.workflow.core import tokens
+from gongmo.workflow.core.db import read
+from gongmo.workflow.engine.app import App
 
 NO_TOKEN = (
     "no API token: send the header 'Authorization: Bearer <token>' (the office creates tokens with"

@@ -7,14 +7,14 @@ from typing import Annotated, Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Path, Query, Request, Response
 
-from states.errors import NotFound
-from workflow import mailer
-from workflow.api import schemas
-from workflow.api.deps import Admin, After, Gongmo, Monitor, TrackFilter, TrackKey, track_id
-from workflow.api.errors import responses
-from workflow.db import read
-from workflow.metrics import CONTENT_TYPE
-from workflow.models import APPLICATION, DEADLINE, MAX_ID, OUTBOX, OUTBOX_LIST, OUTBOX_STATES, TRACK
+from gongmo.states.errors import NotFound
+from gongmo.workflow.api import schemas
+from gongmo.workflow.api.deps import Admin, After, Gongmo, Monitor, TrackFilter, TrackKey, track_id
+from gongmo.workflow.api.errors import responses
+from gongmo.workflow.core.db import read
+from gongmo.workflow.core.models import APPLICATION, DEADLINE, MAX_ID, OUTBOX, OUTBOX_LIST, OUTBOX_STATES, TRACK
+from gongmo.workflow.outbox import dispatch as mailer
+from gongmo.workflow.runtime.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["operations"])
 OutboxState = Annotated[str | None, Query(pattern="^(" + "|".join(OUTBOX_STATES) + ")$")]
@@ -57,7 +57,7 @@ def healthz(
             overdue = conn.execute(
                 sa.select(sa.func.count()).where(DEADLINE.c.fired_at.is_(None), DEADLINE.c.due_at <= now)
             ).scalar_one()
-            from workflow.ticker import blocked as blocked_deadlines
+            from gongmo.workflow.deadlines.ticker import blocked as blocked_deadlines
 
             blocked = blocked_deadlines(conn, now)
         body["database"] = {"ok": True}

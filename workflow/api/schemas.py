@@ -25,9 +25,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from states import text as free_text
-from states.lifecycle import APPLICATION as TABLE
-from states.lifecycle import Role
+from gongmo.states import text as free_text
+from gongmo.states.lifecycle import APPLICATION as TABLE
+from gongmo.states.lifecycle import Role
 
 # The free-text rule as the OpenAPI document shows it (pydantic already refuses a lone surrogate).
 TEXT = r"^[^\x00-\x08\x0b-\x1f\x7f]*$"

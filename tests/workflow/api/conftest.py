@@ -33,15 +33,11 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from tests.conftest import CONFIG, kst, make_app
-from tests.workflow import contest_2024 as sc
-from workflow import committee, review, tokens
-from workflow.api import create_api
-from workflow.app import App, open_app
-from workflow.clock import FixedClock
-from workflow.daemon import Daemon
-from workflow.db import read, write
-from workflow.models import (
+from gongmo.workflow.api import create_api
+from gongmo.workflow.core import tokens
+from gongmo.workflow.core.clock import FixedClock
+from gongmo.workflow.core.db import read, write
+from gongmo.workflow.core.models import (
     APPLICANT,
     APPLICATION,
     ASSIGNMENT,
@@ -53,6 +49,11 @@ from workflow.models import (
     SCORE,
     TRACK,
 )
+from gongmo.workflow.engine.app import App, open_app
+from gongmo.workflow.runtime.daemon import Daemon
+from gongmo.workflow.stages import committee, review
+from tests.conftest import CONFIG, kst, make_app
+from tests.workflow import contest_2024 as sc
 
 TRACK_KEY = sc.TRACK
 Who = tuple[str, str] | str | None
@@ -290,7 +291,7 @@ def world(clock: FixedClock, tmp_path: Path, templates: Callable[[str], Path]) -
             copy_sqlite(templates(stage), Path(path))
             app = open_app(CONFIG, database_url=url)
             app.clock = clock
-            app.engine.clock = clock
+            app.moves.clock = clock
         else:
             app = make_app(url, clock)
             drive(app, clock, stage, tmp_path)

@@ -8,6 +8,8 @@ from datetime import timedelta
 
 import pytest
 
+from gongmo.workflow.core.models import APPLICATION, AUDIT, EVENT, OBJECTION, OUTBOX
+from gongmo.workflow.deadlines import changes as calendars
 from tests.conftest import kst
 from tests.workflow.api.conftest import (
     ADMIN,
@@ -25,8 +27,6 @@ from tests.workflow.api.conftest import (
     TRACK_KEY,
     World,
 )
-from workflow import calendars
-from workflow.models import APPLICATION, AUDIT, EVENT, OBJECTION, OUTBOX
 
 LIST = "GET /applications"
 DETAIL = "GET /applications/{application_id}"

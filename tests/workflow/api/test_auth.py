@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from states.errors import (
+from gongmo.states.errors import (
     Conflict,
     GongmoError,
     IllegalMove,
@@ -20,6 +20,12 @@ from states.errors import (
     NotPermitted,
     OutsideWindow,
 )
+from gongmo.workflow.api import errors
+from gongmo.workflow.core import tokens
+from gongmo.workflow.core.config import ConfigError
+from gongmo.workflow.core.db import DatabaseError, write
+from gongmo.workflow.core.models import API_TOKEN, APPLICANT
+from gongmo.workflow.stages import selection
 from tests.workflow.api.conftest import (
     ADMIN,
     APP_SEJONG,
@@ -31,11 +37,6 @@ from tests.workflow.api.conftest import (
     World,
     documented_routes,
 )
-from workflow import selection, tokens
-from workflow.api import errors
-from workflow.config import ConfigError
-from workflow.db import DatabaseError, write
-from workflow.models import API_TOKEN, APPLICANT
 
 OPEN_ROUTES = {"GET /ping", "GET /healthz"}  # /metrics needs a metrics or admin token (issue 17)
 ADMIN_ONLY = [

@@ -8,6 +8,8 @@ import inspect
 
 import pytest
 
+from gongmo.workflow.core.models import API_TOKEN, APPLICANT
+from gongmo.workflow.deadlines import changes as calendars
 from tests.conftest import kst
 from tests.workflow.api.conftest import (
     ADMIN,
@@ -21,8 +23,6 @@ from tests.workflow.api.conftest import (
     World,
     documented_routes,
 )
-from workflow import calendars
-from workflow.models import API_TOKEN, APPLICANT
 
 # The modules whose tests carry routes(...) marks (test_fuzz.py is another's and marks nothing).
 MODULES = ("test_applications", "test_auth", "test_contests", "test_evaluation", "test_operations")

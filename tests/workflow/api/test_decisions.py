@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
+from gongmo.workflow.core.models import OBJECTION, OUTBOX
+from gongmo.workflow.deadlines import changes as calendars
+from gongmo.workflow.stages import review
 from tests.conftest import kst
 from tests.workflow import contest_2024 as sc
 from tests.workflow.api.conftest import ADMIN, SEJONG, SIHEUNG, SUWON, TRACK_KEY, World
-from workflow import calendars, review
-from workflow.models import OBJECTION, OUTBOX
 
 OFFICE = sc.OFFICE
 APP_SUWON = ("applicant", SUWON)

@@ -8,6 +8,8 @@ from decimal import Decimal
 
 import pytest
 
+from gongmo.workflow.core.db import write
+from gongmo.workflow.core.models import AUDIT, EVENT, OUTBOX, SCORE
 from tests.conftest import kst
 from tests.workflow import contest_2024 as sc
 from tests.workflow.api.conftest import (
@@ -27,8 +29,6 @@ from tests.workflow.api.conftest import (
     TRACK_KEY,
     World,
 )
-from workflow.db import write
-from workflow.models import AUDIT, EVENT, OUTBOX, SCORE
 
 PUT = "PUT /applications/{application_id}/scores/{part}"
 GET = "GET /applications/{application_id}/scores"

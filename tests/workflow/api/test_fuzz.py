@@ -67,15 +67,16 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from states.lifecycle import Role
+from gongmo.states.lifecycle import Role
+from gongmo.workflow.api import create_api
+from gongmo.workflow.core import tokens
+from gongmo.workflow.core.clock import FixedClock
+from gongmo.workflow.core.config import Api
+from gongmo.workflow.engine.app import App, open_app
+from gongmo.workflow.runtime.metrics import Metrics
+from gongmo.workflow.stages import committee, review
 from tests.conftest import CONFIG, ROOT, SAMPLE_CSV, kst, make_app
 from tests.workflow import contest_2024 as sc
-from workflow import committee, review, tokens
-from workflow.api import create_api
-from workflow.app import App, open_app
-from workflow.clock import FixedClock
-from workflow.config import Api
-from workflow.metrics import Metrics
 
 EXAMPLES = int(os.environ.get("GONGMO_FUZZ_EXAMPLES", "5"))
 # For bench/fuzz_api.py (unset in CI): where the tally goes (JSON), "server"

@@ -14,11 +14,11 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from workflow import tokens
-from workflow.api import create_api
-from workflow.api.limits import UNKNOWN_TOKEN, Limits
-from workflow.app import App
-from workflow.models import API_TOKEN, APPLICATION, AUDIT
+from gongmo.workflow.api import create_api
+from gongmo.workflow.api.limits import UNKNOWN_TOKEN, Limits
+from gongmo.workflow.core import tokens
+from gongmo.workflow.core.models import API_TOKEN, APPLICATION, AUDIT
+from gongmo.workflow.engine.app import App
 
 MB = 1024 * 1024
 LIMIT = 2 * MB  # the default of [api] max_body_bytes

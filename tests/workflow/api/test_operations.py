@@ -15,8 +15,18 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from notifications.compose import Envelope
-from notifications.transport import SENT, Outcome, SMTPSettings, SMTPTransport
+from gongmo.notifications.compose import Envelope
+from gongmo.notifications.transport import SENT, Outcome, SMTPSettings, SMTPTransport
+from gongmo.workflow.core.clock import FixedClock
+from gongmo.workflow.core.config import Api
+from gongmo.workflow.core.db import read, write
+from gongmo.workflow.core.models import APPLICATION, DEADLINE, OUTBOX, TRACK
+from gongmo.workflow.deadlines import changes as calendars
+from gongmo.workflow.engine.app import open_app
+from gongmo.workflow.outbox.dispatch import Mailer
+from gongmo.workflow.runtime.daemon import Daemon
+from gongmo.workflow.runtime.metrics import CONTENT_TYPE
+from gongmo.workflow.stages import presentations
 from tests.conftest import CONFIG, kst
 from tests.smtp_server import FaultySMTP, smtp_server_fixture  # noqa: F401
 from tests.workflow import contest_2024 as sc
@@ -27,15 +37,6 @@ from tests.workflow.api.conftest import (
     TRACK_KEY,
     World,
 )
-from workflow import calendars, presentations
-from workflow.app import open_app
-from workflow.clock import FixedClock
-from workflow.config import Api
-from workflow.daemon import Daemon
-from workflow.db import read, write
-from workflow.mailer import Mailer
-from workflow.metrics import CONTENT_TYPE
-from workflow.models import APPLICATION, DEADLINE, OUTBOX, TRACK
 
 HELD = "GET /tracks/{track}/outbox/held"
 RELEASE = "POST /tracks/{track}/outbox/release"

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from notifications.transport import MaildirTransport
+from gongmo.notifications.transport import MaildirTransport
+from gongmo.workflow.core.models import OUTBOX
+from gongmo.workflow.outbox.dispatch import Mailer
 from tests.conftest import config_copy, run_cli
 from tests.workflow import contest_2024 as sc
 from tests.workflow.api.conftest import (
@@ -30,8 +32,6 @@ from tests.workflow.api.conftest import (
     TRACK_KEY,
     World,
 )
-from workflow.mailer import Mailer
-from workflow.models import OUTBOX
 
 METRICS = ("metrics", "prometheus")
 CHEONGJU, YEOSU = "43110", "46130"  # waitlisted first; below the minimum

@@ -1,0 +1,127 @@
+"""Engines (workflow/db.py): what each backend's connections are set up with."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gongmo.workflow.core.db import custom_plans, make_engine, read, write
+from tests.conftest import SAMPLE_CSV, config_copy, run_cli
+from tests.workflow import contest_2024 as sc
+
+
+@pytest.mark.postgres
+def test_custom_plans_hold_for_one_transaction_on_postgres(pg_schema_url: str) -> None:
+    """A one-move transaction plans each statement with its values (a generic plan kept from when a
+    table was small stays a scan as it grows); the next transaction, a bulk one, keeps the default."""
+    engine = make_engine(pg_schema_url)
+    try:
+        with write(engine) as conn:
+            custom_plans(conn)
+            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "force_custom_plan"
+        with read(engine) as conn:
+            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "auto"
+    finally:
+        engine.dispose()
+
+
+def test_custom_plans_is_nothing_on_sqlite(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/gongmo.db")
+    try:
+        with write(engine) as conn:
+            custom_plans(conn)  # no statement: SQLite plans each statement anyway
+            assert conn.exec_driver_sql("SELECT 1").scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_connections_use_wal_and_foreign_keys(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path}/gongmo.db")
+    try:
+        with read(engine) as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar_one() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
+# -- private files (issue 18, finding 8) ---------------------------------------------------------
+
+
+@pytest.fixture
+def loose_umask() -> Iterator[None]:
+    """A umask that makes new files world-readable (0644) and folders world-listable (0755)."""
+    old = os.umask(0o022)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_a_new_sqlite_database_its_wal_shm_and_folder_are_private_whatever_the_umask(
+    tmp_path: Path, loose_umask: None
+) -> None:
+    path = tmp_path / "var" / "gongmo.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with write(engine) as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        with read(engine) as conn:  # a connection open: the WAL and its index exist
+            assert conn.exec_driver_sql("SELECT x FROM t").scalar() == 1
+            wal, shm = path.with_name("gongmo.db-wal"), path.with_name("gongmo.db-shm")
+            assert {p.name: oct(mode(p)) for p in (path, wal, shm)} == {p.name: "0o600" for p in (path, wal, shm)}
+        assert oct(mode(path.parent)) == "0o700"
+    finally:
+        engine.dispose()
+
+
+def test_an_existing_folder_and_database_keep_their_modes(tmp_path: Path, loose_umask: None) -> None:
+    """Only what gongmo creates is made private: a folder the office chose (e.g. shared with a backup
+    group) is left as it is."""
+    (tmp_path / "shared").mkdir(mode=0o750)
+    path = tmp_path / "shared" / "gongmo.db"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with write(engine) as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        assert (oct(mode(path.parent)), oct(mode(path))) == ("0o750", "0o600")
+        path.chmod(0o640)
+        engine.dispose()
+        with write(make_engine(f"sqlite:///{path}")) as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+        assert oct(mode(path)) == "0o640"
+    finally:
+        engine.dispose()
+
+
+def test_the_cli_creates_the_database_and_the_maildir_private_and_restores_the_umask(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], loose_umask: None
+) -> None:
+    """`gongmo init`, an import, the call and a delivery into the Maildir under a umask of 022: the
+    database, its folder, the Maildir and every message in it are the owner's only."""
+    db = tmp_path / "data" / "gongmo.db"
+    config = config_copy(tmp_path, database_url=f"sqlite:///{db}")
+    cli = ["--config", str(config), "--now", "2024-05-28T10:00:00+09:00"]
+    assert run_cli(capsys, *cli, "init")[0] == 0
+    assert run_cli(capsys, *cli, "applicants", "import", str(SAMPLE_CSV))[0] == 0
+    code, out, err = run_cli(capsys, *cli, "announce", sc.TRACK)
+    assert code == 0, err
+    code, out, err = run_cli(capsys, *cli, "deliver")
+    assert code == 0, err
+    maildir = tmp_path / "var" / "maildir"
+    messages = list((maildir / "new").iterdir())
+    assert messages, out
+    assert (oct(mode(db.parent)), oct(mode(db))) == ("0o700", "0o600")
+    folders = [maildir, *(maildir / sub for sub in ("tmp", "new", "cur"))]
+    assert {str(p): oct(mode(p)) for p in folders} == {str(p): "0o700" for p in folders}
+    assert {oct(mode(p)) for p in messages} == {"0o600"}
+    assert os.umask(0o022) == 0o022  # the test process's umask is as it was

@@ -1,0 +1,464 @@
+"""The transition service, on SQLite and on PostgreSQL (same suite)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from gongmo.states.errors import (
+    Conflict,
+    IllegalMove,
+    InvalidInput,
+    MissingReason,
+    NotFound,
+    NotPermitted,
+    OutsideWindow,
+)
+from gongmo.states.lifecycle import APPLICATION as TABLE
+from gongmo.states.lifecycle import Role
+from gongmo.workflow.core.actors import SYSTEM, Actor
+from gongmo.workflow.core.clock import FixedClock
+from gongmo.workflow.core.db import read, write
+from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, OUTBOX, TRACK
+from gongmo.workflow.engine import audit
+from gongmo.workflow.engine.app import App
+from tests.conftest import kst, make_app
+
+ADMIN = Actor("park", Role.ADMIN)
+TRACK_KEY = "strong-small-2024"
+CLOSE = kst("2024-05-29 18:00")
+
+
+def counts(app: App) -> dict[str, Any]:
+    with read(app.db) as conn:
+        return {
+            "audit": conn.execute(sa.select(sa.func.count()).select_from(AUDIT)).scalar_one(),
+            "outbox": conn.execute(sa.select(sa.func.count()).select_from(OUTBOX)).scalar_one(),
+            "states": dict(
+                conn.execute(sa.select(APPLICATION.c.id, APPLICATION.c.state).order_by(APPLICATION.c.id)).all()
+            ),
+            "versions": dict(conn.execute(sa.select(APPLICATION.c.id, APPLICATION.c.version)).all()),
+            "seq": conn.execute(sa.select(TRACK.c.receipt_seq).where(TRACK.c.key == TRACK_KEY)).scalar_one(),
+        }
+
+
+def submit(app: App, code: str, at: str = "2024-05-28 10:00") -> int:
+    assert isinstance(app.clock, FixedClock)
+    app.clock.set(kst(at))
+    moved = app.moves.submit(TRACK_KEY, code, 8_000_000_000, 8_000_000_000, ADMIN, "계획", "climate_crisis")
+    return moved.application_id
+
+
+def outbox_rows(app: App, application_id: int) -> list[Any]:
+    with read(app.db) as conn:
+        query = sa.select(OUTBOX).where(OUTBOX.c.application_id == application_id).order_by(OUTBOX.c.id)
+        return list(conn.execute(query).mappings())
+
+
+def verify_clean(app: App) -> audit.Report:
+    with read(app.db) as conn:
+        report = audit.verify(conn, TABLE)
+    assert report.clean, report.findings[:5]
+    return report
+
+
+# -- announcement and receipt ----------------------------------------------------
+
+
+def test_announce_invites_the_mailing_list_once(app: App) -> None:
+    created = app.moves.announce(TRACK_KEY, ADMIN)
+    # strong-and-small admits no special or metropolitan city: 20 - 2 sample rows
+    assert created == 18
+    assert app.moves.announce(TRACK_KEY, ADMIN) == 0
+    with read(app.db) as conn:
+        kinds = conn.execute(
+            sa.select(APPLICANT.c.kind).join(APPLICATION, APPLICATION.c.applicant_id == APPLICANT.c.id)
+        ).scalars()
+        assert not {"special_city", "metropolitan_city"} & set(kinds)
+        notices = conn.execute(sa.select(OUTBOX.c.notice, OUTBOX.c.language, OUTBOX.c.subject)).all()
+    assert len(notices) == 18 and {n.notice for n in notices} == {"call_announcement"}
+    english = [n.subject for n in notices if n.language == "en"]
+    assert english and all("Strong-and-small smart city" in s for s in english)
+    assert all("강소형 스마트도시" in n.subject for n in notices if n.language == "ko")
+    verify_clean(app)
+
+
+def test_announce_refused_before_its_time(app: App, clock: FixedClock) -> None:
+    clock.set(kst("2024-03-29 09:59"))
+    with pytest.raises(OutsideWindow, match="announced at 2024-03-29 10:00 KST"):
+        app.moves.announce(TRACK_KEY, ADMIN)
+    assert counts(app)["audit"] == 0
+
+
+def test_receipt_one_second_before_close_accepted(app: App) -> None:
+    app_id = submit(app, "41590", "2024-05-29 17:59:59")
+    row = counts(app)
+    assert row["states"][app_id] == "receipt"
+    with read(app.db) as conn:
+        receipt_no = conn.execute(sa.select(APPLICATION.c.receipt_no).where(APPLICATION.c.id == app_id)).scalar()
+    assert receipt_no == "STRONG-SMALL-2024-0001"
+    [notice] = outbox_rows(app, app_id)
+    assert notice["notice"] == "receipt_confirmation" and receipt_no in notice["subject"]
+    assert notice["dedup_key"] == f"{app_id}:receipt_confirmation:2"
+
+
+@pytest.mark.parametrize("at", ["2024-05-29 18:00:00", "2024-05-29 18:00:01", "2024-05-27 08:59:59"])
+def test_receipt_outside_window_refused_and_nothing_changes(app: App, at: str) -> None:
+    app.moves.announce(TRACK_KEY, ADMIN)
+    before = counts(app)
+    with pytest.raises(OutsideWindow, match=r"2024-05-27 09:00:00 KST to 2024-05-29 18:00:00 KST"):
+        submit(app, "41190", at)
+    assert counts(app) == before
+
+
+def test_receipt_numbers_are_sequential_per_track(app: App) -> None:
+    ids = [submit(app, code) for code in ("41590", "41190", "44150")]
+    with read(app.db) as conn:
+        numbers = conn.execute(
+            sa.select(APPLICATION.c.receipt_no).where(APPLICATION.c.id.in_(ids)).order_by(APPLICATION.c.id)
+        ).scalars()
+        assert list(numbers) == [f"STRONG-SMALL-2024-000{i}" for i in (1, 2, 3)]
+
+
+def test_submit_twice_is_refused(app: App) -> None:
+    submit(app, "41590")
+    before = counts(app)
+    with pytest.raises(IllegalMove, match=r"cannot 'submit' application \d+ in state 'receipt'"):
+        submit(app, "41590")
+    assert counts(app) == before
+
+
+def test_submit_values_checked(app: App) -> None:
+    with pytest.raises(InvalidInput, match="--national -1"):
+        app.moves.submit(TRACK_KEY, "41590", -1, 0, ADMIN)
+    with pytest.raises(InvalidInput, match="'smart_farm' is not a type of track strong-small-2024"):
+        app.moves.submit(TRACK_KEY, "41590", 1, 1, ADMIN, project_type="smart_farm")
+    with pytest.raises(NotFound, match="no applicant with code '99999'"):
+        submit(app, "99999")
+    assert counts(app)["audit"] == 0
+
+
+# -- single moves ----------------------------------------------------------------
+
+
+def reviewed(app: App, code: str = "41590") -> int:
+    app_id = submit(app, code)
+    app.clock.set(CLOSE)  # type: ignore[attr-defined]
+    app.moves.apply_bulk(TRACK_KEY, "start_review", "receipt")
+    return app_id
+
+
+def test_apply_writes_state_audit_and_notice_together(app: App) -> None:
+    app_id = reviewed(app)
+    moved = app.moves.apply(app_id, "disqualify", ADMIN, reason="인구 기준 초과")
+    assert (moved.from_state, moved.to_state, moved.version) == ("preliminary_review", "disqualified", 4)
+    with read(app.db) as conn:
+        last = conn.execute(sa.select(AUDIT).order_by(AUDIT.c.id.desc()).limit(1)).mappings().one()
+    assert (last["actor"], last["role"], last["trigger"], last["reason"]) == (
+        "park",
+        "admin",
+        "disqualify",
+        "인구 기준 초과",
+    )
+    assert last["at"] == CLOSE
+    notice = outbox_rows(app, app_id)[-1]
+    assert notice["notice"] == "disqualified" and "인구 기준 초과" in notice["body_text"]
+    verify_clean(app)
+
+
+def test_refused_move_changes_nothing(app: App) -> None:
+    app_id = reviewed(app)
+    before = counts(app)
+    with pytest.raises(IllegalMove, match=rf"cannot 'select' application {app_id} in state 'preliminary_review'"):
+        app.moves.apply(app_id, "select", ADMIN)
+    with pytest.raises(NotPermitted, match="role 'applicant' may not fire 'pass_review'"):
+        app.moves.apply(app_id, "pass_review", Actor("suwon", Role.APPLICANT))
+    with pytest.raises(MissingReason, match="'disqualify' needs a reason"):
+        app.moves.apply(app_id, "disqualify", ADMIN, reason="  ")
+    with pytest.raises(InvalidInput, match="unknown trigger 'approve'"):
+        app.moves.apply(app_id, "approve", ADMIN)
+    with pytest.raises(NotFound):
+        app.moves.apply(987654, "pass_review", ADMIN)
+    assert counts(app) == before
+
+
+def test_stale_version_is_a_conflict(app: App) -> None:
+    app_id = reviewed(app)
+    version = counts(app)["versions"][app_id]
+    app.moves.apply(app_id, "pass_review", ADMIN, expected_version=version)
+    before = counts(app)
+    with pytest.raises(Conflict, match=f"is at version {version + 1}, not {version}"):
+        app.moves.apply(app_id, "withdraw", ADMIN, expected_version=version)
+    assert counts(app) == before
+
+
+def test_full_path_to_kickoff(app: App) -> None:
+    app_id = reviewed(app)
+    app.moves.apply(app_id, "pass_review", ADMIN)
+    app.clock.set(kst("2024-06-12 18:00"))  # type: ignore[attr-defined]
+    assert app.moves.apply_bulk(TRACK_KEY, "start_presentation", "written_evaluation") == 1
+    for trigger in ("select", "waitlist", "promote", "approve_kickoff"):
+        reason = "선정 정정" if trigger == "waitlist" else None  # a corrected selection says why
+        app.moves.apply(app_id, trigger, ADMIN, reason)
+    assert [n["notice"] for n in outbox_rows(app, app_id)] == [
+        "receipt_confirmation",
+        "review_passed",
+        "selected",
+        "waitlisted",
+        "promoted",
+        "kickoff_confirmed",
+    ]
+    assert counts(app)["states"][app_id] == "kickoff"
+    verify_clean(app)
+
+
+# -- concurrency -------------------------------------------------------------------
+
+
+def test_two_concurrent_triggers_exactly_one_wins(db_url: str, clock: FixedClock) -> None:
+    """Two admins at once on each of several applications, one selecting and one
+    rejecting: after either move the other is illegal, so exactly one wins."""
+    app = make_app(db_url, clock)
+    other = make_app(db_url, clock)  # a second engine: its own connection pool
+    ids = [reviewed(app, code) for code in ("41590", "41190", "44150", "46170", "47730")]
+    for app_id in ids:
+        app.moves.apply(app_id, "pass_review", ADMIN)
+    clock.set(kst("2024-06-12 18:00"))
+    app.moves.apply_bulk(TRACK_KEY, "start_presentation", "written_evaluation")
+    for app_id in ids:
+        barrier = threading.Barrier(2)
+        outcomes: list[str] = []
+
+        def fire(a: App, trigger: str, reason: str | None, app_id: int = app_id, barrier=barrier, out=outcomes) -> None:
+            barrier.wait()
+            try:
+                a.moves.apply(app_id, trigger, ADMIN, reason=reason)
+                out.append(f"won:{trigger}")
+            except (IllegalMove, Conflict) as exc:
+                out.append(f"lost:{type(exc).__name__}")
+
+        threads = [
+            threading.Thread(target=fire, args=(app, "select", None)),
+            threading.Thread(target=fire, args=(other, "reject", None)),
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert sorted(o.split(":")[0] for o in outcomes) == ["lost", "won"], outcomes
+    with read(app.db) as conn:
+        per_app = conn.execute(
+            sa.select(AUDIT.c.application_id, sa.func.count())
+            .where(AUDIT.c.trigger.in_(["select", "reject"]))
+            .group_by(AUDIT.c.application_id)
+        ).all()
+    assert sorted(n for _, n in per_app) == [1] * len(ids)
+    verify_clean(app)
+    other.db.dispose()
+    app.db.dispose()
+
+
+# -- bulk ------------------------------------------------------------------------------
+
+
+def test_bulk_expire_moves_every_draft_in_chunks(app: App) -> None:
+    app.moves.announce(TRACK_KEY, ADMIN)
+    submit(app, "41590")
+    app.clock.set(CLOSE)  # type: ignore[attr-defined]
+    assert app.moves.apply_bulk(TRACK_KEY, "expire", "announcement", chunk=5) == 17
+    assert app.moves.apply_bulk(TRACK_KEY, "expire", "announcement", chunk=5) == 0
+    states = counts(app)["states"]
+    assert sorted(set(states.values())) == ["expired", "receipt"]
+    with read(app.db) as conn:
+        expired = conn.execute(sa.select(sa.func.count()).where(OUTBOX.c.notice == "expired")).scalar_one()
+        roles = set(conn.execute(sa.select(AUDIT.c.role).where(AUDIT.c.trigger == "expire")).scalars())
+    assert expired == 17 and roles == {"system"}
+    verify_clean(app)
+
+
+def test_bulk_checks_the_move_once(app: App) -> None:
+    with pytest.raises(IllegalMove, match="cannot 'expire' application of track strong-small-2024 in state 'receipt'"):
+        app.moves.apply_bulk(TRACK_KEY, "expire", "receipt")
+    with pytest.raises(NotPermitted):
+        app.moves.apply_bulk(TRACK_KEY, "expire", "announcement", actor=ADMIN)
+
+
+def test_audit_verify_finds_a_tampered_state(app: App) -> None:
+    app_id = reviewed(app)
+    with write(app.db) as conn:
+        conn.execute(sa.update(APPLICATION).where(APPLICATION.c.id == app_id).values(state="selected"))
+    with read(app.db) as conn:
+        report = audit.verify(conn, TABLE)
+    assert [f.application_id for f in report.findings] == [app_id]
+    assert "replays to 'preliminary_review'" in report.findings[0].problem
+
+
+def seed_received(app: App, n: int) -> None:
+    """n applicants, each with an application received in the track (audit included)."""
+    now = kst("2024-05-28 10:00")
+    with write(app.db) as conn:
+        track_id = conn.execute(sa.select(TRACK.c.id).where(TRACK.c.key == TRACK_KEY)).scalar_one()
+        base = conn.execute(sa.select(sa.func.coalesce(sa.func.max(APPLICANT.c.id), 0))).scalar_one()
+        applicants = [
+            {
+                "code": f"9{i:05d}"[-5:] if i < 10_000 else f"X{i}",
+                "name": f"시험시 {i}",
+                "kind": "city",
+                "population": 100_000 + i,
+                "contact_name": "담당자",
+                "email": f"lg{i}@test.example",
+                "language": "ko",
+            }
+            for i in range(n)
+        ]
+        conn.execute(sa.insert(APPLICANT), applicants)
+        apps = [
+            {
+                "id": base + i + 1000,
+                "track_id": track_id,
+                "applicant_id": base + i + 1,
+                "state": "receipt",
+                "version": 2,
+                "receipt_no": f"T-{i:06d}",
+                "national_krw": 8_000_000_000,
+                "local_krw": 8_000_000_000,
+                "submitted_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i in range(n)
+        ]
+        conn.execute(sa.insert(APPLICATION), apps)
+        rows = []
+        for a in apps:
+            common = {"application_id": a["id"], "at": now, "actor": "seed", "role": "admin", "reason": None}
+            rows.append({**common, "trigger": "invite", "from_state": None, "to_state": "announcement"})
+            rows.append({**common, "trigger": "submit", "from_state": "announcement", "to_state": "receipt"})
+        conn.execute(sa.insert(AUDIT), rows)
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(
+                "SELECT setval(pg_get_serial_sequence('application', 'id'), (SELECT max(id) FROM application))"
+            )
+
+
+def test_bulk_move_of_100000_applications(app: App, capsys: pytest.CaptureFixture[str]) -> None:
+    n = 100_000
+    seed_received(app, n)
+    app.clock.set(CLOSE)  # type: ignore[attr-defined]
+    started = time.perf_counter()
+    moved = app.moves.apply_bulk(TRACK_KEY, "start_review", "receipt", actor=SYSTEM)
+    elapsed = time.perf_counter() - started
+    assert moved == n
+    report = verify_clean(app)
+    assert report.applications == n and report.audit_rows == 3 * n
+    with read(app.db) as conn:
+        left = conn.execute(sa.select(sa.func.count()).where(APPLICATION.c.state == "receipt")).scalar_one()
+    assert left == 0
+    with capsys.disabled():
+        print(
+            f"\n[{app.db.dialect.name}] bulk start_review of {n:,}: {elapsed:.2f} s, {n / elapsed:,.0f} applications/s"
+        )
+
+
+def test_bulk_with_notices_renders_each(app: App) -> None:
+    """The expire deadline renders one notice per draft, in each one's language."""
+    app.moves.announce(TRACK_KEY, ADMIN)
+    app.clock.set(CLOSE + timedelta(seconds=1))  # type: ignore[attr-defined]
+    app.moves.apply_bulk(TRACK_KEY, "expire", "announcement", chunk=4)
+    with read(app.db) as conn:
+        rows = conn.execute(
+            sa.select(OUTBOX.c.language, OUTBOX.c.subject, OUTBOX.c.body_text).where(OUTBOX.c.notice == "expired")
+        ).all()
+    assert len(rows) == 18
+    assert all("2024-05-29" in r.body_text for r in rows)
+    assert {r.language for r in rows} == {"ko", "en"}
+
+
+# -- issue 19: a bulk move runs the checks of a single move (point 7) -------------------------------
+
+
+def test_bulk_submit_is_refused_in_one_line_and_nothing_moves(app: App) -> None:
+    """`submit` needs each plan's amounts and a receipt number: not offered in bulk (was: 18
+    applications in receipt with no receipt number and no amounts)."""
+    app.moves.announce(TRACK_KEY, ADMIN)
+    app.clock.set(kst("2024-05-28 10:00"))  # type: ignore[attr-defined]
+    before = counts(app)
+    for actor in (ADMIN, SYSTEM):
+        with pytest.raises(InvalidInput) as refused:
+            app.moves.apply_bulk(TRACK_KEY, "submit", "announcement", actor)
+        assert "\n" not in str(refused.value)
+        assert "'submit' is not offered in bulk" in str(refused.value)
+        assert "gongmo apply" in str(refused.value)
+    assert counts(app) == before
+
+
+# -- issue 19: an override needs a reason, single and bulk (point 12) ----------------------------
+
+
+def failing_in_review(app: App) -> tuple[int, int]:
+    """41590 with a sound plan and 41190 with no local match, both in preliminary review."""
+    good = submit(app, "41590")
+    bad = app.moves.submit(TRACK_KEY, "41190", 5_000_000_000, 0, ADMIN, "계획", "climate_crisis").application_id
+    app.clock.set(CLOSE)  # type: ignore[attr-defined]
+    app.moves.apply_bulk(TRACK_KEY, "start_review", "receipt")
+    return good, bad
+
+
+def last_audit(app: App, application_id: int) -> dict[str, Any]:
+    with read(app.db) as conn:
+        query = sa.select(AUDIT).where(AUDIT.c.application_id == application_id).order_by(AUDIT.c.id.desc())
+        return dict(conn.execute(query.limit(1)).mappings().one())
+
+
+def test_passing_a_failed_checklist_needs_a_reason(app: App) -> None:
+    good, bad = failing_in_review(app)
+    before = counts(app)
+    with pytest.raises(MissingReason) as refused:
+        app.moves.apply(bad, "pass_review", ADMIN)
+    assert str(refused.value).startswith(
+        f"application {bad}: 'pass_review' overrides a rule:"
+        " its preliminary review checklist failed (local_match: 0 won"
+    )
+    assert counts(app) == before
+    app.moves.apply(good, "pass_review", ADMIN)  # a checklist that passed needs none
+    moved = app.moves.apply(bad, "pass_review", ADMIN, reason="지방비 확약서 별도 제출 확인")
+    assert moved.to_state == "written_evaluation"
+    assert last_audit(app, bad)["reason"] == "지방비 확약서 별도 제출 확인"
+
+
+def test_bulk_pass_review_over_a_failed_checklist_needs_a_reason_and_moves_nothing_without(app: App) -> None:
+    good, bad = failing_in_review(app)
+    before = counts(app)
+    with pytest.raises(MissingReason) as refused:
+        app.moves.apply_bulk(TRACK_KEY, "pass_review", "preliminary_review", ADMIN)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert message.startswith("1 of 2 applications: 'pass_review' overrides a rule:")
+    assert "STRONG-SMALL-2024-0002: its preliminary review checklist failed (local_match" in message
+    assert counts(app) == before
+    assert (
+        app.moves.apply_bulk(TRACK_KEY, "pass_review", "preliminary_review", ADMIN, reason="일괄 통과: 위원회 의결")
+        == 2
+    )
+    assert last_audit(app, bad)["reason"] == last_audit(app, good)["reason"] == "일괄 통과: 위원회 의결"
+
+
+def test_correcting_a_selection_needs_a_reason(app: App) -> None:
+    app_id = reviewed(app)
+    app.moves.apply(app_id, "pass_review", ADMIN)
+    app.clock.set(kst("2024-06-12 18:00"))  # type: ignore[attr-defined]
+    app.moves.apply_bulk(TRACK_KEY, "start_presentation", "written_evaluation")
+    app.moves.apply(app_id, "select", ADMIN)
+    before = counts(app)
+    with pytest.raises(MissingReason, match=rf"application {app_id}: 'waitlist' overrides a rule: it corrects"):
+        app.moves.apply(app_id, "waitlist", ADMIN)
+    with pytest.raises(MissingReason, match=r"1 of 1 applications: 'waitlist' overrides a rule"):
+        app.moves.apply_bulk(TRACK_KEY, "waitlist", "selected", ADMIN)
+    assert counts(app) == before
+    app.moves.apply(app_id, "waitlist", ADMIN, reason="예산 재산정: 국비 한도 초과")
+    assert last_audit(app, app_id)["reason"] == "예산 재산정: 국비 한도 초과"

@@ -1,0 +1,713 @@
+"""Delivery from the outbox to a real aiosmtpd server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mailbox
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from gongmo.notifications.transport import MaildirTransport, SMTPSettings, SMTPTransport
+from gongmo.states.lifecycle import Role
+from gongmo.workflow.core.actors import Actor
+from gongmo.workflow.core.clock import FixedClock
+from gongmo.workflow.core.db import DatabaseError, read, write
+from gongmo.workflow.core.models import OUTBOX
+from gongmo.workflow.deadlines import changes as calendars
+from gongmo.workflow.deadlines.ticker import Ticker
+from gongmo.workflow.engine.app import App
+from gongmo.workflow.outbox import dispatch as mailer
+from gongmo.workflow.outbox.dispatch import Mailer
+from tests.conftest import config_copy, kst
+from tests.smtp_server import FaultySMTP, smtp_server_fixture  # noqa: F401
+
+ADMIN = Actor("park", Role.ADMIN)
+TRACK = "strong-small-2024"
+
+
+PASSWORD_ENV = "GONGMO_TEST_SMTP_PASSWORD"
+
+
+def smtp_mailer(app: App, server: FaultySMTP, connections: int = 3, username: str | None = None) -> Mailer:
+    transport = SMTPTransport(
+        SMTPSettings(
+            host=server.host,
+            port=server.port,
+            security="none",
+            connections=connections,
+            timeout_s=5,
+            username=username,
+            password_env=PASSWORD_ENV,
+        )
+    )
+    return Mailer(app, transport, "m1")
+
+
+def deliver(m: Mailer) -> mailer.Delivery:
+    async def go() -> mailer.Delivery:
+        try:
+            return await m.deliver_due()
+        finally:
+            await m.transport.close()
+
+    return asyncio.run(go())
+
+
+def outbox(app: App) -> list[dict[str, Any]]:
+    with read(app.db) as conn:
+        return [dict(r) for r in conn.execute(sa.select(OUTBOX).order_by(OUTBOX.c.id)).mappings()]
+
+
+def lifecycle(app: App, clock: FixedClock) -> None:
+    """Announce, receive two plans, close, review, evaluate, select one, correct it."""
+    with write(app.db) as conn:
+        calendars.derive(app, conn)
+    ticker = Ticker(app, "t1")
+    clock.set(kst("2024-03-29 10:00"))
+    ticker.run_until_idle()
+    clock.set(kst("2024-05-28 10:00"))
+    for code in ("41590", "41190"):  # 화성시 reads English, 부천시 Korean
+        app.moves.submit(TRACK, code, 8_000_000_000, 8_000_000_000, ADMIN, "계획", "climate_crisis")
+    clock.set(kst("2024-05-29 18:00"))
+    ticker.run_until_idle()
+    with read(app.db) as conn:
+        ids = [
+            r.application_id
+            for r in conn.execute(sa.select(OUTBOX.c.application_id).where(OUTBOX.c.notice == "receipt_confirmation"))
+        ]
+    for app_id in ids:
+        app.moves.apply(app_id, "pass_review", ADMIN)
+    clock.set(kst("2024-06-12 18:00"))
+    ticker.run_until_idle()
+    clock.set(kst("2024-06-26 10:00"))
+    app.moves.apply(ids[0], "select", ADMIN)
+    app.moves.apply(ids[0], "waitlist", ADMIN, "선정 정정")  # corrected before publication (a reason: issue 19)
+    app.moves.apply(ids[1], "select", ADMIN)
+
+
+def test_every_notice_of_a_lifecycle_arrives_decoded(app: App, clock: FixedClock, smtp_server: FaultySMTP) -> None:
+    lifecycle(app, clock)
+    rows = outbox(app)
+    assert {r["state"] for r in rows if r["notice"] in ("selected", "waitlisted")} == {"held", "cancelled"}
+    first = deliver(smtp_mailer(app, smtp_server))
+    assert first.dead == 0 and first.retry == 0
+    assert not any(m.message["X-Gongmo-Notice"] in ("selected", "waitlisted") for m in smtp_server.messages)
+    for notice in ("selected", "waitlisted"):
+        assert mailer.release(app, TRACK, notice) >= 1
+    deliver(smtp_mailer(app, smtp_server))
+    rows = {r["message_id"]: r for r in outbox(app)}
+    received = {m.message_id: m for m in smtp_server.messages}
+    sendable = {k for k, r in rows.items() if r["state"] != "cancelled"}
+    assert set(received) == sendable and all(n == 1 for n in smtp_server.received_ids().values())
+    for message_id, got in received.items():
+        row = rows[message_id]
+        assert row["state"] == "sent"
+        assert got.message["Subject"] == row["subject"]
+        assert got.text.strip() == row["body_text"].strip()
+        html = got.message.get_body(("html",)).get_content()
+        assert html.replace("\r\n", "\n").strip() == row["body_html"].strip()
+        assert got.rcpt_tos == [row["to_addr"]]
+    by_notice = {(r["notice"], r["language"]) for r in rows.values() if r["state"] == "sent"}
+    assert ("receipt_confirmation", "en") in by_notice and ("receipt_confirmation", "ko") in by_notice
+    assert ("selected", "ko") in by_notice and ("waitlisted", "en") in by_notice
+    # the corrected selection: 화성시's 'selected' was cancelled, never sent after the waitlist notice
+    cancelled = [r for r in rows.values() if r["state"] == "cancelled"]
+    assert [r["notice"] for r in cancelled] == ["selected"]
+    assert "superseded by 'waitlisted'" in cancelled[0]["last_error"]
+    english = [m for m in received.values() if rows[m.message_id]["language"] == "en"]
+    assert any("Receipt confirmed" in m.message["Subject"] for m in english)
+    korean = [m for m in received.values() if m.message["X-Gongmo-Notice"] == "selected"]
+    assert korean and all("선정" in m.message["Subject"] for m in korean)
+    calls = [m for m in received.values() if m.message["X-Gongmo-Notice"] == "call_announcement"]
+    assert calls and all(any(p.get_content_type() == "text/calendar" for p in m.message.walk()) for m in calls)
+
+
+def test_451s_and_an_outage_still_deliver_every_mail_exactly_once(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    clock.set(kst("2024-03-29 10:00"))
+    app.moves.announce(TRACK, ADMIN)
+    expected = {r["message_id"] for r in outbox(app)}
+    smtp_server.fail_data_every(3)  # a third of the messages get 451
+    result = deliver(smtp_mailer(app, smtp_server))
+    assert result.retry == len(expected) // 3 and result.sent == len(expected) - result.retry
+    smtp_server.down()  # and then the server goes away for a while
+    clock.advance(timedelta(hours=1))
+    before = [(r["state"], r["attempts"]) for r in outbox(app)]
+    result = deliver(smtp_mailer(app, smtp_server))
+    assert result.sent == result.retry == 0 and result.paused > 0  # the transport's failure, not the rows'
+    assert [(r["state"], r["attempts"]) for r in outbox(app)] == before  # no attempt spent
+    smtp_server.up()
+    for _ in range(10):
+        clock.advance(timedelta(hours=2))
+        deliver(smtp_mailer(app, smtp_server))
+        if all(r["state"] == "sent" for r in outbox(app)):
+            break
+    counts = smtp_server.received_ids()
+    assert set(counts) == expected and set(counts.values()) == {1}
+
+
+def test_a_550_recipient_ends_dead_with_its_code_visible(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    clock.set(kst("2024-03-29 10:00"))
+    app.moves.announce(TRACK, ADMIN)
+    smtp_server.refuse_recipient("smartcity@gimhae.lg.example")
+    result = deliver(smtp_mailer(app, smtp_server))
+    assert result.dead == 1 and result.sent == len(outbox(app)) - 1
+    [dead] = [r for r in outbox(app) if r["state"] == "dead"]
+    assert dead["last_error"].startswith("550 5.1.1 mailbox unavailable")
+    from gongmo.workflow.cli import run
+
+    config = config_copy(tmp_path, database_url=str(app.db.url))
+    assert run(["--config", str(config), "outbox", "--state", "dead", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert [r["last_error"][:3] for r in shown["rows"]] == ["550"]
+    assert shown["rows"][0]["to_addr"] == "smartcity@gimhae.lg.example"
+
+
+def test_a_crash_between_send_and_mark_duplicates_at_most_that_message(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    clock.set(kst("2024-03-29 10:00"))
+    app.moves.announce(TRACK, ADMIN)
+    expected = {r["message_id"] for r in outbox(app)}
+    crashed = smtp_mailer(app, smtp_server)
+    crashed.batch = 3
+    prepared = crashed.prepare(clock.now())
+    rows = [row for row, _ in prepared]
+
+    async def send_then_die() -> None:  # sent, but the process dies before it marks them
+        for _, envelope in prepared:
+            await crashed.transport.send(envelope)  # type: ignore[arg-type]
+        await crashed.transport.close()
+
+    asyncio.run(send_then_die())
+    assert {r["state"] for r in outbox(app) if r["id"] in {x["id"] for x in rows}} == {"sending"}
+    deliver(smtp_mailer(app, smtp_server))  # the lease still holds: those three wait
+    clock.advance(timedelta(seconds=app.loaded.config.mail.lease_seconds + 1))
+    deliver(smtp_mailer(app, smtp_server))
+    counts = smtp_server.received_ids()
+    assert set(counts) == expected  # none lost
+    twice = {k for k, n in counts.items() if n > 1}
+    assert twice == {r["message_id"] for r in rows} and max(counts.values()) == 2
+    assert {r["state"] for r in outbox(app)} == {"sent"}
+
+
+def test_maildir_is_the_embedded_default(app: App, clock: FixedClock, tmp_path: Path) -> None:
+    clock.set(kst("2024-03-29 10:00"))
+    app.moves.announce(TRACK, ADMIN)
+    box = tmp_path / "maildir"
+    result = deliver(Mailer(app, MaildirTransport(box), "m1"))
+    messages = list(mailbox.Maildir(str(box), create=False))
+    assert result.sent == len(messages) == len(outbox(app))
+    subjects = {m["X-Gongmo-Notice"] for m in messages}
+    assert subjects == {"call_announcement"}
+
+
+def test_a_presentation_invitation_carries_its_slot(app: App, clock: FixedClock) -> None:
+    from icalendar import Calendar
+
+    clock.set(kst("2024-03-29 10:00"))
+    app.moves.announce(TRACK, ADMIN)
+    slot = {"slot_starts": kst("2024-06-18 14:00"), "slot_ends": kst("2024-06-18 14:30"), "place": "LH 서울지역본부"}
+    queued = app.moves.notify_state(TRACK, ("announcement",), "presentation_invitation", "slots-v1", slot)
+    assert queued == len([r for r in outbox(app) if r["notice"] == "call_announcement"])
+    row = next(r for r in outbox(app) if r["notice"] == "presentation_invitation")
+    [event] = Calendar.from_ical(row["ics"]).walk("VEVENT")
+    assert event.decoded("DTSTART") == slot["slot_starts"] and str(event["LOCATION"]) == "LH 서울지역본부"
+    assert "2024-06-18" in row["body_text"] and "14:00" in row["body_text"]
+    assert app.moves.notify_state(TRACK, ("announcement",), "presentation_invitation", "slots-v1", slot) == 0
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+def test_starttls_verifies_the_certificate(app: App, clock: FixedClock, tmp_path: Path) -> None:
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.handlers import Sink
+
+    from tests.smtp_server import free_port
+
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(cert), str(key))
+    port = free_port("127.0.0.1")
+    server = Controller(
+        Sink(), hostname="127.0.0.1", port=port, server_hostname="gongmo-test",
+        tls_context=context, require_starttls=True,
+    )  # fmt: skip
+    server.start()
+    try:
+        clock.set(kst("2024-03-29 10:00"))
+        app.moves.announce(TRACK, ADMIN, applicant_ids=[5])
+
+        def with_ca(ca: Path | None) -> Mailer:
+            settings = SMTPSettings(port=port, security="starttls", ca_file=str(ca) if ca else None, timeout_s=5)
+            return Mailer(app, SMTPTransport(settings), "m1")
+
+        untrusted = with_ca(None)  # the machine does not trust a self-signed certificate: the transport pauses
+        refused = deliver(untrusted)
+        assert refused.paused == 1 and refused.sent == refused.retry == refused.dead == 0
+        error = untrusted.pause.last_error
+        assert "CERTIFICATE_VERIFY_FAILED" in error or "certificate" in error.lower()
+        [row] = outbox(app)
+        assert (row["state"], row["attempts"], row["last_error"]) == ("pending", 0, None)
+        clock.advance(timedelta(hours=1))
+        assert deliver(with_ca(cert)).sent == 1  # trusted through ca_file
+    finally:
+        server.stop()
+
+
+# -- what a crash or a stop can leave behind ---------------------------------------------
+
+
+class Watched:
+    """The transport of a mailer, checked at the start of every send: the messages the server
+    has but the outbox does not yet call sent are at most one per other connection."""
+
+    def __init__(self, app: App, inner: Any, server: FaultySMTP) -> None:
+        self.app, self.inner, self.server = app, inner, server
+        self.concurrency = inner.concurrency
+        self.unmarked: list[int] = []
+        self.leases: list[tuple[Any, Any]] = []
+
+    async def send(self, envelope: Any) -> Any:
+        with read(self.app.db) as conn:
+            sent = conn.execute(sa.select(sa.func.count()).where(OUTBOX.c.state == "sent")).scalar_one()
+            lease = conn.execute(
+                sa.select(OUTBOX.c.lease_until).where(OUTBOX.c.message_id == envelope.message_id)
+            ).scalar_one()
+        self.unmarked.append(len(self.server.messages) - sent)
+        self.leases.append((self.app.clock.now(), lease))
+        return await self.inner.send(envelope)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def announce_everything(app: App, clock: FixedClock) -> int:
+    clock.set(kst("2024-03-29 10:00"))
+    return sum(app.moves.announce(t, ADMIN) for t in (TRACK, "hub-2024", "diffusion-2024"))
+
+
+def test_each_outcome_is_marked_before_its_connection_sends_again(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    """A kill at any moment leaves at most one sent-but-unmarked message per connection (not a batch)."""
+    total = announce_everything(app, clock)
+    m = smtp_mailer(app, smtp_server, connections=3)
+    watched = Watched(app, m.transport, smtp_server)
+    m.transport = watched  # type: ignore[assignment]
+    result = deliver(m)
+    assert result.sent == total == len(watched.unmarked) > 3 * 5
+    assert max(watched.unmarked) <= 2  # the other two connections' last sends, at most
+    assert set(smtp_server.received_ids().values()) == {1}
+
+
+def test_a_batch_that_waited_renews_its_lease_before_sending(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    total = announce_everything(app, clock)
+    m = smtp_mailer(app, smtp_server)
+    watched = Watched(app, m.transport, smtp_server)
+    m.transport = watched  # type: ignore[assignment]
+    prepared = m.prepare(clock.now())
+    clock.advance(m.lease * 0.6)  # the batch waited: less than half its lease is left
+
+    async def go() -> mailer.Delivery:
+        try:
+            return await m.send_batch(prepared)
+        finally:
+            await m.transport.close()
+
+    assert asyncio.run(go()).sent == total
+    assert all(lease - now >= m.lease * 0.99 for now, lease in watched.leases)  # renewed, not 40% left
+
+
+def stalled_delivery(app: App, clock: FixedClock, server: FaultySMTP, m: Mailer) -> tuple[mailer.Delivery, list[int]]:
+    """`m` delivers while every send takes 90% of the lease and, meanwhile, another daemon tries
+    to claim; returns the delivery and the ids the other daemon took."""
+    m.renew_every = 0.005
+    inner = m.transport
+    other = smtp_mailer(app, server)
+    taken: list[int] = []
+
+    class Stalled:
+        concurrency = inner.concurrency
+
+        async def send(self, envelope: Any) -> Any:
+            clock.advance(m.lease * 0.9)  # the server takes its time
+            await asyncio.sleep(0.05)  # the keeper looks meanwhile
+            taken.extend(r["id"] for r in other.claim(clock.now()))  # another daemon tries
+            return await inner.send(envelope)
+
+        async def close(self) -> None:
+            await inner.close()
+
+    m.transport = Stalled()  # type: ignore[assignment]
+    return deliver(m), taken
+
+
+def test_a_send_that_outlasts_half_its_lease_keeps_it_and_no_other_daemon_sends_it_again(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    """A stalled server: the keeper renews the rows on the wire (and those waiting), so another
+    daemon's claim finds nothing, during the sends and after."""
+    total = announce_everything(app, clock)
+    result, taken = stalled_delivery(app, clock, smtp_server, smtp_mailer(app, smtp_server, connections=2))
+    assert result.sent == total and taken == []
+    assert set(smtp_server.received_ids().values()) == {1}
+    assert {r["state"] for r in outbox(app)} == {"sent"}
+
+
+def test_a_renewal_that_fails_is_tried_again_by_the_keeper(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    """One connection: the failure meets the keeper, during a send; its next look renews."""
+    total = announce_everything(app, clock)
+    m = smtp_mailer(app, smtp_server, connections=1)
+    failed = database_away_once(m)
+    result, taken = stalled_delivery(app, clock, smtp_server, m)
+    assert failed and result.sent == total and taken == []
+    assert set(smtp_server.received_ids().values()) == {1}
+
+
+def test_a_renewal_that_fails_before_a_send_holds_that_send_back_and_the_batch_goes_on(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    """Two connections: the failure meets a send about to start. That row is not sent; it waits
+    for its lease (another daemon then takes it); every other one is sent, and none twice."""
+    total = announce_everything(app, clock)
+    m = smtp_mailer(app, smtp_server, connections=2)
+    failed = database_away_once(m)
+    result, taken = stalled_delivery(app, clock, smtp_server, m)
+    assert failed and result.sent == total - 1 and len(set(taken)) == 1
+    assert set(smtp_server.received_ids().values()) == {1}
+    clock.advance(m.lease * 2)  # the other daemon died holding it: it comes back
+    assert deliver(smtp_mailer(app, smtp_server)).sent == 1
+    assert len(smtp_server.received_ids()) == total and set(smtp_server.received_ids().values()) == {1}
+
+
+def database_away_once(m: Mailer) -> list[Any]:
+    """The first renewal of `m` fails as a lost database would; returns the failures."""
+    renew, failed = m.renew, []
+
+    def away_once(rows: list[dict[str, Any]], now: Any) -> set[int]:
+        if not failed:
+            failed.append(now)
+            raise DatabaseError("database sqlite:///gongmo.db: disk I/O error")
+        return renew(rows, now)
+
+    m.renew = away_once  # type: ignore[method-assign]
+    return failed
+
+
+def test_a_batch_whose_lease_ran_out_is_left_to_the_sender_that_took_it(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    total = announce_everything(app, clock)
+    slow = smtp_mailer(app, smtp_server)
+    prepared = slow.prepare(clock.now())
+    clock.advance(slow.lease + timedelta(seconds=1))
+    taken = smtp_mailer(app, smtp_server).claim(clock.now())  # another daemon takes the expired rows
+    assert len(taken) == total
+
+    async def go() -> mailer.Delivery:
+        try:
+            return await slow.send_batch(prepared)
+        finally:
+            await slow.transport.close()
+
+    assert asyncio.run(go()).sent == 0 and smtp_server.messages == []
+    assert {r["state"] for r in outbox(app)} == {"sending"}  # still the other's, under its lease
+
+
+def test_a_stop_finishes_the_sends_on_the_wire_and_hands_back_the_rest(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    total = announce_everything(app, clock)
+    m = smtp_mailer(app, smtp_server, connections=2)
+    m.batch = 10  # a second batch is claimed while the first is sent
+    inner = m.transport
+
+    class StopAfterFive:
+        concurrency = inner.concurrency
+        sent = 0
+
+        async def send(self, envelope: Any) -> Any:
+            outcome = await inner.send(envelope)
+            StopAfterFive.sent += 1
+            if StopAfterFive.sent == 5:
+                m.stop()  # SIGTERM arrives
+            return outcome
+
+        async def close(self) -> None:
+            await inner.close()
+
+    m.transport = StopAfterFive()  # type: ignore[assignment]
+    result = deliver(m)
+    rows = outbox(app)
+    assert 5 <= result.sent <= 6 and result.sent == len(smtp_server.messages)  # 2 connections: 5 or 6
+    assert sum(r["state"] == "sent" for r in rows) == result.sent
+    assert {r["state"] for r in rows if r["state"] != "sent"} == {"pending"}  # none waits for a lease
+    assert {r["attempts"] for r in rows if r["state"] == "pending"} == {0}
+    again = deliver(smtp_mailer(app, smtp_server))
+    assert result.sent + again.sent == total and set(smtp_server.received_ids().values()) == {1}
+
+
+# -- the transport's own failures pause it; the rows wait untouched ------------------------------
+
+
+def untouched(app: App) -> list[tuple[Any, ...]]:
+    return [(r["id"], r["state"], r["attempts"], r["next_attempt_at"], r["last_error"]) for r in outbox(app)]
+
+
+@pytest.mark.parametrize("fault", ["535 to AUTH", "530 to MAIL FROM", "no server"])
+def test_a_transport_failure_pauses_delivery_and_spends_no_attempt(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP, monkeypatch: pytest.MonkeyPatch, fault: str
+) -> None:
+    """A wrong password (535), a relay that wants a login (530) or no relay at all: the 18
+    notices of the call are not the cause. None is marked dead or retried; the transport waits 5 s, then
+    10 s, ...; once it works, each notice goes out once, on its first attempt."""
+    monkeypatch.setenv(PASSWORD_ENV, "wrong")
+    clock.set(kst("2024-03-29 10:00"))
+    app.moves.announce(TRACK, ADMIN)
+    before = untouched(app)
+    n = len(before)
+    assert n == 18
+    if fault == "535 to AUTH":
+        smtp_server.refuse_auth(535, "5.7.8 authentication credentials invalid")
+    elif fault == "530 to MAIL FROM":
+        smtp_server.refuse_mail(530, "5.7.0 authentication required")
+    else:
+        smtp_server.down()
+    m = smtp_mailer(app, smtp_server, username="gongmo" if fault == "535 to AUTH" else None)
+    first = deliver(m)
+    assert untouched(app) == before, "no row may change: not dead, not retry, no attempt spent"
+    assert (first.dead, first.retry, first.sent, first.paused) == (0, 0, 0, n)
+    assert m.pause.failing and m.pause.until == clock.now() + timedelta(seconds=5)
+    code = {"535 to AUTH": "535", "530 to MAIL FROM": "530", "no server": "SMTPConnectError"}[fault]
+    assert code in m.pause.last_error
+
+    tried = (smtp_server.auth_refusals, smtp_server.mail_refusals, smtp_server.connections)
+    assert deliver(m) == mailer.Delivery()  # paused: nothing claimed, nothing tried
+    assert (smtp_server.auth_refusals, smtp_server.mail_refusals, smtp_server.connections) == tried
+    clock.advance(timedelta(seconds=5))
+    assert deliver(m).paused == n and m.pause.until == clock.now() + timedelta(seconds=10)  # doubled
+    assert untouched(app) == before
+
+    smtp_server.clear_faults()
+    smtp_server.up()
+    clock.advance(timedelta(seconds=10))
+    monkeypatch.setenv(PASSWORD_ENV, "right")
+    assert deliver(m).sent == n and not m.pause.failing
+    assert {(r["state"], r["attempts"]) for r in outbox(app)} == {("sent", 1)}
+    assert set(smtp_server.received_ids().values()) == {1}
+
+
+def test_the_next_batch_claimed_while_the_transport_failed_goes_back_untouched(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    """Delivery is pipelined: the next batch is claimed while one is sent. When the
+    transport fails, that batch goes back too (its attempt restored), and is counted."""
+    clock.set(kst("2024-03-29 10:00"))
+    app.moves.announce(TRACK, ADMIN)
+    before = untouched(app)
+    smtp_server.refuse_mail(421, "4.3.2 closing")
+    m = smtp_mailer(app, smtp_server, connections=1)
+    m.batch = 5
+    result = deliver(m)
+    assert untouched(app) == before and result.paused == 10 and smtp_server.mail_refusals == 1
+
+
+def test_a_550_recipient_beside_a_working_transport_is_dead_for_that_row_only(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    clock.set(kst("2024-03-29 10:00"))
+    app.moves.announce(TRACK, ADMIN)
+    smtp_server.refuse_recipient("smartcity@gimhae.lg.example", 550, "5.1.1 mailbox unavailable")
+    m = smtp_mailer(app, smtp_server)
+    result = deliver(m)
+    assert (result.dead, result.sent, result.paused) == (1, len(outbox(app)) - 1, 0) and not m.pause.failing
+
+
+# -- a password that is not there refuses the start -----------------------------------------
+
+
+def smtp_config(tmp_path: Path, app: App, server: FaultySMTP, username: str = "gongmo") -> Path:
+    return config_copy(
+        tmp_path,
+        ('transport = "maildir"', 'transport = "smtp"'),
+        ("port = 587", f"port = {server.port}"),
+        ('security = "starttls"', 'security = "none"'),
+        ('# username = "gongmo"', f'username = "{username}"'),
+        ('password_env = "GONGMO_SMTP_PASSWORD"', f'password_env = "{PASSWORD_ENV}"'),
+        database_url=str(app.db.url.render_as_string(hide_password=False)),
+    )
+
+
+@pytest.mark.parametrize("value", [None, ""])
+def test_an_unset_password_env_refuses_delivery_and_the_daemon_s_start_in_one_line(
+    app: App,
+    clock: FixedClock,
+    smtp_server: FaultySMTP,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    value: str | None,
+) -> None:
+    from gongmo.workflow.cli import run
+    from gongmo.workflow.core.config import Api, ConfigError
+    from gongmo.workflow.engine.app import open_app
+    from gongmo.workflow.runtime.daemon import Daemon
+
+    if value is None:
+        monkeypatch.delenv(PASSWORD_ENV, raising=False)
+    else:
+        monkeypatch.setenv(PASSWORD_ENV, value)
+    clock.set(kst("2024-03-29 10:00"))
+    app.moves.announce(TRACK, ADMIN)
+    before = untouched(app)
+    config = smtp_config(tmp_path, app, smtp_server)
+    other = open_app(config, database_url=str(app.db.url.render_as_string(hide_password=False)))
+    try:
+        with pytest.raises(ConfigError) as refused:
+            mailer.transport_for(other)
+        message = str(refused.value)
+        assert "\n" not in message and f"password_env = '{PASSWORD_ENV}'" in message
+        assert ("not set" if value is None else "empty") in message and "export it" in message
+
+        daemon = Daemon(other, "d1", api=Api(enabled=False))
+        stop = asyncio.Event()
+        stop.set()
+        with pytest.raises(ConfigError, match=PASSWORD_ENV):  # before the scheduler starts or the API serves
+            asyncio.run(daemon.serve(stop))
+        assert daemon.scheduler is None or not daemon.scheduler.running
+    finally:
+        other.db.dispose()
+
+    code = run(["--config", str(config), "deliver"])
+    out, err = capsys.readouterr()
+    assert code == 1 and err.count("\n") == 1 and err.startswith(f"error: [mail.smtp] password_env = '{PASSWORD_ENV}'")
+    assert "Traceback" not in err and out == ""
+    assert untouched(app) == before and smtp_server.logins == [] and smtp_server.messages == []
+
+
+# -- retrying in bulk ------------------------------------------------------------------------
+
+
+def dead_notices(app: App, clock: FixedClock, server: FaultySMTP) -> dict[str, list[int]]:
+    """Two tracks' calls, some to refused mailboxes: dead rows per track, the hub's queued an hour later."""
+    clock.set(kst("2024-03-29 10:00"))
+    app.moves.announce(TRACK, ADMIN)
+    clock.advance(timedelta(hours=1))
+    app.moves.announce("hub-2024", ADMIN)
+    rows = outbox(app)
+    mine = [r["to_addr"] for r in rows if r["created_at"] == kst("2024-03-29 10:00")][:2]
+    hub = [r["to_addr"] for r in rows if r["created_at"] == kst("2024-03-29 11:00") and r["to_addr"] not in mine]
+    for addr in (*mine, hub[0]):
+        server.refuse_recipient(addr)
+    deliver(smtp_mailer(app, server))
+    with read(app.db) as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT o.id, t.key FROM outbox o JOIN application a ON a.id = o.application_id"
+                " JOIN track t ON t.id = a.track_id WHERE o.state = 'dead' ORDER BY o.id"
+            )
+        ).all()
+    out: dict[str, list[int]] = {}
+    for outbox_id, track in rows:
+        out.setdefault(track, []).append(outbox_id)
+    return out
+
+
+def test_dead_notices_are_retried_in_bulk_by_track_and_since(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP
+) -> None:
+    dead = dead_notices(app, clock, smtp_server)
+    assert len(dead[TRACK]) == 2 and len(dead["hub-2024"]) >= 1
+    clock.advance(timedelta(hours=1))
+    assert mailer.retry_all(app, "dead", track="hub-2024") == len(dead["hub-2024"])
+    states = {r["id"]: r for r in outbox(app)}
+    assert all((states[i]["state"], states[i]["attempts"]) == ("pending", 0) for i in dead["hub-2024"])
+    assert all(states[i]["next_attempt_at"] == clock.now() for i in dead["hub-2024"])
+    assert all(states[i]["state"] == "dead" for i in dead[TRACK])
+    assert mailer.retry_all(app, "dead", since=kst("2024-03-29 10:30")) == 0  # TRACK's were queued at 10:00
+    assert mailer.retry_all(app, "dead", since=kst("2024-03-29 10:00")) == 2
+    assert {r["state"] for r in outbox(app)} == {"sent", "pending"}
+    smtp_server.clear_faults()
+    assert deliver(smtp_mailer(app, smtp_server)).sent == 2 + len(dead["hub-2024"])
+
+
+def test_a_dead_result_corrected_since_is_not_retried(app: App, clock: FixedClock, smtp_server: FaultySMTP) -> None:
+    """A 'selected' that died, then corrected to 'waitlisted': sending it now would tell a lie."""
+    lifecycle(app, clock)  # one application selected then waitlisted (its 'selected' cancelled), one selected
+    with write(app.db) as conn:  # both 'selected' rows are dead, as a relay refusing them would leave them
+        conn.execute(sa.update(OUTBOX).where(OUTBOX.c.notice == "selected").values(state="dead", last_error="550"))
+    rows = {r["id"]: r for r in outbox(app)}
+    selected = sorted(i for i, r in rows.items() if r["notice"] == "selected")
+    corrected = [
+        i
+        for i in selected
+        if any(r["notice"] == "waitlisted" and r["application_id"] == rows[i]["application_id"] for r in rows.values())
+    ]
+    assert len(selected) == 2 and len(corrected) == 1
+    assert mailer.retry_all(app, "dead") == 1
+    after = {r["id"]: r["state"] for r in outbox(app)}
+    assert after[corrected[0]] == "dead" and {after[i] for i in selected if i not in corrected} == {"pending"}
+
+
+def test_the_cli_retries_dead_notices_in_bulk_and_refuses_what_it_cannot_do(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.conftest import run_cli
+
+    dead = dead_notices(app, clock, smtp_server)
+    config = str(config_copy(tmp_path, database_url=str(app.db.url.render_as_string(hide_password=False))))
+    before = untouched(app)
+    for argv, says in (
+        ([], "name an OUTBOX_ID, or --state dead"),
+        (["--state", "sent"], "--state 'sent': only dead or retry"),
+        (["--state", "dead", "--since", "yesterday"], "--since 'yesterday': not an ISO date-time"),
+        (["--state", "dead", "--track", "no-such-track"], "unknown track 'no-such-track'"),
+        ([str(dead[TRACK][0]), "--state", "dead"], "retry one row or many, not both"),
+    ):
+        code, out, err = run_cli(capsys, "--config", config, "outbox", "retry", *argv)
+        assert code == 1 and err.count("\n") == 1 and says in err, (argv, err)
+        assert untouched(app) == before
+    code, out, _ = run_cli(
+        capsys,
+        "--config",
+        config,
+        "outbox",
+        "retry",
+        "--state",
+        "dead",
+        "--track",
+        "hub-2024",
+        "--since",
+        "2024-03-29T11:00",
+    )
+    assert code == 0 and out.startswith(
+        f"{len(dead['hub-2024'])} dead notice(s) of hub-2024 queued since 2024-03-29 11:00"
+    )
+    code, out, _ = run_cli(capsys, "--config", config, "outbox", "retry", str(dead[TRACK][0]))  # one row, as before
+    assert code == 0 and out == f"outbox {dead[TRACK][0]}: dead -> pending\n"
+    assert [r["state"] for r in outbox(app) if r["state"] == "dead"] == ["dead"]

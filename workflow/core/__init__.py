@@ -1,0 +1,2 @@
+"""The ground floor: configuration, closures, the clock, the database, models and
+schema, actors, tokens and the loaders."""

@@ -1,0 +1,1 @@
+"""Deadline rows from the lifecycle table (plan), their changes (reschedule, extend) and the ticker that fires them."""

@@ -1,0 +1,703 @@
+"""Claim due deadline rows and fire each exactly once.
+
+A tick claims at most `deadlines_per_tick` due rows, oldest first, with a
+guarded update (SQLite: under BEGIN IMMEDIATE; PostgreSQL: FOR UPDATE SKIP
+LOCKED), so two daemons never take the same row. It then runs each row's
+action through the engine and marks it fired. A daemon that dies holding a
+claim loses it when the lease runs out; every action is idempotent (it moves
+applications by state and suppresses duplicate notices by key), so the one
+that takes over finishes the work without doing it twice.
+
+Calendar order survives errors: a row that failed (or an announcement held
+because it was caught up after the receipt close) holds back every later row
+of its track until it has fired; `blocked` says which and why (`gongmo
+deadlines`, /healthz). A daemon that is stopping (`stopping` set) claims
+nothing more, lets the chunk in hand commit and gives its rows back.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gongmo.states.errors import Conflict, GongmoError, IllegalMove, InvalidInput, NotFound, OutsideWindow
+from gongmo.states.lifecycle import APPLICATION as TABLE
+from gongmo.workflow.core.actors import SYSTEM
+from gongmo.workflow.core.config import CALENDAR_ORDER
+from gongmo.workflow.core.db import read, write
+from gongmo.workflow.core.models import APPLICATION, CALENDAR_CHANGE, DEADLINE, TRACK, UTCDateTime
+from gongmo.workflow.engine.app import App
+from gongmo.workflow.engine.moves import CHUNK, Interrupted, extension_until
+
+log = logging.getLogger("gongmo.ticker")
+
+# pg_advisory_xact_lock key of the deadline claim ("gongmo" + 1)
+CLAIM_LOCK = 0x676F6E676D6F01
+
+
+@dataclass(frozen=True)
+class Fired:
+    key: str
+    action: str
+    milestone: str
+    due_at: datetime
+    fired_at: datetime
+    late: bool
+    summary: str
+    error: str | None = None
+
+
+# States of the applications an extension of receipt_closes concerns: a bulk
+# move from them leaves out those whose own close has not come (extension_closes).
+EXTENDED_STATES = ("announcement", "receipt")
+
+HELD = "held: "  # last_error of an announcement kept back for the office to decide
+
+
+class Held(GongmoError):
+    """An announcement caught up after the receipt's close time: not sent, not
+    recorded as fired; it waits for the office (and holds its track back)."""
+
+
+SKIPPED = "skipped, not sent: "  # last_error of a fired row whose action had nothing left to do
+
+
+class Skipped(Exception):  # a verdict, not a failure: not a GongmoError, never retried
+    """A reminder that would tell of a deadline already past (caught up after
+    downtime), or that a later reminder due as well replaces: recorded as fired
+    and skipped, with the reason, and not sent."""
+
+
+class Ticker:
+    def __init__(self, app: App, worker: str) -> None:
+        self.app = app
+        self.worker = worker
+        settings = app.loaded.config.gongmo
+        self.batch = settings.deadlines_per_tick
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self.on_time = timedelta(seconds=settings.on_time_seconds)
+        self.renew_every = self.lease.total_seconds() / 3  # seconds of real time between lease renewals
+        self.late_announcements = settings.late_announcements
+        self.stopping = threading.Event()  # set by a stopping daemon: claim nothing more
+        self._forced: set[str] = set()  # keys the office fires now (`gongmo deadlines --fire KEY`)
+        # What a deadline row does. The rows come from the lifecycle table
+        # (states/lifecycle.APPLICATION_DEADLINES): a row that reports or sends
+        # notices has its method here; every other one fires the automatic
+        # triggers the table puts at it (`_transitions`). Reminders and one
+        # applicant's extension are rows of their own.
+        reports: dict[str, Callable[[Mapping[str, Any], str], str]] = {
+            "announce": self._announce,
+            "open_receipt": self._open_receipt,
+            "review_due": self._review_due,
+            "selection_due": self._selection_due,
+            "kickoff_plan_due": self._kickoff_plan_due,
+        }
+        self.actions: dict[str, Callable[[Mapping[str, Any], str], str]] = {
+            **{d.action: reports.get(d.action, self._transitions) for d in TABLE.deadlines},
+            "reminder": self._reminder,
+            "extension_closes": self._extension_closes,
+        }
+
+    # -- the loop --------------------------------------------------------------
+
+    def tick(self) -> list[Fired]:
+        """Fire what is due now (at most one batch), in calendar order. While the
+        actions run, a thread keeps the batch's lease (a close of 100,000 plans
+        may outlast it); a daemon that dies stops renewing and its rows come free."""
+        if self.stopping.is_set():
+            return []
+        now = self.app.clock.now()
+        rows = self._claim(now)
+        if not rows:
+            return []
+        with _Renewal(self, [r["id"] for r in rows]) as renewal:
+            fired = []
+            failed: set[int] = set()  # tracks with a row that failed in this batch: their later rows wait
+            for row in rows:
+                if row["track_id"] in failed or self.stopping.is_set():
+                    self._release(row["id"])
+                else:
+                    done = self._fire(row, now)
+                    fired.append(done)
+                    if done.error is not None and done.error != "lease lost":
+                        failed.add(row["track_id"])
+                renewal.done(row["id"])
+        return fired
+
+    def run_until_idle(self, max_ticks: int = 10_000) -> list[Fired]:
+        """Burst mode: tick until nothing is due (start-up catch-up, --once)."""
+        fired: list[Fired] = []
+        for _ in range(max_ticks):
+            batch = self.tick()
+            if not batch:
+                break
+            fired.extend(batch)
+        return fired
+
+    # -- the office decides ----------------------------------------------------------
+
+    def fire_now(self, key: str) -> Fired:
+        """Fire one due, unfired row now, in front of its backoff: an announcement
+        held after the receipt close is sent as a real (late) call. Refused if an
+        earlier row of its track has not fired (calendar order) or a daemon holds it."""
+        now = self.app.clock.now()
+        with write(self.app.db) as conn:
+            row = self._office_row(conn, key, now)
+            conn.execute(
+                sa.update(DEADLINE)
+                .where(DEADLINE.c.id == row["id"], DEADLINE.c.fired_at.is_(None))
+                .values(claimed_by=self.worker, lease_until=now + self.lease, attempts=DEADLINE.c.attempts + 1)
+            )
+        self._forced.add(key)
+        try:
+            with _Renewal(self, [row["id"]]):
+                return self._fire(row, now)
+        finally:
+            self._forced.discard(key)
+
+    def skip(self, key: str, reason: str) -> None:
+        """Record a held announcement as fired without sending it (a call made
+        elsewhere, a contest kept for its history): the office's word, kept in the row."""
+        if not reason.strip():
+            raise InvalidInput(f"--skip {key}: --reason is required (why the call is not sent), e.g. --reason '...'")
+        now = self.app.clock.now()
+        with write(self.app.db) as conn:
+            row = self._office_row(conn, key, now, only="announce")
+            late = now - row["due_at"] > self.on_time
+            conn.execute(
+                sa.update(DEADLINE)
+                .where(DEADLINE.c.id == row["id"], DEADLINE.c.fired_at.is_(None))
+                .values(
+                    fired_at=now,
+                    late=late,
+                    claimed_by=self.worker,
+                    lease_until=None,
+                    last_error=f"skipped by the office, not sent: {reason.strip()}"[:2000],
+                )
+            )
+        log.warning("deadline %s: skipped by the office, not sent: %s", key, reason.strip())
+
+    def _office_row(self, conn: Connection, key: str, now: datetime, only: str | None = None) -> dict[str, Any]:
+        row = (
+            conn.execute(
+                sa.select(DEADLINE, TRACK.c.key.label("track_key"))
+                .join(TRACK, TRACK.c.id == DEADLINE.c.track_id)
+                .where(DEADLINE.c.key == key)
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFound(f"no deadline {key!r}: see `gongmo deadlines`")
+        if only is not None and row["action"] != only:
+            raise InvalidInput(
+                f"--skip {key}: only an announcement may be skipped (this row is '{row['action']}');"
+                f" fire it with --fire {key}"
+            )
+        if row["fired_at"] is not None:
+            raise Conflict(f"deadline {key} fired at {row['fired_at']:%Y-%m-%d %H:%M} UTC already; nothing to do")
+        if row["due_at"] > now:
+            raise InvalidInput(f"deadline {key} is due at {row['due_at']:%Y-%m-%d %H:%M} UTC, not yet; it fires then")
+        if row["last_error"] is None and row["lease_until"] is not None and row["lease_until"] >= now:
+            raise Conflict(f"deadline {key} is being fired by {row['claimed_by']} now; see `gongmo deadlines`")
+        earlier = conn.execute(
+            sa.select(DEADLINE.c.key)
+            .where(
+                DEADLINE.c.track_id == row["track_id"],
+                DEADLINE.c.fired_at.is_(None),
+                sa.or_(
+                    DEADLINE.c.due_at < row["due_at"],
+                    sa.and_(DEADLINE.c.due_at == row["due_at"], DEADLINE.c.id < row["id"]),
+                ),
+            )
+            .order_by(DEADLINE.c.due_at, DEADLINE.c.id)
+            .limit(1)
+        ).scalar()
+        if earlier is not None:
+            raise Conflict(f"deadline {key} waits for {earlier} of its track (calendar order): settle that one first")
+        return dict(row)
+
+    def next_due(self) -> datetime | None:
+        """When the next tick has something to do: the earliest unfired
+        deadline, or the end of its lease if a daemon holds it (or it backs off).
+        A row waiting behind a failed one of its track is not counted: it comes
+        when that one fires (the same wake ticks on)."""
+        ready = sa.case((DEADLINE.c.lease_until > DEADLINE.c.due_at, DEADLINE.c.lease_until), else_=DEADLINE.c.due_at)
+        behind = _earlier_unfired("failed", lambda failed: failed.c.last_error.is_not(None))
+        with read(self.app.db) as conn:
+            value = conn.execute(sa.select(sa.func.min(ready)).where(DEADLINE.c.fired_at.is_(None), ~behind)).scalar()
+        if value is None:
+            return None
+        return UTCDateTime().process_result_value(value, self.app.db.dialect)
+
+    # -- claim, fire, mark -------------------------------------------------------
+
+    def _claim(self, now: datetime) -> list[Mapping[str, Any]]:
+        """Take the due rows nobody holds, in calendar order; a row waits while an
+        earlier row of its track is held by a daemon still at work (or dead, until
+        its lease runs out), or failed and has not fired since (backing off, or
+        an announcement held for the office), so a track's deadlines never fire
+        out of order: the review is not declared due before the close ran."""
+        free = sa.or_(DEADLINE.c.lease_until.is_(None), DEADLINE.c.lease_until < now)
+        held_before = _earlier_unfired(
+            "earlier", lambda earlier: sa.or_(earlier.c.last_error.is_not(None), earlier.c.lease_until >= now)
+        )
+        with write(self.app.db) as conn:
+            if conn.dialect.name == "postgresql":
+                # Claims take turns (a transaction lock, gone with its holder): a claim
+                # must see the rows an earlier one just leased, not skip them unseen.
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(CLAIM_LOCK)))
+            query = (
+                sa.select(DEADLINE, TRACK.c.key.label("track_key"))
+                .join(TRACK, TRACK.c.id == DEADLINE.c.track_id)
+                .where(DEADLINE.c.fired_at.is_(None), DEADLINE.c.due_at <= now, free, ~held_before)
+                .order_by(DEADLINE.c.due_at, DEADLINE.c.id)
+                .limit(self.batch)
+            )
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(of=DEADLINE, skip_locked=True)
+            rows: list[Mapping[str, Any]] = [dict(r) for r in conn.execute(query).mappings()]
+            if not rows:
+                return []
+            claimed = conn.execute(
+                sa.update(DEADLINE)
+                .where(DEADLINE.c.id.in_([r["id"] for r in rows]), DEADLINE.c.fired_at.is_(None), free)
+                .values(claimed_by=self.worker, lease_until=now + self.lease, attempts=DEADLINE.c.attempts + 1)
+            )
+            if claimed.rowcount != len(rows):  # cannot happen under the lock; refuse to guess
+                raise RuntimeError(f"claimed {claimed.rowcount} of {len(rows)} deadline rows")
+        return rows
+
+    def _renew(self, ids: list[int]) -> int:
+        """Push the lease of rows this daemon still works on; how many it still holds."""
+        with write(self.app.db) as conn:
+            result = conn.execute(
+                sa.update(DEADLINE)
+                .where(DEADLINE.c.id.in_(ids), DEADLINE.c.claimed_by == self.worker, DEADLINE.c.fired_at.is_(None))
+                .values(lease_until=self.app.clock.now() + self.lease)
+            )
+        return int(result.rowcount)
+
+    def _fire(self, row: Mapping[str, Any], now: datetime) -> Fired:
+        late = now - row["due_at"] > self.on_time
+        reason = self._reason(row, now, late)
+        try:
+            summary = self.actions[row["action"]](row, reason)
+        except Skipped as exc:  # nothing to send: fired, with the reason kept in the row
+            return self._mark(row, now, late, f"skipped: {exc}", f"{SKIPPED}{exc}")
+        except Interrupted as exc:  # the daemon is stopping: the chunks done stay, the row goes back
+            self._release(row["id"])
+            log.info("deadline %s: %s", row["key"], exc)
+            return Fired(row["key"], row["action"], row["milestone"], row["due_at"], now, late, "stopped", str(exc))
+        except GongmoError as exc:
+            return self._failed(row, now, late, str(exc))
+        except Exception as exc:  # a bug or the database: keep the row for a retry, log it
+            log.exception("deadline %s failed", row["key"])
+            return self._failed(row, now, late, f"{type(exc).__name__}: {exc}")
+        return self._mark(row, now, late, summary)
+
+    def _mark(self, row: Mapping[str, Any], now: datetime, late: bool, summary: str, note: str | None = None) -> Fired:
+        """Record the row fired (with `note` in last_error: why nothing was sent)."""
+        with write(self.app.db) as conn:
+            marked = conn.execute(
+                sa.update(DEADLINE)
+                .where(DEADLINE.c.id == row["id"], DEADLINE.c.claimed_by == self.worker, DEADLINE.c.fired_at.is_(None))
+                .values(fired_at=now, late=late, lease_until=None, last_error=note[:2000] if note else None)
+            )
+        if not marked.rowcount:  # the lease ran out and another daemon took the row (its action is idempotent)
+            log.warning("deadline %s: done, but another daemon holds it now; it records the firing", row["key"])
+            return Fired(row["key"], row["action"], row["milestone"], row["due_at"], now, late, summary, "lease lost")
+        log.info("deadline %s fired%s: %s", row["key"], " (catch-up)" if late else "", summary)
+        return Fired(row["key"], row["action"], row["milestone"], row["due_at"], now, late, summary)
+
+    def _release(self, row_id: int) -> None:
+        """Give a claimed row back untouched: the next tick (or daemon) takes it at once."""
+        with write(self.app.db) as conn:
+            conn.execute(
+                sa.update(DEADLINE)
+                .where(DEADLINE.c.id == row_id, DEADLINE.c.claimed_by == self.worker, DEADLINE.c.fired_at.is_(None))
+                .values(
+                    claimed_by=None,
+                    lease_until=None,
+                    attempts=sa.case((DEADLINE.c.attempts > 0, DEADLINE.c.attempts - 1), else_=0),
+                )
+            )
+
+    def release_all(self) -> int:
+        """At a stop: give back every unfired row this worker holds (not those
+        backing off after a failure: their wait stays). How many."""
+        with write(self.app.db) as conn:
+            result = conn.execute(
+                sa.update(DEADLINE)
+                .where(
+                    DEADLINE.c.claimed_by == self.worker,
+                    DEADLINE.c.fired_at.is_(None),
+                    DEADLINE.c.last_error.is_(None),
+                    DEADLINE.c.lease_until.is_not(None),
+                )
+                .values(claimed_by=None, lease_until=None)
+            )
+        return int(result.rowcount)
+
+    def _failed(self, row: Mapping[str, Any], now: datetime, late: bool, error: str) -> Fired:
+        backoff = timedelta(seconds=min(3600, 30 * 2 ** min(row["attempts"], 7)))
+        with write(self.app.db) as conn:
+            conn.execute(
+                sa.update(DEADLINE)
+                .where(DEADLINE.c.id == row["id"], DEADLINE.c.claimed_by == self.worker)
+                .values(last_error=error[:2000], lease_until=now + backoff)
+            )
+        log.warning("deadline %s failed (attempt %s): %s", row["key"], row["attempts"] + 1, error)
+        return Fired(row["key"], row["action"], row["milestone"], row["due_at"], now, late, "failed", error)
+
+    def _reason(self, row: Mapping[str, Any], now: datetime, late: bool) -> str:
+        contest, _ = self.app.loaded.config.track(row["track_key"])
+        due = row["due_at"].astimezone(ZoneInfo(contest.timezone))
+        text = f"deadline {row['key']} due {due:%Y-%m-%d %H:%M %Z}"
+        if late:
+            text += f" (catch-up: fired {_duration(now - row['due_at'])} late)"
+        return text
+
+    # -- actions: each idempotent -----------------------------------------------------
+
+    def _announce(self, row: Mapping[str, Any], reason: str) -> str:
+        """Chunked (a rerun continues). Caught up only after the receipt's close
+        time, the call is not silently dropped: it is sent only if the office says
+        so ([gongmo] late_announcements = "send", or `gongmo deadlines --fire KEY`);
+        otherwise it is held, unfired, and holds its track back."""
+        stop = self.stopping.is_set
+        try:
+            created = self.app.moves.announce(row["track_key"], SYSTEM, should_stop=stop)
+        except OutsideWindow as exc:
+            with read(self.app.db) as conn:
+                close = conn.execute(
+                    sa.select(TRACK.c.receipt_closes).where(TRACK.c.id == row["track_id"])
+                ).scalar_one()
+            if self.app.clock.now() < close:
+                raise
+            if self.late_announcements != "send" and row["key"] not in self._forced:
+                raise Held(
+                    f"{HELD}{exc}; the call was never sent. The office decides: send it now"
+                    f" (`gongmo deadlines --fire {row['key']}`), move the receipt close (`gongmo reschedule`),"
+                    f" or record it unsent (`gongmo deadlines --skip {row['key']} --reason ...`)"
+                ) from None
+            created = self.app.moves.announce(row["track_key"], SYSTEM, late=True, should_stop=stop)
+            return f"{created} applications created, each sent the call (sent late, as the office decided)"
+        return f"{created} applications created, each sent the call"
+
+    def _count(self, track_key: str, state: str) -> int:
+        with read(self.app.db) as conn:
+            return int(
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(APPLICATION)
+                    .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+                    .where(TRACK.c.key == track_key, APPLICATION.c.state == state)
+                ).scalar_one()
+            )
+
+    def _open_receipt(self, row: Mapping[str, Any], reason: str) -> str:
+        """Nothing moves: the engine takes plans from this instant. Recorded for the office."""
+        return f"receipt open; {self._count(row['track_key'], 'announcement')} applicants yet to submit"
+
+    def _review_due(self, row: Mapping[str, Any], reason: str) -> str:
+        """The preliminary review should be done: say how many are still waiting (human step)."""
+        waiting = self._count(row["track_key"], "preliminary_review")
+        return f"{waiting} still in preliminary review" + (
+            ": the office must pass or disqualify them" if waiting else ""
+        )
+
+    def _selection_due(self, row: Mapping[str, Any], reason: str) -> str:
+        """The selection is announced now: say how many results are still undecided (human step)."""
+        waiting = self._count(row["track_key"], "presentation_evaluation")
+        return f"{waiting} without a result" + (": confirm the selection" if waiting else "")
+
+    def _transitions(self, row: Mapping[str, Any], reason: str) -> str:
+        """Fire the automatic triggers the lifecycle table puts at this deadline (for
+        the track's calendar as the database holds it: without review_starts,
+        start_review runs at the receipt close), each from each of its sources, in
+        the table's order. An application whose own extension of the receipt close
+        still runs is left to its extension's row."""
+        with read(self.app.db) as conn:
+            track = conn.execute(sa.select(TRACK).where(TRACK.c.id == row["track_id"])).mappings().one()
+        present = {m for m in CALENDAR_ORDER if track[m] is not None}
+        done = []
+        for spec in TABLE.deadline_triggers(row["action"], present):
+            why = f"{spec.system_reason}; {reason}" if spec.system_reason else reason
+            moved = 0
+            for source in spec.sources:
+                moved += self.app.moves.apply_bulk(
+                    row["track_key"],
+                    spec.name,
+                    source,
+                    SYSTEM,
+                    why,
+                    skip_extended="receipt_closes" if source in EXTENDED_STATES else None,
+                    should_stop=self.stopping.is_set,
+                )
+            done.append(f"{moved} {spec.done or spec.name}")
+        return ", ".join(done) or "nothing to move at this deadline"
+
+    def _kickoff_plan_due(self, row: Mapping[str, Any], reason: str) -> str:
+        sent = self.app.moves.notify_state(row["track_key"], ("selected",), "kickoff_plan_request", row["key"])
+        return f"{sent} selected without an approved plan reminded"
+
+    def _reminder(self, row: Mapping[str, Any], reason: str) -> str:
+        """'Deadline approaching' to the applicants that have not submitted: a
+        track's row to those without an extension of their own, an applicant's
+        row (its extension's) to that applicant, citing its own close. Skipped,
+        with the reason and nothing sent, when that close has passed (caught up
+        after downtime) or a later reminder of the same close is due as well."""
+        now = self.app.clock.now()
+        app_id = row["application_id"]
+        with read(self.app.db) as conn:
+            track = conn.execute(sa.select(TRACK).where(TRACK.c.id == row["track_id"])).mappings().one()
+            close: datetime = track["receipt_closes"]
+            zone = ZoneInfo(self.app.loaded.config.track(track["key"])[0].timezone)
+            if app_id is not None:
+                own = extension_until(conn, app_id, "receipt_closes")
+                if own is None or own <= close:
+                    raise Skipped(
+                        f"the track's receipt close {_local(zone, close)} is not before application {app_id}'s"
+                        " extension any more; the track's reminders apply to it"
+                    )
+                close = own
+            if now >= close:
+                raise Skipped(
+                    f"the receipt closed at {_local(zone, close)} before this reminder fired"
+                    f" ({_local(zone, now)}); a reminder of a past deadline would mislead"
+                )
+            mine = DEADLINE.c.application_id == app_id if app_id is not None else DEADLINE.c.application_id.is_(None)
+            later = conn.execute(
+                sa.select(DEADLINE.c.key)
+                .where(
+                    DEADLINE.c.track_id == row["track_id"],
+                    DEADLINE.c.action == "reminder",
+                    mine,
+                    DEADLINE.c.due_at > row["due_at"],
+                    DEADLINE.c.due_at <= now,
+                    DEADLINE.c.fired_at.is_(None),
+                )
+                .order_by(DEADLINE.c.due_at.desc())
+                .limit(1)
+            ).scalar()
+        if later is not None:
+            raise Skipped(f"{later} is due too (caught up together); it alone goes, not two reminders at once")
+        extra = {"milestone_name": "receipt_closes", "due_at": close}
+        if app_id is not None:
+            sent = self._remind(track["key"], extra, row["key"], APPLICATION.c.id == app_id)
+            return f"{sent} reminder to application {app_id} (its own close {_local(zone, close)})"
+        extended = sa.exists().where(
+            CALENDAR_CHANGE.c.application_id == APPLICATION.c.id,
+            CALENDAR_CHANGE.c.milestone == "receipt_closes",
+            CALENDAR_CHANGE.c.new_at > close,
+        )
+        sent = self._remind(track["key"], extra, row["key"], ~extended)
+        return f"{sent} reminders to applicants that have not submitted"
+
+    def _remind(self, track_key: str, extra: Mapping[str, Any], tag: str, where: sa.ColumnElement[bool]) -> int:
+        """Queue the reminder to the track's applications still in 'announcement'
+        that match `where`, chunk by chunk (the key `tag` suppresses duplicates)."""
+        engine = self.app.moves
+        queued, after = 0, 0
+        while True:
+            with write(self.app.db) as conn:
+                track = engine.track_by_key(conn, track_key, lock=True)
+                ids = [
+                    int(i)
+                    for i in conn.execute(
+                        sa.select(APPLICATION.c.id)
+                        .where(
+                            APPLICATION.c.track_id == track["id"],
+                            APPLICATION.c.state == "announcement",
+                            APPLICATION.c.id > after,
+                            where,
+                        )
+                        .order_by(APPLICATION.c.id)
+                        .limit(CHUNK)
+                    ).scalars()
+                ]
+                if not ids:
+                    return queued
+                queued += engine.queue(conn, "deadline_reminder", ids, track, self.app.clock.now(), extra, tag=tag)
+            after = ids[-1]
+
+    def _extension_closes(self, row: Mapping[str, Any], reason: str) -> str:
+        """One applicant's own close: expire it, or send its late plan to review.
+        Another daemon's bulk move may get there first; that is not an error."""
+        app_id = row["application_id"]
+        with read(self.app.db) as conn:
+            close, review_starts = conn.execute(
+                sa.select(TRACK.c.receipt_closes, TRACK.c.review_starts).where(TRACK.c.key == row["track_key"])
+            ).one()
+        now = self.app.clock.now()
+        if close > now:  # the track's close was moved past the extension
+            return f"application {app_id}: the track's receipt closes later; its close applies"
+        # A late plan waits in receipt, as the others did, until the track's review opens (open_review moves it).
+        triggers = ("expire",) if review_starts is not None and now < review_starts else ("expire", "start_review")
+        for trigger in triggers:
+            try:
+                self.app.moves.apply(app_id, trigger, SYSTEM, reason)
+            except (IllegalMove, Conflict):
+                continue
+            return f"application {app_id}: extension ran out, {trigger}"
+        with read(self.app.db) as conn:
+            state = conn.execute(sa.select(APPLICATION.c.state).where(APPLICATION.c.id == app_id)).scalar_one()
+        if state == "receipt":
+            return f"application {app_id}: extension ran out; its plan waits for the review to open"
+        return f"application {app_id}: already '{state}', nothing to do"
+
+
+def _earlier_unfired(name: str, condition: Callable[[Any], Any]) -> Any:
+    """EXISTS an unfired row of the same track before this one in calendar order (due_at, then id)
+    that meets `condition` (given the alias): a row waits while one exists."""
+    earlier = DEADLINE.alias(name)
+    return (
+        sa.exists()
+        .where(
+            earlier.c.track_id == DEADLINE.c.track_id,
+            earlier.c.fired_at.is_(None),
+            condition(earlier),
+            sa.or_(
+                earlier.c.due_at < DEADLINE.c.due_at,
+                sa.and_(earlier.c.due_at == DEADLINE.c.due_at, earlier.c.id < DEADLINE.c.id),
+            ),
+        )
+        .correlate(DEADLINE)
+    )
+
+
+class _Renewal:
+    """A thread renewing a claimed batch's lease every third of it until the batch is done."""
+
+    def __init__(self, ticker: Ticker, ids: list[int]) -> None:
+        self.ticker = ticker
+        self.ids = list(ids)
+        self.every = ticker.renew_every
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{ticker.worker}", daemon=True)
+
+    def __enter__(self) -> _Renewal:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def done(self, row_id: int) -> None:
+        with self._lock:
+            self.ids.remove(row_id)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            with self._lock:
+                ids = list(self.ids)
+            if not ids:
+                return
+            try:
+                held = self.ticker._renew(ids)
+            except Exception:  # the database is away: the next round tries again, the lease may lapse
+                log.exception("deadline lease renewal failed")
+                continue
+            if held < len(ids):
+                log.warning(
+                    "deadline lease: %s of %s rows were taken over by another daemon", len(ids) - held, len(ids)
+                )
+
+
+def _duration(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    parts = [
+        f"{days}d" if days else "",
+        f"{hours}h" if hours else "",
+        f"{minutes}m" if minutes or not (days or hours) else "",
+    ]
+    return " ".join(p for p in parts if p)
+
+
+def blocked(conn: Connection, now: datetime) -> list[dict[str, Any]]:
+    """Each unfired row that failed (or is held for the office), with the due
+    rows of its track it holds back: what `gongmo deadlines` and /healthz show."""
+    failed = DEADLINE.alias("failed")
+    later = DEADLINE.alias("later")
+    waiting = (
+        sa.select(sa.func.count())
+        .where(
+            later.c.track_id == failed.c.track_id,
+            later.c.fired_at.is_(None),
+            later.c.due_at <= now,
+            sa.or_(
+                later.c.due_at > failed.c.due_at, sa.and_(later.c.due_at == failed.c.due_at, later.c.id > failed.c.id)
+            ),
+        )
+        .correlate(failed)
+        .scalar_subquery()
+    )
+    query = (
+        sa.select(
+            TRACK.c.key.label("track"),
+            failed.c.key,
+            failed.c.last_error,
+            failed.c.attempts,
+            failed.c.lease_until,
+            waiting.label("waiting"),
+        )
+        .join(TRACK, TRACK.c.id == failed.c.track_id)
+        .where(failed.c.fired_at.is_(None), failed.c.last_error.is_not(None))
+        .order_by(failed.c.due_at, failed.c.id)
+    )
+    rows = []
+    for r in conn.execute(query).mappings():
+        error = str(r["last_error"])
+        held = error.startswith(HELD)
+        rows.append(
+            {
+                "track": r["track"],
+                "key": r["key"],
+                "kind": "held" if held else "failed",
+                "error": error.removeprefix(HELD),
+                "attempts": int(r["attempts"]),
+                "retry_at": None if held else r["lease_until"],
+                "waiting": int(r["waiting"]),
+            }
+        )
+    return rows
+
+
+def annotate(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """Add `status` (fired, skipped, held, failed, waiting, due, scheduled) and
+    `waiting_for` (the failed or held row of its track it waits behind) to deadline
+    rows given in calendar order (due_at, id)."""
+    blocking: dict[int, str] = {}  # track id -> the first unfired row that failed
+    for row in rows:
+        error = row.get("last_error") or ""
+        waiting_for = None
+        if row["fired_at"] is not None:
+            status = "skipped" if error.startswith(("skipped by the office", SKIPPED)) else "fired"
+        elif error:
+            status = "held" if error.startswith(HELD) else "failed"
+            waiting_for = blocking.get(row["track_id"])
+            blocking.setdefault(row["track_id"], row["key"])
+        elif row["track_id"] in blocking and row["due_at"] <= now:
+            status, waiting_for = "waiting", blocking[row["track_id"]]
+        else:
+            status = "due" if row["due_at"] <= now else "scheduled"
+        row["status"], row["waiting_for"] = status, waiting_for
+    return rows
+
+
+def _local(zone: ZoneInfo, at: datetime) -> str:
+    return f"{at.astimezone(zone):%Y-%m-%d %H:%M %Z}"

@@ -1,0 +1,1 @@
+"""The one door for a state change: moves, their audit rows and events."""

@@ -1,0 +1,601 @@
+"""Deliver the outbox after commit: a small state machine per row.
+
+pending -> sending (leased) -> sent
+                            -> retry (4xx, connection trouble; exponential backoff with jitter)
+                            -> dead  (5xx, or attempts exhausted; the SMTP code and text kept)
+held -> pending              (`gongmo outbox release`)
+pending/held/retry -> cancelled (superseded by a newer notice of the same family)
+
+A crashed sender's rows stay in `sending` until their lease runs out, then
+any daemon takes them again. A message in flight at the crash may arrive
+twice; it carries the same Message-ID both times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from gongmo.notifications.compose import Envelope, HeaderInjection, compose
+from gongmo.notifications.transport import MaildirTransport, Outcome, Pause, SMTPSettings, SMTPTransport, Transport
+from gongmo.states.errors import Conflict, InvalidInput, NotFound
+from gongmo.workflow.core.config import ConfigError
+from gongmo.workflow.core.db import read, write
+from gongmo.workflow.core.models import APPLICATION, OUTBOX, TRACK
+from gongmo.workflow.engine.app import App
+from gongmo.workflow.outbox.notifier import superseded_by
+
+log = logging.getLogger("gongmo.mailer")
+
+MAX_ATTEMPTS = 8
+BASE_BACKOFF_S = 30.0
+MAX_BACKOFF_S = 3600.0
+
+
+def backoff_s(attempts: int, rng: Callable[[], float] = random.random) -> float:
+    """30 s, 60 s, 120 s ... capped at an hour; full jitter on the upper half."""
+    ceiling = min(MAX_BACKOFF_S, BASE_BACKOFF_S * 2 ** max(attempts - 1, 0))
+    return float(ceiling / 2 + rng() * ceiling / 2)
+
+
+@dataclass
+class Delivery:
+    sent: int = 0
+    retry: int = 0
+    dead: int = 0
+    paused: int = 0  # rows handed back untouched because the transport failed (it pauses)
+    errors: list[str] = field(default_factory=list)
+
+
+def transport_for(app: App) -> Transport:
+    """The configured transport; refuses (ConfigError) an SMTP login whose password
+    variable is not set, before anything is sent (the daemon builds it before serving)."""
+    mail = app.loaded.config.mail
+    if mail.transport == "smtp":
+        s = mail.smtp
+        if s.username and not s.password_env:
+            raise ConfigError(
+                f"[mail.smtp] username = {s.username!r} needs password_env, the name of the environment"
+                ' variable holding the password (e.g. password_env = "GONGMO_SMTP_PASSWORD")'
+            )
+        if s.username and s.password_env and not os.environ.get(s.password_env):
+            raise ConfigError(
+                f"[mail.smtp] password_env = {s.password_env!r}: the environment variable {s.password_env} is"
+                f" {'empty' if s.password_env in os.environ else 'not set'}; export it with the SMTP password"
+                f" of {s.username!r} before starting gongmo"
+            )
+        return SMTPTransport(
+            SMTPSettings(
+                host=s.host,
+                port=s.port,
+                security=s.security,
+                username=s.username,
+                password_env=s.password_env,
+                timeout_s=s.timeout_s,
+                connections=s.connections,
+                local_hostname=s.local_hostname,
+                ca_file=s.ca_file,
+            )
+        )
+    return MaildirTransport(Path(app.loaded.path).resolve().parent / mail.maildir)
+
+
+class Mailer:
+    """Claims due rows in leased batches and sends them over the transport's
+    connections. Each outcome is marked before its connection takes the next
+    message (the marks of all connections commit together), so a crash leaves at
+    most one sent-but-unmarked message per connection: a kill duplicates at
+    most `connections` messages, each one that was in flight."""
+
+    def __init__(
+        self,
+        app: App,
+        transport: Transport,
+        worker: str,
+        batch: int = 200,
+        report: Callable[[str], None] | None = None,
+    ) -> None:
+        self.app = app
+        self.transport = transport
+        self.worker = worker
+        self.batch = batch
+        self.lease = timedelta(seconds=app.loaded.config.mail.lease_seconds)
+        self.sender = app.loaded.config.mail.sender
+        self.report = report  # each dead notice, as it is marked (the daemon's log)
+        self.renew_every = min(self.lease.total_seconds() / 4, 1.0)  # the keeper's look at a batch's lease
+        self._stopping = False
+        self.pause = Pause()  # the transport's own failures: nothing is sent while it waits
+        self.checked_at: datetime | None = None  # the last claim that went through: delivery is running
+
+    def stop(self) -> None:
+        """Wind down: the sends on the wire finish and are marked, the rest of the
+        claimed rows are handed back, and deliver_due returns."""
+        self._stopping = True
+
+    async def deliver_due(self) -> Delivery:
+        """Send what is due until nothing is (or stop() is called).
+
+        Pipelined: while one batch is on the wire, a worker thread claims and
+        composes the next, so composition stays out of the sender's way. A row
+        is sent only while its lease has half its length left (else the lease
+        is renewed first), so a batch that waited is never sent under a lease
+        that may already be another daemon's."""
+        total = Delivery()
+        if self.pause.active(self.app.clock.now()):  # the transport failed a moment ago: claim nothing
+            return total
+        upcoming = asyncio.create_task(asyncio.to_thread(self.prepare, self.app.clock.now()))
+        try:
+            while not self._stopping:
+                prepared = await upcoming
+                self.checked_at = self.app.clock.now()
+                if not prepared or self.pause.active(self.checked_at):
+                    break  # a batch claimed as the transport failed is handed back below
+                upcoming = asyncio.create_task(asyncio.to_thread(self.prepare, self.app.clock.now()))
+                await self.send_batch(prepared, total)
+        finally:
+            left = await asyncio.shield(upcoming)  # claimed while stopping (or failing): hand it back
+            if left:
+                await asyncio.to_thread(self.hand_back, [row for row, _ in left])
+                if self.pause.active(self.app.clock.now()):
+                    total.paused += len(left)
+        return total
+
+    def prepare(self, now: datetime) -> list[tuple[dict[str, Any], Envelope | Outcome]]:
+        """Claim a batch and compose each message (a refused header is an outcome)."""
+        prepared: list[tuple[dict[str, Any], Envelope | Outcome]] = []
+        for row in self.claim(now):
+            try:
+                prepared.append((row, compose(row, self.sender, now)))
+            except HeaderInjection as exc:
+                prepared.append((row, Outcome(ok=False, permanent=True, detail=f"refused to send: {exc}")))
+        return prepared
+
+    def claim(self, now: datetime) -> list[dict[str, Any]]:
+        expired = sa.and_(OUTBOX.c.state == "sending", OUTBOX.c.lease_until < now)  # a sender died
+        due = sa.or_(
+            sa.and_(OUTBOX.c.state.in_(("pending", "retry")), OUTBOX.c.next_attempt_at <= now),
+            sa.and_(expired, OUTBOX.c.superseded_by.is_(None)),
+        )
+        with write(self.app.db) as conn:
+            # A row superseded while a sender that died had it is not sent again.
+            conn.execute(
+                sa.update(OUTBOX)
+                .where(expired, OUTBOX.c.superseded_by.is_not(None))
+                .values(
+                    state="cancelled",
+                    lease_until=None,
+                    last_error="superseded while a sender that stopped had it (it may have gone out once)",
+                )
+            )
+            query = sa.select(OUTBOX).where(due).order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id).limit(self.batch)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(skip_locked=True)
+            rows = [dict(r) for r in conn.execute(query).mappings()]
+            if rows:
+                conn.execute(
+                    sa.update(OUTBOX)
+                    .where(OUTBOX.c.id.in_([r["id"] for r in rows]), due)
+                    .values(state="sending", lease_until=now + self.lease, attempts=OUTBOX.c.attempts + 1)
+                )
+        for r in rows:
+            r["claimed_from"] = r["state"]
+            r["attempts"] += 1  # the fence: a row claimed again by another daemon has a higher count
+            r["lease_until"] = now + self.lease
+        return rows
+
+    async def send_batch(
+        self, prepared: list[tuple[dict[str, Any], Envelope | Outcome]], total: Delivery | None = None
+    ) -> Delivery:
+        total = total if total is not None else Delivery()
+        waiting = collections.deque(prepared)
+        marks = _Marks(self, total)
+        leases = _Leases(self, waiting)
+        back: list[dict[str, Any]] = []  # sent into a failing transport: handed back untouched, no attempt spent
+
+        async def lane() -> None:
+            while waiting and not self._stopping and not back:
+                row, envelope = waiting.popleft()
+                if isinstance(envelope, Outcome):
+                    await marks.put(row, envelope)
+                    continue
+                if not await leases.hold(row):
+                    if row["id"] in leases.superseded:  # replaced since the claim: settled, never sent
+                        await marks.put(row, Outcome(ok=False, detail="superseded before it was sent"))
+                    continue  # else another daemon has it now: it sends it
+                try:
+                    outcome = await self.transport.send(envelope)
+                    if outcome.paused:
+                        self._transport_failed(outcome, back)
+                        back.append(row)
+                    else:
+                        self._transport_answered()
+                        await marks.put(row, outcome)
+                finally:
+                    leases.done(row)  # ours until marked: the keeper renews it while the mark waits
+
+        await leases.refresh()  # a row superseded while the batch waited is not handed to the wire
+        keeper = asyncio.create_task(leases.keep())
+        try:
+            async with asyncio.TaskGroup() as lanes:
+                for _ in range(self.transport.concurrency):
+                    lanes.create_task(lane())
+        except* Exception as failed:
+            raise failed.exceptions[0] from None
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+            unsent = [*back, *(r for r, _ in waiting)]
+            if back:
+                total.paused += len(unsent)
+            if unsent:  # stopping, the transport failing, or a lane failed: hand back what was not sent
+                await asyncio.shield(asyncio.to_thread(self.hand_back, unsent))
+        return total
+
+    def _transport_failed(self, outcome: Outcome, back: list[dict[str, Any]]) -> None:
+        """The first transport failure of a batch pauses the transport (the others of
+        the same moment only come back with their rows)."""
+        if back:
+            return
+        wait = self.pause.failed(self.app.clock.now(), outcome.error)
+        log.warning(
+            "outbox: the mail transport failed (%s); nothing is sent for %.0f s (failure %s in a row),"
+            " the claimed rows go back untouched",
+            outcome.error,
+            wait.total_seconds(),
+            self.pause.failures,
+        )
+
+    def _transport_answered(self) -> None:
+        if self.pause.failing:
+            log.info("outbox: the mail transport works again after %s failure(s)", self.pause.failures)
+            self.pause.recovered()
+
+    def renew(self, rows: list[dict[str, Any]], now: datetime) -> set[int]:
+        """Renew the lease of claimed rows; the ids still ours. A row is ours
+        while its attempt count is the one we claimed it with (another daemon's
+        claim raises it); one our own mark has just settled stays ours and keeps
+        its state."""
+        until = now + self.lease
+        fenced = sa.or_(*(sa.and_(OUTBOX.c.id == r["id"], OUTBOX.c.attempts == r["attempts"]) for r in rows))
+        with write(self.app.db) as conn:
+            query = sa.select(OUTBOX.c.id, OUTBOX.c.state).where(fenced)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update()
+            found = conn.execute(query).all()
+            sending = [i for i, state in found if state == "sending"]
+            if sending:
+                conn.execute(sa.update(OUTBOX).where(OUTBOX.c.id.in_(sending)).values(lease_until=until))
+        held = {i for i, _ in found}
+        for r in rows:
+            if r["id"] in held:
+                r["lease_until"] = until
+        return held
+
+    def superseded(self, ids: list[int]) -> set[int]:
+        """The rows among `ids` that a newer notice superseded."""
+        with read(self.app.db) as conn:
+            query = sa.select(OUTBOX.c.id).where(OUTBOX.c.id.in_(ids), OUTBOX.c.superseded_by.is_not(None))
+            return {int(i) for i in conn.execute(query).scalars()}
+
+    def hand_back(self, rows: list[dict[str, Any]]) -> int:
+        """Return claimed, unsent rows to the state they were claimed from, at once
+        (a stopping daemon does not make them wait for its lease to run out)."""
+        if not rows:
+            return 0
+        returned = 0
+        with write(self.app.db) as conn:
+            for r in rows:
+                back = "retry" if r["claimed_from"] == "sending" else r["claimed_from"]
+                mine = sa.and_(OUTBOX.c.id == r["id"], OUTBOX.c.attempts == r["attempts"], OUTBOX.c.state == "sending")
+                result = conn.execute(
+                    sa.update(OUTBOX).where(mine).values(state=back, lease_until=None, attempts=OUTBOX.c.attempts - 1)
+                )
+                returned += result.rowcount
+        return returned
+
+    def _mark(self, outcomes: list[tuple[dict[str, Any], Outcome]]) -> Delivery:
+        """One transaction for a group of outcomes: one executemany UPDATE per
+        kind (sent, dead, retry), each row fenced by its attempt count."""
+        now = self.app.clock.now()
+        result = Delivery()
+        sent: list[dict[str, Any]] = []
+        failed: list[dict[str, Any]] = []  # dead or retry: state, next_attempt_at and last_error vary per row
+        for row, outcome in outcomes:
+            key = {"b_id": row["id"], "b_attempts": row["attempts"]}
+            if outcome.ok:
+                sent.append(key)
+                result.sent += 1
+            elif outcome.permanent or row["attempts"] >= MAX_ATTEMPTS:
+                why = outcome.error if outcome.permanent else f"{outcome.error} (gave up after {row['attempts']})"
+                failed.append(key | {"b_state": "dead", "b_next": row["next_attempt_at"], "b_error": why[:2000]})
+                result.dead += 1
+                result.errors.append(f"outbox {row['id']} to {row['to_addr']}: dead: {why}")
+            else:
+                retry_at = now + timedelta(seconds=backoff_s(row["attempts"]))
+                failed.append(key | {"b_state": "retry", "b_next": retry_at, "b_error": outcome.error[:2000]})
+                result.retry += 1
+        mine = sa.and_(
+            OUTBOX.c.id == sa.bindparam("b_id"),
+            OUTBOX.c.attempts == sa.bindparam("b_attempts"),
+            OUTBOX.c.state == "sending",
+        )
+        superseded = OUTBOX.c.superseded_by.is_not(None)
+        with write(self.app.db) as conn:
+            if sent:
+                # Sent, and said so; one superseded while it was on the wire keeps that on its record.
+                on_wire = sa.literal("superseded by '") + OUTBOX.c.superseded_by + sa.literal("' while on the wire")
+                done = {"state": "sent", "sent_at": now, "lease_until": None}
+                conn.execute(
+                    sa.update(OUTBOX).where(mine).values(**done, last_error=sa.case((superseded, on_wire))), sent
+                )
+            if failed:
+                # Not sent: one superseded meanwhile is cancelled instead of retried or dead.
+                conn.execute(
+                    sa.update(OUTBOX)
+                    .where(mine)
+                    .values(
+                        state=sa.case((superseded, "cancelled"), else_=sa.bindparam("b_state")),
+                        next_attempt_at=sa.bindparam("b_next"),
+                        last_error=sa.case(
+                            (superseded, sa.literal("superseded by '") + OUTBOX.c.superseded_by + "' before sending"),
+                            else_=sa.bindparam("b_error"),
+                        ),
+                        lease_until=None,
+                    ),
+                    failed,
+                )
+        if self.report is not None:
+            for line in result.errors:
+                self.report(line)
+        return result
+
+
+class _Marks:
+    """Group commit of the outcomes: every connection's finished send goes into
+    the next transaction, and each connection waits for its own to commit."""
+
+    def __init__(self, mailer: Mailer, total: Delivery) -> None:
+        self.mailer = mailer
+        self.total = total
+        self.queued: list[tuple[dict[str, Any], Outcome, asyncio.Future[None]]] = []
+        self.flusher: asyncio.Task[None] | None = None
+
+    async def put(self, row: dict[str, Any], outcome: Outcome) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.queued.append((row, outcome, done))
+        if self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.create_task(self._flush())
+        await done
+
+    async def _flush(self) -> None:
+        # A task of its own: a lane that is cancelled does not cancel the marking
+        # of the messages already sent.
+        while self.queued:
+            batch, self.queued = self.queued, []
+            try:
+                result = await asyncio.to_thread(self.mailer._mark, [(row, outcome) for row, outcome, _ in batch])
+            except Exception as exc:
+                for *_, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            self.total.sent += result.sent
+            self.total.retry += result.retry
+            self.total.dead += result.dead
+            self.total.errors += result.errors
+            for *_, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+
+class _Leases:
+    """Keeps a batch's lease while the batch is ours: the rows still waiting and
+    the ones on the wire. A row starts its send with at least half its lease
+    left (else the batch is renewed first), and a keeper renews the batch
+    whenever a row on the wire or waiting falls under half, so a slow send (an
+    SMTP timeout, a stalled server) never outlives its lease and is sent again
+    by another daemon while it is still on the wire. A lease runs out only when
+    its daemon is dead (or cannot reach the database for half a lease)."""
+
+    def __init__(self, mailer: Mailer, waiting: collections.deque[tuple[dict[str, Any], Any]]) -> None:
+        self.mailer = mailer
+        self.waiting = waiting
+        self.on_wire: dict[int, dict[str, Any]] = {}
+        self.lock = asyncio.Lock()
+        self.lost: set[int] = set()
+        self.superseded: set[int] = set()  # rows a newer notice replaced since the claim: never handed to the wire
+
+    async def hold(self, row: dict[str, Any]) -> bool:
+        """Before a send: is the row still ours (renewing the batch if its lease is short)?"""
+        async with self.lock:
+            if row["id"] not in self.lost and self._short(row):
+                try:
+                    await self._renew([row])
+                except Exception as exc:  # the database is away: not sent now; its lease runs out, it comes back
+                    log.warning("outbox lease: could not renew (%s); outbox %s waits for its lease", exc, row["id"])
+                    return False
+            if row["id"] in self.lost or row["id"] in self.superseded:
+                return False
+            self.on_wire[row["id"]] = row
+            return True
+
+    async def refresh(self) -> None:
+        """Which rows of the batch were superseded since they were claimed (one read)."""
+        ids = [r["id"] for r in self._ours()]
+        if ids:
+            self.superseded |= await asyncio.to_thread(self.mailer.superseded, ids)
+
+    def done(self, row: dict[str, Any]) -> None:
+        self.on_wire.pop(row["id"], None)
+
+    async def keep(self) -> None:
+        """Every `mailer.renew_every` seconds, renew the batch if any of it is short."""
+        while True:
+            await asyncio.sleep(self.mailer.renew_every)
+            async with self.lock:
+                try:
+                    await self.refresh()
+                    if any(self._short(r) for r in self._ours()):
+                        await self._renew([])
+                except Exception as exc:  # the database is away: try again at the next look
+                    log.warning("outbox lease: could not renew (%s); trying again", exc)
+
+    def _ours(self) -> list[dict[str, Any]]:
+        rows = [*self.on_wire.values(), *(r for r, _ in self.waiting)]
+        return [r for r in rows if r["id"] not in self.lost]
+
+    def _short(self, row: dict[str, Any]) -> bool:
+        left: timedelta = row["lease_until"] - self.mailer.app.clock.now()
+        return left < self.mailer.lease / 2
+
+    async def _renew(self, first: list[dict[str, Any]]) -> None:
+        rows = {r["id"]: r for r in [*first, *self._ours()]}
+        held = await asyncio.to_thread(self.mailer.renew, list(rows.values()), self.mailer.app.clock.now())
+        lost = set(rows) - held
+        if lost:
+            self.lost |= lost
+            log.warning("outbox lease: %s claimed rows were taken over by another sender", len(lost))
+
+
+# -- the office's commands ---------------------------------------------------------
+
+
+def retry_now(app: App, outbox_id: int) -> str:
+    """Send a dead or waiting row again at the next delivery."""
+    now = app.clock.now()
+    with write(app.db) as conn:
+        row = conn.execute(sa.select(OUTBOX.c.state).where(OUTBOX.c.id == outbox_id)).first()
+        if row is None:
+            raise NotFound(f"no outbox row {outbox_id}: see `gongmo outbox`")
+        if row.state not in ("dead", "retry", "pending"):
+            raise Conflict(f"outbox {outbox_id} is '{row.state}': only dead, retry or pending rows can be retried")
+        conn.execute(
+            sa.update(OUTBOX)
+            .where(OUTBOX.c.id == outbox_id, OUTBOX.c.state == row.state)
+            .values(state="pending", next_attempt_at=now, attempts=0)
+        )
+    return str(row.state)
+
+
+RESULTS = "results"  # `outbox release TRACK results`: every held result notice of the track at once
+
+
+def _released_notices(app: App, track_key: str, notice: str) -> list[str]:
+    _, track = app.loaded.config.track(track_key)
+    if notice == RESULTS:
+        return list(track.hold_notices)
+    return [notice]
+
+
+RETRYABLE = ("dead", "retry")
+
+
+def retry_all(app: App, state: str = "dead", since: datetime | None = None, track: str | None = None) -> int:
+    """Send every `state` (dead or retry) row again at the next delivery, its attempts
+    reset; only those queued at or after `since` and of `track`'s applications, if
+    given. A row a newer notice of its application replaces (a 'selected' corrected
+    to 'waitlisted') is left as it is: it must never go out after its correction."""
+    if state not in RETRYABLE:
+        raise InvalidInput(f"--state {state!r}: only dead or retry notices are retried in bulk; write --state dead")
+    if track is not None:
+        app.loaded.config.track(track)
+    now = app.clock.now()
+    where = [OUTBOX.c.state == state]
+    if since is not None:
+        where.append(OUTBOX.c.created_at >= since)
+    with write(app.db) as conn:
+        if track is not None:
+            track_id = conn.execute(sa.select(TRACK.c.id).where(TRACK.c.key == track)).scalar()
+            if track_id is None:
+                raise InvalidInput(f"track {track} is not in the database: run `gongmo init`")
+            apps = sa.select(APPLICATION.c.id).where(APPLICATION.c.track_id == track_id)
+            where.append(OUTBOX.c.application_id.in_(apps))
+        kinds = conn.execute(sa.select(OUTBOX.c.notice).where(*where).distinct()).scalars().all()
+        newer = OUTBOX.alias("newer")
+        replaced = [
+            sa.and_(
+                OUTBOX.c.notice == kind,
+                sa.exists().where(
+                    newer.c.application_id == OUTBOX.c.application_id,
+                    newer.c.id > OUTBOX.c.id,
+                    newer.c.notice.in_(sorted(by)),
+                ),
+            )
+            for kind in kinds
+            if (by := superseded_by(kind))
+        ]
+        if replaced:
+            where.append(sa.not_(sa.or_(*replaced)))
+        result = conn.execute(
+            sa.update(OUTBOX).where(*where).values(state="pending", next_attempt_at=now, attempts=0, lease_until=None)
+        )
+    return int(result.rowcount)
+
+
+def held(app: App, track_key: str, notice: str) -> dict[str, dict[str, int]]:
+    """What a release would send: counts by language and subject (`results`: every held result)."""
+    notices = _released_notices(app, track_key, notice)
+    with read(app.db) as conn:
+        query = (
+            sa.select(OUTBOX.c.language, OUTBOX.c.subject, sa.func.count())
+            .join(APPLICATION, APPLICATION.c.id == OUTBOX.c.application_id)
+            .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+            .where(TRACK.c.key == track_key, OUTBOX.c.notice.in_(notices), OUTBOX.c.state == "held")
+            .group_by(OUTBOX.c.language, OUTBOX.c.subject)
+        )
+        out: dict[str, dict[str, int]] = {}
+        for language, subject, n in conn.execute(query):
+            out.setdefault(language, {})[subject] = int(n)
+    return out
+
+
+def release(app: App, track_key: str, notice: str, expected: int | None = None) -> int:
+    """Let the held notices of a track go out, now (`results`: every held result
+    notice). With `expected`, only if exactly that many are held (what the person
+    releasing saw); else nothing. When no held result of the track is left, the
+    track's results are released: the embargo lifts for every reader, and a result
+    queued later goes out at once."""
+    _, track = app.loaded.config.track(track_key)
+    notices = _released_notices(app, track_key, notice)
+    now = app.clock.now()
+    with write(app.db) as conn:
+        track_id = conn.execute(sa.select(TRACK.c.id).where(TRACK.c.key == track_key)).scalar()
+        if track_id is None:
+            raise InvalidInput(f"track {track_key} is not in the database: run `gongmo init`")
+        apps = sa.select(APPLICATION.c.id).where(APPLICATION.c.track_id == track_id)
+        held_now = (OUTBOX.c.state == "held") & (OUTBOX.c.notice.in_(notices)) & OUTBOX.c.application_id.in_(apps)
+        if expected is not None:
+            count = conn.execute(sa.select(sa.func.count()).where(held_now)).scalar_one()
+            if count != expected:
+                raise Conflict(
+                    f"{track_key}: {count} '{notice}' notices are held, not {expected}: look again before releasing"
+                )
+        result = conn.execute(sa.update(OUTBOX).where(held_now).values(state="pending", next_attempt_at=now))
+        results_left = (
+            (OUTBOX.c.state == "held")
+            & OUTBOX.c.notice.in_(list(track.hold_notices))
+            & OUTBOX.c.application_id.in_(apps)
+        )
+        if not conn.execute(sa.select(sa.exists().where(results_left))).scalar():
+            conn.execute(
+                sa.update(TRACK)
+                .where(
+                    TRACK.c.id == track_id,
+                    TRACK.c.results_embargoed_at.is_not(None),
+                    TRACK.c.results_released_at.is_(None),
+                )
+                .values(results_released_at=now)
+            )
+    return int(result.rowcount)

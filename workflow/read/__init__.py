@@ -1,0 +1,1 @@
+"""Read models shared by the CLI, the API and the web pages."""

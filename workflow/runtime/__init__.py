@@ -1,0 +1,1 @@
+"""The running parts: wiring, daemon, metrics and the rehearsal."""

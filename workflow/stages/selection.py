@@ -1,0 +1,254 @@
+"""Ranking and selection of a track: from the committee's scores to the decisions.
+
+`ranking` reads every sheet of every application in (or past) presentation
+evaluation and ranks them with the pure rules in states.scoring; the table
+carries every component (each part's aggregate and how it was made, the
+tie-break values), so any rank can be explained. `select` turns the ranking
+into decisions with states.selection and, with confirm, applies them all in
+one transaction: the moves, the audit rows, the notices (held until the
+office releases them), the rank and score on each application.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gongmo.notifications import reasons
+from gongmo.states.committee import conflict
+from gongmo.states.errors import Conflict, InvalidInput, OutsideWindow
+from gongmo.states.scoring import PARTS, Entry, Ranked, Sheet, Weights, part_score, rank
+from gongmo.states.selection import Candidate, Decision, decide
+from gongmo.workflow.core.actors import Actor
+from gongmo.workflow.core.config import Track
+from gongmo.workflow.core.db import read, write
+from gongmo.workflow.core.models import APPLICANT, APPLICATION, ASSIGNMENT, EVALUATOR, SCORE, TRACK
+from gongmo.workflow.engine import events
+from gongmo.workflow.stages import committee, review
+
+if TYPE_CHECKING:
+    from gongmo.workflow.engine.app import App
+
+RANKED_STATES = ("presentation_evaluation", "selected", "waitlisted", "not_selected", "kickoff", "cancelled")
+TRIGGER = {"select": "select", "waitlist": "waitlist", "reject": "reject"}
+
+
+@dataclass(frozen=True)
+class Ranking:
+    track: Track
+    rows: list[Ranked]
+    names: dict[int, str]  # application id -> applicant name
+    states: dict[int, str]
+    incomplete: list[str]  # applications that cannot be ranked yet, and why
+
+    def weights(self) -> Weights:
+        e = self.track.evaluation
+        return Weights(e.written_weight, e.presentation_weight)
+
+
+def ranking(app: App, track_key: str) -> Ranking:
+    _, track = app.loaded.config.track(track_key)
+    with read(app.db) as conn:
+        return ranking_in(conn, track)
+
+
+def ranking_in(conn: Connection, track: Track) -> Ranking:
+    """The ranking read inside the caller's transaction (one snapshot with what it reads besides)."""
+    track_id = conn.execute(sa.select(TRACK.c.id).where(TRACK.c.key == track.key)).scalar_one()
+    apps = conn.execute(
+        sa.select(
+            APPLICATION.c.id,
+            APPLICATION.c.receipt_no,
+            APPLICATION.c.state,
+            APPLICATION.c.submitted_at,
+            APPLICATION.c.national_krw,
+            APPLICANT.c.name,
+            APPLICANT.c.code,
+        )
+        .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
+        .where(APPLICATION.c.track_id == track_id, APPLICATION.c.state.in_(RANKED_STATES))
+        .order_by(APPLICATION.c.receipt_no)
+    ).all()
+    ids = [int(a.id) for a in apps]
+    # Only evaluators free of any conflict count, even if one became conflicted after being assigned.
+    pool = {e.key: e for e in committee.evaluators(conn)}
+    codes = {int(a.id): a.code for a in apps}
+    same_region = track.evaluation.conflict_same_region
+    assigned: dict[int, set[str]] = defaultdict(set)
+    for r in conn.execute(
+        sa.select(ASSIGNMENT.c.application_id, EVALUATOR.c.email)
+        .join(EVALUATOR, EVALUATOR.c.id == ASSIGNMENT.c.evaluator_id)
+        .where(ASSIGNMENT.c.application_id.in_(ids))
+    ):
+        if conflict(pool[r[1]], codes[int(r[0])], same_region) is None:
+            assigned[int(r[0])].add(r[1])
+    points: dict[tuple[int, str, str], dict[str, Decimal]] = defaultdict(dict)
+    for r in conn.execute(
+        sa.select(SCORE.c.application_id, EVALUATOR.c.email, SCORE.c.part, SCORE.c.criterion, SCORE.c.points_x100)
+        .join(EVALUATOR, EVALUATOR.c.id == SCORE.c.evaluator_id)
+        .where(SCORE.c.application_id.in_(ids))
+    ):
+        points[(int(r[0]), r[1], r[2])][r[3]] = Decimal(r[4]) / 100
+    method = track.evaluation.aggregation
+    entries: list[Entry] = []
+    incomplete: list[str] = []
+    for a in apps:
+        label = a.receipt_no or str(a.id)
+        sheets = [Sheet(ev, part, p) for (i, ev, part), p in points.items() if i == a.id and ev in assigned[a.id]]
+        missing = [
+            f"{part} {len(assigned[a.id]) - sum(1 for s in sheets if s.part == part)} of {len(assigned[a.id])}"
+            for part in PARTS
+            if not assigned[a.id] or sum(1 for s in sheets if s.part == part) < len(assigned[a.id])
+        ]
+        if missing:
+            incomplete.append(f"{label}: sheets missing ({', '.join(missing)})")
+            continue
+        entries.append(
+            Entry(
+                application_id=int(a.id),
+                label=label,
+                submitted_at=a.submitted_at,
+                national_krw=int(a.national_krw or 0),
+                written=part_score(sheets, "written", method),
+                presentation=part_score(sheets, "presentation", method),
+            )
+        )
+    e = track.evaluation
+    rows = rank(entries, Weights(e.written_weight, e.presentation_weight), e.tie_breaks, e.minimum_score)
+    return Ranking(track, rows, {int(a.id): a.name for a in apps}, {int(a.id): a.state for a in apps}, incomplete)
+
+
+@dataclass(frozen=True)
+class Selection:
+    ranking: Ranking
+    decisions: list[Decision]
+    applied: bool
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for d in self.decisions if d.outcome == outcome)
+
+
+def select(app: App, track_key: str, actor: Actor, confirm: bool = False) -> Selection:
+    """The decisions for every application in presentation evaluation; with
+    `confirm`, applied in one transaction."""
+    contest, track = app.loaded.config.track(track_key)
+    now = app.clock.now()
+    with write(app.db) if confirm else read(app.db) as conn:
+        track_row = app.moves.track_by_key(conn, track_key, lock=confirm)
+        if confirm and now < track_row["presentation_ends"]:
+            tz = ZoneInfo(contest.timezone)
+            raise OutsideWindow(
+                f"track {track_key}: the presentation evaluation runs until"
+                f" {track_row['presentation_ends'].astimezone(tz):%Y-%m-%d %H:%M %Z}; select after it"
+            )
+        review.refuse_if_objections(conn, track_row["id"], track_key, "selection")
+        result = ranking_in(conn, track)
+        waiting = [r for r in result.rows if result.states[r.entry.application_id] == "presentation_evaluation"]
+        if result.incomplete:
+            raise InvalidInput(
+                f"track {track_key}: cannot rank every application yet: "
+                + "; ".join(result.incomplete)
+                + " (enter the missing scores with `gongmo score` or `gongmo scores import`)"
+            )
+        if not waiting:
+            raise Conflict(
+                f"track {track_key}: no application is waiting in presentation evaluation (already selected?)"
+            )
+        e = track.evaluation
+        candidates = [
+            Candidate(r.entry.application_id, r.entry.label, r.rank, r.total, r.qualified, r.entry.national_krw)
+            for r in waiting
+        ]
+        decisions = decide(candidates, track.slots, track.funding.budget_national_krw, e.waitlist, e.minimum_score)
+        if confirm:
+            _apply(app, conn, track_row, result, decisions, actor, now)
+    return Selection(result, decisions, confirm)
+
+
+def _apply(
+    app: App,
+    conn: Connection,
+    track_row: Any,
+    result: Ranking,
+    decisions: list[Decision],
+    actor: Actor,
+    now: datetime,
+) -> None:
+    totals = {r.entry.application_id: r for r in result.rows}
+    of = len(result.rows)
+    for d in decisions:
+        r = totals[d.application_id]
+        reason = f"committee score {r.total}, rank {d.rank} of {of}; {d.note}"
+        fields = {"rank": d.rank, "score": str(r.total), "waitlist_position": d.waitlist_position}
+        extra = {"waitlist_position": d.waitlist_position or 0, "reason": _why(d, r.total, of, app, track_row)}
+        app.moves.move(conn, d.application_id, TRIGGER[d.outcome], actor, reason, extra=extra, fields=fields)
+    summary = {
+        "selected": [d.label for d in decisions if d.outcome == "select"],
+        "waitlisted": [d.label for d in decisions if d.outcome == "waitlist"],
+        "not_selected": [d.label for d in decisions if d.outcome == "reject"],
+    }
+    events.record(conn, now, actor, "selection", summary, track_row["id"])
+
+
+_BUDGET = re.compile(r"national share of ([\d,]+) won exceeds the ([\d,]+) won left")
+
+
+def _why(d: Decision, score: Any, of: int, app: App, track_row: Any) -> list[reasons.Reason]:
+    """The decision's reason as the applicant reads it (the catalogue's, in its language)."""
+    _, track = app.loaded.config.track(track_row["key"])
+    base = {"score": str(score), "rank": d.rank, "of": of}
+    budget = _BUDGET.search(d.note)
+    if "below the qualifying minimum" in d.note:
+        return [reasons.Reason("selection.below_minimum", {**base, "minimum": str(track.evaluation.minimum_score)})]
+    if d.outcome == "select":
+        return [reasons.Reason("selection.selected", {**base, "slots": track.slots})]
+    if budget:
+        national, left = (int(g.replace(",", "")) for g in budget.groups())
+        why = [reasons.Reason("selection.budget_skip", {**base, "national": national, "left": left})]
+    else:
+        why = [reasons.Reason("selection.slots_full", {**base, "slots": track.slots})]
+    if d.outcome == "waitlist":
+        return [*why, reasons.Reason("selection.waitlist_position", {"position": d.waitlist_position or 0})]
+    return [*why, reasons.Reason("selection.waitlist_full", {"waitlist": track.evaluation.waitlist})]
+
+
+def table(result: Ranking, decisions: list[Decision] | None = None) -> list[dict[str, Any]]:
+    """One row per ranked application with every component (for the CLI, JSON and exports)."""
+    by_id = {d.application_id: d for d in decisions or []}
+    weights = result.weights()
+    crit = [c.key for c in result.track.evaluation.criteria]
+    out = []
+    for r in result.rows:
+        e = r.entry
+        d = by_id.get(e.application_id)
+        out.append(
+            {
+                "rank": r.rank,
+                "receipt_no": e.label,
+                "applicant": result.names[e.application_id],
+                "state": result.states[e.application_id],
+                "written": str(e.written.score),
+                "written_how": e.written.how,
+                "presentation": str(e.presentation.score),
+                "presentation_how": e.presentation.how,
+                "score": str(r.total),
+                "qualified": r.qualified,
+                **{f"criterion:{k}": str(e.criterion(k, weights)) for k in crit},
+                "national_krw": e.national_krw,
+                "submitted_at": e.submitted_at,
+                "tie": r.tie or "",
+                "decision": {"select": "selected", "waitlist": "waitlisted", "reject": "not selected"}.get(
+                    d.outcome if d else "", ""
+                ),
+                "note": d.note if d else "",
+            }
+        )
+    return out
