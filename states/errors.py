@@ -1,10 +1,76 @@
-"""Domain errors. One base; each subclass builds its message from ids."""
+"""Domain errors. One base; each subclass builds its message from ids.
+
+An error that names an input holds its name (`field`: the API's body field,
+e.g. 'reason', 'national_krw') and what was given (`value`, and `shown`, the
+value as the message writes it). Its message is a template that leaves the
+input's name to the interface: each one words it (`say`) with its own
+`Wording`; the CLI writes its flags ('--reason'), the API its body fields.
+`str(exc)` is the domain's own, interface-neutral wording: the plain name.
+
+Tokens in a message (nothing else in it is touched):
+  {field}     the input's name                 reason | --reason | body field 'reason'
+  {field:X}   another input's name, X          skip   | --skip   | body field 'skip'
+  {given}     the input and the value given    national_krw = -1 | --national -1 | body field 'national_krw' = -1
+  {example}   the input with an example value  reason = "..." | --reason "..." | {"reason": "..."}
+"""
 
 from __future__ import annotations
+
+import re
+
+_TOKEN = re.compile(r"\{(field|given|example)(?::([a-z_]+))?\}")
+
+
+class Wording:
+    """How an interface names an input. This one is the domain's: plain names."""
+
+    def name(self, field: str) -> str:
+        return field
+
+    def given(self, field: str, shown: str) -> str:
+        return f"{self.name(field)} = {shown}"
+
+    def example(self, field: str, text: str) -> str:
+        return f"{self.name(field)} = {text}"
+
+
+PLAIN = Wording()
 
 
 class GongmoError(Exception):
     """Any refusal that a user can act on: the message says what and how."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        value: object = None,
+        shown: str | None = None,
+        example: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.template = message
+        self.field = field
+        self.value = value
+        self.shown = shown if shown is not None else ("" if value is None else str(value))
+        self.example = example
+
+    def say(self, wording: Wording = PLAIN) -> str:
+        """The message in one interface's words."""
+
+        def word(m: re.Match[str]) -> str:
+            field = m[2] or self.field or "input"
+            if m[1] == "field":
+                return wording.name(field)
+            if m[1] == "given":
+                return wording.given(field, self.shown)
+            return wording.example(field, self.example or '"..."')
+
+        return _TOKEN.sub(word, self.template)
+
+    def __str__(self) -> str:
+        return self.say(PLAIN)
 
 
 class TableError(GongmoError):
@@ -21,6 +87,8 @@ class IllegalMove(GongmoError):
         self.application = application
         self.state = state
         self.trigger = trigger
+        self.allowed = list(allowed)
+        self.hint = hint
 
 
 class NotPermitted(GongmoError):
@@ -28,6 +96,9 @@ class NotPermitted(GongmoError):
 
     def __init__(self, trigger: str, role: str, allowed: list[str]) -> None:
         super().__init__(f"role '{role}' may not fire '{trigger}' (allowed: {', '.join(allowed)})")
+        self.trigger = trigger
+        self.role = role
+        self.allowed = list(allowed)
 
 
 class OutsideWindow(GongmoError):
@@ -43,8 +114,13 @@ class OutsideWindow(GongmoError):
 class MissingReason(GongmoError):
     """A trigger that must carry a reason was fired without one."""
 
-    def __init__(self, trigger: str) -> None:
-        super().__init__(f"'{trigger}' needs a reason: add --reason \"...\" (the applicant's notice carries it)")
+    def __init__(self, trigger: str, field: str = "reason") -> None:
+        super().__init__(
+            f"'{trigger}' needs a reason: add {{example}} (the applicant's notice carries it)",
+            field=field,
+            example='"..."',
+        )
+        self.trigger = trigger
 
 
 class NotVisible(GongmoError):
@@ -60,4 +136,6 @@ class Conflict(GongmoError):
 
 
 class InvalidInput(GongmoError):
-    """A value given by a user that cannot be accepted."""
+    """A value given by a user that cannot be accepted. A message that names
+    the input writes {field} (or {given}, the input and its value) where its
+    name goes: InvalidInput("{given}: write a whole number", field="years", value=0)."""

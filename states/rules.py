@@ -88,9 +88,12 @@ class OverrideNeedsReason(MissingReason):
     def __init__(self, what: str, trigger: str, why: str) -> None:
         GongmoError.__init__(
             self,
-            f"{what}: '{trigger}' overrides a rule: {why}; add --reason \"...\""
-            " (the API's reason): it is recorded in the audit row and shown by `gongmo show`",
+            f"{what}: '{trigger}' overrides a rule: {why}; add {{example}}:"
+            " it is recorded in the audit row and shown by `gongmo show`",
+            field="reason",
+            example='"..."',
         )
+        self.trigger = trigger
 
 
 def check_override(application: str, from_state: str, trigger: str, facts: MoveFacts, reason: str | None) -> None:

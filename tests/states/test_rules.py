@@ -88,7 +88,7 @@ def test_check_role_accepts_on_real_triggers(trigger: str, role: Role) -> None:
 @pytest.mark.parametrize("reason", [None, "", "   ", "\t\n "], ids=["none", "empty", "spaces", "whitespace"])
 def test_check_reason_refuses_missing_reason(reason: str | None) -> None:
     spec = _spec(frozenset({Role.ADMIN}), needs_reason=True, name="disqualify")
-    with pytest.raises(MissingReason, match=r"^'disqualify' needs a reason: add --reason"):
+    with pytest.raises(MissingReason, match=r"^'disqualify' needs a reason: add reason = \"...\""):
         check_reason(spec, reason)
 
 
@@ -256,7 +256,7 @@ def test_a_move_against_a_rule_names_the_rule(from_state: str, trigger: str, fac
         check_override("12", from_state, trigger, facts, None)
     message = str(refused.value)
     assert message.startswith(f"application 12: '{trigger}' overrides a rule: {why}")
-    assert '--reason "..."' in message and "\n" not in message
+    assert 'add reason = "..."' in message and "\n" not in message
     assert isinstance(refused.value, MissingReason)  # the same 422 / exit 1 as any missing reason
     for blank in ("", "   "):
         with pytest.raises(OverrideNeedsReason):
