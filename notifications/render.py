@@ -1,7 +1,10 @@
 """Render notices from templates/{language}/{notice}.txt and .html.
 
 The .txt file holds two blocks, `subject` and `text`; the .html file holds
-the HTML body (autoescaped). Templates are admin-edited data, so they run in
+the HTML body (autoescaped). A deployment's own templates directory (the
+config's `templates_dir`) overrides gongmo's packaged templates file by file:
+each file is looked up there first, then among the packaged ones, and a
+missing own directory is fine. Templates are admin-edited data, so they run in
 Jinja2's immutable sandbox with StrictUndefined: a missing or misspelt
 variable is an error when rendering, never an empty string in a mail.
 """
@@ -13,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from jinja2 import (
@@ -26,6 +29,7 @@ from jinja2 import (
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from gongmo import defaults_dir
 from gongmo.notifications.notices import LANGUAGES, NOTICES, SAMPLE
 
 WEEKDAYS = {
@@ -61,10 +65,24 @@ MILESTONES = {
 }
 
 TZ_KEY = "_tz"
+SUFFIXES = (".txt", ".html")
+Origin = Literal["own", "packaged", "missing"]
 
 
 class TemplateProblem(Exception):
     """A template is missing, does not parse, or uses an undeclared name."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one template file of a notice comes from: the deployment's own directory, gongmo's
+    packaged templates, or nowhere (`path` is then where an own file would go)."""
+
+    notice: str
+    language: str
+    suffix: str
+    path: Path
+    origin: Origin
 
 
 @dataclass(frozen=True)
@@ -98,14 +116,20 @@ def format_when(value: datetime, language: str, tz: ZoneInfo) -> str:
     return f"{local:%Y-%m-%d} ({day}) {local:%H:%M} {zone}"
 
 
-def _environment(templates_dir: Path, language: str) -> ImmutableSandboxedEnvironment:
+def packaged_templates() -> Path:
+    """gongmo's own templates: in the wheel's package data, or the repository's templates/."""
+    return defaults_dir() / "templates"
+
+
+def _environment(search: list[Path], language: str) -> ImmutableSandboxedEnvironment:
     env = ImmutableSandboxedEnvironment(
         # Not reloaded while running: the daemon checks every template as it
         # starts, and an edit takes effect at the next start (after `gongmo
         # templates check`), never as a half-saved file in the middle of a
         # close. It also spares two stat() calls a notice.
         auto_reload=False,
-        loader=FileSystemLoader(str(templates_dir / language)),
+        # the first directory holding a file wins; a missing directory is skipped
+        loader=FileSystemLoader([str(base / language) for base in search]),
         undefined=StrictUndefined,
         autoescape=lambda name: bool(name and name.endswith(".html")),
         keep_trailing_newline=False,
@@ -124,9 +148,52 @@ def _environment(templates_dir: Path, language: str) -> ImmutableSandboxedEnviro
 
 
 class Renderer:
-    def __init__(self, templates_dir: Path) -> None:
+    def __init__(self, templates_dir: Path, packaged: Path | None = None) -> None:
+        """`templates_dir` is the deployment's own directory; `packaged` fills in the files it
+        lacks (default: gongmo's packaged templates; pass the own directory itself for none)."""
         self.templates_dir = templates_dir
-        self._envs = {lang: _environment(templates_dir, lang) for lang in LANGUAGES}
+        self.packaged = packaged_templates() if packaged is None else packaged
+        if _same_dir(templates_dir, self.packaged):
+            self._search = [self.packaged]  # the config names the packaged templates themselves
+        else:
+            self._search = [templates_dir, self.packaged]
+        self._envs = {lang: _environment(self._search, lang) for lang in LANGUAGES}
+
+    def source(self, notice: str, language: str, suffix: str) -> Source:
+        """The file that renders this notice's `suffix` part in `language`, and where it comes from."""
+        for base in self._search:
+            path = base / language / f"{notice}{suffix}"
+            if path.is_file():
+                origin: Origin = "packaged" if base is self.packaged else "own"
+                return Source(notice, language, suffix, path, origin)
+        return Source(notice, language, suffix, self.templates_dir / language / f"{notice}{suffix}", "missing")
+
+    def sources(self) -> list[Source]:
+        """Every notice's files, in the notices' order, ko before en, .txt before .html."""
+        return [
+            self.source(notice.key, language, suffix)
+            for notice in NOTICES.values()
+            for language in LANGUAGES
+            for suffix in SUFFIXES
+        ]
+
+    def source_lines(self) -> list[str]:
+        """What `gongmo templates check` prints: the two directories, then one line per notice,
+        its name and its ko and en files, each marked (own), (packaged) or (missing)."""
+        own = self.templates_dir if self._search[0] is not self.packaged else None
+        lines = [
+            f"own templates:      {own if own is not None else '(none: the config names the packaged ones)'}"
+            + ("" if own is None or own.is_dir() else " (no such folder: the packaged ones are used)"),
+            f"packaged templates: {self.packaged}",
+        ]
+        by_notice: dict[str, list[Source]] = {}
+        for src in self.sources():
+            by_notice.setdefault(src.notice, []).append(src)
+        cells = {name: [_pair(srcs, lang) for lang in LANGUAGES] for name, srcs in by_notice.items()}
+        width = max(len(name) for name in cells)
+        first = max(len(row[0]) for row in cells.values())
+        lines += [f"{name:<{width}}  {row[0]:<{first}}  {'  '.join(row[1:])}" for name, row in cells.items()]
+        return lines
 
     def render(self, notice: str, language: str, values: Mapping[str, Any], timezone: str) -> Rendered:
         if language not in self._envs:
@@ -135,7 +202,7 @@ class Renderer:
         subject, text = self._render_txt(language, notice, context)
         html = self._envs[language].get_template(f"{notice}.html").render(context)
         if "\n" in subject or "\r" in subject:
-            raise TemplateProblem(f"{self.templates_dir / language / notice}.txt:1: the subject must be one line")
+            raise TemplateProblem(f"{self.source(notice, language, '.txt').path}:1: the subject must be one line")
         return Rendered(subject=subject, text=text, html=html)
 
     def _render_txt(self, language: str, notice: str, context: Mapping[str, Any]) -> tuple[str, str]:
@@ -162,10 +229,11 @@ class Renderer:
     def _check_one(self, language: str, notice: str, allowed: frozenset[str]) -> list[str]:
         env = self._envs[language]
         problems: list[str] = []
-        for suffix in (".txt", ".html"):
+        for suffix in SUFFIXES:
             name = f"{notice}{suffix}"
-            path = self.templates_dir / language / name
-            if not path.is_file():
+            found = self.source(notice, language, suffix)
+            path = found.path
+            if found.origin == "missing":
                 problems.append(f"{path}: missing (every notice needs {language}/{notice}.txt and .html)")
                 continue
             source = path.read_text(encoding="utf-8")
@@ -191,8 +259,8 @@ class Renderer:
             return problems
         sample = {k: SAMPLE[k] for k in allowed}
         context = {**sample, TZ_KEY: "Asia/Seoul"}
-        for suffix in (".txt", ".html"):
-            path = self.templates_dir / language / f"{notice}{suffix}"
+        for suffix in SUFFIXES:
+            path = self.source(notice, language, suffix).path
             try:
                 if suffix == ".txt":
                     subject, _ = self._render_txt(language, notice, context)
@@ -203,6 +271,21 @@ class Renderer:
             except Exception as exc:  # any error of a template is a problem to report, not a crash
                 problems.append(f"{path}:{_traceback_line(exc)}: {type(exc).__name__}: {exc}")
         return problems
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _pair(sources: list[Source], language: str) -> str:
+    """`ko/x.{txt,html} (packaged)`, or each file on its own when they come from two places."""
+    txt, html = (s for s in sources if s.language == language)
+    if txt.origin == html.origin:
+        return f"{language}/{txt.notice}.{{txt,html}} ({txt.origin})"
+    return f"{language}/{txt.notice}.txt ({txt.origin}), .html ({html.origin})"
 
 
 def _block_node() -> Any:

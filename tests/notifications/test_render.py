@@ -326,7 +326,7 @@ def test_harmless_method_call_is_fine(copy: Path) -> None:
 def test_missing_file_is_reported(copy: Path) -> None:
     path = copy / "en" / "expired.html"
     path.unlink()
-    problems = Renderer(copy).check()
+    problems = Renderer(copy, packaged=copy).check()  # no packaged file fills in
     assert len(problems) == 1, problems
     assert problems[0].startswith(str(path))
     assert "missing" in problems[0]
@@ -357,3 +357,85 @@ def test_a_template_edited_while_running_takes_effect_at_the_next_start(copy: Pa
     edit(path, "{% block text %}", "{% block text %}EDITED ")
     assert running.render("expired", "en", sample_for("expired"), TZ).text == before.text
     assert Renderer(copy).render("expired", "en", sample_for("expired"), TZ).text.startswith("EDITED ")
+
+
+# --- a deployment's own templates over the packaged ones ------------------------
+
+
+@pytest.fixture
+def own(tmp_path: Path) -> Path:
+    """A deployment's templates directory holding nothing yet."""
+    return tmp_path / "deployment" / "templates"
+
+
+def test_an_own_file_overrides_one_notice_in_one_language_only(own: Path) -> None:
+    (own / "en").mkdir(parents=True)
+    source = (TEMPLATES / "en" / "expired.txt").read_text(encoding="utf-8")
+    (own / "en" / "expired.txt").write_text(source.replace("{% block text %}", "{% block text %}OWN "), "utf-8")
+    renderer = Renderer(own, packaged=TEMPLATES)
+    packaged = Renderer(TEMPLATES)
+
+    assert renderer.render("expired", "en", sample_for("expired"), TZ).text.startswith("OWN ")
+    ko = renderer.render("expired", "ko", sample_for("expired"), TZ)
+    assert ko == packaged.render("expired", "ko", sample_for("expired"), TZ)
+    en_html = renderer.render("expired", "en", sample_for("expired"), TZ).html
+    assert en_html == packaged.render("expired", "en", sample_for("expired"), TZ).html
+    other = renderer.render("selected", "en", sample_for("selected"), TZ)
+    assert other == packaged.render("selected", "en", sample_for("selected"), TZ)
+
+    own_files = [s for s in renderer.sources() if s.origin == "own"]
+    assert [(s.notice, s.language, s.suffix, s.path) for s in own_files] == [
+        ("expired", "en", ".txt", own / "en" / "expired.txt")
+    ]
+    assert all(s.origin == "packaged" for s in renderer.sources() if s not in own_files)
+    assert renderer.check() == []
+
+
+def test_a_missing_own_directory_uses_the_packaged_templates(own: Path) -> None:
+    renderer = Renderer(own, packaged=TEMPLATES)
+    assert renderer.check() == []
+    assert {s.origin for s in renderer.sources()} == {"packaged"}
+    assert "no such folder" in renderer.source_lines()[0]
+
+
+def test_check_finds_a_broken_own_template(own: Path) -> None:
+    (own / "ko").mkdir(parents=True)
+    path = own / "ko" / "receipt_confirmation.txt"
+    shutil.copy(TEMPLATES / "ko" / "receipt_confirmation.txt", path)
+    edit(path, "receipt_no", "receipt_nr")
+
+    problems = Renderer(own, packaged=TEMPLATES).check()
+
+    assert problems and all(p.startswith(f"{path}:") for p in problems), problems
+    assert any("receipt_nr" in p for p in problems), problems
+
+
+def test_check_finds_a_broken_own_html_template_by_its_own_path(own: Path) -> None:
+    (own / "en").mkdir(parents=True)
+    path = own / "en" / "waitlisted.html"
+    shutil.copy(TEMPLATES / "en" / "waitlisted.html", path)
+    edit(path, "{{ receipt_no }}", "{{ receipt_no.nonexistent }}")
+
+    problems = Renderer(own, packaged=TEMPLATES).check()
+
+    assert len(problems) == 1 and problems[0].startswith(f"{path}:"), problems
+
+
+def test_source_lines_name_each_notice_once_with_both_languages(own: Path) -> None:
+    (own / "en").mkdir(parents=True)
+    shutil.copy(TEMPLATES / "en" / "selected.html", own / "en" / "selected.html")
+    lines = Renderer(own, packaged=TEMPLATES).source_lines()
+
+    assert lines[0] == f"own templates:      {own}"
+    assert lines[1] == f"packaged templates: {TEMPLATES}"
+    body = lines[2:]
+    assert [line.split()[0] for line in body] == [n.key for n in NOTICES.values()]
+    selected = next(line for line in body if line.startswith("selected "))
+    assert "ko/selected.{txt,html} (packaged)" in selected
+    assert "en/selected.txt (packaged), .html (own)" in selected
+
+
+def test_the_config_naming_the_packaged_directory_is_not_an_own_one() -> None:
+    renderer = Renderer(TEMPLATES, packaged=TEMPLATES)
+    assert {s.origin for s in renderer.sources()} == {"packaged"}
+    assert "(none: the config names the packaged ones)" in renderer.source_lines()[0]
