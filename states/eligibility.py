@@ -189,7 +189,8 @@ def check_schedule(schedule: list[Year], national_krw: int, local_krw: int, year
             )
     if problems:
         raise InvalidInput(
-            "--schedule: "
+            "{field}: "
             + "; ".join(problems)
-            + " (write YEAR=NATIONAL/LOCAL per year, e.g. 2024=5000000000/5000000000)"
+            + " (write YEAR=NATIONAL/LOCAL per year, e.g. 2024=5000000000/5000000000)",
+            field="schedule",
         )

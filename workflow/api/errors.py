@@ -23,6 +23,7 @@ from gongmo.states.errors import (
     NotPermitted,
     NotVisible,
     OutsideWindow,
+    Wording,
 )
 from gongmo.workflow.core.config import ConfigError
 from gongmo.workflow.core.db import DatabaseError
@@ -49,8 +50,11 @@ class Error(BaseModel):
     application: str | None = None
     state: str | None = None
     trigger: str | None = None
+    allowed: list[str] | None = None
     opens: str | None = None
     closes: str | None = None
+    field: str | None = None
+    value: Any = None
     errors: list[dict[str, Any]] | None = None
 
 
@@ -92,12 +96,39 @@ def status_of(exc: GongmoError) -> int:
     return 422
 
 
+class ApiWording(Wording):
+    """The API names an input by its body field: "body field 'reason'"."""
+
+    def name(self, field: str) -> str:
+        return f"body field '{field}'"
+
+    def given(self, field: str, shown: str) -> str:
+        return f"body field '{field}' = {shown}"
+
+    def example(self, field: str, text: str) -> str:
+        return f'{{"{field}": {text}}}'
+
+
+API = ApiWording()
+
+
+def say(exc: GongmoError) -> str:
+    """The error as the API words it: one line."""
+    return " ".join(exc.say(API).split("\n"))
+
+
+def _json(value: Any) -> Any:
+    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
+
+
 def _domain(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, GongmoError)
     status = status_of(exc)
-    body: dict[str, Any] = {"error": " ".join(str(exc).split("\n"))}
+    body: dict[str, Any] = {"error": say(exc)}
+    if exc.field is not None:
+        body |= {"field": exc.field, "value": _json(exc.value)}
     if isinstance(exc, IllegalMove):
-        body |= {"application": exc.application, "state": exc.state, "trigger": exc.trigger}
+        body |= {"application": exc.application, "state": exc.state, "trigger": exc.trigger, "allowed": exc.allowed}
     if isinstance(exc, OutsideWindow) and exc.opens:
         body |= {"opens": exc.opens, "closes": exc.closes}
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None

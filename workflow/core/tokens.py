@@ -62,10 +62,17 @@ def digest(token: str) -> str:
 def create(app: App, role: str, subject: str, created_by: str, note: str | None = None) -> tuple[int, str]:
     """A new token; returns (id, the token itself, which is not stored)."""
     if role not in [r.value for r in ROLES]:
-        raise InvalidInput(f"--role {role!r}: choose admin, evaluator, applicant or metrics")
+        raise InvalidInput(
+            "{given}: choose admin, evaluator, applicant or metrics", field="role", value=role, shown=repr(role)
+        )
     subject = subject.strip()
     if not subject or not PRINTABLE.match(subject):
-        raise InvalidInput(f"--subject {subject!r}: name who uses the token (a person, an e-mail or a code)")
+        raise InvalidInput(
+            "{given}: name who uses the token (a person, an e-mail or a code)",
+            field="subject",
+            value=subject,
+            shown=repr(subject),
+        )
     token = PREFIX + secrets.token_urlsafe(32)
     now = app.clock.now()
     with write(app.db) as conn:
@@ -133,7 +140,7 @@ def principal(conn: Connection, role: str, subject: str) -> Principal:
     """A caller without a token (the CLI's `show --as ROLE:SUBJECT`): the same
     principal a token of that role and subject would give, or a one-line refusal."""
     if role not in (Role.ADMIN, Role.EVALUATOR, Role.APPLICANT):
-        raise InvalidInput(f"--as {role}:{subject}: the role is admin, evaluator or applicant")
+        raise InvalidInput("{given}: the role is admin, evaluator or applicant", field="as", value=f"{role}:{subject}")
     who = Role(role)
     subject = subject.strip().lower() if who == Role.EVALUATOR else subject.strip()
     applicant_id = _applicant_id(conn, subject) if who == Role.APPLICANT else None
@@ -153,7 +160,10 @@ def _applicant_id(conn: Connection, code: str) -> int:
     found = conn.execute(sa.select(APPLICANT.c.id).where(APPLICANT.c.code == code)).scalar()
     if found is None:
         raise NotFound(
-            f"--subject {code!r}: no applicant with that code; an applicant token names its code, e.g. 41110"
+            "{given}: no applicant with that code; an applicant token names its code, e.g. 41110",
+            field="subject",
+            value=code,
+            shown=repr(code),
         )
     return int(found)
 
@@ -161,5 +171,10 @@ def _applicant_id(conn: Connection, code: str) -> int:
 def _evaluator_id(conn: Connection, email: str) -> int:
     found = conn.execute(sa.select(EVALUATOR.c.id).where(EVALUATOR.c.email == email.lower())).scalar()
     if found is None:
-        raise NotFound(f"--subject {email!r}: no evaluator with that e-mail; import the committee first")
+        raise NotFound(
+            "{given}: no evaluator with that e-mail; import the committee first",
+            field="subject",
+            value=email,
+            shown=repr(email),
+        )
     return int(found)
