@@ -3,7 +3,11 @@ that carries its starting config and templates (pyproject.toml's [tool.setuptool
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import gongmo
@@ -73,3 +77,34 @@ def test_the_starting_config_is_written_once_with_a_note_and_loads(tmp_path: Pat
     assert loaded.templates_dir == tmp_path / "templates"
     assert loaded.database_url == f"sqlite:///{tmp_path / 'var' / 'gongmo.db'}"
     assert loaded.config.mail.maildir == "var/maildir"
+
+
+def test_the_wheel_holds_one_top_level_package_and_its_defaults(tmp_path: Path) -> None:
+    """Built from a copy of the sources (a stale build/ of the checkout cannot leak in); about 10 s."""
+    source = tmp_path / "src"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "config.toml"):
+        shutil.copy(ROOT / name, source / name)
+    for folder in ("gongmo", "states", "notifications", "workflow", "templates", "examples"):
+        shutil.copytree(ROOT / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    out = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(source), "-w", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    (wheel,) = out.glob("gongmo-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+
+    top = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert top == {"gongmo"}, "only gongmo/ at the wheel's top: workflow, states, notifications are mapped under it"
+    assert "gongmo/defaults/config.toml" in names
+    assert "gongmo/defaults/examples/applicants.csv" in names
+    for language in ("ko", "en"):
+        for notice in ("selected.txt", "selected.html"):
+            assert f"gongmo/defaults/templates/{language}/{notice}" in names
+    assert "gongmo/workflow/core/migrations/script.py.mako" in names
+    assert "gongmo/__main__.py" in names
+    assert not [n for n in names if n.startswith("gongmo/defaults/") and n.endswith(".py")], "no code in defaults"
+    packaged = {"/".join(n.split("/")[:-1]).replace("/", ".") for n in names if n.endswith("/__init__.py")}
+    assert packaged == packages_on_disk()
