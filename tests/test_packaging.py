@@ -10,6 +10,8 @@ import tomllib
 import zipfile
 from pathlib import Path
 
+import pytest
+
 import gongmo
 from gongmo.workflow.core import starter
 
@@ -108,3 +110,13 @@ def test_the_wheel_holds_one_top_level_package_and_its_defaults(tmp_path: Path) 
     assert not [n for n in names if n.startswith("gongmo/defaults/") and n.endswith(".py")], "no code in defaults"
     packaged = {"/".join(n.split("/")[:-1]).replace("/", ".") for n in names if n.endswith("/__init__.py")}
     assert packaged == packages_on_disk()
+
+
+def test_only_the_default_config_of_the_folder_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert starter.write_default_if_missing(tmp_path / "elsewhere.toml") is None
+    assert starter.write_default_if_missing(Path("other.toml")) is None
+    assert list(tmp_path.iterdir()) == []
+    assert starter.write_default_if_missing(Path("config.toml")) == Path("config.toml")
+    assert (tmp_path / "config.toml").read_text(encoding="utf-8") == starter.starting_config()
+    assert starter.write_default_if_missing(Path("config.toml")) is None

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from gongmo import defaults_dir
 
+DEFAULT_CONFIG = Path("config.toml")  # the CLI's --config when none is given
+
 HEADER = """\
 # This config.toml was written by `gongmo init`, because this folder had none.
 # It is gongmo's starting config: the two reference contests below. To run your
@@ -42,3 +44,12 @@ def write_if_missing(path: Path) -> Path | None:
     except FileExistsError:
         return None
     return path
+
+
+def write_default_if_missing(config: Path) -> Path | None:
+    """`gongmo init`'s step: write the starting config when `config` is the default config.toml of
+    the current folder and it is missing. A --config (or GONGMO_CONFIG) naming a missing file stays
+    the error it was: a mistyped path must not start a new set of contests."""
+    if config != DEFAULT_CONFIG:
+        return None
+    return write_if_missing(config)
