@@ -120,3 +120,4 @@ def test_only_the_default_config_of_the_folder_is_written(tmp_path: Path, monkey
     assert starter.write_default_if_missing(Path("config.toml")) == Path("config.toml")
     assert (tmp_path / "config.toml").read_text(encoding="utf-8") == starter.starting_config()
     assert starter.write_default_if_missing(Path("config.toml")) is None
+    assert starter.written_note(Path("config.toml")).startswith("config.toml: written, as this folder had no config")

@@ -53,3 +53,8 @@ def write_default_if_missing(config: Path) -> Path | None:
     if config != DEFAULT_CONFIG:
         return None
     return write_if_missing(config)
+
+
+def written_note(path: Path) -> str:
+    """What `gongmo init` says after writing the starting config."""
+    return f"{path}: written, as this folder had no config (gongmo's starting one); edit it, then `gongmo init` again"
