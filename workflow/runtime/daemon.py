@@ -22,7 +22,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -38,6 +38,10 @@ from gongmo.workflow.outbox.dispatch import Delivery, Mailer, transport_for
 from gongmo.workflow.runtime.metrics import Metrics
 
 log = logging.getLogger("gongmo.daemon")
+
+# What the daemon serves over HTTP, built for it by whoever starts it (the CLI passes the API's
+# create_api): the API sits above the runtime, so the daemon does not import it.
+ApiApp = Callable[[App, "Daemon"], Any]
 
 
 # The libraries whose INFO lines would fill the log ("Running job ... executed successfully" every
@@ -67,9 +71,12 @@ def worker_name() -> str:
 
 
 class Daemon:
-    def __init__(self, app: App, worker: str | None = None, api: Api | None = None) -> None:
+    def __init__(
+        self, app: App, worker: str | None = None, api: Api | None = None, api_app: ApiApp | None = None
+    ) -> None:
         self.app = app
         self.api_settings = api or app.loaded.config.api
+        self.api_app = api_app
         self.ticker = Ticker(app, worker or worker_name())
         self.tick_seconds = app.loaded.config.gongmo.tick_seconds
         self.stop_timeout_s = app.loaded.config.gongmo.stop_timeout_s
@@ -146,6 +153,8 @@ class Daemon:
         transport = transport_for(self.app)  # a missing password refuses the start before anything binds
         # Bind the API's port before anything runs: a daemon that cannot serve stops untouched.
         settings = self.api_settings
+        if settings.enabled and self.api_app is None:
+            raise RuntimeError("[api] enabled, but the daemon was given no API app to serve (api_app=create_api)")
         sock = _listen(settings.host, settings.port) if settings.enabled else None
         scheduler = AsyncIOScheduler(timezone=UTC)
         self.scheduler = scheduler
@@ -230,13 +239,11 @@ class Daemon:
     async def _api(self, sock: socket.socket | None) -> Any:
         """Serve the HTTP API on the daemon's event loop while the daemon runs."""
         settings = self.api_settings
-        if sock is None:
+        if sock is None or self.api_app is None:
             yield
             return
-        from gongmo.workflow.api import create_api
-
         config = uvicorn.Config(
-            create_api(self.app, daemon=self),
+            self.api_app(self.app, self),
             host=settings.host,
             port=settings.port,
             lifespan="off",
@@ -307,8 +314,8 @@ class ApiServer(uvicorn.Server):
         return int(self.config.port)
 
 
-def run_forever(app: App, api: Api | None = None) -> None:
-    daemon = Daemon(app, api=api)
+def run_forever(app: App, api: Api | None = None, api_app: ApiApp | None = None) -> None:
+    daemon = Daemon(app, api=api, api_app=api_app)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -16,6 +16,7 @@ import pytest
 
 from gongmo.notifications.render import Renderer, TemplateProblem
 from gongmo.states.errors import InvalidInput
+from gongmo.workflow.api import create_api
 from gongmo.workflow.core import tokens
 from gongmo.workflow.core.clock import FixedClock
 from gongmo.workflow.core.config import Api
@@ -56,7 +57,7 @@ def _get(port: int, path: str, token: str | None = None) -> tuple[int, str]:
 
 def test_daemon_catches_up_at_start_and_arms_the_next_deadline(derived: App, clock: FixedClock) -> None:
     clock.set(kst("2024-05-29 18:00"))  # down since before the 2022 call: everything until now is overdue
-    daemon = Daemon(derived, "d1", api=Api(port=0))
+    daemon = Daemon(derived, "d1", api=Api(port=0), api_app=create_api)
     daemon.ticker.late_announcements = "send"  # the office's setting: calls caught up after the close go out
     scraper = tokens.create(derived, "metrics", "prometheus", "test")[1]
 
@@ -144,7 +145,7 @@ def test_a_taken_api_port_stops_the_start_before_anything_fires(derived: App, cl
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        daemon = Daemon(derived, "d2", api=Api(port=port))
+        daemon = Daemon(derived, "d2", api=Api(port=port), api_app=create_api)
         with pytest.raises(InvalidInput, match=rf"\[api\] 127.0.0.1:{port}: cannot listen .*own \[api\] port"):
             asyncio.run(daemon.serve(asyncio.Event()))
     assert daemon.fired == [] and daemon.scheduler is None
@@ -175,7 +176,7 @@ def test_a_call_held_after_the_close_makes_health_degraded_until_the_office_deci
     from gongmo.workflow.deadlines.ticker import Ticker
 
     clock.set(kst("2024-05-29 18:30"))
-    daemon = Daemon(derived, "d1", api=Api(port=0))
+    daemon = Daemon(derived, "d1", api=Api(port=0), api_app=create_api)
 
     async def scenario() -> tuple[tuple[int, str], tuple[int, str], tuple[int, str]]:
         stop = asyncio.Event()
