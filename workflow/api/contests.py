@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Path
 
 from gongmo.states.errors import NotFound
@@ -17,8 +16,8 @@ from gongmo.workflow.api.errors import Forbidden, responses
 from gongmo.workflow.core import closures
 from gongmo.workflow.core.config import ConfigError, Contest, Track
 from gongmo.workflow.core.db import read
-from gongmo.workflow.core.models import APPLICANT
 from gongmo.workflow.deadlines import changes as calendars
+from gongmo.workflow.read import applicants as applicants_read
 
 router = APIRouter(tags=["contests"])
 
@@ -93,11 +92,10 @@ def _track(c: Contest, t: Track, kept: dict[str, Any] | None) -> dict[str, Any]:
 @router.get("/applicants", responses=responses(401, 403))
 def applicants(a: Gongmo, who: AdminOrApplicant) -> list[dict[str, Any]]:
     """The local governments that may apply (an applicant token: itself)."""
-    query = sa.select(APPLICANT).order_by(APPLICANT.c.code)
-    if who.role == Role.APPLICANT:
-        query = query.where(APPLICANT.c.id == who.applicant_id)
+    only = [who.applicant_id] if who.role == Role.APPLICANT else None
     with read(a.db) as conn:
-        return [{k: v for k, v in r.items() if k != "id"} for r in conn.execute(query).mappings()]
+        rows = applicants_read.listing(conn, only)
+    return [{k: v for k, v in r.items() if k != "id"} for r in rows]
 
 
 @router.get("/applicants/{code}", responses=responses(401, 403, 404, 422))
@@ -105,7 +103,7 @@ def applicant(a: Gongmo, who: AdminOrApplicant, code: Annotated[str, Path(patter
     if who.role == Role.APPLICANT and code != who.subject:
         raise Forbidden(f"applicant {code} is not {who.subject}: an applicant token sees itself only")
     with read(a.db) as conn:
-        row = conn.execute(sa.select(APPLICANT).where(APPLICANT.c.code == code)).mappings().first()
+        row = applicants_read.by_code(conn, code)
     if row is None:
         raise NotFound(f"no applicant {code}")
     return {k: v for k, v in row.items() if k != "id"}

@@ -1,0 +1,48 @@
+"""The outbox as the office reads it: a page of rows with the totals by state, and one row.
+
+`gongmo outbox` (newest first) and GET /outbox (by number, a page at a time)
+read the same rows here; `gongmo outbox show` and GET /outbox/{id} the same row.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from gongmo.workflow.core.models import APPLICATION, OUTBOX, OUTBOX_LIST, TRACK
+
+
+def page(
+    conn: Connection,
+    *,
+    state: str | None = None,
+    track: str | None = None,
+    limit: int = 100,
+    after: int = 0,
+    newest_first: bool = False,
+) -> dict[str, Any]:
+    """Up to `limit` rows numbered above `after` (by number, or newest first), of one
+    state and one track's applications if given; with the totals of every state."""
+    order = OUTBOX.c.id.desc() if newest_first else OUTBOX.c.id
+    query = sa.select(*OUTBOX_LIST).where(OUTBOX.c.id > after).order_by(order).limit(limit)
+    if state is not None:
+        query = query.where(OUTBOX.c.state == state)
+    if track is not None:
+        apps = sa.select(APPLICATION.c.id).join(TRACK, TRACK.c.id == APPLICATION.c.track_id).where(TRACK.c.key == track)
+        query = query.where(OUTBOX.c.application_id.in_(apps))
+    rows = [dict(r) for r in conn.execute(query).mappings()]
+    return {"totals": totals(conn), "rows": rows}
+
+
+def totals(conn: Connection) -> dict[str, int]:
+    """How many rows each state holds (states without rows are left out)."""
+    counted = conn.execute(sa.select(OUTBOX.c.state, sa.func.count()).group_by(OUTBOX.c.state))
+    return {str(k): int(v) for k, v in counted}
+
+
+def row(conn: Connection, outbox_id: int) -> dict[str, Any] | None:
+    """One row with everything rendered (subject, bodies, the calendar file), or None."""
+    found = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.id == outbox_id)).mappings().first()
+    return None if found is None else dict(found)
