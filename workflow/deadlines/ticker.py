@@ -10,9 +10,10 @@ that takes over finishes the work without doing it twice.
 
 Calendar order survives errors: a row that failed (or an announcement held
 because it was caught up after the receipt close) holds back every later row
-of its track until it has fired; `blocked` says which and why (`gongmo
+of its track until it has fired; status.blocked says which and why (`gongmo
 deadlines`, /healthz). A daemon that is stopping (`stopping` set) claims
-nothing more, lets the chunk in hand commit and gives its rows back.
+nothing more, lets the chunk in hand commit and gives its rows back. What each
+action does is in actions.py.
 """
 
 from __future__ import annotations
@@ -28,14 +29,12 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gongmo.states.errors import Conflict, GongmoError, IllegalMove, InvalidInput, NotFound, OutsideWindow
-from gongmo.states.lifecycle import APPLICATION as TABLE
-from gongmo.workflow.core.actors import SYSTEM
-from gongmo.workflow.core.config import CALENDAR_ORDER
+from gongmo.states.errors import Conflict, GongmoError, InvalidInput, NotFound
 from gongmo.workflow.core.db import read, write
-from gongmo.workflow.core.models import APPLICATION, CALENDAR_CHANGE, DEADLINE, TRACK, UTCDateTime
+from gongmo.workflow.core.models import DEADLINE, TRACK, UTCDateTime
+from gongmo.workflow.deadlines.actions import SKIPPED, Action, Actions, Skipped
 from gongmo.workflow.engine.app import App
-from gongmo.workflow.engine.moves import CHUNK, Interrupted, extension_until
+from gongmo.workflow.engine.steps import Interrupted
 
 log = logging.getLogger("gongmo.ticker")
 
@@ -55,27 +54,6 @@ class Fired:
     error: str | None = None
 
 
-# States of the applications an extension of receipt_closes concerns: a bulk
-# move from them leaves out those whose own close has not come (extension_closes).
-EXTENDED_STATES = ("announcement", "receipt")
-
-HELD = "held: "  # last_error of an announcement kept back for the office to decide
-
-
-class Held(GongmoError):
-    """An announcement caught up after the receipt's close time: not sent, not
-    recorded as fired; it waits for the office (and holds its track back)."""
-
-
-SKIPPED = "skipped, not sent: "  # last_error of a fired row whose action had nothing left to do
-
-
-class Skipped(Exception):  # a verdict, not a failure: not a GongmoError, never retried
-    """A reminder that would tell of a deadline already past (caught up after
-    downtime), or that a later reminder due as well replaces: recorded as fired
-    and skipped, with the reason, and not sent."""
-
-
 class Ticker:
     def __init__(self, app: App, worker: str) -> None:
         self.app = app
@@ -85,26 +63,11 @@ class Ticker:
         self.lease = timedelta(seconds=settings.lease_seconds)
         self.on_time = timedelta(seconds=settings.on_time_seconds)
         self.renew_every = self.lease.total_seconds() / 3  # seconds of real time between lease renewals
-        self.late_announcements = settings.late_announcements
+        self.late_announcements: str = settings.late_announcements
         self.stopping = threading.Event()  # set by a stopping daemon: claim nothing more
-        self._forced: set[str] = set()  # keys the office fires now (`gongmo deadlines --fire KEY`)
-        # What a deadline row does. The rows come from the lifecycle table
-        # (states/lifecycle.APPLICATION_DEADLINES): a row that reports or sends
-        # notices has its method here; every other one fires the automatic
-        # triggers the table puts at it (`_transitions`). Reminders and one
-        # applicant's extension are rows of their own.
-        reports: dict[str, Callable[[Mapping[str, Any], str], str]] = {
-            "announce": self._announce,
-            "open_receipt": self._open_receipt,
-            "review_due": self._review_due,
-            "selection_due": self._selection_due,
-            "kickoff_plan_due": self._kickoff_plan_due,
-        }
-        self.actions: dict[str, Callable[[Mapping[str, Any], str], str]] = {
-            **{d.action: reports.get(d.action, self._transitions) for d in TABLE.deadlines},
-            "reminder": self._reminder,
-            "extension_closes": self._extension_closes,
-        }
+        self.forced: set[str] = set()  # keys the office fires now (`gongmo deadlines --fire KEY`)
+        # What a deadline row does, by its action (deadlines/actions.py).
+        self.actions: dict[str, Action] = Actions(self).table()
 
     # -- the loop --------------------------------------------------------------
 
@@ -156,18 +119,23 @@ class Ticker:
                 .where(DEADLINE.c.id == row["id"], DEADLINE.c.fired_at.is_(None))
                 .values(claimed_by=self.worker, lease_until=now + self.lease, attempts=DEADLINE.c.attempts + 1)
             )
-        self._forced.add(key)
+        self.forced.add(key)
         try:
             with _Renewal(self, [row["id"]]):
                 return self._fire(row, now)
         finally:
-            self._forced.discard(key)
+            self.forced.discard(key)
 
     def skip(self, key: str, reason: str) -> None:
         """Record a held announcement as fired without sending it (a call made
         elsewhere, a contest kept for its history): the office's word, kept in the row."""
         if not reason.strip():
-            raise InvalidInput(f"--skip {key}: --reason is required (why the call is not sent), e.g. --reason '...'")
+            raise InvalidInput(
+                f"{{field:skip}} {key}: {{field}} is required (why the call is not sent), e.g. {{example}}",
+                field="reason",
+                value=reason,
+                example="'...'",
+            )
         now = self.app.clock.now()
         with write(self.app.db) as conn:
             row = self._office_row(conn, key, now, only="announce")
@@ -199,8 +167,10 @@ class Ticker:
             raise NotFound(f"no deadline {key!r}: see `gongmo deadlines`")
         if only is not None and row["action"] != only:
             raise InvalidInput(
-                f"--skip {key}: only an announcement may be skipped (this row is '{row['action']}');"
-                f" fire it with --fire {key}"
+                f"{{given}}: only an announcement may be skipped (this row is '{row['action']}');"
+                f" fire it with {{field:fire}} {key}",
+                field="skip",
+                value=key,
             )
         if row["fired_at"] is not None:
             raise Conflict(f"deadline {key} fired at {row['fired_at']:%Y-%m-%d %H:%M} UTC already; nothing to do")
@@ -366,195 +336,6 @@ class Ticker:
             text += f" (catch-up: fired {_duration(now - row['due_at'])} late)"
         return text
 
-    # -- actions: each idempotent -----------------------------------------------------
-
-    def _announce(self, row: Mapping[str, Any], reason: str) -> str:
-        """Chunked (a rerun continues). Caught up only after the receipt's close
-        time, the call is not silently dropped: it is sent only if the office says
-        so ([gongmo] late_announcements = "send", or `gongmo deadlines --fire KEY`);
-        otherwise it is held, unfired, and holds its track back."""
-        stop = self.stopping.is_set
-        try:
-            created = self.app.moves.announce(row["track_key"], SYSTEM, should_stop=stop)
-        except OutsideWindow as exc:
-            with read(self.app.db) as conn:
-                close = conn.execute(
-                    sa.select(TRACK.c.receipt_closes).where(TRACK.c.id == row["track_id"])
-                ).scalar_one()
-            if self.app.clock.now() < close:
-                raise
-            if self.late_announcements != "send" and row["key"] not in self._forced:
-                raise Held(
-                    f"{HELD}{exc}; the call was never sent. The office decides: send it now"
-                    f" (`gongmo deadlines --fire {row['key']}`), move the receipt close (`gongmo reschedule`),"
-                    f" or record it unsent (`gongmo deadlines --skip {row['key']} --reason ...`)"
-                ) from None
-            created = self.app.moves.announce(row["track_key"], SYSTEM, late=True, should_stop=stop)
-            return f"{created} applications created, each sent the call (sent late, as the office decided)"
-        return f"{created} applications created, each sent the call"
-
-    def _count(self, track_key: str, state: str) -> int:
-        with read(self.app.db) as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(APPLICATION)
-                    .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
-                    .where(TRACK.c.key == track_key, APPLICATION.c.state == state)
-                ).scalar_one()
-            )
-
-    def _open_receipt(self, row: Mapping[str, Any], reason: str) -> str:
-        """Nothing moves: the engine takes plans from this instant. Recorded for the office."""
-        return f"receipt open; {self._count(row['track_key'], 'announcement')} applicants yet to submit"
-
-    def _review_due(self, row: Mapping[str, Any], reason: str) -> str:
-        """The preliminary review should be done: say how many are still waiting (human step)."""
-        waiting = self._count(row["track_key"], "preliminary_review")
-        return f"{waiting} still in preliminary review" + (
-            ": the office must pass or disqualify them" if waiting else ""
-        )
-
-    def _selection_due(self, row: Mapping[str, Any], reason: str) -> str:
-        """The selection is announced now: say how many results are still undecided (human step)."""
-        waiting = self._count(row["track_key"], "presentation_evaluation")
-        return f"{waiting} without a result" + (": confirm the selection" if waiting else "")
-
-    def _transitions(self, row: Mapping[str, Any], reason: str) -> str:
-        """Fire the automatic triggers the lifecycle table puts at this deadline (for
-        the track's calendar as the database holds it: without review_starts,
-        start_review runs at the receipt close), each from each of its sources, in
-        the table's order. An application whose own extension of the receipt close
-        still runs is left to its extension's row."""
-        with read(self.app.db) as conn:
-            track = conn.execute(sa.select(TRACK).where(TRACK.c.id == row["track_id"])).mappings().one()
-        present = {m for m in CALENDAR_ORDER if track[m] is not None}
-        done = []
-        for spec in TABLE.deadline_triggers(row["action"], present):
-            why = f"{spec.system_reason}; {reason}" if spec.system_reason else reason
-            moved = 0
-            for source in spec.sources:
-                moved += self.app.moves.apply_bulk(
-                    row["track_key"],
-                    spec.name,
-                    source,
-                    SYSTEM,
-                    why,
-                    skip_extended="receipt_closes" if source in EXTENDED_STATES else None,
-                    should_stop=self.stopping.is_set,
-                )
-            done.append(f"{moved} {spec.done or spec.name}")
-        return ", ".join(done) or "nothing to move at this deadline"
-
-    def _kickoff_plan_due(self, row: Mapping[str, Any], reason: str) -> str:
-        sent = self.app.moves.notify_state(row["track_key"], ("selected",), "kickoff_plan_request", row["key"])
-        return f"{sent} selected without an approved plan reminded"
-
-    def _reminder(self, row: Mapping[str, Any], reason: str) -> str:
-        """'Deadline approaching' to the applicants that have not submitted: a
-        track's row to those without an extension of their own, an applicant's
-        row (its extension's) to that applicant, citing its own close. Skipped,
-        with the reason and nothing sent, when that close has passed (caught up
-        after downtime) or a later reminder of the same close is due as well."""
-        now = self.app.clock.now()
-        app_id = row["application_id"]
-        with read(self.app.db) as conn:
-            track = conn.execute(sa.select(TRACK).where(TRACK.c.id == row["track_id"])).mappings().one()
-            close: datetime = track["receipt_closes"]
-            zone = ZoneInfo(self.app.loaded.config.track(track["key"])[0].timezone)
-            if app_id is not None:
-                own = extension_until(conn, app_id, "receipt_closes")
-                if own is None or own <= close:
-                    raise Skipped(
-                        f"the track's receipt close {_local(zone, close)} is not before application {app_id}'s"
-                        " extension any more; the track's reminders apply to it"
-                    )
-                close = own
-            if now >= close:
-                raise Skipped(
-                    f"the receipt closed at {_local(zone, close)} before this reminder fired"
-                    f" ({_local(zone, now)}); a reminder of a past deadline would mislead"
-                )
-            mine = DEADLINE.c.application_id == app_id if app_id is not None else DEADLINE.c.application_id.is_(None)
-            later = conn.execute(
-                sa.select(DEADLINE.c.key)
-                .where(
-                    DEADLINE.c.track_id == row["track_id"],
-                    DEADLINE.c.action == "reminder",
-                    mine,
-                    DEADLINE.c.due_at > row["due_at"],
-                    DEADLINE.c.due_at <= now,
-                    DEADLINE.c.fired_at.is_(None),
-                )
-                .order_by(DEADLINE.c.due_at.desc())
-                .limit(1)
-            ).scalar()
-        if later is not None:
-            raise Skipped(f"{later} is due too (caught up together); it alone goes, not two reminders at once")
-        extra = {"milestone_name": "receipt_closes", "due_at": close}
-        if app_id is not None:
-            sent = self._remind(track["key"], extra, row["key"], APPLICATION.c.id == app_id)
-            return f"{sent} reminder to application {app_id} (its own close {_local(zone, close)})"
-        extended = sa.exists().where(
-            CALENDAR_CHANGE.c.application_id == APPLICATION.c.id,
-            CALENDAR_CHANGE.c.milestone == "receipt_closes",
-            CALENDAR_CHANGE.c.new_at > close,
-        )
-        sent = self._remind(track["key"], extra, row["key"], ~extended)
-        return f"{sent} reminders to applicants that have not submitted"
-
-    def _remind(self, track_key: str, extra: Mapping[str, Any], tag: str, where: sa.ColumnElement[bool]) -> int:
-        """Queue the reminder to the track's applications still in 'announcement'
-        that match `where`, chunk by chunk (the key `tag` suppresses duplicates)."""
-        engine = self.app.moves
-        queued, after = 0, 0
-        while True:
-            with write(self.app.db) as conn:
-                track = engine.track_by_key(conn, track_key, lock=True)
-                ids = [
-                    int(i)
-                    for i in conn.execute(
-                        sa.select(APPLICATION.c.id)
-                        .where(
-                            APPLICATION.c.track_id == track["id"],
-                            APPLICATION.c.state == "announcement",
-                            APPLICATION.c.id > after,
-                            where,
-                        )
-                        .order_by(APPLICATION.c.id)
-                        .limit(CHUNK)
-                    ).scalars()
-                ]
-                if not ids:
-                    return queued
-                queued += engine.queue(conn, "deadline_reminder", ids, track, self.app.clock.now(), extra, tag=tag)
-            after = ids[-1]
-
-    def _extension_closes(self, row: Mapping[str, Any], reason: str) -> str:
-        """One applicant's own close: expire it, or send its late plan to review.
-        Another daemon's bulk move may get there first; that is not an error."""
-        app_id = row["application_id"]
-        with read(self.app.db) as conn:
-            close, review_starts = conn.execute(
-                sa.select(TRACK.c.receipt_closes, TRACK.c.review_starts).where(TRACK.c.key == row["track_key"])
-            ).one()
-        now = self.app.clock.now()
-        if close > now:  # the track's close was moved past the extension
-            return f"application {app_id}: the track's receipt closes later; its close applies"
-        # A late plan waits in receipt, as the others did, until the track's review opens (open_review moves it).
-        triggers = ("expire",) if review_starts is not None and now < review_starts else ("expire", "start_review")
-        for trigger in triggers:
-            try:
-                self.app.moves.apply(app_id, trigger, SYSTEM, reason)
-            except (IllegalMove, Conflict):
-                continue
-            return f"application {app_id}: extension ran out, {trigger}"
-        with read(self.app.db) as conn:
-            state = conn.execute(sa.select(APPLICATION.c.state).where(APPLICATION.c.id == app_id)).scalar_one()
-        if state == "receipt":
-            return f"application {app_id}: extension ran out; its plan waits for the review to open"
-        return f"application {app_id}: already '{state}', nothing to do"
-
 
 def _earlier_unfired(name: str, condition: Callable[[Any], Any]) -> Any:
     """EXISTS an unfired row of the same track before this one in calendar order (due_at, then id)
@@ -626,78 +407,3 @@ def _duration(delta: timedelta) -> str:
         f"{minutes}m" if minutes or not (days or hours) else "",
     ]
     return " ".join(p for p in parts if p)
-
-
-def blocked(conn: Connection, now: datetime) -> list[dict[str, Any]]:
-    """Each unfired row that failed (or is held for the office), with the due
-    rows of its track it holds back: what `gongmo deadlines` and /healthz show."""
-    failed = DEADLINE.alias("failed")
-    later = DEADLINE.alias("later")
-    waiting = (
-        sa.select(sa.func.count())
-        .where(
-            later.c.track_id == failed.c.track_id,
-            later.c.fired_at.is_(None),
-            later.c.due_at <= now,
-            sa.or_(
-                later.c.due_at > failed.c.due_at, sa.and_(later.c.due_at == failed.c.due_at, later.c.id > failed.c.id)
-            ),
-        )
-        .correlate(failed)
-        .scalar_subquery()
-    )
-    query = (
-        sa.select(
-            TRACK.c.key.label("track"),
-            failed.c.key,
-            failed.c.last_error,
-            failed.c.attempts,
-            failed.c.lease_until,
-            waiting.label("waiting"),
-        )
-        .join(TRACK, TRACK.c.id == failed.c.track_id)
-        .where(failed.c.fired_at.is_(None), failed.c.last_error.is_not(None))
-        .order_by(failed.c.due_at, failed.c.id)
-    )
-    rows = []
-    for r in conn.execute(query).mappings():
-        error = str(r["last_error"])
-        held = error.startswith(HELD)
-        rows.append(
-            {
-                "track": r["track"],
-                "key": r["key"],
-                "kind": "held" if held else "failed",
-                "error": error.removeprefix(HELD),
-                "attempts": int(r["attempts"]),
-                "retry_at": None if held else r["lease_until"],
-                "waiting": int(r["waiting"]),
-            }
-        )
-    return rows
-
-
-def annotate(rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-    """Add `status` (fired, skipped, held, failed, waiting, due, scheduled) and
-    `waiting_for` (the failed or held row of its track it waits behind) to deadline
-    rows given in calendar order (due_at, id)."""
-    blocking: dict[int, str] = {}  # track id -> the first unfired row that failed
-    for row in rows:
-        error = row.get("last_error") or ""
-        waiting_for = None
-        if row["fired_at"] is not None:
-            status = "skipped" if error.startswith(("skipped by the office", SKIPPED)) else "fired"
-        elif error:
-            status = "held" if error.startswith(HELD) else "failed"
-            waiting_for = blocking.get(row["track_id"])
-            blocking.setdefault(row["track_id"], row["key"])
-        elif row["track_id"] in blocking and row["due_at"] <= now:
-            status, waiting_for = "waiting", blocking[row["track_id"]]
-        else:
-            status = "due" if row["due_at"] <= now else "scheduled"
-        row["status"], row["waiting_for"] = status, waiting_for
-    return rows
-
-
-def _local(zone: ZoneInfo, at: datetime) -> str:
-    return f"{at.astimezone(zone):%Y-%m-%d %H:%M %Z}"

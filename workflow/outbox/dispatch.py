@@ -1,10 +1,5 @@
-"""Deliver the outbox after commit: a small state machine per row.
-
-pending -> sending (leased) -> sent
-                            -> retry (4xx, connection trouble; exponential backoff with jitter)
-                            -> dead  (5xx, or attempts exhausted; the SMTP code and text kept)
-held -> pending              (`gongmo outbox release`)
-pending/held/retry -> cancelled (superseded by a newer notice of the same family)
+"""Deliver the outbox after commit: claim due rows under a lease, send them, mark
+each outcome (the row's states: outbox/states.py).
 
 A crashed sender's rows stay in `sending` until their lease runs out, then
 any daemon takes them again. A message in flight at the crash may arrive
@@ -29,12 +24,11 @@ import sqlalchemy as sa
 
 from gongmo.notifications.compose import Envelope, HeaderInjection, compose
 from gongmo.notifications.transport import MaildirTransport, Outcome, Pause, SMTPSettings, SMTPTransport, Transport
-from gongmo.states.errors import Conflict, InvalidInput, NotFound
 from gongmo.workflow.core.config import ConfigError
 from gongmo.workflow.core.db import read, write
-from gongmo.workflow.core.models import APPLICATION, OUTBOX, TRACK
+from gongmo.workflow.core.models import OUTBOX
 from gongmo.workflow.engine.app import App
-from gongmo.workflow.outbox.notifier import superseded_by
+from gongmo.workflow.outbox.states import CANCELLED, DEAD, DUE, RETRY, SENDING, SENT
 
 log = logging.getLogger("gongmo.mailer")
 
@@ -162,9 +156,9 @@ class Mailer:
         return prepared
 
     def claim(self, now: datetime) -> list[dict[str, Any]]:
-        expired = sa.and_(OUTBOX.c.state == "sending", OUTBOX.c.lease_until < now)  # a sender died
+        expired = sa.and_(OUTBOX.c.state == SENDING, OUTBOX.c.lease_until < now)  # a sender died
         due = sa.or_(
-            sa.and_(OUTBOX.c.state.in_(("pending", "retry")), OUTBOX.c.next_attempt_at <= now),
+            sa.and_(OUTBOX.c.state.in_(DUE), OUTBOX.c.next_attempt_at <= now),
             sa.and_(expired, OUTBOX.c.superseded_by.is_(None)),
         )
         with write(self.app.db) as conn:
@@ -173,7 +167,7 @@ class Mailer:
                 sa.update(OUTBOX)
                 .where(expired, OUTBOX.c.superseded_by.is_not(None))
                 .values(
-                    state="cancelled",
+                    state=CANCELLED,
                     lease_until=None,
                     last_error="superseded while a sender that stopped had it (it may have gone out once)",
                 )
@@ -186,7 +180,7 @@ class Mailer:
                 conn.execute(
                     sa.update(OUTBOX)
                     .where(OUTBOX.c.id.in_([r["id"] for r in rows]), due)
-                    .values(state="sending", lease_until=now + self.lease, attempts=OUTBOX.c.attempts + 1)
+                    .values(state=SENDING, lease_until=now + self.lease, attempts=OUTBOX.c.attempts + 1)
                 )
         for r in rows:
             r["claimed_from"] = r["state"]
@@ -274,7 +268,7 @@ class Mailer:
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update()
             found = conn.execute(query).all()
-            sending = [i for i, state in found if state == "sending"]
+            sending = [i for i, state in found if state == SENDING]
             if sending:
                 conn.execute(sa.update(OUTBOX).where(OUTBOX.c.id.in_(sending)).values(lease_until=until))
         held = {i for i, _ in found}
@@ -297,8 +291,8 @@ class Mailer:
         returned = 0
         with write(self.app.db) as conn:
             for r in rows:
-                back = "retry" if r["claimed_from"] == "sending" else r["claimed_from"]
-                mine = sa.and_(OUTBOX.c.id == r["id"], OUTBOX.c.attempts == r["attempts"], OUTBOX.c.state == "sending")
+                back = RETRY if r["claimed_from"] == SENDING else r["claimed_from"]
+                mine = sa.and_(OUTBOX.c.id == r["id"], OUTBOX.c.attempts == r["attempts"], OUTBOX.c.state == SENDING)
                 result = conn.execute(
                     sa.update(OUTBOX).where(mine).values(state=back, lease_until=None, attempts=OUTBOX.c.attempts - 1)
                 )
@@ -319,24 +313,24 @@ class Mailer:
                 result.sent += 1
             elif outcome.permanent or row["attempts"] >= MAX_ATTEMPTS:
                 why = outcome.error if outcome.permanent else f"{outcome.error} (gave up after {row['attempts']})"
-                failed.append(key | {"b_state": "dead", "b_next": row["next_attempt_at"], "b_error": why[:2000]})
+                failed.append(key | {"b_state": DEAD, "b_next": row["next_attempt_at"], "b_error": why[:2000]})
                 result.dead += 1
                 result.errors.append(f"outbox {row['id']} to {row['to_addr']}: dead: {why}")
             else:
                 retry_at = now + timedelta(seconds=backoff_s(row["attempts"]))
-                failed.append(key | {"b_state": "retry", "b_next": retry_at, "b_error": outcome.error[:2000]})
+                failed.append(key | {"b_state": RETRY, "b_next": retry_at, "b_error": outcome.error[:2000]})
                 result.retry += 1
         mine = sa.and_(
             OUTBOX.c.id == sa.bindparam("b_id"),
             OUTBOX.c.attempts == sa.bindparam("b_attempts"),
-            OUTBOX.c.state == "sending",
+            OUTBOX.c.state == SENDING,
         )
         superseded = OUTBOX.c.superseded_by.is_not(None)
         with write(self.app.db) as conn:
             if sent:
                 # Sent, and said so; one superseded while it was on the wire keeps that on its record.
                 on_wire = sa.literal("superseded by '") + OUTBOX.c.superseded_by + sa.literal("' while on the wire")
-                done = {"state": "sent", "sent_at": now, "lease_until": None}
+                done = {"state": SENT, "sent_at": now, "lease_until": None}
                 conn.execute(
                     sa.update(OUTBOX).where(mine).values(**done, last_error=sa.case((superseded, on_wire))), sent
                 )
@@ -346,7 +340,7 @@ class Mailer:
                     sa.update(OUTBOX)
                     .where(mine)
                     .values(
-                        state=sa.case((superseded, "cancelled"), else_=sa.bindparam("b_state")),
+                        state=sa.case((superseded, CANCELLED), else_=sa.bindparam("b_state")),
                         next_attempt_at=sa.bindparam("b_next"),
                         last_error=sa.case(
                             (superseded, sa.literal("superseded by '") + OUTBOX.c.superseded_by + "' before sending"),
@@ -467,135 +461,3 @@ class _Leases:
         if lost:
             self.lost |= lost
             log.warning("outbox lease: %s claimed rows were taken over by another sender", len(lost))
-
-
-# -- the office's commands ---------------------------------------------------------
-
-
-def retry_now(app: App, outbox_id: int) -> str:
-    """Send a dead or waiting row again at the next delivery."""
-    now = app.clock.now()
-    with write(app.db) as conn:
-        row = conn.execute(sa.select(OUTBOX.c.state).where(OUTBOX.c.id == outbox_id)).first()
-        if row is None:
-            raise NotFound(f"no outbox row {outbox_id}: see `gongmo outbox`")
-        if row.state not in ("dead", "retry", "pending"):
-            raise Conflict(f"outbox {outbox_id} is '{row.state}': only dead, retry or pending rows can be retried")
-        conn.execute(
-            sa.update(OUTBOX)
-            .where(OUTBOX.c.id == outbox_id, OUTBOX.c.state == row.state)
-            .values(state="pending", next_attempt_at=now, attempts=0)
-        )
-    return str(row.state)
-
-
-RESULTS = "results"  # `outbox release TRACK results`: every held result notice of the track at once
-
-
-def _released_notices(app: App, track_key: str, notice: str) -> list[str]:
-    _, track = app.loaded.config.track(track_key)
-    if notice == RESULTS:
-        return list(track.hold_notices)
-    return [notice]
-
-
-RETRYABLE = ("dead", "retry")
-
-
-def retry_all(app: App, state: str = "dead", since: datetime | None = None, track: str | None = None) -> int:
-    """Send every `state` (dead or retry) row again at the next delivery, its attempts
-    reset; only those queued at or after `since` and of `track`'s applications, if
-    given. A row a newer notice of its application replaces (a 'selected' corrected
-    to 'waitlisted') is left as it is: it must never go out after its correction."""
-    if state not in RETRYABLE:
-        raise InvalidInput(f"--state {state!r}: only dead or retry notices are retried in bulk; write --state dead")
-    if track is not None:
-        app.loaded.config.track(track)
-    now = app.clock.now()
-    where = [OUTBOX.c.state == state]
-    if since is not None:
-        where.append(OUTBOX.c.created_at >= since)
-    with write(app.db) as conn:
-        if track is not None:
-            track_id = conn.execute(sa.select(TRACK.c.id).where(TRACK.c.key == track)).scalar()
-            if track_id is None:
-                raise InvalidInput(f"track {track} is not in the database: run `gongmo init`")
-            apps = sa.select(APPLICATION.c.id).where(APPLICATION.c.track_id == track_id)
-            where.append(OUTBOX.c.application_id.in_(apps))
-        kinds = conn.execute(sa.select(OUTBOX.c.notice).where(*where).distinct()).scalars().all()
-        newer = OUTBOX.alias("newer")
-        replaced = [
-            sa.and_(
-                OUTBOX.c.notice == kind,
-                sa.exists().where(
-                    newer.c.application_id == OUTBOX.c.application_id,
-                    newer.c.id > OUTBOX.c.id,
-                    newer.c.notice.in_(sorted(by)),
-                ),
-            )
-            for kind in kinds
-            if (by := superseded_by(kind))
-        ]
-        if replaced:
-            where.append(sa.not_(sa.or_(*replaced)))
-        result = conn.execute(
-            sa.update(OUTBOX).where(*where).values(state="pending", next_attempt_at=now, attempts=0, lease_until=None)
-        )
-    return int(result.rowcount)
-
-
-def held(app: App, track_key: str, notice: str) -> dict[str, dict[str, int]]:
-    """What a release would send: counts by language and subject (`results`: every held result)."""
-    notices = _released_notices(app, track_key, notice)
-    with read(app.db) as conn:
-        query = (
-            sa.select(OUTBOX.c.language, OUTBOX.c.subject, sa.func.count())
-            .join(APPLICATION, APPLICATION.c.id == OUTBOX.c.application_id)
-            .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
-            .where(TRACK.c.key == track_key, OUTBOX.c.notice.in_(notices), OUTBOX.c.state == "held")
-            .group_by(OUTBOX.c.language, OUTBOX.c.subject)
-        )
-        out: dict[str, dict[str, int]] = {}
-        for language, subject, n in conn.execute(query):
-            out.setdefault(language, {})[subject] = int(n)
-    return out
-
-
-def release(app: App, track_key: str, notice: str, expected: int | None = None) -> int:
-    """Let the held notices of a track go out, now (`results`: every held result
-    notice). With `expected`, only if exactly that many are held (what the person
-    releasing saw); else nothing. When no held result of the track is left, the
-    track's results are released: the embargo lifts for every reader, and a result
-    queued later goes out at once."""
-    _, track = app.loaded.config.track(track_key)
-    notices = _released_notices(app, track_key, notice)
-    now = app.clock.now()
-    with write(app.db) as conn:
-        track_id = conn.execute(sa.select(TRACK.c.id).where(TRACK.c.key == track_key)).scalar()
-        if track_id is None:
-            raise InvalidInput(f"track {track_key} is not in the database: run `gongmo init`")
-        apps = sa.select(APPLICATION.c.id).where(APPLICATION.c.track_id == track_id)
-        held_now = (OUTBOX.c.state == "held") & (OUTBOX.c.notice.in_(notices)) & OUTBOX.c.application_id.in_(apps)
-        if expected is not None:
-            count = conn.execute(sa.select(sa.func.count()).where(held_now)).scalar_one()
-            if count != expected:
-                raise Conflict(
-                    f"{track_key}: {count} '{notice}' notices are held, not {expected}: look again before releasing"
-                )
-        result = conn.execute(sa.update(OUTBOX).where(held_now).values(state="pending", next_attempt_at=now))
-        results_left = (
-            (OUTBOX.c.state == "held")
-            & OUTBOX.c.notice.in_(list(track.hold_notices))
-            & OUTBOX.c.application_id.in_(apps)
-        )
-        if not conn.execute(sa.select(sa.exists().where(results_left))).scalar():
-            conn.execute(
-                sa.update(TRACK)
-                .where(
-                    TRACK.c.id == track_id,
-                    TRACK.c.results_embargoed_at.is_not(None),
-                    TRACK.c.results_released_at.is_(None),
-                )
-                .values(results_released_at=now)
-            )
-    return int(result.rowcount)

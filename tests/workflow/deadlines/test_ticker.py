@@ -18,10 +18,10 @@ from gongmo.workflow.core.clock import FixedClock
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICATION, AUDIT, DEADLINE, OUTBOX, TRACK
 from gongmo.workflow.deadlines import changes as calendars
-from gongmo.workflow.deadlines import ticker as ticker_module
+from gongmo.workflow.deadlines import status
 from gongmo.workflow.deadlines.ticker import Ticker
 from gongmo.workflow.engine import audit
-from gongmo.workflow.engine import moves as engine_module
+from gongmo.workflow.engine import intake as engine_module
 from gongmo.workflow.engine.app import App
 from tests.conftest import CONFIG, config_copy, kst
 
@@ -370,7 +370,7 @@ def test_a_failed_close_holds_back_the_later_deadlines_until_it_fired(
     assert ours[-1] == "close_receipt" and first[-1].error is not None, ours  # the batch stopped at the failure
     assert not set(ours) & set(LATER), ours
     with read(derived.db) as conn:
-        blocked = ticker_module.blocked(conn, clock.now())
+        blocked = status.blocked(conn, clock.now())
     [block] = [b for b in blocked if b["track"] == TRACK_KEY]
     assert block["key"] == f"{TRACK_KEY}:close_receipt" and block["kind"] == "failed"
     assert block["error"] == "RuntimeError: terminating connection due to administrator command"
@@ -384,7 +384,7 @@ def test_a_failed_close_holds_back_the_later_deadlines_until_it_fired(
     assert second[1].summary.startswith("1 still in preliminary review")  # not "0": the close ran first
     assert _due_order(derived, TRACK_KEY)[-4:] == [f.key for f in second]
     with read(derived.db) as conn:
-        assert [b for b in ticker_module.blocked(conn, clock.now()) if b["track"] == TRACK_KEY] == []
+        assert [b for b in status.blocked(conn, clock.now()) if b["track"] == TRACK_KEY] == []
 
 
 def test_a_failure_in_a_batch_gives_the_later_rows_of_its_track_back_unclaimed(
@@ -444,7 +444,7 @@ def test_an_announcement_commits_chunk_by_chunk_and_a_rerun_continues(
     monkeypatch.setattr(engine_module, "ANNOUNCE_CHUNK", 5)
     clock.set(kst("2024-03-29 10:00"))
     ticker = Ticker(derived, "w1")
-    real = derived.moves._create
+    real = derived.moves.intake.create
     chunks: list[int] = []
 
     def dies_on_the_second_chunk(conn, track, ids, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -454,7 +454,7 @@ def test_an_announcement_commits_chunk_by_chunk_and_a_rerun_continues(
                 raise RuntimeError("server closed the connection unexpectedly")
         return real(conn, track, ids, *args, **kwargs)
 
-    monkeypatch.setattr(derived.moves, "_create", dies_on_the_second_chunk)
+    monkeypatch.setattr(derived.moves.intake, "create", dies_on_the_second_chunk)
     [failed] = [f for f in ticker.tick() if f.key == f"{TRACK_KEY}:announce"]
     assert failed.error == "RuntimeError: server closed the connection unexpectedly"
     assert len(_applications(derived)) == 5  # the first chunk committed
@@ -486,7 +486,7 @@ def test_an_announcement_caught_up_after_the_close_is_held_not_skipped(derived: 
     assert _applications(derived) == []
     with read(derived.db) as conn:
         row = conn.execute(sa.select(DEADLINE).where(DEADLINE.c.key == held.key)).mappings().one()
-        blocked = {b["key"]: b for b in ticker_module.blocked(conn, clock.now())}
+        blocked = {b["key"]: b for b in status.blocked(conn, clock.now())}
     assert row["fired_at"] is None
     assert blocked[held.key]["kind"] == "held" and blocked[held.key]["waiting"] >= 4  # reminders, opening, close
     clock.advance(timedelta(hours=2))
@@ -498,7 +498,7 @@ def test_an_announcement_caught_up_after_the_close_is_held_not_skipped(derived: 
     rest = [f.key.split(":", 1)[1] for f in ticker.run_until_idle() if f.key.startswith(f"{TRACK_KEY}:")]
     assert rest[-1] == "close_receipt"  # now the close runs, after the call
     with read(derived.db) as conn:
-        assert [b for b in ticker_module.blocked(conn, clock.now()) if b["track"] == TRACK_KEY] == []
+        assert [b for b in status.blocked(conn, clock.now()) if b["track"] == TRACK_KEY] == []
 
 
 def test_late_announcements_send_sends_the_call_caught_up_after_the_close(derived: App, clock: FixedClock) -> None:
@@ -517,7 +517,7 @@ def test_the_office_may_skip_a_held_call_but_not_fire_out_of_order(derived: App,
     ticker.run_until_idle()
     with pytest.raises(Conflict, match=f"waits for {TRACK_KEY}:announce of its track"):
         ticker.fire_now(f"{TRACK_KEY}:close_receipt")
-    with pytest.raises(InvalidInput, match="--reason is required"):
+    with pytest.raises(InvalidInput, match="reason is required"):
         ticker.skip(f"{TRACK_KEY}:announce", " ")
     with pytest.raises(InvalidInput, match="only an announcement may be skipped"):
         ticker.skip(f"{TRACK_KEY}:open_receipt", "x")
