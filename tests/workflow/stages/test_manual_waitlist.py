@@ -85,8 +85,8 @@ def test_the_admin_may_give_a_free_position_and_a_held_one_is_refused(app: App) 
     with pytest.raises(InvalidInput) as info:
         app.moves.apply(named["a"], "waitlist", ADMIN, "정정", waitlist_position=2)
     assert str(info.value) == (
-        f"--position 2: waitlist position 2 of track {TRACK_KEY} is held by application {named['w2']};"
-        " choose a free one, or leave --position out for the next (3)"
+        f"waitlist_position = 2: waitlist position 2 of track {TRACK_KEY} is held by application {named['w2']};"
+        " choose a free one, or leave waitlist_position out for the next (3)"
     )
     with read(app.db) as conn:
         state = conn.execute(sa.select(APPLICATION.c.state).where(APPLICATION.c.id == named["a"])).scalar_one()
@@ -99,7 +99,7 @@ def test_the_admin_may_give_a_free_position_and_a_held_one_is_refused(app: App) 
 @pytest.mark.parametrize("given", [0, 1001])
 def test_a_position_out_of_range_is_refused(app: App, given: int) -> None:
     named = results(app)
-    with pytest.raises(InvalidInput, match=f"--position {given}: write a whole number from 1"):
+    with pytest.raises(InvalidInput, match=f"^waitlist_position = {given}: write a whole number from 1"):
         app.moves.apply(named["a"], "waitlist", ADMIN, "정정", waitlist_position=given)
 
 
