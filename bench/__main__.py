@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import catchup, close, mail, memory, transitions
-from bench.db import PG_URL, ROOT, Backend, server_version
+from bench.db import PG_URL, ROOT, Backend, backends
 from bench.report import Row, load_average, machine, print_table, write_json
 
 
@@ -46,23 +46,6 @@ SCENARIOS = (
     Scenario("memory", memory.run, 1_000_000, 2_000, "daemon peak RSS during a tick"),
 )
 NAMES = tuple(s.name for s in SCENARIOS)
-
-
-def backends(db: str, pg_url: str) -> tuple[list[Backend], dict[str, str]]:
-    """The chosen databases and their versions; a clear exit if PostgreSQL is away."""
-    kinds = ("sqlite", "postgres") if db == "both" else (db,)
-    chosen, versions = [], {}
-    for kind in kinds:
-        backend = Backend(kind, pg_url)
-        try:
-            versions[kind] = server_version(backend)
-        except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SystemExit(
-                f"error: PostgreSQL at {pg_url} is unreachable ({first}): start it, pass --pg-url URL, or --db sqlite"
-            ) from None
-        chosen.append(backend)
-    return chosen, versions
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:

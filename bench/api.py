@@ -55,16 +55,17 @@ from bench import synthetic_applicants
 from gongmo.states.lifecycle import APPLICATION as TABLE
 from gongmo.states.lifecycle import Role
 from gongmo.workflow.api import create_api
-from gongmo.workflow.core import loader, schema, tokens
+from gongmo.workflow.core import tokens
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.clock import FixedClock
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, TRACK
-from gongmo.workflow.deadlines import changes as calendars
 from gongmo.workflow.deadlines.ticker import Ticker
 from gongmo.workflow.engine import audit
-from gongmo.workflow.engine.app import App, open_app
+from gongmo.workflow.engine.app import App
+from gongmo.workflow.runtime import wiring
 from gongmo.workflow.runtime.daemon import ApiServer, _listen
+from gongmo.workflow.runtime.wiring import open_app
 
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -104,14 +105,11 @@ def database(kind: str, pg_url: str) -> Iterator[tuple[str, dict[str, str]]]:
 
 def seed(url: str, count: int) -> tuple[App, list[int]]:
     """`count` applications of one track, all in preliminary_review; their ids."""
-    app = open_app(ROOT / "config.toml", database_url=url, fixed_clock=True)
+    app = open_app(ROOT / "config.toml", FixedClock(SUBMIT_AT), database_url=url)
     assert isinstance(app.clock, FixedClock)
-    app.clock.set(SUBMIT_AT)
-    schema.upgrade(app.db)
+    wiring.prepare(app)
     with write(app.db) as conn:
-        loader.sync(conn, app.loaded.config)
         conn.execute(sa.insert(APPLICANT), synthetic_applicants(count))
-        calendars.derive(app, conn)
         # Only this track's deadlines: the others would fire (and render) for nothing.
         other = sa.select(TRACK.c.id).where(TRACK.c.key != TRACK_KEY)
         conn.execute(sa.delete(DEADLINE).where(DEADLINE.c.track_id.in_(other)))

@@ -26,14 +26,15 @@ import psycopg
 import sqlalchemy as sa
 
 from gongmo.states.lifecycle import Role
-from gongmo.workflow.core import loader, schema
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.clock import FixedClock
 from gongmo.workflow.core.config import Api, Mail
 from gongmo.workflow.core.db import write
 from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, OUTBOX, TRACK
 from gongmo.workflow.deadlines import plan as deadlines
-from gongmo.workflow.engine.app import App, open_app
+from gongmo.workflow.engine.app import App
+from gongmo.workflow.runtime import wiring
+from gongmo.workflow.runtime.wiring import open_app
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "config.toml"
@@ -102,17 +103,31 @@ def server_version(backend: Backend) -> str:
         engine.dispose()
 
 
+def backends(db: str, pg_url: str) -> tuple[list[Backend], dict[str, str]]:
+    """The chosen databases and their versions; a clear exit if PostgreSQL is away."""
+    kinds = ("sqlite", "postgres") if db == "both" else (db,)
+    chosen, versions = [], {}
+    for kind in kinds:
+        backend = Backend(kind, pg_url)
+        try:
+            versions[kind] = server_version(backend)
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SystemExit(
+                f"error: PostgreSQL at {pg_url} is unreachable ({first}): start it, pass --pg-url URL, or --db sqlite"
+            ) from None
+        chosen.append(backend)
+    return chosen, versions
+
+
 # -- gongmo's side ---------------------------------------------------------------
 
 
 def open_bench_app(target: Target, at: datetime = SEED_AT) -> App:
     """The shipped config on the target database: schema, contests loaded, the
     clock fixed at `at`, every template rendered once (as the daemon does at start)."""
-    app = open_app(CONFIG, database_url=target.url, fixed_clock=True)
-    set_clock(app, at)
-    schema.upgrade(app.db)
-    with write(app.db) as conn:
-        loader.sync(conn, app.loaded.config)
+    app = open_app(CONFIG, FixedClock(at), database_url=target.url)
+    wiring.prepare(app, deadlines=False)
     problems = app.renderer.check()
     assert not problems, problems
     return app

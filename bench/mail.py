@@ -24,7 +24,7 @@ import aiosmtplib
 import sqlalchemy as sa
 
 from bench import synthetic_applicants
-from bench.db import KST, OFFICE, PG_URL, ROOT, TRACK_KEY, Backend, database, open_bench_app
+from bench.db import KST, OFFICE, PG_URL, ROOT, TRACK_KEY, Backend, backends, database, open_bench_app
 from bench.report import Goal, Row, row
 from bench.sink import Sink
 from gongmo.notifications.compose import compose
@@ -121,7 +121,6 @@ async def baseline_send(messages: list[Message], port: int, connections: int) ->
 
 
 def main() -> None:
-    from bench.__main__ import backends
     from bench.report import machine, print_table, write_json
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -95,12 +95,10 @@ def child(mode: str, url: str | None, now: str | None) -> dict[str, Any]:
         assert url and now
         from gongmo.workflow.core.clock import FixedClock
         from gongmo.workflow.core.config import Api
-        from gongmo.workflow.engine.app import open_app
         from gongmo.workflow.runtime.daemon import Daemon
+        from gongmo.workflow.runtime.wiring import open_app
 
-        app = open_app(ROOT / "config.toml", database_url=url, fixed_clock=True)
-        assert isinstance(app.clock, FixedClock)
-        app.clock.set(datetime.fromisoformat(now))
+        app = open_app(ROOT / "config.toml", FixedClock(datetime.fromisoformat(now)), database_url=url)
         daemon = Daemon(app, worker="bench-memory", api=Api(enabled=False))
         daemon.check_templates()
         out["rss_mib"] = _status_mib("VmRSS")

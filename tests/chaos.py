@@ -71,15 +71,16 @@ import sqlalchemy as sa
 from gongmo.states.errors import GongmoError
 from gongmo.states.lifecycle import APPLICATION as TABLE
 from gongmo.states.lifecycle import Role
-from gongmo.workflow.core import loader
 from gongmo.workflow.core.actors import Actor
+from gongmo.workflow.core.clock import SystemClock
 from gongmo.workflow.core.db import make_engine, write
 from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, OUTBOX, TRACK
-from gongmo.workflow.deadlines import changes as calendars
-from gongmo.workflow.deadlines.ticker import SKIPPED
-from gongmo.workflow.engine.app import App, open_app
-from gongmo.workflow.outbox.dispatch import release
+from gongmo.workflow.deadlines.actions import SKIPPED
+from gongmo.workflow.engine.app import App
 from gongmo.workflow.outbox.notifier import superseded_by
+from gongmo.workflow.outbox.office import release
+from gongmo.workflow.runtime import wiring
+from gongmo.workflow.runtime.wiring import open_app
 from tests import chaos_faults as faults_
 from tests.chaos_daemon import LAG_ENV, SLOW_ENV
 
@@ -618,7 +619,7 @@ class Office(threading.Thread):
         self.run_ = run
         self.track = track
         self.rng = rng
-        self.app: App = open_app(run.config)
+        self.app: App = open_app(run.config, SystemClock())
         self.log: list[str] = []
         self.late: list[str] = []
         self.errors: list[str] = []
@@ -688,8 +689,7 @@ class Office(threading.Thread):
         closed stays closed, whatever a caller's clock says: each must be refused."""
         run, cal = self.run_, self.run_.calendars[self.track]
         lag = timedelta(seconds=run.clock() - cal.receipt_closes + 5.0)
-        desk = open_app(run.config)
-        desk.clock = desk.moves.clock = faults_.LaggingClock(lag)
+        desk = open_app(run.config, faults_.LaggingClock(lag))
         try:
             for code in run.uninvited:
                 try:
@@ -955,11 +955,9 @@ class Run:
         self.t0 = (datetime.now(UTC) + timedelta(seconds=1)).replace(microsecond=0)
         self.t0_mono = time.monotonic() + (self.t0 - datetime.now(UTC)).total_seconds()
         self.write_config(url, server)
-        app = open_app(self.config)
+        app = open_app(self.config, SystemClock())
         try:
-            with write(app.db) as conn:
-                loader.sync(conn, app.loaded.config)
-                calendars.derive(app, conn)
+            wiring.prepare(app)
         finally:
             app.db.dispose()
         self.say(f"{self.options.daemons} daemon(s) up; the calendar starts now (t0 = {self.t0:%H:%M:%S} UTC)")

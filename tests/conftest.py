@@ -18,10 +18,10 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 
-from gongmo.workflow.core import loader, schema
 from gongmo.workflow.core.clock import FixedClock
 from gongmo.workflow.core.db import write
-from gongmo.workflow.engine.app import App, open_app
+from gongmo.workflow.engine.app import App
+from gongmo.workflow.runtime import wiring
 from gongmo.workflow.stages import applicants
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -123,12 +123,9 @@ def clock() -> FixedClock:
 
 
 def make_app(db_url: str, clock: FixedClock, config: Path = CONFIG) -> App:
-    app = open_app(config, database_url=db_url)
-    app.clock = clock
-    app.moves.clock = clock
-    schema.upgrade(app.db)
+    app = wiring.open_app(config, clock, database_url=db_url)
+    wiring.prepare(app, deadlines=False)
     with write(app.db) as conn:
-        loader.sync(conn, app.loaded.config)
         applicants.store(conn, applicants.parse(SAMPLE_CSV))
     return app
 

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from gongmo.states.errors import NotFound
 from gongmo.states.lifecycle import Role
 from gongmo.workflow.api.errors import Forbidden, Unauthorized
-from gongmo.workflow.core import tokens
+from gongmo.workflow.core import lookups, tokens
 from gongmo.workflow.core.config import KEY_PATTERN, ConfigError
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import MAX_ID
@@ -87,4 +87,4 @@ def track_id(a: App, conn: Connection, key: str) -> int:
         a.loaded.config.track(key)
     except ConfigError:
         raise NotFound(f"no track {key!r}: see GET /contests") from None
-    return int(a.moves.track_by_key(conn, key)["id"])
+    return int(lookups.track_by_key(conn, a.loaded.config, key)["id"])

@@ -12,12 +12,15 @@ from gongmo.workflow.api import schemas
 from gongmo.workflow.api.deps import Admin, After, Gongmo, Monitor, TrackFilter, TrackKey, track_id
 from gongmo.workflow.api.errors import responses
 from gongmo.workflow.core.db import read
-from gongmo.workflow.core.models import APPLICATION, DEADLINE, MAX_ID, OUTBOX, OUTBOX_LIST, OUTBOX_STATES, TRACK
-from gongmo.workflow.outbox import dispatch as mailer
+from gongmo.workflow.core.models import DEADLINE, MAX_ID, OUTBOX
+from gongmo.workflow.outbox import office
+from gongmo.workflow.outbox import states as outbox_states
+from gongmo.workflow.read import deadlines as deadline_rows
+from gongmo.workflow.read import outbox as outbox_rows
 from gongmo.workflow.runtime.metrics import CONTENT_TYPE
 
 router = APIRouter(tags=["operations"])
-OutboxState = Annotated[str | None, Query(pattern="^(" + "|".join(OUTBOX_STATES) + ")$")]
+OutboxState = Annotated[str | None, Query(pattern="^(" + "|".join(outbox_states.STATES) + ")$")]
 OutboxId = Annotated[int, Path(ge=1, le=MAX_ID, description="The outbox row's number.")]
 
 
@@ -49,15 +52,15 @@ def healthz(
     body: dict[str, Any] = {"database": {"ok": False}, "scheduler": {"running": False}, "outbox": None}
     try:
         with read(a.db) as conn:
-            due = OUTBOX.c.state.in_(("pending", "retry")) & (OUTBOX.c.next_attempt_at <= now)
+            due = OUTBOX.c.state.in_(outbox_states.DUE) & (OUTBOX.c.next_attempt_at <= now)
             waiting, oldest = conn.execute(
                 sa.select(sa.func.count(), sa.func.min(OUTBOX.c.next_attempt_at)).where(due)
             ).one()
-            dead = conn.execute(sa.select(sa.func.count()).where(OUTBOX.c.state == "dead")).scalar_one()
+            dead = conn.execute(sa.select(sa.func.count()).where(OUTBOX.c.state == outbox_states.DEAD)).scalar_one()
             overdue = conn.execute(
                 sa.select(sa.func.count()).where(DEADLINE.c.fired_at.is_(None), DEADLINE.c.due_at <= now)
             ).scalar_one()
-            from gongmo.workflow.deadlines.ticker import blocked as blocked_deadlines
+            from gongmo.workflow.deadlines.status import blocked as blocked_deadlines
 
             blocked = blocked_deadlines(conn, now)
         body["database"] = {"ok": True}
@@ -149,27 +152,10 @@ def metrics(request: Request, who: Monitor) -> Response:
 @router.get("/deadlines", responses=responses(401, 403, 404, 422))
 def deadlines(a: Gongmo, who: Admin, track: TrackFilter = None) -> list[dict[str, Any]]:
     """Every deadline row: when due, whether and when it fired, how (on time or caught up)."""
-    query = (
-        sa.select(
-            DEADLINE.c.id,
-            DEADLINE.c.key,
-            TRACK.c.key.label("track"),
-            DEADLINE.c.application_id,
-            DEADLINE.c.action,
-            DEADLINE.c.milestone,
-            DEADLINE.c.due_at,
-            DEADLINE.c.fired_at,
-            DEADLINE.c.late,
-            DEADLINE.c.attempts,
-            DEADLINE.c.last_error,
-        )
-        .join(TRACK, TRACK.c.id == DEADLINE.c.track_id)
-        .order_by(DEADLINE.c.due_at, DEADLINE.c.id)
-    )
     with read(a.db) as conn:
         if track is not None:
-            query = query.where(DEADLINE.c.track_id == track_id(a, conn, track))
-        return [dict(r) for r in conn.execute(query).mappings()]
+            track_id(a, conn, track)
+        return deadline_rows.shown(deadline_rows.listing(conn, track))
 
 
 @router.get("/outbox", responses=responses(401, 403, 404, 422))
@@ -182,25 +168,19 @@ def outbox(
     after: After = 0,
 ) -> dict[str, Any]:
     """Outbox rows by number (a page at a time), with the totals by state."""
-    query = sa.select(*OUTBOX_LIST).where(OUTBOX.c.id > after).order_by(OUTBOX.c.id).limit(limit)
-    if state is not None:
-        query = query.where(OUTBOX.c.state == state)
     with read(a.db) as conn:
         if track is not None:
-            apps = sa.select(APPLICATION.c.id).where(APPLICATION.c.track_id == track_id(a, conn, track))
-            query = query.where(OUTBOX.c.application_id.in_(apps))
-        rows = [dict(r) for r in conn.execute(query).mappings()]
-        totals = {
-            str(k): int(v) for k, v in conn.execute(sa.select(OUTBOX.c.state, sa.func.count()).group_by(OUTBOX.c.state))
-        }
-    return {"totals": totals, "rows": rows, "next_after": rows[-1]["id"] if len(rows) == limit else None}
+            track_id(a, conn, track)
+        found = outbox_rows.page(conn, state=state, track=track, limit=limit, after=after)
+    rows = found["rows"]
+    return {**found, "next_after": rows[-1]["id"] if len(rows) == limit else None}
 
 
 @router.get("/outbox/{outbox_id}", responses=responses(401, 403, 404, 422))
 def outbox_row(a: Gongmo, who: Admin, outbox_id: OutboxId) -> dict[str, Any]:
     """One rendered notice, as it will be (or was) sent."""
     with read(a.db) as conn:
-        row = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.id == outbox_id)).mappings().first()
+        row = outbox_rows.row(conn, outbox_id)
     if row is None:
         raise NotFound(f"no outbox row {outbox_id}: see GET /outbox")
     return {**{k: v for k, v in row.items() if k != "ics"}, "has_calendar": row["ics"] is not None}
@@ -209,8 +189,8 @@ def outbox_row(a: Gongmo, who: Admin, outbox_id: OutboxId) -> dict[str, Any]:
 @router.post("/outbox/{outbox_id}/retry", responses=responses(401, 403, 404, 409, 422))
 def outbox_retry(a: Gongmo, who: Admin, outbox_id: OutboxId) -> dict[str, Any]:
     """Send a dead (or waiting) notice again at the next delivery."""
-    was = mailer.retry_now(a, outbox_id)
-    return {"id": outbox_id, "was": was, "state": "pending"}
+    was = office.retry_now(a, outbox_id)
+    return {"id": outbox_id, "was": was, "state": outbox_states.PENDING}
 
 
 @router.post("/outbox/retry", responses=responses(401, 403, 404, 422))
@@ -221,7 +201,7 @@ def outbox_retry_all(a: Gongmo, who: Admin, body: schemas.OutboxRetryIn) -> dict
     if body.track is not None:
         with read(a.db) as conn:
             track_id(a, conn, body.track)
-    retried = mailer.retry_all(a, body.state, since=body.since, track=body.track)
+    retried = office.retry_all(a, body.state, since=body.since, track=body.track)
     return {"state": body.state, "since": body.since, "track": body.track, "retried": retried}
 
 
@@ -232,7 +212,7 @@ def outbox_held(
     """What a release would send: counts by language and subject."""
     with read(a.db) as conn:
         track_id(a, conn, track)
-    waiting = mailer.held(a, track, notice)
+    waiting = office.held(a, track, notice)
     return {"notice": notice, "count": sum(n for per in waiting.values() for n in per.values()), "by_language": waiting}
 
 
@@ -242,5 +222,5 @@ def outbox_release(a: Gongmo, who: Admin, track: TrackKey, body: schemas.Release
     `count` must be what GET .../outbox/held showed: if it changed, nothing is released."""
     with read(a.db) as conn:
         track_id(a, conn, track)
-    released = mailer.release(a, track, body.notice, expected=body.count)
+    released = office.release(a, track, body.notice, expected=body.count)
     return {"notice": body.notice, "released": released}

@@ -1,6 +1,6 @@
 """`gongmo` commands for the review, the committee, selection and kickoff.
 
-Registered on the main CLI app (workflow.cli imports this module).
+Registered on the shared CLI app (cli/shared.py) when workflow.cli imports this module.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import typer
 from gongmo.states.errors import InvalidInput
 from gongmo.states.lifecycle import Role
 from gongmo.states.scoring import PARTS
-from gongmo.workflow.cli import ChangedJson, _bounded, _done, _json, _kst, _print_rows, _resolve, app, console, state
+from gongmo.workflow.cli import output
+from gongmo.workflow.cli.shared import ChangedJson, app, bounded, resolve, state
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.stages import committee, exports, kickoff, presentations, review, selection
@@ -50,7 +51,7 @@ def review_checks(track: str, as_json: JsonOpt = False) -> None:
     """The eligibility checklist of every application in preliminary review."""
     rows = review.checklists(state.app(), track)
     if as_json:
-        _json([r.__dict__ for r in rows])
+        output.print_json([r.__dict__ for r in rows])
         return
     body = []
     for r in rows:
@@ -59,14 +60,14 @@ def review_checks(track: str, as_json: JsonOpt = False) -> None:
             f"{'pass' if c['passed'] else 'FAIL'} {c['rule']}: {c['value']} ({c['expected']})" for c in r.checks
         )
         body.append([r.receipt_no or str(r.application_id), r.applicant, verdict, lines])
-    _print_rows(f"{track}: preliminary review", ["receipt", "applicant", "verdict", "checks"], body)
+    output.print_rows(f"{track}: preliminary review", ["receipt", "applicant", "verdict", "checks"], body)
 
 
 @review_app.command("pass")
 def review_pass(track: str, actor: ActorOpt = "admin", as_json: ChangedJson = False) -> None:
     """Pass every application in preliminary review whose checks all passed."""
     moved = review.pass_eligible(state.app(), track, _admin(actor))
-    _done(
+    output.done(
         as_json,
         {"track": track, "passed": moved, "to_state": "written_evaluation"},
         f"{track}: {moved} applications passed the review (every check passed)",
@@ -77,7 +78,7 @@ def review_pass(track: str, actor: ActorOpt = "admin", as_json: ChangedJson = Fa
 def review_disqualify_failed(track: str, actor: ActorOpt = "admin", as_json: ChangedJson = False) -> None:
     """Disqualify every application whose checks failed; its failed rules are the reason."""
     done = review.disqualify_failed(state.app(), track, _admin(actor))
-    _done(
+    output.done(
         as_json,
         {"track": track, "disqualified": [{"application": label, "reason": reason} for label, reason in done]},
         *[f"{label}: disqualified ({reason})" for label, reason in done],
@@ -97,9 +98,9 @@ def objection_file(
 ) -> None:
     """Record an objection to a disqualification, inside the objection window."""
     a = state.app()
-    app_id = _resolve(a, application)
+    app_id = resolve(a, application)
     oid = review.file_objection(a, app_id, grounds, Actor(actor, Role.APPLICANT))
-    _done(
+    output.done(
         as_json,
         {"objection_id": oid, "application_id": app_id, "status": "open", "grounds": grounds},
         f"objection #{oid} filed for application {application}; evaluation of its track waits for it",
@@ -114,9 +115,9 @@ def objection_uphold(
     as_json: ChangedJson = False,
 ) -> None:
     """Uphold an objection: the application goes back to evaluation."""
-    _bounded(objection_id, "OBJECTION_ID")
+    bounded(objection_id, "OBJECTION_ID")
     review.decide_objection(state.app(), objection_id, True, reason, _admin(actor))
-    _done(
+    output.done(
         as_json,
         {"objection_id": objection_id, "decision": "upheld", "reason": reason, "to_state": "written_evaluation"},
         f"objection #{objection_id} upheld: the application is back in written evaluation",
@@ -131,9 +132,9 @@ def objection_reject(
     as_json: ChangedJson = False,
 ) -> None:
     """Reject an objection: the disqualification stands; the applicant is told why."""
-    _bounded(objection_id, "OBJECTION_ID")
+    bounded(objection_id, "OBJECTION_ID")
     review.decide_objection(state.app(), objection_id, False, reason, _admin(actor))
-    _done(
+    output.done(
         as_json,
         {"objection_id": objection_id, "decision": "rejected", "reason": reason},
         f"objection #{objection_id} rejected: the disqualification stands",
@@ -145,9 +146,9 @@ def objection_list(track: Annotated[str | None, typer.Argument()] = None, as_jso
     """Objections, open and decided."""
     rows = review.objections(state.app(), track)
     if as_json:
-        _json(rows)
+        output.print_json(rows)
         return
-    _print_rows(
+    output.print_rows(
         "objections",
         ["id", "track", "receipt", "filed (KST)", "status", "grounds", "decision"],
         [
@@ -155,7 +156,7 @@ def objection_list(track: Annotated[str | None, typer.Argument()] = None, as_jso
                 str(r["id"]),
                 r["track"],
                 r["receipt_no"] or "",
-                _kst(r["filed_at"]),
+                output.kst(r["filed_at"]),
                 r["status"],
                 r["grounds"],
                 r["decision"] or "",
@@ -175,7 +176,7 @@ def evaluators_import(file: Path, as_json: ChangedJson = False) -> None:
     rows = committee.parse_evaluators(file, a.loaded.config.gongmo.max_csv_bytes)
     with write(a.db) as conn:
         created, updated = committee.store_evaluators(conn, rows, a.clock.now())
-    _done(
+    output.done(
         as_json,
         {"file": str(file), "rows": len(rows), "created": created, "updated": updated},
         f"{file}: {len(rows)} evaluators ({created} new, {updated} updated)",
@@ -189,14 +190,14 @@ def evaluators_list(as_json: JsonOpt = False) -> None:
     with read(a.db) as conn:
         pool = committee.evaluators(conn)
     if as_json:
-        _json(
+        output.print_json(
             [
                 {"email": e.key, "region": e.region, "home_code": e.home_code, "declared": sorted(e.declared)}
                 for e in pool
             ]
         )
         return
-    _print_rows(
+    output.print_rows(
         "evaluators",
         ["email", "region", "home", "declared conflicts"],
         [[e.key, e.region, e.home_code or "", ", ".join(sorted(e.declared))] for e in pool],
@@ -213,7 +214,7 @@ def evaluators_conflict(
 ) -> None:
     """Declare a conflict of interest; an assignment it breaks is withdrawn with its scores."""
     said = committee.declare_conflict(state.app(), email, applicant, reason, _admin(actor))
-    _done(as_json, {"evaluator": email, "applicant": applicant, "reason": reason, "result": said}, said)
+    output.done(as_json, {"evaluator": email, "applicant": applicant, "reason": reason, "result": said}, said)
 
 
 @app.command()
@@ -221,9 +222,9 @@ def assign(track: str, actor: ActorOpt = "admin", as_json: JsonOpt = False) -> N
     """Assign evaluators without a conflict to every application in evaluation (fills gaps only)."""
     plan = committee.assign_track(state.app(), track, _admin(actor))
     if as_json:  # receipt number -> its evaluators
-        _json(plan)
+        output.print_json(plan)
         return
-    _print_rows(f"{track}: assignments", ["receipt", "evaluators"], [[k, ", ".join(v)] for k, v in plan.items()])
+    output.print_rows(f"{track}: assignments", ["receipt", "evaluators"], [[k, ", ".join(v)] for k, v in plan.items()])
 
 
 @app.command()
@@ -246,7 +247,7 @@ def score(
         raise InvalidInput(f"--part {part!r}: write written or presentation")
     sheet = committee.SheetInput(application, evaluator, part, values)
     stored = committee.enter_sheets(state.app(), [sheet], _admin(actor))
-    _done(
+    output.done(
         as_json,
         {"application": application, "evaluator": evaluator, "part": part, "points": values, "stored": stored},
         f"application {application}: {part} sheet of {evaluator} stored",
@@ -260,7 +261,7 @@ def scores_import(track: str, file: Path, actor: ActorOpt = "admin", as_json: Ch
     _, track_cfg = a.loaded.config.track(track)
     sheets, where = committee.parse_scores(file, track_cfg, a.loaded.config.gongmo.max_csv_bytes)
     stored = committee.enter_sheets(a, sheets, _admin(actor), where)
-    _done(as_json, {"file": str(file), "track": track, "stored": stored}, f"{file}: {stored} sheets stored")
+    output.done(as_json, {"file": str(file), "track": track, "stored": stored}, f"{file}: {stored} sheets stored")
 
 
 # -- presentations ----------------------------------------------------------------------
@@ -271,12 +272,12 @@ def presentations_schedule(track: str, actor: ActorOpt = "admin", as_json: Chang
     """Give every application in evaluation a slot and send each its invitation (.ics)."""
     planned = presentations.schedule(state.app(), track, _admin(actor))
     if as_json:
-        _json({"track": track, "slots": planned})
+        output.print_json({"track": track, "slots": planned})
         return
-    _print_rows(
+    output.print_rows(
         f"{track}: presentation slots (KST)",
         ["receipt", "starts", "ends", "place"],
-        [[p["receipt_no"], _kst(p["starts_at"]), _kst(p["ends_at"]), p["place"]] for p in planned],
+        [[p["receipt_no"], output.kst(p["starts_at"]), output.kst(p["ends_at"]), p["place"]] for p in planned],
     )
 
 
@@ -284,12 +285,12 @@ def presentations_schedule(track: str, actor: ActorOpt = "admin", as_json: Chang
 def presentations_list(track: str, as_json: JsonOpt = False) -> None:
     rows = presentations.slots(state.app(), track)
     if as_json:
-        _json(rows)
+        output.print_json(rows)
         return
-    _print_rows(
+    output.print_rows(
         f"{track}: presentation slots (KST)",
         ["receipt", "applicant", "starts", "ends", "place"],
-        [[r["receipt_no"], r["name"], _kst(r["starts_at"]), _kst(r["ends_at"]), r["place"]] for r in rows],
+        [[r["receipt_no"], r["name"], output.kst(r["starts_at"]), output.kst(r["ends_at"]), r["place"]] for r in rows],
     )
 
 
@@ -322,7 +323,7 @@ def select_cmd(
     if not as_json:
         _, cfg = a.loaded.config.track(track)
         used = sum(r["national_krw"] for r in rows if r["decision"] == "selected")
-        console.print(
+        output.console.print(
             f"{result.count('select')} selected of {cfg.slots} slots, {result.count('waitlist')} waitlisted,"
             f" {result.count('reject')} not selected; national {used:,} of {cfg.funding.budget_national_krw:,} won"
             + ("; notices held until `gongmo outbox release`" if confirm else ""),
@@ -341,9 +342,9 @@ def _emit(
 ) -> None:
     if out is not None:
         kind = exports.write(out, rows)
-        console.print(f"wrote {len(rows)} rows to {out} ({kind})", markup=False)
+        output.console.print(f"wrote {len(rows)} rows to {out} ({kind})", markup=False)
     if as_json:
-        _json({"rows": rows, "incomplete": incomplete})
+        output.print_json({"rows": rows, "incomplete": incomplete})
         return
     crit = [k for k in (rows[0] if rows else {}) if k.startswith("criterion:")]
     decided = any(r["decision"] for r in rows)
@@ -367,14 +368,14 @@ def _emit(
                 last,
             ]
         )
-    _print_rows(title, header, body)
-    console.print(
+    output.print_rows(title, header, body)
+    output.console.print(
         "parts: tm5 = trimmed mean of 5 totals, the highest and lowest (shown) dropped; m4 = plain mean of 4."
         " score = written x weight + presentation x weight; criteria weighted the same way.",
         markup=False,
     )
     for line in incomplete:
-        console.print(f"not ranked: {line}", markup=False)
+        output.console.print(f"not ranked: {line}", markup=False)
 
 
 def _how(text: str) -> str:
@@ -393,9 +394,9 @@ def _how(text: str) -> str:
 def kickoff_receive(application: str, actor: ActorOpt = "admin", as_json: ChangedJson = False) -> None:
     """Record a detailed implementation plan received."""
     a = state.app()
-    app_id = _resolve(a, application)
+    app_id = resolve(a, application)
     round_ = kickoff.receive(a, app_id, _admin(actor))
-    _done(
+    output.done(
         as_json,
         {"application_id": app_id, "round": round_, "status": "received"},
         f"application {application}: implementation plan round {round_} received",
@@ -411,9 +412,9 @@ def kickoff_return(
 ) -> None:
     """Return the plan with comments; the applicant files it again."""
     a = state.app()
-    app_id = _resolve(a, application)
+    app_id = resolve(a, application)
     round_ = kickoff.return_plan(a, app_id, comments, _admin(actor))
-    _done(
+    output.done(
         as_json,
         {"application_id": app_id, "round": round_, "status": "returned", "comments": comments},
         f"application {application}: plan round {round_} returned with comments",
@@ -433,13 +434,13 @@ def kickoff_approve(
     """Approve the plan with its funding schedule by year: the project starts."""
     a = state.app()
     years = kickoff.parse_schedule(schedule) if schedule else None
-    app_id = _resolve(a, application)
+    app_id = resolve(a, application)
     done = kickoff.approve(a, app_id, years, _admin(actor))
     if as_json:
         rows = [{"year": y.year, "national_krw": y.national_krw, "local_krw": y.local_krw} for y in done]
-        _json({"application_id": app_id, "to_state": "kickoff", "schedule": rows})
+        output.print_json({"application_id": app_id, "to_state": "kickoff", "schedule": rows})
         return
-    _print_rows(
+    output.print_rows(
         f"application {application}: kickoff, funding by year",
         ["year", "national", "local"],
         [[str(y.year), f"{y.national_krw:,}", f"{y.local_krw:,}"] for y in done],

@@ -159,7 +159,7 @@ class Outbox(SQLModel, table=True):
     body_text: str = Field(sa_type=sa.Text)
     body_html: str = Field(sa_type=sa.Text)
     ics: str | None = Field(default=None, sa_type=sa.Text)  # a calendar attachment, if the notice has one
-    # pending | held (waits for `outbox release`) | sending (leased) | sent | retry | dead | cancelled
+    # One of the outbox states, declared in gongmo.workflow.outbox.states (stored as text, no check constraint).
     state: str = Field(default="pending", max_length=16)
     attempts: int = 0
     created_at: datetime = utc_field()
@@ -172,7 +172,6 @@ class Outbox(SQLModel, table=True):
     superseded_by: str | None = Field(default=None, max_length=40)
 
 
-OUTBOX_STATES = ("pending", "held", "sending", "sent", "retry", "dead", "cancelled")
 # The largest id: the primary keys are INTEGER (PostgreSQL refuses a larger bind, SQLite overflows at 2**63).
 MAX_ID = 2**31 - 1
 

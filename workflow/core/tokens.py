@@ -17,19 +17,29 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine as DbEngine
 
 from gongmo.states.errors import Conflict, InvalidInput, NotFound
 from gongmo.states.lifecycle import Role
 from gongmo.workflow.core.actors import Actor
+from gongmo.workflow.core.clock import Clock
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import API_TOKEN, APPLICANT, EVALUATOR
 
-if TYPE_CHECKING:
-    from gongmo.workflow.engine.app import App
+
+class Parts(Protocol):
+    """What the token functions take of the app: its database and its clock."""
+
+    @property
+    def db(self) -> DbEngine: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
 
 ROLES = (Role.ADMIN, Role.EVALUATOR, Role.APPLICANT, Role.METRICS)
 PREFIX = "gmo_"
@@ -59,7 +69,7 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create(app: App, role: str, subject: str, created_by: str, note: str | None = None) -> tuple[int, str]:
+def create(app: Parts, role: str, subject: str, created_by: str, note: str | None = None) -> tuple[int, str]:
     """A new token; returns (id, the token itself, which is not stored)."""
     if role not in [r.value for r in ROLES]:
         raise InvalidInput(
@@ -97,7 +107,7 @@ def create(app: App, role: str, subject: str, created_by: str, note: str | None 
     return int(token_id), token
 
 
-def revoke(app: App, token_id: int) -> dict[str, Any]:
+def revoke(app: Parts, token_id: int) -> dict[str, Any]:
     now = app.clock.now()
     with write(app.db) as conn:
         row = conn.execute(sa.select(API_TOKEN).where(API_TOKEN.c.id == token_id)).mappings().first()
@@ -109,7 +119,7 @@ def revoke(app: App, token_id: int) -> dict[str, Any]:
     return {**dict(row), "revoked_at": now}
 
 
-def listing(app: App) -> list[dict[str, Any]]:
+def listing(app: Parts) -> list[dict[str, Any]]:
     with read(app.db) as conn:
         query = sa.select(API_TOKEN).order_by(API_TOKEN.c.id)
         return [{k: v for k, v in r.items() if k != "token_sha256"} for r in conn.execute(query).mappings()]

@@ -16,10 +16,10 @@ from gongmo.states.lifecycle import APPLICATION as TABLE
 from gongmo.workflow.core import closures
 from gongmo.workflow.core.config import CALENDAR_ORDER, Config
 from gongmo.workflow.core.db import write
+from gongmo.workflow.core.lookups import extension_until
 from gongmo.workflow.core.models import APPLICATION, CALENDAR_CHANGE, TRACK
 from gongmo.workflow.deadlines import plan as deadlines
 from gongmo.workflow.engine.app import App
-from gongmo.workflow.engine.moves import extension_until
 
 # Who hears of a moved milestone: everyone still in the running.
 CONCERNED = tuple(s.name for s in TABLE.states if not s.final)

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 from gongmo.workflow.core.db import read
 from gongmo.workflow.core.models import DEADLINE, OUTBOX
 from gongmo.workflow.core.tokens import Principal
+from gongmo.workflow.outbox import states as outbox_states
 from gongmo.workflow.read import visibility
 
 if TYPE_CHECKING:
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from gongmo.workflow.outbox.dispatch import Delivery
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-DUE_STATES = ("pending", "retry")
+DUE_STATES = outbox_states.DUE
 
 
 class Metrics:

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from gongmo.notifications.transport import MaildirTransport
 from gongmo.states.lifecycle import APPLICATION as TABLE
 from gongmo.states.lifecycle import Role
-from gongmo.workflow.core import loader, schema
+from gongmo.workflow.core import config as config_mod
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.clock import FixedClock
 from gongmo.workflow.core.config import Contest, Track
@@ -39,8 +39,10 @@ from gongmo.workflow.core.models import APPLICANT, APPLICATION, DEADLINE, OUTBOX
 from gongmo.workflow.deadlines import changes as calendars
 from gongmo.workflow.deadlines.ticker import Ticker
 from gongmo.workflow.engine import audit
-from gongmo.workflow.engine.app import App, open_app
+from gongmo.workflow.engine.app import App
 from gongmo.workflow.outbox import dispatch as mailer
+from gongmo.workflow.outbox import office
+from gongmo.workflow.runtime import wiring
 from gongmo.workflow.stages import applicants, committee, kickoff, presentations, review, selection
 
 OFFICE = Actor("rehearsal-office", Role.ADMIN)
@@ -87,7 +89,9 @@ def rehearse(
 ) -> Result:
     """With `maildir`, deliver every notice queued to that Maildir at the end."""
     with tempfile.TemporaryDirectory(prefix="gongmo-rehearsal-") as tmp:
-        app = open_app(config_path, database_url=f"sqlite:///{tmp}/rehearsal.db", fixed_clock=True)
+        loaded = config_mod.load(config_path)
+        clock = wiring.clock_for(loaded, None, fixed=True)
+        app = wiring.open_app(loaded, clock, database_url=f"sqlite:///{tmp}/rehearsal.db")
         try:
             result = _run(app, contest_keys, applicants_csv, decide, out)
             if maildir is not None:
@@ -102,7 +106,7 @@ def deliver(app: App, tracks: list[str], path: Path, out: Callable[[str], None])
     """Release the held results (the office's last step) and write every notice
     due into the Maildir at `path`; print where it is and how to read it."""
     path = path.resolve()
-    released = sum(mailer.release(app, key, mailer.RESULTS) for key in tracks)
+    released = sum(office.release(app, key, office.RESULTS) for key in tracks)
     transport = MaildirTransport(path)
 
     async def send() -> mailer.Delivery:
@@ -160,14 +164,12 @@ def _run(app: App, contest_keys: list[str], csv: Path, decide: bool, out: Callab
     clock = app.clock
     assert isinstance(clock, FixedClock)
     clock.set(first - timedelta(days=1))
-    schema.upgrade(app.db)
+    wiring.prepare(app)
     with write(app.db) as conn:
-        loader.sync(conn, app.loaded.config)
         applicants.store(conn, applicants.parse(csv))
         committee_csv = csv.with_name("evaluators.csv")
         if decide and committee_csv.is_file():
             committee.store_evaluators(conn, committee.parse_evaluators(committee_csv), clock.now())
-        calendars.derive(app, conn)
         conn.execute(sa.delete(DEADLINE).where(DEADLINE.c.track_id.in_(_track_ids(conn, tracks, invert=True))))
     zone = ZoneInfo(contests[0].timezone)
     steps = [s for c in contests for t in c.tracks for s in _human_steps(app, c, t)] if decide else []

@@ -26,8 +26,18 @@ from gongmo.states.committee import Evaluator, Seat, assign, conflict, parse_reg
 from gongmo.states.errors import Conflict, GongmoError, InvalidInput, NotFound, OutsideWindow
 from gongmo.states.lifecycle import Role
 from gongmo.states.scoring import PARTS, Criterion, check_sheet, parse_points
+from gongmo.workflow.core import lookups
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.config import Track
+from gongmo.workflow.core.csvfile import (
+    MAX_CSV_BYTES,
+    Problems,
+    header_of,
+    header_problems,
+    open_csv,
+    records,
+    shown,
+)
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import (
     APPLICANT,
@@ -41,15 +51,6 @@ from gongmo.workflow.core.models import (
 )
 from gongmo.workflow.engine import events
 from gongmo.workflow.stages import review
-from gongmo.workflow.stages.applicants import (
-    MAX_CSV_BYTES,
-    Problems,
-    header_of,
-    header_problems,
-    open_csv,
-    records,
-    shown,
-)
 
 if TYPE_CHECKING:
     from gongmo.workflow.engine.app import App
@@ -182,7 +183,12 @@ def _declare(conn: Connection, evaluator_id: int, code: str, reason: str, now: d
 def declare_conflict(app: App, email: str, applicant_code: str, reason: str, actor: Actor) -> str:
     """Record a declared conflict; an assignment it breaks is withdrawn with its scores."""
     if not reason.strip():
-        raise InvalidInput('--reason is empty: say what the conflict is, e.g. --reason "자문위원 위촉"')
+        raise InvalidInput(
+            "{field} is empty: say what the conflict is, e.g. {example}",
+            field="reason",
+            value=reason,
+            example='"자문위원 위촉"',
+        )
     now = app.clock.now()
     with write(app.db) as conn:
         ev = _evaluator(conn, email)
@@ -262,7 +268,7 @@ def assign_track(app: App, track_key: str, actor: Actor) -> dict[str, list[str]]
     ev_cfg = track.evaluation
     now = app.clock.now()
     with write(app.db) as conn:
-        track_row = app.moves.track_by_key(conn, track_key, lock=True)
+        track_row = lookups.track_by_key(conn, app.loaded.config, track_key, lock=True)
         review.refuse_if_objections(conn, track_row["id"], track_key, "assignment")
         query = (
             sa.select(APPLICATION.c.id, APPLICATION.c.receipt_no, APPLICANT.c.code)
@@ -358,7 +364,7 @@ def _enter(
     if sheet.part not in PARTS:
         raise InvalidInput(f"part {sheet.part!r}: write written or presentation")
     row = _application_by_ref(conn, sheet.application)
-    track_row = app.moves.track_row(conn, row["track_id"])
+    track_row = lookups.track_row(conn, row["track_id"])
     contest, track = app.loaded.config.track(track_row["key"])
     label = row["receipt_no"] or str(row["id"])
     if row["state"] != PART_STATE[sheet.part]:

@@ -19,11 +19,12 @@ from sqlalchemy.engine import Connection
 
 from gongmo.states.eligibility import Year, check_schedule, default_schedule
 from gongmo.states.errors import Conflict, IllegalMove, InvalidInput, NotFound, OutsideWindow
+from gongmo.workflow.core import lookups
 from gongmo.workflow.core.actors import Actor
+from gongmo.workflow.core.csvfile import shown
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICATION, FUNDING_YEAR, KICKOFF_PLAN
 from gongmo.workflow.engine import events
-from gongmo.workflow.stages.applicants import shown
 
 if TYPE_CHECKING:
     from gongmo.workflow.engine.app import App
@@ -37,7 +38,10 @@ def parse_schedule(items: list[str]) -> list[Year]:
         m = SCHEDULE.match(item.replace(",", "").replace("_", ""))
         if not m:
             raise InvalidInput(
-                f"--schedule {shown(item)}: write YEAR=NATIONAL/LOCAL in won, e.g. 2024=5000000000/5000000000"
+                "{given}: write YEAR=NATIONAL/LOCAL in won, e.g. 2024=5000000000/5000000000",
+                field="schedule",
+                value=item,
+                shown=shown(item),
             )
         years.append(Year(int(m[1]), int(m[2]), int(m[3])))
     return years
@@ -73,7 +77,9 @@ def receive(app: App, application_id: int, actor: Actor) -> int:
 
 def return_plan(app: App, application_id: int, comments: str, actor: Actor) -> int:
     if not comments.strip():
-        raise InvalidInput('--comments is empty: say what the plan must change, e.g. --comments "..."')
+        raise InvalidInput(
+            "{field} is empty: say what the plan must change, e.g. {example}", field="comments", value=comments
+        )
     now = app.clock.now()
     with write(app.db) as conn:
         row, track_row, _, _ = _selected(app, conn, application_id, "return the plan of")
@@ -159,7 +165,7 @@ def _selected(app: App, conn: Connection, application_id: int, what: str) -> tup
         raise NotFound(f"no application {application_id}: see `gongmo status` or `gongmo show`")
     if row["state"] != "selected":
         raise IllegalMove(str(application_id), row["state"], what, ["only a selected application files a plan"])
-    track_row = app.moves.track_row(conn, row["track_id"])
+    track_row = lookups.track_row(conn, row["track_id"])
     contest, track = app.loaded.config.track(track_row["key"])
     return row, track_row, contest, track
 

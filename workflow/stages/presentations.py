@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from gongmo.states.calendar import plan_slots
 from gongmo.states.errors import InvalidInput
+from gongmo.workflow.core import lookups
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICANT, APPLICATION, PRESENTATION_SLOT, TRACK
@@ -32,7 +33,7 @@ def schedule(app: App, track_key: str, actor: Actor) -> list[dict[str, Any]]:
     tz = ZoneInfo(contest.timezone)
     now = app.clock.now()
     with write(app.db) as conn:
-        track_row = app.moves.track_by_key(conn, track_key, lock=True)
+        track_row = lookups.track_by_key(conn, app.loaded.config, track_key, lock=True)
         if now >= track_row["presentation_starts"]:
             raise InvalidInput(
                 f"track {track_key}: the presentation evaluation has started"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -23,53 +22,18 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gongmo.notifications import reasons
-from gongmo.states.eligibility import Check, Facts, Rules, check, failures
+from gongmo.states.eligibility import Check, Facts, failures
 from gongmo.states.errors import Conflict, IllegalMove, InvalidInput, NotFound, OutsideWindow
+from gongmo.workflow.core import lookups
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.config import Contest, Track
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, OBJECTION, TRACK
 from gongmo.workflow.engine import events
+from gongmo.workflow.engine.checklist import FACTS, facts_of, rules_of
 
 if TYPE_CHECKING:
     from gongmo.workflow.engine.app import App
-
-
-def rules_of(track: Track) -> Rules:
-    e, f = track.eligibility, track.funding
-    return Rules(
-        kinds=frozenset(k.value for k in e.kinds),
-        national_cap_krw=f.national_cap_krw,
-        years=f.years,
-        national_min_krw=f.national_min_krw,
-        local_match_ratio=Fraction(str(f.local_match_ratio)),
-        population_below=e.population_below,
-        types=tuple(e.types),
-    )
-
-
-def record_checks(conn: Connection, ids: list[int], track: Track) -> int:
-    """Check every rule for these applications and store the checklists."""
-    rules = rules_of(track)
-    updates = []
-    for r in conn.execute(FACTS.where(APPLICATION.c.id.in_(ids))):
-        facts = _facts_of(r, track)
-        checks = check(rules, facts)
-        updates.append(
-            {
-                "b_id": r.id,
-                "b_checklist": json.dumps([c.__dict__ for c in checks], ensure_ascii=False, separators=(",", ":")),
-                "b_eligible": all(c.passed for c in checks),
-            }
-        )
-    if updates:
-        conn.execute(
-            sa.update(APPLICATION)
-            .where(APPLICATION.c.id == sa.bindparam("b_id"))
-            .values(checklist=sa.bindparam("b_checklist"), eligible=sa.bindparam("b_eligible")),
-            updates,
-        )
-    return len(updates)
 
 
 @dataclass(frozen=True)
@@ -132,30 +96,7 @@ def disqualify_failed(app: App, track_key: str, actor: Actor) -> list[tuple[str,
 
 def _facts(conn: Connection, application_id: int, track: Track) -> Facts:
     """What the checklist was made of, for the reasons an applicant reads."""
-    return _facts_of(conn.execute(FACTS.where(APPLICATION.c.id == application_id)).one(), track)
-
-
-# What an application and its applicant state, as the checklist reads them.
-FACTS = sa.select(
-    APPLICATION.c.id,
-    APPLICATION.c.national_krw,
-    APPLICATION.c.local_krw,
-    APPLICATION.c.years,
-    APPLICATION.c.project_type,
-    APPLICANT.c.kind,
-    APPLICANT.c.population,
-).join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
-
-
-def _facts_of(r: Any, track: Track) -> Facts:
-    return Facts(
-        kind=r.kind,
-        population=r.population,
-        national_krw=r.national_krw,  # a missing amount fails its rule, it is not 0
-        local_krw=r.local_krw,
-        years=r.years or track.funding.years,
-        project_type=r.project_type,
-    )
+    return facts_of(conn.execute(FACTS.where(APPLICATION.c.id == application_id)).one(), track)
 
 
 # -- objections ---------------------------------------------------------------
@@ -192,13 +133,15 @@ def refuse_if_objections(conn: Connection, track_id: int, track_key: str, what: 
         listed = ", ".join(f"#{o['id']} (application {o['receipt_no'] or o['application_id']})" for o in pending)
         raise Conflict(
             f"track {track_key}: {what} cannot start while objections are open: {listed};"
-            " decide them first (`gongmo objection uphold|reject ID --reason ...`)"
+            " decide them first: uphold or reject each one, with a reason"
         )
 
 
 def file_objection(app: App, application_id: int, grounds: str, actor: Actor) -> int:
     if not grounds.strip():
-        raise InvalidInput('--grounds is empty: state why the decision is wrong, e.g. --grounds "..."')
+        raise InvalidInput(
+            "{field} is empty: state why the decision is wrong, e.g. {example}", field="grounds", value=grounds
+        )
     now = app.clock.now()
     with write(app.db) as conn:
         row = _application(conn, application_id)
@@ -241,7 +184,7 @@ def file_objection(app: App, application_id: int, grounds: str, actor: Actor) ->
         )
         detail = {"objection": objection_id, "grounds": grounds.strip(), "until": until}
         events.record(conn, now, actor, "objection_filed", detail, row["track_id"], application_id)
-        track_row = app.moves.track_row(conn, row["track_id"])
+        track_row = lookups.track_row(conn, row["track_id"])
         extra = {"objection_id": objection_id}
         app.moves.queue(conn, "objection_received", [application_id], track_row, now, extra, tag=_tag(objection_id))
     return objection_id
@@ -251,7 +194,11 @@ def decide_objection(app: App, objection_id: int, uphold: bool, reason: str, act
     """Uphold (the application goes back to evaluation) or reject (it stays
     disqualified; the applicant is told why). One transaction either way."""
     if not reason.strip():
-        raise InvalidInput('--reason is empty: the applicant is told the decision and its reason, e.g. --reason "..."')
+        raise InvalidInput(
+            "{field} is empty: the applicant is told the decision and its reason, e.g. {example}",
+            field="reason",
+            value=reason,
+        )
     now = app.clock.now()
     with write(app.db) as conn:
         obj = conn.execute(sa.select(OBJECTION).where(OBJECTION.c.id == objection_id)).mappings().first()
@@ -275,7 +222,7 @@ def decide_objection(app: App, objection_id: int, uphold: bool, reason: str, act
         if uphold:
             app.moves.move(conn, app_id, "reinstate", actor, f"objection #{objection_id} upheld: {reason.strip()}")
         else:
-            track_row = app.moves.track_row(conn, obj["track_id"])
+            track_row = lookups.track_row(conn, obj["track_id"])
             extra = {"reason": reason.strip()}
             app.moves.queue(conn, "objection_rejected", [app_id], track_row, now, extra, tag=_tag(objection_id))
     return status

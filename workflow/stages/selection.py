@@ -27,6 +27,7 @@ from gongmo.states.committee import conflict
 from gongmo.states.errors import Conflict, InvalidInput, OutsideWindow
 from gongmo.states.scoring import PARTS, Entry, Ranked, Sheet, Weights, part_score, rank
 from gongmo.states.selection import Candidate, Decision, decide
+from gongmo.workflow.core import lookups
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.config import Track
 from gongmo.workflow.core.db import read, write
@@ -142,7 +143,7 @@ def select(app: App, track_key: str, actor: Actor, confirm: bool = False) -> Sel
     contest, track = app.loaded.config.track(track_key)
     now = app.clock.now()
     with write(app.db) if confirm else read(app.db) as conn:
-        track_row = app.moves.track_by_key(conn, track_key, lock=confirm)
+        track_row = lookups.track_by_key(conn, app.loaded.config, track_key, lock=confirm)
         if confirm and now < track_row["presentation_ends"]:
             tz = ZoneInfo(contest.timezone)
             raise OutsideWindow(

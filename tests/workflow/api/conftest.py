@@ -35,7 +35,7 @@ from fastapi.testclient import TestClient
 
 from gongmo.workflow.api import create_api
 from gongmo.workflow.core import tokens
-from gongmo.workflow.core.clock import FixedClock
+from gongmo.workflow.core.clock import FixedClock, SystemClock
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import (
     APPLICANT,
@@ -49,8 +49,9 @@ from gongmo.workflow.core.models import (
     SCORE,
     TRACK,
 )
-from gongmo.workflow.engine.app import App, open_app
+from gongmo.workflow.engine.app import App
 from gongmo.workflow.runtime.daemon import Daemon
+from gongmo.workflow.runtime.wiring import open_app
 from gongmo.workflow.stages import committee, review
 from tests.conftest import CONFIG, kst, make_app
 from tests.workflow import contest_2024 as sc
@@ -145,7 +146,7 @@ HITS: set[str] = set()
 def documented_routes() -> dict[str, re.Pattern[str]]:
     """'METHOD /template' -> a pattern of the paths it serves, from the OpenAPI document
     (the same for every app: built once, as the document takes a fifth of a second)."""
-    api = create_api(open_app(CONFIG, database_url="sqlite://"))
+    api = create_api(open_app(CONFIG, SystemClock(), database_url="sqlite://"))
     out = {}
     for path, operations in api.openapi()["paths"].items():
         pattern = re.compile("^" + re.sub(r"\\{[^}/]+\\}", "[^/]+", re.escape(path)) + "$")
@@ -289,9 +290,7 @@ def world(clock: FixedClock, tmp_path: Path, templates: Callable[[str], Path]) -
             path = sa.engine.make_url(url).database
             assert path is not None
             copy_sqlite(templates(stage), Path(path))
-            app = open_app(CONFIG, database_url=url)
-            app.clock = clock
-            app.moves.clock = clock
+            app = open_app(CONFIG, clock, database_url=url)
         else:
             app = make_app(url, clock)
             drive(app, clock, stage, tmp_path)

@@ -70,10 +70,11 @@ from schemathesis.specs.openapi.checks import (
 from gongmo.states.lifecycle import Role
 from gongmo.workflow.api import create_api
 from gongmo.workflow.core import tokens
-from gongmo.workflow.core.clock import FixedClock
+from gongmo.workflow.core.clock import FixedClock, SystemClock
 from gongmo.workflow.core.config import Api
-from gongmo.workflow.engine.app import App, open_app
+from gongmo.workflow.engine.app import App
 from gongmo.workflow.runtime.metrics import Metrics
+from gongmo.workflow.runtime.wiring import open_app
 from gongmo.workflow.stages import committee, review
 from tests.conftest import CONFIG, ROOT, SAMPLE_CSV, kst, make_app
 from tests.workflow import contest_2024 as sc
@@ -101,7 +102,7 @@ EVALUATOR = sc.EVALUATORS[0]  # kim: in conflict with no scenario applicant, so 
 
 # The document does not depend on the data: it is read from an app on an
 # in-memory database that is never opened, so the cases can be collected.
-UNOPENED = open_app(CONFIG, database_url="sqlite://")
+UNOPENED = open_app(CONFIG, SystemClock(), database_url="sqlite://")
 DOCUMENT = create_api(UNOPENED).openapi()
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 

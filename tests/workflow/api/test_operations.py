@@ -22,10 +22,10 @@ from gongmo.workflow.core.config import Api
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICATION, DEADLINE, OUTBOX, TRACK
 from gongmo.workflow.deadlines import changes as calendars
-from gongmo.workflow.engine.app import open_app
 from gongmo.workflow.outbox.dispatch import Mailer
 from gongmo.workflow.runtime.daemon import Daemon
 from gongmo.workflow.runtime.metrics import CONTENT_TYPE
+from gongmo.workflow.runtime.wiring import open_app
 from gongmo.workflow.stages import presentations
 from tests.conftest import CONFIG, kst
 from tests.smtp_server import FaultySMTP, smtp_server_fixture  # noqa: F401
@@ -222,8 +222,7 @@ def unreachable(tmp_path: Path, clock: FixedClock) -> Iterator[list[World]]:
     and a SQLite file in a directory that did not exist (never initialised)."""
     worlds = []
     for url in ("postgresql+psycopg://gongmo@127.0.0.1:1/gone", f"sqlite:///{tmp_path / 'missing' / 'gongmo.db'}"):
-        app = open_app(CONFIG, database_url=url)
-        app.clock = clock
+        app = open_app(CONFIG, clock, database_url=url)
         worlds.append(World(app, clock))
     yield worlds
     for w in worlds:

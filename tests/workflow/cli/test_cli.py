@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel
 
 from gongmo.workflow import cli
+from gongmo.workflow.cli import shared
 from tests.conftest import config_copy
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -429,8 +430,8 @@ def test_announce_before_the_announcement_is_refused(ready: Gongmo) -> None:
 
 
 def test_now_parses_to_utc() -> None:
-    assert cli._parse_now("2024-05-29T18:00:00+09:00") == datetime(2024, 5, 29, 9, 0, tzinfo=UTC)
-    assert cli._parse_now(None) is None
+    assert shared.parse_now("2024-05-29T18:00:00+09:00") == datetime(2024, 5, 29, 9, 0, tzinfo=UTC)
+    assert shared.parse_now(None) is None
 
 
 # --- bad input that once escaped: one line, nothing written, on SQLite and PostgreSQL ------------------

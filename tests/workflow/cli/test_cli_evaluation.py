@@ -285,7 +285,7 @@ def test_objections_are_filed_listed_and_decided(gongmo: Gongmo, reviewed: dict[
     blocked = error_line(gongmo("assign", TRACK, now=OBJECTIONS))
     assert f"track {TRACK}: assignment cannot start while objections are open" in blocked
     assert f"#1 (application {receipts['48120']}), #2 (application {receipts['41110']})" in blocked
-    assert "decide them first (`gongmo objection uphold|reject ID --reason ...`)" in blocked
+    assert "decide them first: uphold or reject each one, with a reason" in blocked
     sejong = ok(gongmo("show", receipts["36110"], "--json")).json()
     assert [e["kind"] for e in sejong["events"] if e["kind"] == "assigned"] == []
 

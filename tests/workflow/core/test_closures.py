@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gongmo.workflow import cli
+from gongmo.workflow.cli import setup as cli_setup
 from gongmo.workflow.core import closures
 from gongmo.workflow.core import config as config_mod
 from gongmo.workflow.core.closures import Closures
@@ -184,7 +184,7 @@ def test_rule_naming_a_later_milestone_refused_even_with_zero_days(tmp_path: Pat
 
 
 def test_shipped_config_has_no_milestone_on_a_closed_day() -> None:
-    assert cli._holiday_flags(config_mod.load(CONFIG).config) == []
+    assert cli_setup._holiday_flags(config_mod.load(CONFIG).config) == []
 
 
 def test_flags_name_a_milestone_on_a_closed_day() -> None:
@@ -218,7 +218,7 @@ def hub_on_memorial_day(tmp_path: Path) -> Path:
 
 
 def test_config_with_a_milestone_on_memorial_day_is_flagged(hub_on_memorial_day: Path) -> None:
-    found = cli._holiday_flags(config_mod.load(hub_on_memorial_day).config)
+    found = cli_setup._holiday_flags(config_mod.load(hub_on_memorial_day).config)
     assert len(found) == 1
     [flag] = found
     assert (flag.track, flag.milestone, flag.why) == ("hub-2024", "review_ends", "현충일")

@@ -19,10 +19,11 @@ from gongmo.states.lifecycle import Role
 from gongmo.workflow import cli
 from gongmo.workflow.api import create_api
 from gongmo.workflow.core import tokens
-from gongmo.workflow.core.clock import FixedClock
+from gongmo.workflow.core.clock import FixedClock, SystemClock
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import API_TOKEN, APPLICANT, EVALUATOR
-from gongmo.workflow.engine.app import App, open_app
+from gongmo.workflow.engine.app import App
+from gongmo.workflow.runtime.wiring import open_app
 from gongmo.workflow.stages import committee
 from tests.conftest import CONFIG, SAMPLE_CSV, config_copy, kst, make_app, run_cli
 from tests.workflow import contest_2024 as sc
@@ -53,9 +54,7 @@ def copy_db(source: Path, target: Path) -> None:
 @pytest.fixture
 def committee_app(committee_db: Path, tmp_path: Path, clock: FixedClock) -> Iterator[App]:
     copy_db(committee_db, tmp_path / "gongmo.db")
-    app = open_app(CONFIG, database_url=f"sqlite:///{tmp_path / 'gongmo.db'}")
-    app.clock = clock
-    app.moves.clock = clock
+    app = open_app(CONFIG, clock, database_url=f"sqlite:///{tmp_path / 'gongmo.db'}")
     yield app
     app.db.dispose()
 
@@ -125,23 +124,23 @@ def test_authenticate_resolves_the_subject_and_refuses_unknown_or_revoked(commit
 def test_create_refuses_an_unknown_role_and_stores_nothing(committee_app: App, role: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         tokens.create(committee_app, role, "office-lee", "test")
-    assert str(refused.value) == f"--role {role!r}: choose admin, evaluator, applicant or metrics"
+    assert str(refused.value) == f"role = {role!r}: choose admin, evaluator, applicant or metrics"
     assert token_rows(committee_app) == []
 
 
 @pytest.mark.parametrize(
     ("role", "subject", "kind", "message"),
     [
-        ("admin", "   ", InvalidInput, "--subject '': name who uses the token"),
-        ("admin", "lee\x00", InvalidInput, "--subject 'lee\\x00': name who uses the token"),
-        ("admin", "lee\nkim", InvalidInput, "--subject 'lee\\nkim'"),
-        ("applicant", "99999", NotFound, "--subject '99999': no applicant with that code"),
-        ("applicant", "36110x", NotFound, "--subject '36110x': no applicant with that code"),
+        ("admin", "   ", InvalidInput, "subject = '': name who uses the token"),
+        ("admin", "lee\x00", InvalidInput, "subject = 'lee\\x00': name who uses the token"),
+        ("admin", "lee\nkim", InvalidInput, "subject = 'lee\\nkim'"),
+        ("applicant", "99999", NotFound, "subject = '99999': no applicant with that code"),
+        ("applicant", "36110x", NotFound, "subject = '36110x': no applicant with that code"),
         (
             "evaluator",
             "nobody@univ.example",
             NotFound,
-            "--subject 'nobody@univ.example': no evaluator with that e-mail",
+            "subject = 'nobody@univ.example': no evaluator with that e-mail",
         ),
         ("evaluator", "36110", NotFound, "no evaluator with that e-mail"),
     ],
@@ -245,7 +244,7 @@ def test_cli_create_prints_the_token_once_and_it_opens_the_api(cfg: Path, capsys
     code, table, _ = run_cli(capsys, "--config", str(cfg), "tokens", "list")
     assert code == 0 and "36110" in table and token not in table  # (rich may wrap the prefix column)
 
-    app = open_app(cfg)
+    app = open_app(cfg, SystemClock())
     try:
         me = TestClient(create_api(app)).get("/me", headers={"Authorization": f"Bearer {token}"})
         assert me.status_code == 200 and me.json() == {"role": "applicant", "subject": "36110", "token_id": 1}

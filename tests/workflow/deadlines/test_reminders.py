@@ -16,7 +16,8 @@ from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICATION, DEADLINE, OUTBOX, TRACK
 from gongmo.workflow.deadlines import changes as calendars
 from gongmo.workflow.deadlines import plan as deadlines
-from gongmo.workflow.deadlines.ticker import Ticker, annotate
+from gongmo.workflow.deadlines.status import annotate
+from gongmo.workflow.deadlines.ticker import Ticker
 from gongmo.workflow.engine.app import App
 from tests.conftest import config_copy, kst, run_cli
 

@@ -29,7 +29,7 @@ from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, DEADLINE,
 from gongmo.workflow.deadlines import changes as calendars
 from gongmo.workflow.deadlines.ticker import Ticker
 from gongmo.workflow.engine import audit
-from gongmo.workflow.engine import moves as engine_module
+from gongmo.workflow.engine import intake as engine_module
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.engine.moves import Moved
 from gongmo.workflow.runtime.daemon import Daemon

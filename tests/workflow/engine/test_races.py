@@ -31,8 +31,9 @@ from gongmo.workflow.core.clock import FixedClock
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, OUTBOX, TRACK
 from gongmo.workflow.engine import audit
-from gongmo.workflow.engine.app import App, open_app
+from gongmo.workflow.engine.app import App
 from gongmo.workflow.engine.moves import Moved
+from gongmo.workflow.runtime.wiring import open_app
 from gongmo.workflow.stages import applicants
 from tests.conftest import CONFIG, config_copy, kst, make_app
 
@@ -73,10 +74,7 @@ def add_applicants(app: App, first: int, count: int) -> list[str]:
 
 def second_app(db_url: str, clock: FixedClock) -> App:
     """Another engine on the same database: its own connection pool, as a second worker has."""
-    other = open_app(CONFIG, database_url=db_url)
-    other.clock = clock
-    other.moves.clock = clock
-    return other
+    return open_app(CONFIG, clock, database_url=db_url)
 
 
 @pytest.fixture
@@ -413,7 +411,7 @@ def _race_job(
 ) -> None:
     """Its own app and clock; at every step it acts on the same applicant or
     application as the other processes: even ones pass, odd ones disqualify."""
-    app = open_app(Path(config_path), now=OPEN, database_url=database_url)
+    app = open_app(Path(config_path), FixedClock(OPEN), database_url=database_url)
     actor = Actor(f"proc-{index}", Role.ADMIN)
 
     def attempt(kind: str, key: Any, action: Callable[[], Moved]) -> None:

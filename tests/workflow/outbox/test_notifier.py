@@ -16,6 +16,7 @@ from gongmo.notifications.compose import Envelope
 from gongmo.notifications.notices import SUPERSEDES, superseded_by, supersedes
 from gongmo.notifications.transport import MaildirTransport, Outcome
 from gongmo.states.lifecycle import Role
+from gongmo.workflow.core import lookups
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.clock import FixedClock
 from gongmo.workflow.core.db import read, write
@@ -69,7 +70,7 @@ EXTRA = {  # the values a notice's own move would give it
 
 def _queue(app: App, notice: str, application_id: int, tag: str) -> None:
     with write(app.db) as conn:
-        track = app.moves.track_by_key(conn, TRACK)
+        track = lookups.track_by_key(conn, app.loaded.config, TRACK)
         app.moves.queue(conn, notice, [application_id], track, app.clock.now(), EXTRA.get(notice, {}), tag=tag)
 
 

@@ -16,9 +16,10 @@ from gongmo.workflow.core.db import DatabaseError, read, write
 from gongmo.workflow.core.models import APPLICATION, DEADLINE, OUTBOX, TRACK
 from gongmo.workflow.core.tokens import Principal
 from gongmo.workflow.deadlines.ticker import Fired
-from gongmo.workflow.engine.app import App, open_app
+from gongmo.workflow.engine.app import App
 from gongmo.workflow.outbox.dispatch import Delivery
 from gongmo.workflow.runtime.metrics import Metrics
+from gongmo.workflow.runtime.wiring import open_app
 from tests.conftest import CONFIG, kst
 from tests.workflow import contest_2024 as sc
 
@@ -125,8 +126,7 @@ def test_database_counts_are_read_at_each_scrape(app: App, clock: FixedClock, tm
 
 
 def test_registering_reads_nothing_and_a_scrape_of_a_down_database_says_so(clock: FixedClock) -> None:
-    app = open_app(CONFIG, database_url="postgresql+psycopg://gongmo@127.0.0.1:1/gone")
-    app.clock = clock
+    app = open_app(CONFIG, clock, database_url="postgresql+psycopg://gongmo@127.0.0.1:1/gone")
     try:
         metrics = Metrics(app)  # no query at registration: a daemon starts before its database answers
         metrics.fired([fired("close_receipt", False)])

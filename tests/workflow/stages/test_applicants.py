@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from gongmo.states.errors import InvalidInput
+from gongmo.workflow.core import csvfile
 from gongmo.workflow.core.config import Kind
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICANT
@@ -525,7 +526,7 @@ def test_a_file_over_the_size_limit_is_refused_in_one_line_before_it_is_read(tmp
 def test_the_size_limit_is_a_config_setting_of_20_mb_by_default(tmp_path: Path) -> None:
     from gongmo.workflow.core.config import load
 
-    assert load(CONFIG).config.gongmo.max_csv_bytes == 20 * 1024 * 1024 == applicants.MAX_CSV_BYTES
+    assert load(CONFIG).config.gongmo.max_csv_bytes == 20 * 1024 * 1024 == csvfile.MAX_CSV_BYTES
     changed = config_copy(
         tmp_path, ('environment = "development"', 'environment = "development"\nmax_csv_bytes = 4096')
     )

@@ -386,7 +386,7 @@ def test_declaring_the_same_conflict_again_changes_nothing(assigned: App) -> Non
             "ghost@nowhere.example", "36110", NotFound, "no evaluator 'ghost@nowhere.example'", id="evaluator"
         ),
         pytest.param(KIM, "99999", NotFound, "no applicant with code '99999'", id="applicant"),
-        pytest.param(KIM, "36110", InvalidInput, "--reason is empty", id="no-reason"),
+        pytest.param(KIM, "36110", InvalidInput, "^reason is empty", id="no-reason"),
     ],
 )
 def test_a_conflict_with_an_unknown_party_or_without_a_reason_is_refused(

@@ -207,7 +207,7 @@ def test_returning_a_plan_without_comments_is_refused(
     kickoff.receive(app, sejong, OFFICE)
     before = sc.notices(app, sejong)
 
-    with pytest.raises(InvalidInput, match="--comments is empty: say what the plan must change"):
+    with pytest.raises(InvalidInput, match="comments is empty: say what the plan must change"):
         kickoff.return_plan(app, sejong, comments, OFFICE)
 
     assert _plans(app, sejong) == [(1, "received")]
@@ -370,7 +370,7 @@ def test_a_schedule_that_breaks_a_rule_is_refused_naming_the_problem_and_nothing
         kickoff.approve(app, siheung, schedule, OFFICE)
 
     assert str(refused.value) == (
-        f"--schedule: {problem} (write YEAR=NATIONAL/LOCAL per year, e.g. 2024=5000000000/5000000000)"
+        f"schedule: {problem} (write YEAR=NATIONAL/LOCAL per year, e.g. 2024=5000000000/5000000000)"
     )
     assert _funding_rows(app) == 0
     assert _state(app, "41390") == "selected"
@@ -406,7 +406,7 @@ def test_a_refused_schedule_can_be_corrected_and_approved(
 def test_parse_schedule_refuses_what_is_not_year_equals_national_slash_local(item: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         kickoff.parse_schedule(["2025=1/1", item])
-    assert f"--schedule {item!r}: write YEAR=NATIONAL/LOCAL in won" in str(refused.value)
+    assert f"schedule = {item!r}: write YEAR=NATIONAL/LOCAL in won" in str(refused.value)
     assert "e.g. 2024=5000000000/5000000000" in str(refused.value)
 
 

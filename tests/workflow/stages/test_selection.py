@@ -19,7 +19,7 @@ from gongmo.workflow.core.db import read
 from gongmo.workflow.core.models import EVENT, FUNDING_YEAR, OUTBOX
 from gongmo.workflow.engine import audit
 from gongmo.workflow.engine.app import App
-from gongmo.workflow.outbox import dispatch as mailer
+from gongmo.workflow.outbox import office
 from gongmo.workflow.stages import committee, kickoff, presentations, review, selection
 from tests.conftest import kst
 from tests.workflow import contest_2024 as sc
@@ -187,7 +187,7 @@ def test_strong_and_small_2024_from_receipt_to_kickoff(contest: App, clock: Fixe
         ).scalar_one()
     assert promoted == "held" and waitlisted_notice == "cancelled"  # the held waitlist notice never goes out
     # selected (시흥's own was cancelled by its withdrawal), promoted, waitlisted (화성), not selected
-    assert mailer.release(app, sc.TRACK, "results") == 2 + 1 + 1 + 6
+    assert office.release(app, sc.TRACK, "results") == 2 + 1 + 1 + 6
     assert _state_of_notice(app, rows["43110"]["id"], "promoted") == "pending"
 
     # Kickoff: 세종's plan is returned once, then approved with its schedule; 천안 by an even split.
