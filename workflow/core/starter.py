@@ -18,11 +18,12 @@ DEFAULT_CONFIG = Path("config.toml")  # the CLI's --config when none is given
 HEADER = """\
 # This config.toml was written by `gongmo init`, because this folder had none.
 # It is gongmo's starting config: the two reference contests below. To run your
-# own, edit this file (every key is described in gongmo's README, in the section
-# on config.toml), then run `gongmo init` again to apply the change to the
-# database. The notice templates are gongmo's packaged ones; to change one, put
-# your own file at templates/LANG/NOTICE.txt or .html beside this file, and
-# `gongmo templates check` says which file each notice uses.
+# own, edit this file (the comments below describe each key; gongmo's README
+# explains the contests in "The reference contests (config.toml)"), then run
+# `gongmo init` again to apply the change to the database. The notice
+# templates are gongmo's packaged ones; to change one, put your own file at
+# templates/LANG/NOTICE.txt or .html beside this file, and `gongmo templates
+# check` says which file each notice uses.
 #
 """
 

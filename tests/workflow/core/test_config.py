@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from gongmo.workflow import cli
+from gongmo.workflow.cli import wording
 from gongmo.workflow.core.config import CALENDAR_ORDER, MILESTONES, ConfigError, Kind, Loaded, Track, load
 from tests.conftest import config_copy
 
@@ -244,7 +245,8 @@ def test_missing_file_says_cannot_read_and_suggests_config(tmp_path: Path) -> No
     message = str(info.value)
     assert str(path) in message
     assert "cannot read" in message
-    assert "--config" in message
+    assert info.value.field == "config"
+    assert wording.say(info.value).endswith("pass --config FILE")  # the CLI names its flag
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ target_metadata = SQLModel.metadata
 def run() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        raise RuntimeError("run migrations through `gongmo init` (workflow.schema.upgrade)")
+        raise RuntimeError("run migrations through `gongmo init` (gongmo.workflow.core.schema.upgrade)")
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
