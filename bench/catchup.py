@@ -42,6 +42,7 @@ from bench.sink import Sink
 from gongmo.workflow.core.db import read
 from gongmo.workflow.core.models import DEADLINE, OUTBOX
 from gongmo.workflow.engine.app import App
+from gongmo.workflow.outbox import states as outbox_states
 from gongmo.workflow.runtime.daemon import Daemon
 
 CONNECTIONS = 4  # the [mail.smtp] bound
@@ -64,7 +65,7 @@ def run(backend: Backend, n: int = 10_000) -> list[Row]:
             sink.reset()
             elapsed, daemon = asyncio.run(catch_up(app))
             seen = sink.stats()
-            sent = _count(app, OUTBOX.c.state == "sent")
+            sent = _count(app, OUTBOX.c.state == outbox_states.SENT)
         finally:
             app.db.dispose()
     fired = [f for f in daemon.fired if f.action == "extension_closes"]
@@ -141,7 +142,7 @@ async def catch_up(app: App) -> tuple[float, Daemon]:
 
 def _finished(app: App) -> bool:
     unfired = _count(app, DEADLINE.c.fired_at.is_(None), DEADLINE)
-    return unfired == 0 and _count(app, OUTBOX.c.state.in_(("pending", "sending", "retry"))) == 0
+    return unfired == 0 and _count(app, OUTBOX.c.state.in_((*outbox_states.DUE, outbox_states.SENDING))) == 0
 
 
 def _count(app: App, where: Any, table: Any = OUTBOX) -> int:

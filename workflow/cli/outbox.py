@@ -104,7 +104,7 @@ def outbox_retry(
         was = retry_now(a, outbox_id)
         output.done(
             as_json,
-            {"retried": 1, "outbox_id": outbox_id, "from_state": was, "to_state": "pending"},
+            {"retried": 1, "outbox_id": outbox_id, "from_state": was, "to_state": outbox_states.PENDING},
             f"outbox {outbox_id}: {was} -> pending",
         )
         return
@@ -121,7 +121,7 @@ def outbox_retry(
     scope = "".join((f" of {track}" if track else "", f" queued since {output.kst(after)} KST" if after else ""))
     output.done(
         as_json,
-        {"retried": count, "from_state": only, "to_state": "pending", "track": track, "since": after},
+        {"retried": count, "from_state": only, "to_state": outbox_states.PENDING, "track": track, "since": after},
         f"{count} {only} notice(s){scope} -> pending (sent at the next delivery)",
     )
 

@@ -21,6 +21,7 @@ from gongmo.notifications.reasons import render as render_reason
 from gongmo.notifications.render import MILESTONES, Renderer
 from gongmo.workflow.core.closures import Closures
 from gongmo.workflow.core.config import Contest, Track
+from gongmo.workflow.outbox.states import HELD, PENDING
 
 __all__ = ["Notifier", "Party", "superseded_by", "supersedes"]
 
@@ -119,7 +120,7 @@ class Notifier:
             "body_text": rendered.text,
             "body_html": rendered.html,
             "ics": ics,
-            "state": "held" if hold else "pending",
+            "state": HELD if hold else PENDING,
             "attempts": 0,
             "created_at": now,
             "next_attempt_at": now,

@@ -21,21 +21,20 @@ from sqlalchemy.engine import Connection, RowMapping
 from gongmo.workflow.core.config import MILESTONES, Loaded
 from gongmo.workflow.core.models import APPLICANT, APPLICATION, OUTBOX, TRACK
 from gongmo.workflow.outbox.notifier import Notifier, Party, supersedes
-
-UNSENT = ("pending", "held", "retry")
+from gongmo.workflow.outbox.states import CANCELLED, SENDING, UNSENT
 
 OUTBOX_INSERT = sa.insert(OUTBOX)
 SUPERSEDE = (  # cancel the older unsent notices a new one replaces; mark one being sent (the mailer settles it)
     sa.update(OUTBOX)
     .where(
         OUTBOX.c.application_id.in_(sa.bindparam("s_ids", expanding=True)),
-        OUTBOX.c.state.in_((*UNSENT, "sending")),
+        OUTBOX.c.state.in_((*UNSENT, SENDING)),
         OUTBOX.c.superseded_by.is_(None),
         OUTBOX.c.notice.in_(sa.bindparam("s_family", expanding=True)),
         OUTBOX.c.dedup_key.not_in(sa.bindparam("s_keys", expanding=True)),
     )
     .values(
-        state=sa.case((OUTBOX.c.state == "sending", "sending"), else_="cancelled"),
+        state=sa.case((OUTBOX.c.state == SENDING, SENDING), else_=CANCELLED),
         superseded_by=sa.bindparam("s_by"),
         last_error=sa.bindparam("s_error"),
     )

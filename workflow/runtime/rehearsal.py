@@ -42,6 +42,7 @@ from gongmo.workflow.engine import audit
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.outbox import dispatch as mailer
 from gongmo.workflow.outbox import office
+from gongmo.workflow.outbox import states as outbox_states
 from gongmo.workflow.runtime import wiring
 from gongmo.workflow.stages import applicants, committee, kickoff, presentations, review, selection
 
@@ -123,11 +124,11 @@ def deliver(app: App, tracks: list[str], path: Path, out: Callable[[str], None])
             by_state.setdefault(str(state), {})[str(notice)] = int(n)
         wanted = conn.execute(
             sa.select(OUTBOX.c.message_id)
-            .where(OUTBOX.c.state == "sent")
+            .where(OUTBOX.c.state == outbox_states.SENT)
             .order_by((OUTBOX.c.notice == "selected").desc(), OUTBOX.c.id)
             .limit(1)
         ).scalar()
-    delivered = by_state.pop("sent", {})
+    delivered = by_state.pop(outbox_states.SENT, {})
     undelivered = {state: sum(per.values()) for state, per in sorted(by_state.items())}
     sample = _message_file(path, wanted)
     out(
@@ -136,7 +137,11 @@ def deliver(app: App, tracks: list[str], path: Path, out: Callable[[str], None])
     )
     out("  per notice: " + ", ".join(f"{n} {c}" for n, c in sorted(delivered.items())))
     if undelivered:
-        why = {"cancelled": "replaced by a later notice before it went out", "held": "still held", "dead": "refused"}
+        why = {
+            outbox_states.CANCELLED: "replaced by a later notice before it went out",
+            outbox_states.HELD: "still held",
+            outbox_states.DEAD: "refused",
+        }
         out("  not delivered: " + ", ".join(f"{c} {s} ({why.get(s, s)})" for s, c in undelivered.items()))
     for line in delivery.errors:
         out(f"  {line}")
