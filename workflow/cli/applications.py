@@ -283,8 +283,11 @@ def status(
     a = state.app()
     if track is not None:
         a.loaded.config.track(track)
+    counts: dict[str, dict[str, int]] = {}
     with read(a.db) as conn:
-        counts = applications.counts(conn, track)
+        office = tokens_mod.principal(conn, "admin", "")
+        for (key, st), n in visibility.state_counts(conn, office, track).items():
+            counts.setdefault(key, {})[st] = n
     if as_json:
         output.print_json(counts)
         return

@@ -1,27 +1,12 @@
 """Small reads of applications that are not about who sees what (that is visibility.py):
-the counts per state, a receipt number's application, a waitlist place."""
+a receipt number's application, a waitlist place."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from gongmo.workflow.core.models import APPLICATION, TRACK
-
-
-def counts(conn: Connection, track: str | None = None) -> dict[str, dict[str, int]]:
-    """Applications per state, per track key (of one track if given); a state without any is left out."""
-    query = (
-        sa.select(TRACK.c.key, APPLICATION.c.state, sa.func.count())
-        .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
-        .group_by(TRACK.c.key, APPLICATION.c.state)
-    )
-    if track is not None:
-        query = query.where(TRACK.c.key == track)
-    found: dict[str, dict[str, int]] = {}
-    for key, state, n in conn.execute(query):
-        found.setdefault(key, {})[state] = int(n)
-    return found
+from gongmo.workflow.core.models import APPLICATION
 
 
 def by_receipt(conn: Connection, receipt_no: str) -> int | None:

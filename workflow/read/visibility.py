@@ -260,14 +260,17 @@ def _result(app: App, conn: Connection, row: Any) -> dict[str, Any] | None:
     }
 
 
-def state_counts(conn: Connection, who: Principal) -> dict[tuple[str, str], int]:
-    """(track, state) -> applications, as the caller may count them (metrics)."""
+def state_counts(conn: Connection, who: Principal, track: str | None = None) -> dict[tuple[str, str], int]:
+    """(track, state) -> applications, as the caller may count them (metrics, `gongmo status`);
+    of one track if given."""
     seer = viewer(who)
     query = (
         sa.select(TRACK.c.key, APPLICATION.c.state, EMBARGOED.label("embargoed"), sa.func.count())
         .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
         .group_by(TRACK.c.key, APPLICATION.c.state, TRACK.c.results_embargoed_at, TRACK.c.results_released_at)
     )
+    if track is not None:
+        query = query.where(TRACK.c.key == track)
     out: dict[tuple[str, str], int] = {}
     for key, state, embargoed, n in conn.execute(query):
         shown = rule.state_count(seer, state, bool(embargoed))
