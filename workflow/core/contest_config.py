@@ -116,10 +116,78 @@ class Calendar(Strict):
         return [(name, at) for name in CALENDAR_ORDER if (at := getattr(self, name)) is not None]
 
 
+# The file types a document kind may accept: decided from a file's bytes (core/filetypes.py).
+FileType = Literal["pdf", "hwp", "hwpx", "docx", "xlsx", "png", "jpeg"]
+QuestionType = Literal["text", "number", "yes_no", "choice", "choices", "members"]
+MB = 1024 * 1024
+
+
+class DocumentKind(Strict):
+    """A kind of document a track expects with a plan (사업계획서, 예산서, 부속서류)."""
+
+    kind: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    name_ko: str = Field(min_length=1)
+    name_en: str = Field(min_length=1)
+    required: bool = False  # a plan is received only when every required kind has a current file
+    max_files: int = Field(default=1, ge=1, le=50)  # current files of this kind at once
+    types: list[FileType] = Field(min_length=1)
+    max_mb: int = Field(default=50, ge=1, le=1024)  # per file, in MiB
+
+    @property
+    def max_bytes(self) -> int:
+        return self.max_mb * MB
+
+
+class Question(Strict):
+    """A question a track asks with a plan, answered with the submission (states/questions.py)."""
+
+    key: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    text_ko: str = Field(min_length=1)
+    text_en: str = Field(min_length=1)
+    type: QuestionType
+    required: bool = True
+    max_length: int = Field(default=2000, ge=1, le=100_000)  # text, in characters
+    minimum: Decimal | None = None  # number, inclusive
+    maximum: Decimal | None = None
+    options: list[str] = Field(default_factory=list)  # choice, choices
+    member_kinds: list[str] = Field(default_factory=list)  # members
+    max_members: int = Field(default=20, ge=1, le=200)  # members
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Question:
+        if self.type in ("choice", "choices") and not self.options:
+            raise ValueError(f"question {self.key}: a {self.type} question needs options = [...]")
+        if self.type == "members" and not self.member_kinds:
+            raise ValueError(f"question {self.key}: a members question needs member_kinds = [...]")
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError(f"question {self.key}: minimum {self.minimum} exceeds maximum {self.maximum}")
+        for name, values in (("options", self.options), ("member_kinds", self.member_kinds)):
+            dups = sorted({v for v in values if values.count(v) > 1})
+            if dups:
+                raise ValueError(f"question {self.key}: {name} used twice: {', '.join(dups)}")
+        return self
+
+
+class AnswerRule(Strict):
+    """An eligibility rule on an answer: it equals a value, or its members include each kind."""
+
+    question: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    equals: bool | int | str | None = None
+    members_include: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one(self) -> AnswerRule:
+        if (self.equals is None) == (not self.members_include):
+            raise ValueError(f"answer rule on {self.question}: give exactly one of equals or members_include")
+        return self
+
+
 class Eligibility(Strict):
     kinds: list[Kind] = Field(min_length=1)
     population_below: int | None = Field(default=None, gt=0)
     types: list[str] = Field(default_factory=list)
+    # Rules on the answers to the track's questions, checked at the preliminary review.
+    answers: list[AnswerRule] = Field(default_factory=list)
 
 
 class Funding(Strict):
@@ -244,6 +312,45 @@ class Track(Strict):
     # A selected applicant that withdraws or is cancelled before this
     # milestone is replaced by the first waitlisted one that fits the budget.
     promotion_until: str = "kickoff_due"
+    # The documents a plan comes with, and the questions it answers (issue 21).
+    documents: list[DocumentKind] = Field(default_factory=list)
+    questions: list[Question] = Field(default_factory=list)
+
+    def document_kind(self, kind: str) -> DocumentKind | None:
+        return next((d for d in self.documents if d.kind == kind), None)
+
+    @model_validator(mode="after")
+    def _documents_and_questions(self) -> Track:
+        for name, keys in (
+            ("document kind", [d.kind for d in self.documents]),
+            ("question key", [q.key for q in self.questions]),
+        ):
+            dups = sorted({k for k in keys if keys.count(k) > 1})
+            if dups:
+                raise ValueError(f"{name}(s) used twice: {', '.join(dups)}")
+        questions = {q.key: q for q in self.questions}
+        for rule in self.eligibility.answers:
+            q = questions.get(rule.question)
+            if q is None:
+                known = ", ".join(questions) or "none: add [[contests.tracks.questions]]"
+                raise ValueError(f"eligibility answer rule on {rule.question!r}: no such question (questions: {known})")
+            if rule.members_include:
+                if q.type != "members":
+                    raise ValueError(f"eligibility answer rule on {q.key}: members_include needs a members question")
+                unknown = [k for k in rule.members_include if k not in q.member_kinds]
+                if unknown:
+                    raise ValueError(
+                        f"eligibility answer rule on {q.key}: member kind {unknown[0]!r} is not in its"
+                        f" member_kinds ({', '.join(q.member_kinds)})"
+                    )
+            elif q.type in ("choice", "choices") and rule.equals not in q.options:
+                raise ValueError(
+                    f"eligibility answer rule on {q.key}: equals {rule.equals!r} is not one of its options"
+                    f" ({', '.join(q.options)})"
+                )
+            elif q.type == "yes_no" and not isinstance(rule.equals, bool):
+                raise ValueError(f"eligibility answer rule on {q.key}: a yes_no question takes equals = true or false")
+        return self
 
     @field_validator("promotion_until")
     @classmethod

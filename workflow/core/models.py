@@ -115,6 +115,9 @@ class Application(SQLModel, table=True):
     # when the application enters preliminary review; eligible = all passed.
     checklist: str | None = Field(default=None, sa_type=sa.Text)
     eligible: bool | None = None
+    # The answers to the track's questions (JSON object: question key -> answer, as
+    # states/questions.py normalises it), given with the submission, changed until the close (0009).
+    answers: str | None = Field(default=None, sa_type=sa.Text)
     # The selection: rank in the track, committee score (e.g. "85.20"), waitlist position.
     rank: int | None = None
     score: str | None = Field(default=None, max_length=12)
@@ -137,6 +140,8 @@ class Audit(SQLModel, table=True):
     from_state: str | None = Field(default=None, max_length=32)
     to_state: str = Field(max_length=32)
     reason: str | None = None
+    # What the move recorded besides its reason (JSON), e.g. a receipt's document hashes (0009).
+    detail: str | None = Field(default=None, sa_type=sa.Text)
 
 
 class Outbox(SQLModel, table=True):
@@ -388,3 +393,54 @@ class ApiToken(SQLModel, table=True):
 
 
 API_TOKEN = ApiToken.__table__  # type: ignore[attr-defined]
+
+
+# -- plan documents (0009) ----------------------------------------------------------------
+# A file is stored once, content-addressed by its SHA-256, in chunks of CHUNK_BYTES; a
+# document row names one version of one kind of one application's documents.
+CHUNK_BYTES = 1024 * 1024
+
+
+class Blob(SQLModel, table=True):
+    """A stored file's bytes, by hash: written once, never changed (documents verify rereads it)."""
+
+    __tablename__ = "blob"
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int = Field(sa_type=sa.BigInteger)
+    chunks: int
+    created_at: datetime = utc_field()
+
+
+class BlobChunk(SQLModel, table=True):
+    __tablename__ = "blob_chunk"
+    sha256: str = Field(primary_key=True, foreign_key="blob.sha256", max_length=64)
+    seq: int = Field(primary_key=True)  # 0, 1, ...
+    data: bytes = Field(sa_type=sa.LargeBinary)
+
+
+class Document(SQLModel, table=True):
+    """One uploaded file of an application: kind, version, the name it was sent with, its hash.
+    Append-only but for `current`: a replaced file stays, no longer current."""
+
+    __tablename__ = "document"
+    __table_args__ = (
+        sa.UniqueConstraint("application_id", "kind", "version", name="uq_document_version"),
+        sa.Index("ix_document_application", "application_id", "kind", "current"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    application_id: int = Field(foreign_key="application.id")
+    kind: str = Field(max_length=32)
+    version: int  # 1, 2, ... per application and kind
+    file_name: str  # as sent, cleaned (states/documents.py clean_name)
+    size: int = Field(sa_type=sa.BigInteger)
+    file_type: str = Field(max_length=8)  # pdf | hwp | hwpx | docx | xlsx | png | jpeg (from the bytes)
+    sha256: str = Field(foreign_key="blob.sha256", max_length=64)
+    current: bool = True
+    uploaded_at: datetime = utc_field()
+    actor: str
+    role: str = Field(max_length=16)
+
+
+BLOB = Blob.__table__  # type: ignore[attr-defined]
+BLOB_CHUNK = BlobChunk.__table__  # type: ignore[attr-defined]
+DOCUMENT = Document.__table__  # type: ignore[attr-defined]
