@@ -395,7 +395,21 @@ class Contest(Strict):
     # "civil_act_161" (민법 제161조: a last day on a Saturday, Sunday, public holiday
     # or extra closure moves to the next working day) or "calendar" (it does not).
     period_end_rule: PeriodEndRule = "civil_act_161"
+    # The document kinds of every track that declares none of its own ([[contests.documents]]).
+    documents: list[DocumentKind] = Field(default_factory=list)
     tracks: list[Track] = Field(min_length=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _documents_inherited(cls, data: Any) -> Any:
+        """A track without `documents` expects the contest's ([[contests.documents]])."""
+        if not isinstance(data, dict) or not data.get("documents") or not isinstance(data.get("tracks"), list):
+            return data
+        tracks = [
+            {**t, "documents": data["documents"]} if isinstance(t, dict) and "documents" not in t else t
+            for t in data["tracks"]
+        ]
+        return {**data, "tracks": tracks}
 
     @field_validator("tracks", "extra_closures", mode="before")
     @classmethod
