@@ -57,12 +57,15 @@ NOTICES: dict[str, Notice] = {
         ),
         _n(
             "receipt_confirmation",
-            "The plan was received; carries the receipt number.",
+            "The plan was received; carries the receipt number and each current document's SHA-256.",
             "receipt_no",
             "submitted_at",
             "title",
             "national_krw",
             "local_krw",
+            # each current document: kind, name_ko, name_en, file_name, size, size_bytes ("1,234"),
+            # size_human ("1.2 MB"), sha256, version, file_type (engine/uploads.receipt_documents)
+            "documents",
         ),
         _n(
             "deadline_reminder",
@@ -250,4 +253,30 @@ SAMPLE: dict[str, object] = {
     "withdrawn_at": _T.replace(hour=3),
     "old_at": _T,
     "new_at": _T.replace(day=30),
+    "documents": [
+        {
+            "kind": "plan",
+            "name_ko": "사업계획서",
+            "name_en": "Project plan",
+            "file_name": "공주시_스마트시티_사업계획서.pdf",
+            "size": 8_412_337,
+            "size_bytes": "8,412,337",
+            "size_human": "8.0 MB",
+            "sha256": "9f2c4b1e7a0d3c5b8e6f1a2d4c7b9e0f3a5d8c1b6e4f7a9d2c5b8e1f4a7d0c3b",
+            "version": 1,
+            "file_type": "pdf",
+        },
+        {
+            "kind": "budget",
+            "name_ko": "사업비 산출내역서",
+            "name_en": "Budget sheet",
+            "file_name": "사업비_산출내역.xlsx",
+            "size": 48_213,
+            "size_bytes": "48,213",
+            "size_human": "47.1 KB",
+            "sha256": "3b7e0c2a9d4f6b1e8c5a7d0f2b4e6c9a1d3f5b7e0c2a4d6f8b1e3c5a7d9f0b2e",
+            "version": 2,
+            "file_type": "xlsx",
+        },
+    ],
 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
@@ -28,6 +28,14 @@ from gongmo.workflow.core.lookups import applicant_by_code, application_of, exte
 from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, TRACK
 from gongmo.workflow.engine.hooks import NoticeQueue
 from gongmo.workflow.engine.steps import Interrupted, Moved, Steps
+from gongmo.workflow.engine.uploads import (
+    answers_json,
+    merged_answers,
+    missing_documents,
+    missing_kinds,
+    receipt_documents,
+    stored_answers,
+)
 
 Row = RowMapping
 # An announcement creates and renders its calls in chunks this small: a daemon killed while announcing
@@ -37,6 +45,8 @@ CREATE = "invite"  # audit trigger of an application created at the announcement
 START = "start"  # audit trigger of an application an applicant started itself
 MAX_KRW = 2**63 - 1  # the amounts are BIGINT columns
 MAX_YEARS = 10  # as a program's years in the config, and the HTTP API
+# What the receipt's audit row records of each current document.
+RECEIPT_KEYS = ("kind", "file_name", "size", "sha256", "version")
 
 
 class Host(Protocol):
@@ -63,11 +73,16 @@ class Intake:
         title: str | None = None,
         project_type: str | None = None,
         years: int | None = None,
+        answers: Mapping[str, object] | None = None,
     ) -> Moved:
         """Record a plan received: start the application if needed, then submit.
 
         Eligibility is not checked here (that is the preliminary review's
-        job); only the window, the role and the form of the values.
+        job); only the window, the role and the form of the values, that every
+        required document kind has a current file, and the answers (`answers`
+        merged over those stored, every required question answered). The audit
+        row carries the current documents' hashes, and the receipt confirmation
+        lists them.
         """
         host = self.host
         spec = host.steps.spec("submit")
@@ -88,20 +103,18 @@ class Intake:
             )
         with write(host.db) as conn:
             track = track_by_key(conn, host.loaded.config, track_key, lock=True)
-            # The clock is read under the track's lock: a receipt close that
-            # committed meanwhile is seen, so no plan slips in behind it.
-            now = window_now(conn, host.clock, host.loaded.config.gongmo.max_clock_skew_s)
             applicant = applicant_by_code(conn, applicant_code)
             row = application_of(conn, track["id"], applicant["id"])
-            extended = extension_until(conn, row["id"], "receipt_closes") if row else None
-            check_receipt_window(now, track["receipt_opens"], track["receipt_closes"], self._zone(track), extended)
-            if receipt_closed_for_good(conn, track["id"], row["id"] if row else None):  # a clock that lags
-                raise closed_for_good(track, self._zone(track), extended)
+            now = self.receipt_open(conn, track, row["id"] if row else None)
             if row is None:
                 self.create(conn, track, [applicant["id"]], START, actor, now, notice=None)
                 row = application_of(conn, track["id"], applicant["id"])
                 assert row is not None
             dest = host.steps.check(row, "submit")
+            missing = missing_kinds(conn, track_cfg, row["id"])
+            if missing:
+                raise missing_documents(missing, track_cfg)
+            stored = merged_answers(track_cfg.questions, stored_answers(row), answers or {}, complete=True)
             seq = int(track["receipt_seq"]) + 1
             receipt_no = f"{track['receipt_prefix']}-{seq:04d}"
             conn.execute(sa.update(TRACK).where(TRACK.c.id == track["id"]).values(receipt_seq=seq))
@@ -113,10 +126,26 @@ class Intake:
                 "project_type": project_type,
                 "years": years or track_cfg.funding.years,
                 "submitted_at": now,
+                "answers": answers_json(stored),
             }
-            moved = host.steps.write(conn, row, spec, dest, actor, None, now, fields)
-            host.queue(conn, spec.notice, [moved.application_id], track, now)
+            documents = receipt_documents(conn, track_cfg, row["id"])
+            detail = {"documents": [{k: d[k] for k in RECEIPT_KEYS} for d in documents]}
+            moved = host.steps.write(conn, row, spec, dest, actor, None, now, fields, detail)
+            host.queue(conn, spec.notice, [moved.application_id], track, now, {"documents": documents})
         return replace(moved, receipt_no=receipt_no)
+
+    def receipt_open(self, conn: Connection, track: Row, application_id: int | None) -> datetime:
+        """'Now', once the receipt is checked open for this application (its extension counts):
+        the window's rule for a plan, its documents and its answers. Call it under the track's
+        lock (track_by_key(..., lock=True)): the clock is read under it, so a receipt close that
+        committed meanwhile is seen and nothing slips in behind it."""
+        host = self.host
+        now = window_now(conn, host.clock, host.loaded.config.gongmo.max_clock_skew_s)
+        extended = extension_until(conn, application_id, "receipt_closes") if application_id else None
+        check_receipt_window(now, track["receipt_opens"], track["receipt_closes"], self._zone(track), extended)
+        if receipt_closed_for_good(conn, track["id"], application_id):  # a clock that lags
+            raise closed_for_good(track, self._zone(track), extended)
+        return now
 
     def start(self, track_key: str, applicant_code: str, actor: Actor) -> int:
         """An applicant starts an application while the call is open."""

@@ -42,6 +42,7 @@ from gongmo.workflow.engine.hooks import NoticeQueue
 from gongmo.workflow.engine.intake import Intake
 from gongmo.workflow.engine.overrides import move_facts, refuse_overrides
 from gongmo.workflow.engine.steps import Interrupted, Moved, Steps
+from gongmo.workflow.engine.uploads import Uploads
 from gongmo.workflow.engine.waitlist import promote_after_dropout, waitlist_place
 
 Row = RowMapping
@@ -70,6 +71,7 @@ class Mover:
         self.steps = Steps(table)
         self.effects = tuple(effects)
         self.intake = Intake(self)
+        self.uploads = Uploads(self)  # a plan's documents and answers (uploads.py)
 
     # -- applications coming in (intake.py) ----------------------------------
 
@@ -83,9 +85,12 @@ class Mover:
         title: str | None = None,
         project_type: str | None = None,
         years: int | None = None,
+        answers: Mapping[str, object] | None = None,
     ) -> Moved:
         """Record a plan received (Intake.submit)."""
-        return self.intake.submit(track_key, applicant_code, national_krw, local_krw, actor, title, project_type, years)
+        return self.intake.submit(
+            track_key, applicant_code, national_krw, local_krw, actor, title, project_type, years, answers
+        )
 
     def start(self, track_key: str, applicant_code: str, actor: Actor) -> int:
         """An applicant starts an application while the call is open (Intake.start)."""

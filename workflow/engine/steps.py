@@ -4,6 +4,7 @@ the row and its audit line written. The Mover (moves.py) and the intake
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -97,8 +98,9 @@ class Steps:
         reason: str | None,
         now: datetime,
         fields: Mapping[str, Any] | None = None,
+        detail: Mapping[str, Any] | None = None,
     ) -> Moved:
-        """The row's new state and version (and `fields`), and its audit line."""
+        """The row's new state and version (and `fields`), and its audit line (with `detail`, JSON)."""
         values = {"m_id": row["id"], "m_version": row["version"], "state": dest, "version": row["version"] + 1}
         values |= {"updated_at": now, **(fields or {})}
         result = conn.execute(MOVE, values)
@@ -106,6 +108,8 @@ class Steps:
             raise Conflict(f"application {row['id']} changed while '{spec.name}' ran; reload and try again")
         audit = {"application_id": row["id"], "at": now, "actor": actor.name, "role": actor.role.value}
         audit |= {"trigger": spec.name, "from_state": row["state"], "to_state": dest, "reason": reason}
+        if detail is not None:
+            audit["detail"] = json.dumps(detail, ensure_ascii=False, sort_keys=True)
         conn.execute(AUDIT_INSERT, audit)
         # the number the applicant knows its plan by (None before a plan was received)
         receipt_no = (fields or {}).get("receipt_no", row["receipt_no"])
