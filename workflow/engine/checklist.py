@@ -26,6 +26,8 @@ def rules_of(track: Track) -> Rules:
         local_match_ratio=Fraction(str(f.local_match_ratio)),
         population_below=e.population_below,
         types=tuple(e.types),
+        answer_rules=tuple(e.answers),
+        questions=tuple(track.questions),
     )
 
 
@@ -36,6 +38,7 @@ FACTS = sa.select(
     APPLICATION.c.local_krw,
     APPLICATION.c.years,
     APPLICATION.c.project_type,
+    APPLICATION.c.answers,
     APPLICANT.c.kind,
     APPLICANT.c.population,
 ).join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
@@ -49,6 +52,7 @@ def facts_of(r: Any, track: Track) -> Facts:
         local_krw=r.local_krw,
         years=r.years or track.funding.years,
         project_type=r.project_type,
+        answers=json.loads(r.answers) if r.answers else {},  # as submit stored them (normalised)
     )
 
 

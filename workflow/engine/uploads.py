@@ -69,7 +69,9 @@ class Host(Protocol):
     loaded: Loaded
     clock: Clock
     queue: NoticeQueue
-    intake: Receipt
+
+    @property
+    def intake(self) -> Receipt: ...  # the window's rule (Intake.receipt_open)
 
 
 @dataclass(frozen=True)

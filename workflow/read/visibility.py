@@ -21,6 +21,7 @@ from gongmo.states.committee import conflict
 from gongmo.states.errors import NotFound, NotVisible
 from gongmo.states.lifecycle import APPLICATION as TABLE
 from gongmo.states.lifecycle import Role
+from gongmo.workflow.core import files
 from gongmo.workflow.core.models import APPLICANT, APPLICATION, ASSIGNMENT, AUDIT, CALENDAR_CHANGE, OUTBOX, TRACK
 from gongmo.workflow.core.tokens import Principal
 from gongmo.workflow.engine import events
@@ -49,6 +50,10 @@ SUMMARY = (
     APPLICATION.c.rank,
     APPLICATION.c.waitlist_position,
 )
+# What a listing shows of each plan document; the office and the applicant see every version (and who
+# uploaded it), an evaluator the current files only. Documents and answers are no result: no embargo.
+DOCUMENT_FIELDS = ("id", "kind", "version", "current", "file_name", "size", "file_type", "sha256", "uploaded_at")
+ALL_VERSIONS = (Role.ADMIN, Role.APPLICANT)
 # The embargo holds from the first held result until the office released them all.
 EMBARGOED = TRACK.c.results_embargoed_at.is_not(None) & TRACK.c.results_released_at.is_(None)
 
@@ -175,6 +180,7 @@ def detail(app: App, conn: Connection, who: Principal, application_id: int) -> d
                 APPLICATION.c.created_at,
                 APPLICATION.c.eligible,
                 APPLICATION.c.checklist,
+                APPLICATION.c.answers,
                 TRACK.c.id.label("track_id"),
                 EMBARGOED.label("embargoed"),
             ).where(APPLICATION.c.id == application_id)
@@ -184,9 +190,11 @@ def detail(app: App, conn: Connection, who: Principal, application_id: int) -> d
     )
     embargoed = bool(row["embargoed"])
     seer = viewer(who)
-    fields = {k: v for k, v in row.items() if k not in ("embargoed", "track_id")}
+    fields = {k: v for k, v in row.items() if k not in ("embargoed", "track_id", "answers")}
     shown = rule.application(seer, fields, embargoed)
     shown["checklist"] = json.loads(row["checklist"]) if row["checklist"] else None
+    shown["documents"] = documents(conn, who, application_id)
+    shown["answers"] = json.loads(row["answers"]) if row["answers"] else {}
     audit = sa.select(AUDIT).where(AUDIT.c.application_id == application_id).order_by(AUDIT.c.id)
     shown["history"] = [
         h for r in conn.execute(audit).mappings() if (h := rule.audit_row(seer, r, embargoed)) is not None
@@ -201,6 +209,19 @@ def detail(app: App, conn: Connection, who: Principal, application_id: int) -> d
         t for t in TABLE.triggers_from(shown["state"]) if t != "submit" and who.role in TABLE.trigger(t).roles
     ]
     return shown
+
+
+def documents(conn: Connection, who: Principal, application_id: int) -> list[dict[str, Any]]:
+    """An application's documents as this caller may see them (check_access first), by kind and
+    version: every version to the office and the applicant, the current files to an evaluator."""
+    insider = who.role in ALL_VERSIONS
+    out = []
+    for r in files.documents(conn, application_id, current_only=not insider):
+        item = {k: r[k] for k in DOCUMENT_FIELDS}
+        if insider:
+            item |= {"actor": r["actor"], "role": r["role"]}
+        out.append(item)
+    return out
 
 
 def _calendar_changes(conn: Connection, track_id: int, application_id: int) -> list[Any]:
