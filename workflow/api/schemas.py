@@ -202,10 +202,6 @@ class ApplicationDetail(ApplicationOut):
     )
     notices: list[NoticeRow]
     result: ResultOut | None = None
-    documents: list[dict[str, Any]] = Field(
-        default_factory=list, description="The plan's documents this token may see (read/visibility.documents)."
-    )
-    answers: dict[str, Any] = Field(default_factory=dict, description="The answers to the track's questions.")
 
 
 class Page(BaseModel):
