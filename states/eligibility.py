@@ -4,12 +4,24 @@ Pure: the track's rules and one application's facts go in, a checklist comes
 out. Each line names the rule, what the application has, what the track
 requires and whether it passed, so a disqualification can be explained with
 the same numbers the reviewer saw.
+
+The fixed rules (RULES) come first, in their order; then one line per rule on
+an answer to the track's questions (states/questions.py), in the config's
+order, named `answer:<question>`: "the consortium includes a local
+government, a private company and a university" (members_include), "a living
+lab runs or is planned = yes" (equals). A question left unanswered fails its
+rule, shown as "(no answer)".
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from fractions import Fraction
+
+from gongmo.states.errors import InvalidInput
+from gongmo.states.questions import AnswerRuleSpec, QuestionSpec, describe, validate
 
 
 @dataclass(frozen=True)
@@ -23,6 +35,10 @@ class Rules:
     local_match_ratio: Fraction = Fraction(1)
     population_below: int | None = None  # a cap: the population must be strictly below it
     types: tuple[str, ...] = ()  # if any, the application must choose one
+    # Rules on answers, and the track's questions they refer to (a rule needs its question's type to
+    # show a value). Compared, not hashed: the config's models hold lists.
+    answer_rules: tuple[AnswerRuleSpec, ...] = field(default=(), hash=False)
+    questions: tuple[QuestionSpec, ...] = field(default=(), hash=False)
     # What each rule requires, as shown; the same for every application of the track.
     texts: dict[str, str] = field(init=False, compare=False, hash=False, repr=False)
 
@@ -35,7 +51,12 @@ class Rules:
             "years": f"1 to {self.years} year(s)",
             "type": "one of " + ", ".join(self.types),
         }
+        for rule in self.answer_rules:
+            texts[answer_rule(rule.question)] = _expected(rule, self.question_of(rule.question))
         object.__setattr__(self, "texts", texts)
+
+    def question_of(self, key: str) -> QuestionSpec | None:
+        return next((q for q in self.questions if q.key == key), None)
 
 
 @dataclass(frozen=True)
@@ -48,6 +69,8 @@ class Facts:
     local_krw: int | None
     years: int
     project_type: str | None = None
+    # The answers to the track's questions, normalised (states/questions.py validate_all).
+    answers: Mapping[str, object] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -63,6 +86,13 @@ class Check:
 
 
 RULES = ("kind", "population", "national_cap", "national_min", "years", "local_match", "type")
+# Rules on answers follow RULES, each named ANSWER_PREFIX + the question's key.
+ANSWER_PREFIX = "answer:"
+
+
+def answer_rule(question: str) -> str:
+    """The checklist's name of the rule on a question's answer: 'answer:consortium'."""
+    return ANSWER_PREFIX + question
 
 
 def check(rules: Rules, facts: Facts) -> list[Check]:
@@ -123,7 +153,66 @@ def check(rules: Rules, facts: Facts) -> list[Check]:
                 texts["type"],
             )
         )
+    for rule in rules.answer_rules:
+        question = rules.question_of(rule.question)
+        answer = facts.answers.get(rule.question)
+        value = "(no answer)" if answer is None else describe(question, answer) if question else str(answer)
+        name = answer_rule(rule.question)
+        checks.append(Check(name, _answer_passes(rule, question, answer), value, texts[name]))
     return checks
+
+
+def _expected(rule: AnswerRuleSpec, question: QuestionSpec | None) -> str:
+    """What an answer rule requires, as shown: 'members include a, b' or '= yes'."""
+    if rule.members_include:
+        return "members include " + ", ".join(rule.members_include)
+    if question is not None and question.type == "choices":
+        return f"includes {rule.equals}"
+    if question is not None:
+        return "= " + describe(question, _wanted(rule, question))
+    return f"= {rule.equals}"
+
+
+def _wanted(rule: AnswerRuleSpec, question: QuestionSpec | None) -> object:
+    """The value an `equals` rule wants, normalised as an answer is ("yes" for a yes_no question
+    is True, "1,000" for a number 1000); as written when it is no valid answer."""
+    if question is None or rule.equals is None or question.type in ("choices", "members"):
+        return rule.equals
+    try:
+        return validate(question, rule.equals)
+    except InvalidInput:
+        return rule.equals
+
+
+def _answer_passes(rule: AnswerRuleSpec, question: QuestionSpec | None, answer: object) -> bool:
+    """Whether an answer meets its rule; no answer never does."""
+    if answer is None:
+        return False
+    if rule.members_include:
+        if not isinstance(answer, Sequence) or isinstance(answer, str):
+            return False
+        kinds = {m.get("kind") for m in answer if isinstance(m, Mapping)}
+        return all(kind in kinds for kind in rule.members_include)
+    kind = question.type if question is not None else None
+    if kind == "choices":
+        return isinstance(answer, Sequence) and not isinstance(answer, str) and rule.equals in answer
+    wanted = _wanted(rule, question)
+    if kind == "number":
+        return _same_number(answer, wanted)
+    if isinstance(answer, bool) or isinstance(wanted, bool):  # True is not 1 here
+        return answer is wanted
+    return bool(answer == wanted)
+
+
+def _same_number(answer: object, expected: object) -> bool:
+    try:
+        return (
+            not isinstance(answer, bool)
+            and not isinstance(expected, bool)
+            and Decimal(str(answer)) == Decimal(str(expected))
+        )
+    except ArithmeticError:
+        return False
 
 
 def required_local(national_krw: int, ratio: Fraction) -> int:

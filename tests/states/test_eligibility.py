@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from decimal import Decimal
 from fractions import Fraction
 
 import pytest
 
-from gongmo.states.eligibility import RULES, Check, Facts, Rules, check, failures, required_local
+from gongmo.states.eligibility import (
+    ANSWER_PREFIX,
+    RULES,
+    Check,
+    Facts,
+    Rules,
+    answer_rule,
+    check,
+    failures,
+    required_local,
+)
 
 # The 2024 strong-and-small track (강소형 스마트도시), as in config.toml.
 STRONG_SMALL = Rules(
@@ -298,3 +309,142 @@ def test_a_track_without_a_match_takes_a_zero_local_share_but_not_a_missing_one(
     no_match = replace(STRONG_SMALL, local_match_ratio=Fraction(0))
     assert by_rule(check(no_match, replace(GOOD, local_krw=0)))["local_match"].passed
     assert not by_rule(check(no_match, replace(GOOD, local_krw=None)))["local_match"].passed
+
+
+# -- rules on answers (issue 21) ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question shaped as the config's (duck-typed: states/questions.py QuestionSpec)."""
+
+    key: str
+    type: str
+    text_ko: str = "질문"
+    text_en: str = "A question"
+    required: bool = True
+    max_length: int = 2000
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
+    options: tuple[str, ...] = ()
+    member_kinds: tuple[str, ...] = ()
+    max_members: int = 20
+
+
+@dataclass(frozen=True)
+class AnswerRule:
+    question: str
+    equals: bool | str | int | None = None
+    members_include: tuple[str, ...] = ()
+
+
+KINDS = ("local_government", "private_company", "university")
+CONSORTIUM = Question("consortium", "members", member_kinds=KINDS)
+LIVING_LAB = Question("living_lab", "yes_no")
+# The 2022 side calls: a public-private demonstration needs all three kinds; a living lab runs or is planned.
+SIDE_CALL = replace(
+    HUB,
+    questions=(CONSORTIUM, LIVING_LAB),
+    answer_rules=(AnswerRule("consortium", members_include=KINDS), AnswerRule("living_lab", equals=True)),
+)
+MEMBERS = [
+    {"name": "화성시", "kind": "local_government", "brn": "220-81-62517"},
+    {"name": "Samsung", "kind": "private_company", "brn": "124-81-00998"},
+    {"name": "서울대학교", "kind": "university", "brn": "119-82-03684"},
+]
+ANSWERED = replace(GOOD, answers={"consortium": MEMBERS, "living_lab": True})
+
+
+def test_answer_rules_follow_the_fixed_rules_in_the_configs_order_and_pass() -> None:
+    checks = check(SIDE_CALL, ANSWERED)
+    assert [c.rule for c in checks] == [
+        "kind",
+        "national_cap",
+        "years",
+        "local_match",
+        "answer:consortium",
+        "answer:living_lab",
+    ]
+    assert all(c.passed for c in checks)
+    assert answer_rule("consortium") == ANSWER_PREFIX + "consortium"
+
+
+def test_a_consortium_with_all_three_kinds_passes_and_shows_its_members() -> None:
+    line = by_rule(check(SIDE_CALL, ANSWERED))["answer:consortium"]
+    assert line.line() == (
+        "pass answer:consortium: 3 members: local_government 1, private_company 1, university 1"
+        " (required: members include local_government, private_company, university)"
+    )
+
+
+def test_a_consortium_without_a_university_fails_with_the_value_shown() -> None:
+    facts = replace(ANSWERED, answers={"consortium": [*MEMBERS[:2], {**MEMBERS[0], "brn": "2"}], "living_lab": True})
+    checks = check(SIDE_CALL, facts)
+    line = by_rule(checks)["answer:consortium"]
+    assert not line.passed
+    assert line.value == "3 members: local_government 2, private_company 1"
+    assert failures(checks) == (
+        "answer:consortium: 3 members: local_government 2, private_company 1"
+        " (required: members include local_government, private_company, university)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("answers", "passed", "value"),
+    [
+        ({"living_lab": True}, True, "yes"),
+        ({"living_lab": False}, False, "no"),
+        ({}, False, "(no answer)"),
+        ({"living_lab": None}, False, "(no answer)"),
+    ],
+)
+def test_a_living_lab_rule_passes_on_yes_and_fails_on_no_or_no_answer(
+    answers: dict[str, object], passed: bool, value: str
+) -> None:
+    line = by_rule(check(SIDE_CALL, replace(ANSWERED, answers={"consortium": MEMBERS, **answers})))
+    assert line["answer:living_lab"].passed is passed
+    assert line["answer:living_lab"].value == value
+    assert line["answer:living_lab"].expected == "= yes"
+
+
+def test_an_unanswered_consortium_fails() -> None:
+    line = by_rule(check(SIDE_CALL, replace(ANSWERED, answers={"living_lab": True})))["answer:consortium"]
+    assert (line.passed, line.value) == (False, "(no answer)")
+
+
+def test_an_equals_rule_written_as_a_word_or_a_string_number_is_read_as_an_answer_is() -> None:
+    sites = Question("sites", "number")
+    rules = replace(
+        HUB,
+        questions=(LIVING_LAB, sites),
+        answer_rules=(AnswerRule("living_lab", equals="yes"), AnswerRule("sites", equals="3")),
+    )
+    checks = by_rule(check(rules, replace(GOOD, answers={"living_lab": True, "sites": 3})))
+    assert checks["answer:living_lab"].passed and checks["answer:living_lab"].expected == "= yes"
+    assert checks["answer:sites"].passed and checks["answer:sites"].expected == "= 3"
+    checks = by_rule(check(rules, replace(GOOD, answers={"living_lab": 1, "sites": True})))
+    assert not checks["answer:living_lab"].passed  # 1 is not yes
+    assert not checks["answer:sites"].passed  # true is not 1
+
+
+def test_a_choice_rule_needs_that_option_and_a_choices_rule_needs_it_among_the_chosen() -> None:
+    field_ = Question("field", "choice", options=("mobility", "energy"))
+    fields = Question("fields", "choices", options=("mobility", "energy"))
+    rules = replace(
+        HUB,
+        questions=(field_, fields),
+        answer_rules=(AnswerRule("field", equals="energy"), AnswerRule("fields", equals="energy")),
+    )
+    checks = by_rule(check(rules, replace(GOOD, answers={"field": "energy", "fields": ["mobility", "energy"]})))
+    assert checks["answer:field"].passed and checks["answer:field"].expected == "= energy"
+    assert checks["answer:fields"].passed and checks["answer:fields"].expected == "includes energy"
+    checks = by_rule(check(rules, replace(GOOD, answers={"field": "mobility", "fields": ["mobility"]})))
+    assert not checks["answer:field"].passed and not checks["answer:fields"].passed
+
+
+def test_rules_and_facts_stay_hashable_with_list_valued_answers() -> None:
+    assert hash(SIDE_CALL) == hash(replace(SIDE_CALL))
+    assert replace(SIDE_CALL) == SIDE_CALL and SIDE_CALL != HUB
+    assert hash(ANSWERED) == hash(replace(ANSWERED))
+    assert Facts(kind="city", population=1, national_krw=1, local_krw=1, years=1).answers == {}
+    assert SIDE_CALL.texts["answer:consortium"] == "members include local_government, private_company, university"
