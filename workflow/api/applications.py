@@ -142,7 +142,15 @@ def submit(a: Gongmo, who: AdminOrApplicant, body: schemas.SubmissionIn, respons
     else:
         code = body.applicant
     moved = a.moves.submit(
-        body.track, code, body.national_krw, body.local_krw, who.actor, body.title, body.project_type, body.years
+        body.track,
+        code,
+        body.national_krw,
+        body.local_krw,
+        who.actor,
+        body.title,
+        body.project_type,
+        body.years,
+        answers=body.answers,
     )
     response.headers["Location"] = f"/applications/{moved.application_id}"
     response.headers["ETag"] = f'"{moved.version}"'

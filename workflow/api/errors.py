@@ -43,6 +43,10 @@ class PreconditionRequired(GongmoError):
     """A write that must name the version it was decided on."""
 
 
+class TooLarge(GongmoError):
+    """An uploaded file larger than its document kind takes (413)."""
+
+
 class Error(BaseModel):
     """The body of every refusal."""
 
@@ -68,6 +72,7 @@ STATUS: tuple[tuple[type[GongmoError], int], ...] = (
     (Conflict, 409),
     (OutsideWindow, 409),
     (PreconditionRequired, 428),
+    (TooLarge, 413),
     (MissingReason, 422),
     (InvalidInput, 422),
     (ConfigError, 422),
@@ -82,6 +87,7 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         403: "the token's role or subject may not do this",
         404: "no such thing",
         409: "refused by the rules: an illegal move, a stale version, outside its window",
+        413: "the body, or the file in it, is larger than the limit the message names",
         422: "invalid input: the message names the field, the value and the fix",
         428: "the write must name the version it was decided on (If-Match)",
         503: "the database cannot be reached",
@@ -155,6 +161,9 @@ def _http(request: Request, exc: Exception) -> JSONResponse:
     """Starlette's own refusals (no such route, wrong method, a body it cannot
     read) in the same shape as every other."""
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and "multipart" in request.headers.get("content-type", ""):
+        text = "body: not valid multipart/form-data; send the file in the form field 'file'"
+        return JSONResponse({"error": text}, status_code=422)
     if exc.status_code == 400:  # the body could not be parsed (e.g. not UTF-8)
         return JSONResponse({"error": "body: not valid UTF-8 JSON; send valid JSON"}, status_code=422)
     text = f"{exc.detail}: {request.method} {request.url.path} (see /docs)"

@@ -16,6 +16,8 @@ client may make is left to the reverse proxy in front (see the README).
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -35,11 +37,32 @@ NO_TOKEN = (
 UNKNOWN_TOKEN = "the API token is unknown or revoked: ask the office for a new one"
 
 
+# A document upload (POST /applications/<n>/documents/<kind>) may carry the largest file any
+# document kind accepts, plus the multipart framing around it; its kind's own limit is checked
+# by the upload itself (engine/uploads.py), with a message naming the file and the kind.
+UPLOAD_PATH = re.compile(r"^/applications/[0-9]+/documents/[^/]+/?$")
+MULTIPART_OVERHEAD = 64 * 1024
+
+
 def too_large(limit: int) -> str:
     return (
         f"body: larger than {limit:,} bytes ([api] max_body_bytes); send a smaller request"
         " (large lists go in pages, files through the CLI)"
     )
+
+
+def upload_too_large(limit: int) -> str:
+    return (
+        f"body: larger than {limit:,} bytes, the largest file any document kind accepts"
+        f" ({(limit - MULTIPART_OVERHEAD) // (1024 * 1024):,} MB, max_mb in config.toml) plus"
+        f" {MULTIPART_OVERHEAD // 1024} KB of multipart framing; send a smaller file"
+    )
+
+
+def upload_limit(gongmo: App) -> int:
+    """The body limit of a document upload: the largest max_bytes of any kind, plus the framing."""
+    kinds = [d.max_bytes for c in gongmo.loaded.config.contests for t in c.tracks for d in t.documents]
+    return max(kinds, default=0) + MULTIPART_OVERHEAD
 
 
 class Limits:
@@ -49,6 +72,7 @@ class Limits:
         self.app = app
         self.gongmo = gongmo
         self.max_body_bytes = max_body_bytes
+        self.upload_bytes = upload_limit(gongmo)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -73,10 +97,14 @@ class Limits:
         if refusal is not None:
             await _answer(send, *refusal)
             return
-        if length is not None and length > self.max_body_bytes:
-            await _answer(send, 413, too_large(self.max_body_bytes))
+        limit, say = self.max_body_bytes, too_large
+        upload = scope.get("method") == "POST" and UPLOAD_PATH.match(scope.get("path", ""))
+        if upload and self.upload_bytes > self.max_body_bytes:
+            limit, say = self.upload_bytes, upload_too_large
+        if length is not None and length > limit:
+            await _answer(send, 413, say(limit))
             return
-        await _Counted(self.app, self.max_body_bytes)(scope, receive, send)
+        await _Counted(self.app, limit, say)(scope, receive, send)
 
     async def _authenticate(self, header: str | None) -> tuple[int, str] | None:
         """(status, message) of the refusal, or None for a live token."""
@@ -101,9 +129,10 @@ class _Counted:
     """Pass the body through while it stays under the limit; past it, answer 413
     and show the app a disconnected client (its own answer is dropped)."""
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, say: Callable[[int], str] = too_large) -> None:
         self.app = app
         self.limit = limit
+        self.say = say
         self.seen = 0
         self.started = False
         self.refused = False
@@ -119,7 +148,7 @@ class _Counted:
                     self.refused = True
                     if not self.started:
                         self.started = True
-                        await _answer(send, 413, too_large(self.limit))
+                        await _answer(send, 413, self.say(self.limit))
                     return {"type": "http.disconnect"}
             return message
 

@@ -86,6 +86,10 @@ class SubmissionIn(Body):
     title: Text | None = None
     project_type: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,40}$")] | None = None
     years: int | None = Field(default=None, ge=1, le=10)
+    answers: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,31}$")], Any] | None = Field(
+        default=None,
+        description="Answers to the track's questions, question key -> answer (merged over those given before).",
+    )
 
 
 class ObjectionIn(Body):
@@ -191,6 +195,38 @@ class CalendarChangeRow(BaseModel):
     at: datetime
 
 
+class DocumentRow(BaseModel):
+    """One stored version of one kind of an application's documents (an evaluator: the current ones)."""
+
+    id: int
+    kind: str
+    version: int
+    current: bool = Field(description="The version a download without ?version= serves.")
+    file_name: str = Field(description="The name it was sent with: NFC, path parts removed, Korean kept.")
+    size: int = Field(description="Bytes.")
+    file_type: str = Field(description="Decided from the bytes: pdf, hwp, hwpx, docx, xlsx, png or jpeg.")
+    sha256: str = Field(description="The SHA-256 of the bytes, hex.")
+    uploaded_at: datetime
+    actor: str | None = Field(default=None, description="Who uploaded it (the office and the applicant see it).")
+    role: str | None = None
+
+
+class DocumentOut(BaseModel):
+    """A file as an upload stored it."""
+
+    document_id: int
+    application_id: int
+    kind: str
+    version: int
+    file_name: str = Field(description="The name it was sent with: NFC, path parts removed, Korean kept.")
+    size: int = Field(description="Bytes.")
+    file_type: str = Field(description="Decided from the bytes: pdf, hwp, hwpx, docx, xlsx, png or jpeg.")
+    sha256: str = Field(description="The SHA-256 of the bytes, hex.")
+    current: bool
+    uploaded_at: datetime
+    replaced_version: int | None = Field(description="The version this upload made not current, if any.")
+
+
 class ApplicationDetail(ApplicationOut):
     eligible: bool | None
     checklist: list[dict[str, Any]] | None
@@ -202,6 +238,8 @@ class ApplicationDetail(ApplicationOut):
     )
     notices: list[NoticeRow]
     result: ResultOut | None = None
+    documents: list[DocumentRow] = Field(default_factory=list, description="The plan's documents (issue 21).")
+    answers: dict[str, Any] = Field(default_factory=dict, description="The answers to the track's questions.")
 
 
 class Page(BaseModel):

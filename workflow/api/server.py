@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 
-from gongmo.workflow.api import applications, contests, errors, evaluation, operations
+from gongmo.workflow.api import applications, contests, documents, errors, evaluation, operations
 from gongmo.workflow.api.limits import Limits
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.runtime.metrics import Metrics
@@ -46,6 +46,6 @@ def create_api(app: App, daemon: Daemon | None = None, metrics: Metrics | None =
     api.state.metrics = metrics or (daemon.metrics if daemon is not None else Metrics(app))
     errors.install(api)
     api.add_middleware(Limits, gongmo=app, max_body_bytes=app.loaded.config.api.max_body_bytes)
-    for module in (contests, applications, evaluation, operations):
+    for module in (contests, applications, documents, evaluation, operations):
         api.include_router(module.router)
     return api

@@ -20,12 +20,12 @@ import typer.main
 
 from gongmo.states import text as free_text
 from gongmo.states.errors import GongmoError, InvalidInput
-from gongmo.workflow.cli import applications, deadlines, evaluation, outbox, setup, tokens, wording
+from gongmo.workflow.cli import applications, deadlines, documents, evaluation, outbox, setup, tokens, wording
 from gongmo.workflow.cli.shared import app, state
 from gongmo.workflow.core import csvfile
 
 __all__ = ["app", "main", "run", "state"]
-COMMAND_MODULES = (setup, applications, deadlines, outbox, tokens, evaluation)
+COMMAND_MODULES = (setup, applications, documents, deadlines, outbox, tokens, evaluation)
 
 # The order `gongmo --help` lists the commands and groups in: the contest's, not the modules'.
 HELP_ORDER = (
@@ -34,6 +34,8 @@ HELP_ORDER = (
     "announce",
     "start",
     "apply",
+    "documents",
+    "answers",
     "trigger",
     "bulk",
     "show",

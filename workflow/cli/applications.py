@@ -13,7 +13,7 @@ import typer
 from gongmo.states.errors import InvalidInput
 from gongmo.states.lifecycle import APPLICATION as TABLE
 from gongmo.states.lifecycle import Role
-from gongmo.workflow.cli import output
+from gongmo.workflow.cli import documents, output
 from gongmo.workflow.cli.shared import ChangedJson, app, bounded, resolve, state
 from gongmo.workflow.core import tokens as tokens_mod
 from gongmo.workflow.core.actors import Actor
@@ -101,14 +101,31 @@ def apply_cmd(
     project_type: Annotated[str | None, typer.Option("--type", help="The type chosen, if the track has types.")] = None,
     years: Annotated[int | None, typer.Option("--years", help="Build years planned (default: the program's).")] = None,
     actor: Annotated[str, typer.Option(help="Who records the receipt.")] = "admin",
+    document: Annotated[
+        list[str] | None,
+        typer.Option("--document", help="KIND=FILE: upload FILE as KIND before the plan (repeatable)."),
+    ] = None,
+    answers_file: Annotated[
+        Path | None, typer.Option("--answers", help="A JSON object of answers to the track's questions.")
+    ] = None,
+    answer: Annotated[
+        list[str] | None, typer.Option("--answer", help="KEY=VALUE: one answer (repeatable; wins over --answers).")
+    ] = None,
     as_json: ChangedJson = False,
 ) -> None:
-    """Record a plan received inside the receipt window; prints the receipt number."""
+    """Record a plan received inside the receipt window, with its documents (uploaded first) and
+    answers; prints the receipt number and each document's SHA-256."""
     a = state.app()
-    moved = a.moves.submit(track, applicant, national, local, Actor(actor, Role.ADMIN), title, project_type, years)
+    who = Actor(actor, Role.ADMIN)
+    files = documents.document_pairs(document or [])
+    answers = documents.gather_answers(a, track, answers_file, answer or [], "--answer")
+    uploaded = documents.upload_for(a, track, applicant, files, who)
+    moved = a.moves.submit(track, applicant, national, local, who, title, project_type, years, answers=answers or None)
     output.done(
         as_json,
-        {**_moved(moved), "track": track, "applicant": applicant},
+        {**_moved(moved), "track": track, "applicant": applicant}
+        | ({"documents": [documents.uploaded_json(u) for u in uploaded]} if uploaded else {}),
+        *[f"uploaded {documents.uploaded_line(u)}" for u in uploaded],
         f"application {moved.application_id} received: receipt number {moved.receipt_no}",
     )
 
@@ -273,6 +290,8 @@ def show(
         ["id", "notice", "state", "subject"],
         [[str(n["id"]), n["notice"], n["state"], n["subject"]] for n in notices],
     )
+    documents.print_current(data["documents"])
+    documents.print_answers(a, row["track"], data["answers"])
 
 
 @app.command()

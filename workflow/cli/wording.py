@@ -12,11 +12,19 @@ FLAGS: dict[str, str] = {
     "national_krw": "--national",
     "local_krw": "--local",
     "project_type": "--type",
+    "documents": "--document",
+}
+# A field the CLI takes as a positional argument, named as the help shows it
+# (`documents add APPLICATION KIND FILE`; `apply --document KIND=FILE` too).
+ARGUMENTS: dict[str, str] = {
+    "file_name": "FILE",
+    "file": "FILE",
+    "kind": "KIND",
 }
 
 
 def flag(field: str) -> str:
-    return FLAGS.get(field, "--" + field.replace("_", "-"))
+    return ARGUMENTS.get(field) or FLAGS.get(field, "--" + field.replace("_", "-"))
 
 
 class CliWording(Wording):
