@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from gongmo.states.eligibility import RULES, Facts, Rules, required_local
+from gongmo.states.eligibility import RULES, Facts, Rules, answer_rule, required_local
 from gongmo.states.eligibility import check as check_rules
+from gongmo.states.questions import AnswerRuleSpec
 
 LANGUAGES = ("ko", "en")
 
@@ -65,6 +66,19 @@ CATALOGUE: dict[str, dict[str, str]] = {
     "eligibility.type": {
         "ko": "사업 유형: {chosen}은(는) 이 유형에서 고를 수 있는 사업 유형({allowed})이 아닙니다",
         "en": "project type: {chosen} is not one of {allowed}",
+    },
+    # failed rules on a question's answer (states/eligibility.py answer rules, config [[eligibility.answers]])
+    "eligibility.answer_missing": {
+        "ko": "신청 요건 「{question}」: 답변이 없습니다",
+        "en": "condition '{question}': no answer was given",
+    },
+    "eligibility.answer_equals": {
+        "ko": "신청 요건 「{question}」: 답변 ‘{answer}’은(는) 요건(‘{expected}’)에 맞지 않습니다",
+        "en": "condition '{question}': the answer '{answer}' does not meet it (required: '{expected}')",
+    },
+    "eligibility.answer_members": {
+        "ko": "신청 요건 「{question}」: 구성원 중 {missing}에 해당하는 기관이 없습니다 (필요한 구성: {required})",
+        "en": "condition '{question}': no member is a {missing} (required: {required})",
     },
     # selection outcomes (states/selection.py decide)
     "selection.selected": {
@@ -108,6 +122,11 @@ NAMES: dict[str, dict[str, str]] = {
         "climate_crisis": "기후위기 대응형",
         "local_extinction": "지역소멸 대응형",
         "": "(선택 안 함)",
+        "True": "예",
+        "False": "아니오",
+        "local_government": "지방자치단체",
+        "private_company": "민간기업",
+        "university": "대학",
     },
     "en": {
         "special_city": "special city",
@@ -120,6 +139,11 @@ NAMES: dict[str, dict[str, str]] = {
         "climate_crisis": "climate-crisis response",
         "local_extinction": "local-extinction response",
         "": "(none chosen)",
+        "True": "yes",
+        "False": "no",
+        "local_government": "local government",
+        "private_company": "private company",
+        "university": "university",
     },
 }
 SEPARATOR = {"ko": "; ", "en": "; "}
@@ -170,7 +194,30 @@ def eligibility(rules: Rules, facts: Facts) -> list[Reason]:
             out.append(Reason("eligibility.local_missing", {"ratio": values[rule][0]["ratio"]}))
         else:
             out.append(Reason(f"eligibility.{rule}", *values[rule]))
+    for answer in rules.answer_rules:
+        if answer_rule(answer.question) in failed:
+            out.append(_answer_reason(rules, facts, answer))
     return out
+
+
+def _answer_reason(rules: Rules, facts: Facts, rule: AnswerRuleSpec) -> Reason:
+    """A failed rule on an answer: none given, a value that is not the one required, or members missing a kind."""
+    question = rules.question_of(rule.question)
+    text = {"ko": question.text_ko, "en": question.text_en} if question is not None else rule.question
+    given = facts.answers.get(rule.question)
+    if given is None:
+        return Reason("eligibility.answer_missing", {"question": text})
+    if rule.members_include:
+        kinds = {str(m.get("kind")) for m in given if isinstance(m, Mapping)} if isinstance(given, list) else set()
+        missing = [k for k in rule.members_include if k not in kinds]
+        values = {"question": text, "missing": missing, "required": list(rule.members_include)}
+        return Reason("eligibility.answer_members", values, ("missing", "required"))
+    shown = given if isinstance(given, (bool, str, int)) else str(given)
+    return Reason(
+        "eligibility.answer_equals",
+        {"question": text, "answer": shown, "expected": rule.equals},
+        ("answer", "expected"),
+    )
 
 
 def render(reasons: Reason | Iterable[Reason], language: str) -> str:
@@ -188,6 +235,8 @@ def is_reason(value: Any) -> bool:
 
 
 def _show(value: Any, language: str, named: bool) -> str:
+    if isinstance(value, Mapping):  # a text given in each language (a question's text)
+        return str(value.get(language, value.get("ko", "")))
     if named:
         names = NAMES[language]
         if isinstance(value, (list, tuple, set, frozenset)):
