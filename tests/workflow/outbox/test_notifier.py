@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from gongmo.notifications.compose import Envelope
-from gongmo.notifications.notices import SUPERSEDES, superseded_by, supersedes
+from gongmo.notifications.notices import SAMPLE, SUPERSEDES, superseded_by, supersedes
 from gongmo.notifications.transport import MaildirTransport, Outcome
 from gongmo.states.lifecycle import Role
 from gongmo.workflow.core import lookups
@@ -65,6 +65,7 @@ EXTRA = {  # the values a notice's own move would give it
     "deadline_reminder": {"milestone_name": "접수 마감", "due_at": kst("2024-05-29 18:00")},
     "calendar_change": {"milestone_name": "접수 마감", "old_at": kst("2024-05-29 18:00")}
     | {"new_at": kst("2024-05-31 18:00")},
+    "receipt_confirmation": {"documents": SAMPLE["documents"]},  # the submission lists the current documents
 }
 
 
@@ -195,3 +196,22 @@ def test_a_dead_sender_s_superseded_row_is_not_taken_again(app: App, clock: Fixe
 def _maildir_ids(path: Path) -> set[str]:
     box = mailbox.Maildir(path, create=False) if path.exists() else None
     return {str(m["Message-ID"]) for m in box} if box is not None else set()
+
+
+# -- the receipt confirmation lists the documents (issue 21) ---------------------------------------
+
+
+def test_a_receipt_confirmation_without_its_documents_is_refused_not_sent_empty(app: App, clock: FixedClock) -> None:
+    """The receipt is the applicant's proof of which bytes were received: a move that queues one
+    without the document list is a bug, and rendering says so rather than mailing '0 documents'."""
+    clock.set(kst("2024-03-29 10:00"))
+    app.moves.announce(TRACK, Actor("park", Role.ADMIN))
+    with pytest.raises(KeyError, match="needs documents"), write(app.db) as conn:
+        track = lookups.track_by_key(conn, app.loaded.config, TRACK)
+        app.moves.queue(conn, "receipt_confirmation", [1], track, app.clock.now(), {}, tag="no-documents")
+    _queue(app, "receipt_confirmation", 1, "with-documents")
+    row = _outbox(app, 1)["with-documents"]
+    for d in SAMPLE["documents"]:  # type: ignore[attr-defined]
+        assert d["file_name"] in row["body_text"] and d["sha256"] in row["body_text"]
+        assert d["size_bytes"] in row["body_text"] and d["size_human"] in row["body_text"]
+        assert d["sha256"] in row["body_html"]
