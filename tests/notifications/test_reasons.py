@@ -17,6 +17,7 @@ from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, OUTBOX
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.stages import review
 from tests.conftest import kst
+from tests.workflow import plans
 
 ENGLISH = re.compile(
     r"eligibility|local_match|national_cap|national_min|population|kind|type|years?\b|required|won\b|"
@@ -64,9 +65,9 @@ def test_selection_reasons_render_in_korean_without_english_words() -> None:
 def disqualified(app: App, clock: FixedClock, tmp_path: Path) -> App:
     sc.prepare(app, clock, tmp_path)
     sc.receive_all(app, clock)
-    app.moves.submit(sc.TRACK, OVER_CAP, 8_000_000_001, 8_000_000_001, sc.OFFICE, "안산 스마트도시", "climate_crisis")
-    app.moves.submit(sc.TRACK, SHORT_LOCAL, 5_000_000_000, 4_999_999_999, sc.OFFICE, "김해", "local_extinction")
-    app.moves.submit(sc.TRACK, NO_TYPE, 6_000_000_000, 6_000_000_000, sc.OFFICE, "부천", None)
+    plans.submit(app, sc.TRACK, OVER_CAP, 8_000_000_001, 8_000_000_001, sc.OFFICE, "안산 스마트도시", "climate_crisis")
+    plans.submit(app, sc.TRACK, SHORT_LOCAL, 5_000_000_000, 4_999_999_999, sc.OFFICE, "김해", "local_extinction")
+    plans.submit(app, sc.TRACK, NO_TYPE, 6_000_000_000, 6_000_000_000, sc.OFFICE, "부천", None)
     sc.at(app, clock, "2024-05-29 18:00")
     clock.set(kst("2024-06-03 10:00"))
     review.disqualify_failed(app, sc.TRACK, sc.OFFICE)

@@ -26,6 +26,7 @@ from gongmo.workflow.deadlines.ticker import Ticker
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.stages import applicants, committee
 from tests.conftest import kst
+from tests.workflow import plans
 
 TRACK = "strong-small-2024"
 
@@ -182,8 +183,8 @@ def receive_all(app: App, clock: FixedClock) -> None:
     clock.set(kst("2024-05-28 11:00"))
     for code, national in NATIONAL.items():
         kind = "climate_crisis" if int(code) % 2 else "local_extinction"
-        app.moves.submit(TRACK, code, national, national, OFFICE, f"{code} 스마트도시", kind)
-    app.moves.submit(TRACK, "41110", 8_000_000_000, 8_000_000_000, OFFICE, "수원 스마트도시", "climate_crisis")
+        plans.submit(app, TRACK, code, national, national, OFFICE, f"{code} 스마트도시", kind)
+    plans.submit(app, TRACK, "41110", 8_000_000_000, 8_000_000_000, OFFICE, "수원 스마트도시", "climate_crisis")
 
 
 def application(app: App, code: str) -> dict[str, Any]:

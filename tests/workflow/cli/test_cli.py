@@ -17,6 +17,7 @@ from sqlmodel import SQLModel
 from gongmo.workflow import cli
 from gongmo.workflow.cli import shared
 from tests.conftest import config_copy
+from tests.workflow.cli.documents_args import document_args
 
 ROOT = Path(__file__).resolve().parents[3]
 CONFIG = ROOT / "config.toml"
@@ -30,6 +31,7 @@ LAST_SECOND = "2024-05-29T17:59:59+09:00"
 CLOSE = "2024-05-29T18:00:00+09:00"
 REVIEW = "2024-06-03T10:00:00+09:00"
 EIGHT_BN = "8000000000"
+TRACKS_2022_2024 = ("small-medium-2022", "hub-2024", "strong-small-2024", "diffusion-2024")
 
 
 @dataclass
@@ -105,6 +107,12 @@ def test_a_message_naming_a_long_path_stays_one_line(gongmo: Gongmo, tmp_path: P
 
 
 @pytest.fixture
+def docs(tmp_path: Path) -> tuple[str, ...]:
+    """`--document plan=FILE --document budget=FILE`: a plan is received only with its documents."""
+    return document_args(tmp_path)
+
+
+@pytest.fixture
 def ready(gongmo: Gongmo) -> Gongmo:
     """Initialised, with the sample applicants imported."""
     assert gongmo("init").code == 0
@@ -128,9 +136,9 @@ def test_init_twice(gongmo: Gongmo, tmp_path: Path) -> None:
     first = gongmo("init")
     assert first.code == 0, first.err
     assert (tmp_path / "gongmo.db").exists()
-    for key in ("scc-2022-small-medium", "scc-2024-creation-expansion"):
+    for key in ("scc-2022-small-medium", "scc-2024-creation-expansion", "scc-2022-demonstration"):
         assert f"contest {key}: created" in first.text
-    for key in ("small-medium-2022", "hub-2024", "strong-small-2024", "diffusion-2024"):
+    for key in (*TRACKS_2022_2024, "public-private-2022", "living-lab-2022"):
         assert f"track {key}: created" in first.text
     assert "already up to date" not in first.text
 
@@ -153,15 +161,24 @@ def test_contests_json(gongmo: Gongmo) -> None:
     result = gongmo("contests", "--json")
     assert result.code == 0, result.err
     data = result.json()
-    assert [c["contest"] for c in data] == ["scc-2022-small-medium", "scc-2024-creation-expansion"]
+    assert [c["contest"] for c in data] == [
+        "scc-2022-small-medium",
+        "scc-2024-creation-expansion",
+        "scc-2022-demonstration",  # the 2022 release's two side calls (issue 21)
+    ]
     tracks = {t["track"]: t for c in data for t in c["tracks"]}
     assert {k: t["slots"] for k, t in tracks.items()} == {
         "small-medium-2022": 16,
         "hub-2024": 1,
         "strong-small-2024": 3,
         "diffusion-2024": 10,
+        "public-private-2022": 10,
+        "living-lab-2022": 5,
     }
     assert data[1]["national_budget_krw"] == 52_000_000_000
+    assert data[2]["national_budget_krw"] == 20_000_000_000
+    assert tracks["public-private-2022"]["national_cap_krw"] == 1_500_000_000
+    assert tracks["living-lab-2022"]["national_cap_krw"] == 1_000_000_000
     assert tracks["hub-2024"]["national_cap_krw"] == 16_000_000_000
     assert tracks["strong-small-2024"]["population_below"] == 1_000_000
     assert tracks["diffusion-2024"]["national_min_krw"] == 1_000_000_000
@@ -196,7 +213,7 @@ def test_graph_prints_mermaid(gongmo: Gongmo) -> None:
 # --- a small lifecycle -----------------------------------------------------------------
 
 
-def test_lifecycle(ready: Gongmo) -> None:
+def test_lifecycle(ready: Gongmo, docs: tuple[str, ...]) -> None:
     gongmo = ready
     announced = gongmo("announce", TRACK, now=ANNOUNCED)
     assert announced.code == 0, announced.err
@@ -205,7 +222,7 @@ def test_lifecycle(ready: Gongmo) -> None:
 
     apply = ("apply", TRACK)
     money = ("--national", EIGHT_BN, "--local", EIGHT_BN, "--type", "climate_crisis")
-    first = gongmo(*apply, "41590", *money, now=LAST_SECOND)
+    first = gongmo(*apply, "41590", *money, *docs, now=LAST_SECOND)
     assert first.code == 0, first.err
     assert "receipt number STRONG-SMALL-2024-0001" in first.text
 
@@ -218,7 +235,7 @@ def test_lifecycle(ready: Gongmo) -> None:
     assert "(now 2024-05-29 18:00:00 KST)" in line
 
     # the refusal used no receipt number
-    second = gongmo(*apply, "41190", "--national", "5000000000", "--local", "5000000000", now=OPEN)
+    second = gongmo(*apply, "41190", "--national", "5000000000", "--local", "5000000000", *docs, now=OPEN)
     assert second.code == 0, second.err
     assert "receipt number STRONG-SMALL-2024-0002" in second.text
 
@@ -282,10 +299,10 @@ def test_lifecycle(ready: Gongmo) -> None:
     assert report["audit_rows"] == 18 + 2 + 2 + 1
 
 
-def test_disqualify_with_a_reason_is_accepted(ready: Gongmo) -> None:
+def test_disqualify_with_a_reason_is_accepted(ready: Gongmo, docs: tuple[str, ...]) -> None:
     gongmo = ready
     assert gongmo("announce", TRACK, now=ANNOUNCED).code == 0
-    applied = gongmo("apply", TRACK, "41190", "--national", "1", "--local", "1", now=OPEN)
+    applied = gongmo("apply", TRACK, "41190", "--national", "1", "--local", "1", *docs, now=OPEN)
     assert applied.code == 0, applied.err
     assert gongmo("bulk", TRACK, "start_review", "--from", "receipt", now=CLOSE).code == 0
     moved = gongmo("trigger", "STRONG-SMALL-2024-0001", "disqualify", "--reason", "인구 요건 미충족", now=REVIEW)
@@ -463,7 +480,7 @@ def on_db(gongmo: Gongmo, db_url: str, tmp_path: Path) -> Callable[..., Result]:
         (["init"], None),
         (["applicants", "import", str(SAMPLE)], None),
         (["announce", TRACK], ANNOUNCED),
-        (["apply", TRACK, "41190", "--national", EIGHT_BN, "--local", EIGHT_BN], OPEN),
+        (["apply", TRACK, "41190", "--national", EIGHT_BN, "--local", EIGHT_BN, *document_args(tmp_path)], OPEN),
         (["tokens", "create", "--role", "admin", "--subject", "office"], None),
     ]:
         result = invoke(*args, now=now)
@@ -505,7 +522,9 @@ TOO_LARGE: list[tuple[list[str], str]] = [
 ]
 
 
-def test_a_number_too_large_for_the_database_is_refused_in_one_line(on_db: Callable[..., Result], db_url: str) -> None:
+def test_a_number_too_large_for_the_database_is_refused_in_one_line(
+    on_db: Callable[..., Result], db_url: str, tmp_path: Path
+) -> None:
     before = every_row(db_url)
     for args, expected in TOO_LARGE:
         result = on_db(*args, now=OPEN)
@@ -516,7 +535,8 @@ def test_a_number_too_large_for_the_database_is_refused_in_one_line(on_db: Calla
         "error: no score was stored",
     ]
     assert every_row(db_url) == before
-    largest = on_db("apply", TRACK, "41110", "--national", str(2**63 - 1), "--local", "0", "--years", "10", now=OPEN)
+    biggest = ("--national", str(2**63 - 1), "--local", "0", "--years", "10")
+    largest = on_db("apply", TRACK, "41110", *biggest, *document_args(tmp_path), now=OPEN)
     assert largest.code == 0, largest.err  # the bounds are the columns' own
 
 
@@ -563,11 +583,11 @@ def test_a_control_character_in_an_argument_is_refused_in_one_line(on_db: Callab
 
 
 @pytest.fixture
-def disqualified(ready: Gongmo) -> Gongmo:
+def disqualified(ready: Gongmo, docs: tuple[str, ...]) -> Gongmo:
     """STRONG-SMALL-2024-0001 (41190) disqualified on 2024-06-03 10:00 KST."""
     gongmo = ready
     assert gongmo("announce", TRACK, now=ANNOUNCED).code == 0
-    applied = gongmo("apply", TRACK, "41190", "--national", EIGHT_BN, "--local", EIGHT_BN, now=OPEN)
+    applied = gongmo("apply", TRACK, "41190", "--national", EIGHT_BN, "--local", EIGHT_BN, *docs, now=OPEN)
     assert applied.code == 0, applied.err
     assert gongmo("bulk", TRACK, "start_review", "--from", "receipt", now=CLOSE).code == 0
     moved = gongmo("trigger", "STRONG-SMALL-2024-0001", "disqualify", "--reason", "유형 미선택", now=REVIEW)
@@ -651,12 +671,12 @@ def test_the_demo_keeps_its_maildir_in_its_own_folder_without_the_option(gongmo:
         shutil.rmtree(folder.parent)
 
 
-def test_passing_a_failed_checklist_needs_a_reason_shown_by_show(ready: Gongmo) -> None:
+def test_passing_a_failed_checklist_needs_a_reason_shown_by_show(ready: Gongmo, docs: tuple[str, ...]) -> None:
     """Was: `trigger N pass_review` passed a plan with no local match, no reason asked."""
     gongmo = ready
     assert gongmo("announce", TRACK, now=ANNOUNCED).code == 0
     applied = gongmo(
-        "apply", TRACK, "41190", "--national", EIGHT_BN, "--local", "0", "--type", "climate_crisis", now=OPEN
+        "apply", TRACK, "41190", "--national", EIGHT_BN, "--local", "0", "--type", "climate_crisis", *docs, now=OPEN
     )
     assert applied.code == 0, applied.err
     assert gongmo("bulk", TRACK, "start_review", "--from", "receipt", now=CLOSE).code == 0
@@ -676,14 +696,14 @@ def test_passing_a_failed_checklist_needs_a_reason_shown_by_show(ready: Gongmo) 
     assert "확인완료" in gongmo("show", receipt).out  # the history table's reason column
 
 
-def test_show_lists_every_calendar_change_with_who_when_and_why(ready: Gongmo) -> None:
+def test_show_lists_every_calendar_change_with_who_when_and_why(ready: Gongmo, docs: tuple[str, ...]) -> None:
     """The track's reschedules and the application's own extensions, each with who, when and
     why; an applicant sees its own extensions and the track's reschedules, not another's."""
     gongmo = ready
     assert gongmo("announce", TRACK, now=ANNOUNCED).code == 0
     money = ("--national", EIGHT_BN, "--local", EIGHT_BN, "--type", "climate_crisis")
-    assert gongmo("apply", TRACK, "41190", *money, now=OPEN).code == 0  # STRONG-SMALL-2024-0001
-    assert gongmo("apply", TRACK, "41590", *money, now=OPEN).code == 0  # STRONG-SMALL-2024-0002
+    assert gongmo("apply", TRACK, "41190", *money, *docs, now=OPEN).code == 0  # STRONG-SMALL-2024-0001
+    assert gongmo("apply", TRACK, "41590", *money, *docs, now=OPEN).code == 0  # STRONG-SMALL-2024-0002
     moved = gongmo(
         "reschedule", TRACK, "receipt_closes", "2024-05-31T18:00+09:00", "--reason", "서버점검", "--actor", "kim",
         now=OPEN,

@@ -29,15 +29,16 @@ _clean_env = base._clean_env
 config = base.config
 gongmo = base.gongmo
 ready = base.ready
+docs = base.docs
 
 LIBRARIES = ("apscheduler", "transitions")
 
 
 @pytest.fixture
-def received(ready: Gongmo) -> Gongmo:
+def received(ready: Gongmo, docs: tuple[str, ...]) -> Gongmo:
     """The 2024 strong-and-small call announced and one plan received (STRONG-SMALL-2024-0001)."""
     assert ready("announce", TRACK, now=ANNOUNCED).code == 0
-    applied = ready("apply", TRACK, "41590", "--national", EIGHT_BN, "--local", EIGHT_BN, now=OPEN)
+    applied = ready("apply", TRACK, "41590", "--national", EIGHT_BN, "--local", EIGHT_BN, *docs, now=OPEN)
     assert applied.code == 0, applied.err
     skipped = ready("deadlines", "--skip", f"{TRACK}:announce", "--reason", "announced by hand", now=OPEN)
     assert skipped.code == 0, skipped.err
@@ -296,17 +297,18 @@ def one_object(result: Any, keys: set[str]) -> dict[str, Any]:
     return data
 
 
-def test_the_lifecycle_commands_print_what_changed_as_one_json_object(gongmo: Gongmo) -> None:
+def test_the_lifecycle_commands_print_what_changed_as_one_json_object(gongmo: Gongmo, docs: tuple[str, ...]) -> None:
     g = gongmo
     one_object(g("init", "--json"), CHANGING["init"])
     imported = one_object(g("applicants", "import", str(base.SAMPLE), "--json"), CHANGING["applicants import"])
     assert imported["created"] == 20
     announced = one_object(g("announce", TRACK, "--json", now=ANNOUNCED), CHANGING["announce"])
     assert announced["created"] == 18
-    applied = one_object(
-        g("apply", TRACK, "41590", "--national", EIGHT_BN, "--local", EIGHT_BN, "--json", now=OPEN), CHANGING["apply"]
-    )
+    money = ("--national", EIGHT_BN, "--local", EIGHT_BN)
+    applied = one_object(g("apply", TRACK, "41590", *money, *docs, "--json", now=OPEN), CHANGING["apply"])
     assert applied["receipt_no"] == "STRONG-SMALL-2024-0001" and applied["to_state"] == "receipt"
+    # the documents uploaded before the plan, in the same object
+    assert [d["kind"] for d in applied["documents"]] == ["plan", "budget"]
     moved = one_object(
         g("trigger", "STRONG-SMALL-2024-0001", "withdraw", "--reason", "사업 여건 변경", "--json", now=OPEN),
         CHANGING["trigger"],

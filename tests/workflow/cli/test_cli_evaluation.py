@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import config_copy, run_cli
 from tests.workflow import contest_2024 as sc
+from tests.workflow.cli.documents_args import document_args
 
 TRACK = sc.TRACK
 ANNOUNCED = "2024-03-29T10:00"
@@ -112,12 +113,13 @@ def _announce(gongmo: Gongmo, tmp_path: Path) -> None:
 
 
 def _receive(gongmo: Gongmo, tmp_path: Path) -> None:
-    """All 12 applied (세종 for 2 years), the receipt closed by the ticker."""
+    """All 12 applied with their plan and budget (세종 for 2 years), the receipt closed by the ticker."""
+    docs = document_args(tmp_path)
     for code, national in [*sc.NATIONAL.items(), ("41110", 8_000_000_000)]:
         kind = "climate_crisis" if code in CLIMATE_CRISIS else "local_extinction"
         years = "2" if code == "36110" else "3"
         money = ("--national", str(national), "--local", str(national))
-        applied = ok(gongmo("apply", TRACK, code, *money, "--type", kind, "--years", years, now=RECEIPT))
+        applied = ok(gongmo("apply", TRACK, code, *money, "--type", kind, "--years", years, *docs, now=RECEIPT))
         assert applied.text.endswith(f"receipt number {RECEIPTS[code]}"), applied.text
     closed = ok(gongmo("tick", "--until-idle", now=CLOSED))
     assert f"{TRACK}:close_receipt (on time): 0 expired, 12 to preliminary review" in closed.text

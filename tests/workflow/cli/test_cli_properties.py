@@ -46,6 +46,7 @@ from gongmo.workflow import cli
 from gongmo.workflow.core.config import MILESTONES
 from gongmo.workflow.runtime import daemon as daemon_module
 from tests.conftest import SAMPLE_CSV, config_copy, run_cli
+from tests.workflow.cli.documents_args import document_args
 
 # GONGMO_PROPERTY_EXAMPLES=2000 runs a longer, random (not derandomised) search locally.
 LONG = int(os.environ.get("GONGMO_PROPERTY_EXAMPLES", "0"))
@@ -145,7 +146,8 @@ def prepared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prepared]:
         _quiet(config, "applicants", "import", str(SAMPLE_CSV))
         _quiet(config, "evaluators", "import", str(evaluators))
         _quiet(config, "--now", ANNOUNCED, "announce", TRACK)
-        _quiet(config, "--now", OPEN, "apply", TRACK, "41190", "--national", "8000000000", "--local", "8000000000")
+        money = ("--national", "8000000000", "--local", "8000000000")
+        _quiet(config, "--now", OPEN, "apply", TRACK, "41190", *money, *document_args(base))
         _quiet(config, "tokens", "create", "--role", "admin", "--subject", "office")
     database = base / "gongmo.db"
     assert not Path(f"{database}-wal").exists() or Path(f"{database}-wal").stat().st_size == 0

@@ -49,7 +49,11 @@ def track_of(loaded: Loaded, key: str) -> Track:
 
 def test_shipped_config_loads_with_exact_2022_figures() -> None:
     loaded = load(CONFIG)
-    assert [c.key for c in loaded.config.contests] == ["scc-2022-small-medium", "scc-2024-creation-expansion"]
+    assert [c.key for c in loaded.config.contests] == [
+        "scc-2022-small-medium",
+        "scc-2024-creation-expansion",
+        "scc-2022-demonstration",  # the 2022 release's two side calls (issue 21)
+    ]
     contest, track = loaded.config.track("small-medium-2022")
     assert contest.key == "scc-2022-small-medium"
     assert contest.national_budget_krw == 32 * BN
@@ -283,8 +287,11 @@ HUGE = f"national_min_krw {10**200:,} exceeds national_cap_krw 2,000,000,000"
 
 
 def first_contest_with_tracks(value: str) -> Callable[[str], str]:
-    """The shipped file up to the first contest's tracks, with `tracks = VALUE` instead."""
-    return lambda t: t[: t.index("  [[contests.tracks]]")] + f"tracks = {value}\n"
+    """The shipped file up to the first contest's tables (its documents, then its tracks), with
+    `tracks = VALUE` instead (a key after a table would be the table's)."""
+    return lambda t: (
+        t[: min(t.index("  [[contests.documents]]"), t.index("  [[contests.tracks]]"))] + f"tracks = {value}\n"
+    )
 
 
 def in_small_medium_track(line: str) -> Callable[[str], str]:
@@ -786,5 +793,13 @@ def test_review_starts_before_the_close_is_refused(tmp_path: Path) -> None:
 def test_program_lengths_are_the_releases() -> None:
     loaded = load(CONFIG)
     years = {t.key: t.funding.years for c in loaded.config.contests for t in c.tracks}
-    # 2022: "1년 동안"; 2024 hub and strong-and-small "3년간"; the diffusion track one year
-    assert years == {"small-medium-2022": 1, "hub-2024": 3, "strong-small-2024": 3, "diffusion-2024": 1}
+    # 2022: "1년 동안"; 2024 hub and strong-and-small "3년간"; the diffusion track one year;
+    # the 2022 side calls: one year of demonstration (chosen: the release gives none)
+    assert years == {
+        "small-medium-2022": 1,
+        "hub-2024": 3,
+        "strong-small-2024": 3,
+        "diffusion-2024": 1,
+        "public-private-2022": 1,
+        "living-lab-2022": 1,
+    }

@@ -17,6 +17,7 @@ from gongmo.workflow.deadlines.ticker import Ticker
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.stages import review
 from tests.conftest import kst
+from tests.workflow import plans
 
 TRACK_KEY = "strong-small-2024"
 ADMIN = Actor("park", Role.ADMIN)
@@ -34,7 +35,7 @@ def _disqualified_on_memorial_day_eve(app: App) -> int:
     _set(app, "2024-03-29 10:00")
     Ticker(app, "w1").run_until_idle()
     _set(app, "2024-05-28 10:00")
-    app.moves.submit(TRACK_KEY, CODE, 8_000_000_000, 8_000_000_000, ADMIN, "계획", "climate_crisis")
+    plans.submit(app, TRACK_KEY, CODE, 8_000_000_000, 8_000_000_000, ADMIN, "계획", "climate_crisis")
     _set(app, "2024-05-29 18:00")
     Ticker(app, "w1").run_until_idle()
     with read(app.db) as conn:

@@ -35,6 +35,8 @@ from gongmo.workflow.engine.moves import Moved
 from gongmo.workflow.runtime.daemon import Daemon
 from gongmo.workflow.stages import kickoff
 from tests.conftest import config_copy, kst, make_app, run_cli
+from tests.workflow import plans
+from tests.workflow.cli.documents_args import document_args
 
 ADMIN = Actor("lh-office", Role.ADMIN)
 MS = timedelta(milliseconds=1)
@@ -46,6 +48,16 @@ WINDOW = "the window is 2024-05-27 09:00:00 KST to 2024-05-29 18:00:00 KST"
 
 
 def submit(app: App, code: str, track: str = TRACK_KEY) -> Moved:
+    """A plan received: its track's required documents uploaded (plans.attach), then submitted."""
+    _, config = app.loaded.config.track(track)
+    plans.attach(app, track, code, [d.kind for d in config.documents if d.required])
+    return submit_only(app, code, track)
+
+
+def submit_only(app: App, code: str, track: str = TRACK_KEY) -> Moved:
+    """The submission alone, for a refusal by the window: it is checked before the documents are
+    (an upload at the same instant would be refused by the same rule, or the start of an
+    uninvited applicant's application, in its own words)."""
     return app.moves.submit(track, code, 8_000_000, 8_000_000, ADMIN, f"계획 {code}", None)
 
 
@@ -85,7 +97,7 @@ def refused_at_the_close(app: App, clock: FixedClock, code: str) -> OutsideWindo
     clock.set(CLOSE)
     before = snapshot(app)
     with pytest.raises(OutsideWindow) as refused:
-        submit(app, code)
+        submit_only(app, code)
     message = str(refused.value)
     assert message.startswith(f"receipt is closed: {WINDOW} (now 2024-05-29 18:00:00 KST)")
     assert "\n" not in message
@@ -127,7 +139,9 @@ def test_just_before_the_close_accepted_at_the_close_refused_daemon_stopped(app:
     assert application(app, "44150")["state"] == "preliminary_review"  # type: ignore[index]
     assert application(app, "41190")["state"] == "expired"  # type: ignore[index]
     with pytest.raises(OutsideWindow, match="receipt is closed"):
-        submit(app, "41190")
+        submit_only(app, "41190")
+    with pytest.raises(OutsideWindow, match="receipt is closed"):
+        plans.attach(app, TRACK_KEY, "41190")  # its documents neither
     verify_clean(app)
 
 
@@ -175,7 +189,8 @@ def test_close_fired_by_the_daemon_at_the_instant(app: App, clock: FixedClock) -
 def stamped_before_the_tick(app: App, clock: FixedClock, monkeypatch: pytest.MonkeyPatch, code: str) -> Any:
     """A plan whose request reads the clock at close - 1 ms; before its transaction
     starts (a wait for the lock, a preemption), real time reaches the close and the
-    daemon's tick fires it. Returns the Moved, or the refusal."""
+    daemon's tick fires it. Returns the Moved, or the refusal. Its documents were
+    uploaded just before (an uninvited applicant started its application to upload them)."""
     daemon = daemon_of(app)
     clock.set(ANNOUNCE)
     daemon.wake()
@@ -192,9 +207,10 @@ def stamped_before_the_tick(app: App, clock: FixedClock, monkeypatch: pytest.Mon
             yield conn
 
     clock.set(CLOSE - MS)
+    plans.attach(app, TRACK_KEY, code)
     monkeypatch.setattr(engine_module, "write", the_tick_gets_the_database_first)
     try:
-        return submit(app, code)
+        return submit_only(app, code)
     except (OutsideWindow, IllegalMove) as exc:
         return exc
     finally:
@@ -207,7 +223,7 @@ def test_a_plan_stamped_before_the_close_but_written_after_the_close_tick_is_not
 ) -> None:
     """Refused, or accepted and sent to review with the others; never accepted into
     'receipt' after the close has fired (nothing would ever move it on)."""
-    outcome = stamped_before_the_tick(app, clock, monkeypatch, "11000")  # uninvited: submit creates its application
+    outcome = stamped_before_the_tick(app, clock, monkeypatch, "11000")  # uninvited: started to upload its plan
     row = application(app, "11000")
     if isinstance(outcome, Moved):
         assert row is not None and row["state"] == "preliminary_review", (row and row["state"], outcome)
@@ -254,7 +270,7 @@ def test_cli_now_with_milliseconds_at_the_close(
         ("41590", "2024-05-29T17:59:59.999+09:00", "0001"),
         ("44150", "2024-05-29T08:59:59.999Z", "0002"),  # the same instant, in UTC
     ):
-        status, out, err = gongmo("apply", TRACK_KEY, code, *money, now=now)
+        status, out, err = gongmo("apply", TRACK_KEY, code, *money, *document_args(tmp_path), now=now)
         assert status == 0, err
         assert f"receipt number STRONG-SMALL-2024-{receipt_no}" in " ".join(out.split())
 
@@ -282,7 +298,7 @@ def test_a_lagging_clock_cannot_reopen_the_receipt_after_the_close_fired(app: Ap
     clock.set(CLOSE - timedelta(hours=1))  # the lagging replica's idea of now: receipt still open
     before = snapshot(app)
     with pytest.raises(OutsideWindow) as refused:
-        submit(app, "11000")  # not invited: submit would create its application and give it a number
+        submit_only(app, "11000")  # not invited: submit would create its application and give it a number
     message = str(refused.value)
     assert message.startswith(f"receipt of track {TRACK_KEY} is closed: its close (2024-05-29 18:00:00 KST) has fired")
     assert "\n" not in message and refused.value.closes == "2024-05-29T18:00:00+09:00"
@@ -343,7 +359,7 @@ def test_on_postgresql_the_database_clock_is_the_floor_of_a_window_check(
     engine_module._skew_warned_at = 0.0
     if db_url.startswith("postgresql"):
         with pytest.raises(OutsideWindow, match="receipt is closed: the window is"):
-            submit(app, "11000")
+            submit_only(app, "11000")
         assert snapshot(app) == before
         [warning] = [r.getMessage() for r in caplog.records if r.name == "gongmo.clock"]
         assert "s behind the database's (more than [gongmo] max_clock_skew_s = 5.0)" in warning
@@ -531,7 +547,7 @@ def test_berlin_receipt_window_edges_across_the_change(berlin: App, clock: Fixed
     opens, closes = BERLIN_MILESTONES["receipt_opens"], BERLIN_MILESTONES["receipt_closes"]
     clock.set(opens - MS)
     with pytest.raises(OutsideWindow) as early:
-        submit(berlin, "41590", BERLIN_TRACK)
+        submit_only(berlin, "41590", BERLIN_TRACK)
     assert str(early.value).startswith(f"receipt is not open yet: {window} (now 2024-03-30 17:59:59 CET)")
     assert (early.value.opens, early.value.closes) == ("2024-03-30T18:00:00+01:00", "2024-04-02T18:00:00+02:00")
     clock.set(opens)
@@ -540,7 +556,7 @@ def test_berlin_receipt_window_edges_across_the_change(berlin: App, clock: Fixed
     assert submit(berlin, "41190", BERLIN_TRACK).receipt_no == "BERLIN-2024-0002"
     clock.set(closes)
     with pytest.raises(OutsideWindow) as late:
-        submit(berlin, "44150", BERLIN_TRACK)
+        submit_only(berlin, "44150", BERLIN_TRACK)
     assert str(late.value).startswith(f"receipt is closed: {window} (now 2024-04-02 18:00:00 CEST)")
 
 

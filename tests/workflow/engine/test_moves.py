@@ -27,6 +27,7 @@ from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, OUTBOX, T
 from gongmo.workflow.engine import audit
 from gongmo.workflow.engine.app import App
 from tests.conftest import kst, make_app
+from tests.workflow import plans
 
 ADMIN = Actor("park", Role.ADMIN)
 TRACK_KEY = "strong-small-2024"
@@ -49,7 +50,7 @@ def counts(app: App) -> dict[str, Any]:
 def submit(app: App, code: str, at: str = "2024-05-28 10:00") -> int:
     assert isinstance(app.clock, FixedClock)
     app.clock.set(kst(at))
-    moved = app.moves.submit(TRACK_KEY, code, 8_000_000_000, 8_000_000_000, ADMIN, "계획", "climate_crisis")
+    moved = plans.submit(app, TRACK_KEY, code, 8_000_000_000, 8_000_000_000, ADMIN, "계획", "climate_crisis")
     return moved.application_id
 
 
@@ -326,7 +327,7 @@ def test_bulk_submit_is_refused_in_one_line_and_nothing_moves(app: App) -> None:
 def failing_in_review(app: App) -> tuple[int, int]:
     """41590 with a sound plan and 41190 with no local match, both in preliminary review."""
     good = submit(app, "41590")
-    bad = app.moves.submit(TRACK_KEY, "41190", 5_000_000_000, 0, ADMIN, "계획", "climate_crisis").application_id
+    bad = plans.submit(app, TRACK_KEY, "41190", 5_000_000_000, 0, ADMIN, "계획", "climate_crisis").application_id
     app.clock.set(CLOSE)  # type: ignore[attr-defined]
     app.moves.apply_bulk(TRACK_KEY, "start_review", "receipt")
     return good, bad

@@ -36,6 +36,7 @@ from gongmo.workflow.engine.moves import Moved
 from gongmo.workflow.runtime.wiring import open_app
 from gongmo.workflow.stages import applicants
 from tests.conftest import CONFIG, config_copy, kst, make_app
+from tests.workflow import plans
 
 TRACK_KEY = "strong-small-2024"
 PREFIX = "STRONG-SMALL-2024"
@@ -87,7 +88,22 @@ def apps(db_url: str, clock: FixedClock) -> Iterator[tuple[App, App]]:
 
 
 def submit(app: App, code: str, actor: Actor = ADMIN_A) -> Moved:
+    """The plan's documents uploaded, then the plan submitted (a set-up, not a race)."""
+    return plans.submit(app, TRACK_KEY, code, 8_000_000_000, 8_000_000_000, actor, f"계획 {code}", "climate_crisis")
+
+
+def submit_only(app: App, code: str, actor: Actor = ADMIN_A) -> Moved:
+    """The submission itself, the documents attached before the race (attach_all): the racers
+    contend for the receipt, not for the uploads (an upload after a receipt is a replacement)."""
     return app.moves.submit(TRACK_KEY, code, 8_000_000_000, 8_000_000_000, actor, f"계획 {code}", "climate_crisis")
+
+
+def attach_all(app: App, clock: FixedClock, codes: list[str]) -> None:
+    """Each applicant's plan and budget uploaded inside the window, its application started
+    if it was not invited (a plan is received only with its documents)."""
+    clock.set(OPEN)
+    for code in codes:
+        plans.attach(app, TRACK_KEY, code)
 
 
 def in_review(app: App, clock: FixedClock, codes: list[str]) -> list[int]:
@@ -279,19 +295,19 @@ def test_admins_deciding_on_the_same_version_exactly_one_wins_each_application(
 def test_the_same_applicant_submitting_twice_at_once_gets_one_receipt(apps: tuple[App, App], clock: FixedClock) -> None:
     """Eight applicants each submit twice at the same instant (two tabs, two workers):
     four were invited at the announcement, four were not (their application is
-    created by the submission itself)."""
+    started by the applicant, to upload its documents before it submits)."""
     app, other = apps
     invited = add_applicants(app, 0, 4)
     clock.set(ANNOUNCE)
     app.moves.announce(TRACK_KEY, ADMIN_A)
     uninvited = add_applicants(app, 100, 4)
     codes = invited + uninvited
-    clock.set(OPEN)
+    attach_all(app, clock, codes)
     barriers = {c: threading.Barrier(2, timeout=WAIT_S) for c in codes}
     lanes: list[list[Step]] = []
     for engine_app, tab in ((app, "tab-1"), (other, "tab-2")):
         for code in codes:
-            lanes.append([(barriers[code], code, tab, lambda a=engine_app, c=code: submit(a, c, APPLICANT_ACTOR))])
+            lanes.append([(barriers[code], code, tab, lambda a=engine_app, c=code: submit_only(a, c, APPLICANT_ACTOR))])
     outcomes = run_lanes(lanes)
 
     only_expected_refusals(outcomes)
@@ -331,18 +347,19 @@ def test_many_applicants_at_once_get_unique_gap_free_receipts_while_admins_withd
     ids = application_ids(app, codes)
     assert {states(app)[ids[c]] for c in codes} == {("announcement", 1)}
     contested = codes[:8]
-    clock.set(OPEN)
+    attach_all(app, clock, codes)
+    assert {states(app)[ids[c]] for c in codes} == {("announcement", 1)}  # an upload is no move
 
     width = 8
     tasks: list[tuple[Any, str, Callable[[], Any]]] = []  # in steps of `width`; a pair in the same step
     for code in contested:
-        tasks.append((code, "submit", lambda c=code: submit(app, c, APPLICANT_ACTOR)))
+        tasks.append((code, "submit", lambda c=code: submit_only(app, c, APPLICANT_ACTOR)))
         tasks.append(
             (code, "withdraw", lambda c=code: other.moves.apply(ids[c], "withdraw", ADMIN_B, expected_version=1))
         )
     for i, code in enumerate(codes[8:]):
         engine_app = app if i % 2 else other
-        tasks.append((code, "submit", lambda a=engine_app, c=code: submit(a, c, APPLICANT_ACTOR)))
+        tasks.append((code, "submit", lambda a=engine_app, c=code: submit_only(a, c, APPLICANT_ACTOR)))
     assert len(tasks) % width == 0
     steps = [threading.Barrier(width, timeout=WAIT_S) for _ in range(len(tasks) // width)]
     lanes: list[list[Step]] = [
@@ -430,7 +447,7 @@ def _race_job(
 
     try:
         for code in submit_codes:
-            attempt("submit", code, lambda c=code: submit(app, c, actor))
+            attempt("submit", code, lambda c=code: submit_only(app, c, actor))
         for app_id in review_ids:
             attempt("pass_review" if index % 2 == 0 else "disqualify", app_id, lambda i=app_id: decide(i))
     finally:
@@ -501,6 +518,7 @@ def test_processes_racing_on_the_same_applications(
         invited = add_applicants(app, 100, 3)
         app.moves.announce(TRACK_KEY, ADMIN_A)
         contested = [*invited, *add_applicants(app, 200, 3)]  # three invited, three not
+        attach_all(app, clock, contested)  # the uninvited start their application to upload
         config = config_copy(tmp_path, database_url=db_url)
 
         outcomes = racers.run((str(config), db_url, contested, review_ids))

@@ -26,6 +26,7 @@ from gongmo.workflow.outbox import office
 from gongmo.workflow.outbox.dispatch import Mailer
 from tests.conftest import config_copy, kst
 from tests.smtp_server import FaultySMTP, smtp_server_fixture  # noqa: F401
+from tests.workflow import plans
 
 ADMIN = Actor("park", Role.ADMIN)
 TRACK = "strong-small-2024"
@@ -73,7 +74,7 @@ def lifecycle(app: App, clock: FixedClock) -> None:
     ticker.run_until_idle()
     clock.set(kst("2024-05-28 10:00"))
     for code in ("41590", "41190"):  # 화성시 reads English, 부천시 Korean
-        app.moves.submit(TRACK, code, 8_000_000_000, 8_000_000_000, ADMIN, "계획", "climate_crisis")
+        plans.submit(app, TRACK, code, 8_000_000_000, 8_000_000_000, ADMIN, "계획", "climate_crisis")
     clock.set(kst("2024-05-29 18:00"))
     ticker.run_until_idle()
     with read(app.db) as conn:

@@ -28,6 +28,7 @@ from gongmo.workflow.core.models import (
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.stages import committee, review
 from tests.conftest import kst
+from tests.workflow import plans
 
 OFFICE, APPLICANT_ACTOR = sc.OFFICE, sc.APPLICANT_ACTOR
 TYPES = "one of climate_crisis, local_extinction"
@@ -138,7 +139,7 @@ def in_review(contest: App, clock: FixedClock) -> App:
     """The 12 scenario plans and the five extra plans received; the receipt closed by the ticker."""
     sc.receive_all(contest, clock)
     for code, (national, local, kind, years) in EXTRA_PLANS.items():
-        contest.moves.submit(sc.TRACK, code, national, local, OFFICE, f"{code} 스마트도시", kind, years=years)
+        plans.submit(contest, sc.TRACK, code, national, local, OFFICE, f"{code} 스마트도시", kind, years=years)
     sc.at(contest, clock, "2024-05-29 18:00")
     return contest
 
