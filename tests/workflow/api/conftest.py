@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from gongmo.workflow.api import create_api
+from gongmo.workflow.core import samples as sample_files
 from gongmo.workflow.core import tokens
 from gongmo.workflow.core.clock import FixedClock, SystemClock
 from gongmo.workflow.core.db import read, write
@@ -210,6 +211,18 @@ class World:
         body: dict[str, Any] = {"trigger": trigger} | ({"reason": reason} if reason else {})
         headers = {"If-Match": f'"{self.version(code)}"'}
         return self.post(f"/applications/{self.id(code)}/transitions", who, json=body, headers=headers)
+
+    def attach(self, code: str, who: Who) -> None:
+        """Upload a sample plan (PDF) and budget sheet (XLSX) to `code`'s application, multipart, as
+        `who`: a plan is received only with its documents (issue 21). Marks the test as reaching
+        POST /applications/{application_id}/documents/{kind}."""
+        for kind, name, data in (
+            ("plan", "사업계획서.pdf", sample_files.pdf(f"plan of {code}")),
+            ("budget", "사업비_산출내역서.xlsx", sample_files.xlsx()),
+        ):
+            files = {"file": (name, data, "application/octet-stream")}
+            uploaded = self.post(f"/applications/{self.id(code)}/documents/{kind}", who, files=files)
+            assert uploaded.status_code == 201, uploaded.text
 
     # the database
 

@@ -33,6 +33,7 @@ DETAIL = "GET /applications/{application_id}"
 MOVE = "POST /applications/{application_id}/transitions"
 SUBMIT = "POST /applications"
 OBJECT = "POST /applications/{application_id}/objections"
+UPLOAD = "POST /applications/{application_id}/documents/{kind}"  # World.attach: a plan comes with its documents
 
 
 def plan(code: str | None = None, **extra: object) -> dict[str, object]:
@@ -339,12 +340,13 @@ def test_a_system_trigger_or_submit_is_not_a_transition(written: World) -> None:
 # -- submissions -------------------------------------------------------------------------------
 
 
-@pytest.mark.routes(SUBMIT, DETAIL)
+@pytest.mark.routes(SUBMIT, DETAIL, UPLOAD)
 def test_an_applicant_submits_inside_the_window_and_not_a_second_after(
     world: Callable[..., World], db_url: str
 ) -> None:
     w = world("open", db_url)
     w.clock.set(kst("2024-05-29 17:59:59"))  # the last second
+    w.attach(SEJONG, APP_SEJONG)
     made = w.post("/applications", APP_SEJONG, json=plan())
     assert made.status_code == 201, made.text
     body = made.json()
@@ -379,20 +381,22 @@ def test_before_the_window_opens_a_submission_is_409(opened: World) -> None:
     assert w.state(SEJONG) == "announcement"
 
 
-@pytest.mark.routes(SUBMIT)
+@pytest.mark.routes(SUBMIT, UPLOAD)
 def test_a_rescheduled_close_takes_a_later_plan(opened: World) -> None:
     w = opened
     calendars.reschedule(w.app, TRACK_KEY, "receipt_closes", kst("2024-05-31 18:00"), "전산 장애", "lh-office")
     w.clock.set(kst("2024-05-30 10:00"))
+    w.attach(SEJONG, APP_SEJONG)  # its documents too, after the old close
     made = w.post("/applications", APP_SEJONG, json=plan())
     assert made.status_code == 201, made.text
 
 
-@pytest.mark.routes(SUBMIT)
+@pytest.mark.routes(SUBMIT, UPLOAD)
 def test_an_admin_submits_for_an_applicant_and_is_the_actor(opened: World) -> None:
     w = opened
+    w.attach(SIHEUNG, ADMIN)
     made = w.post("/applications", ADMIN, json=plan(SIHEUNG))
-    assert made.status_code == 201
+    assert made.status_code == 201, made.text
     audit = w.rows(AUDIT, AUDIT.c.application_id == made.json()["application_id"], AUDIT.c.trigger == "submit")
     assert [(a["actor"], a["role"]) for a in audit] == [("office-lee", "admin")]
     again = w.post("/applications", ADMIN, json=plan(SIHEUNG))
@@ -407,7 +411,7 @@ def test_an_admin_submits_for_an_applicant_and_is_the_actor(opened: World) -> No
     assert w.footprint() == before
 
 
-@pytest.mark.routes(SUBMIT)
+@pytest.mark.routes(SUBMIT, UPLOAD)
 def test_an_applicant_submits_for_itself_only(opened: World) -> None:
     w = opened
     w.token(APP_SEJONG)
@@ -419,6 +423,7 @@ def test_an_applicant_submits_for_itself_only(opened: World) -> None:
     evaluator = w.post("/applications", EV_KIM, json=plan(SEJONG))
     assert evaluator.status_code == 403
     assert w.footprint() == before
+    w.attach(SEJONG, APP_SEJONG)
     assert w.post("/applications", APP_SEJONG, json=plan(SEJONG)).status_code == 201  # its own code is fine
 
 

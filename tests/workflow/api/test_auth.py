@@ -59,6 +59,7 @@ def concrete(route: str) -> tuple[str, str]:
     """'GET /applications/{application_id}' -> ('GET', '/applications/1')."""
     method, path = route.split(" ", 1)
     values = {"application_id": "1", "outbox_id": "1", "track": TRACK_KEY, "code": SEJONG, "part": "written"}
+    values |= {"kind": "plan"}  # a plan's documents (issue 21)
     return method, re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], path)
 
 

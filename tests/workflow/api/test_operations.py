@@ -34,6 +34,7 @@ from tests.workflow.api.conftest import (
     ADMIN,
     APP_SEJONG,
     EV_KIM,
+    SEJONG,
     TRACK_KEY,
     World,
 )
@@ -251,7 +252,7 @@ def test_with_the_database_down_health_says_so_and_routes_answer_503(unreachable
     assert "not initialised" in unreachable[1].get("/healthz", None).json()["database"]["error"]
 
 
-@pytest.mark.routes("GET /metrics", "POST /applications")
+@pytest.mark.routes("GET /metrics", "POST /applications", "POST /applications/{application_id}/documents/{kind}")
 def test_metrics_count_a_submission_under_its_track_and_state(opened: World) -> None:
     w = opened
     scraped = w.get("/metrics", ADMIN)
@@ -262,6 +263,8 @@ def test_metrics_count_a_submission_under_its_track_and_state(opened: World) -> 
     assert before[announced] == w.count(APPLICATION, APPLICATION.c.state == "announcement") > 0
     assert received not in before
     body = {"track": TRACK_KEY, "national_krw": 10**9, "local_krw": 10**9, "project_type": "climate_crisis"}
+    w.attach(SEJONG, APP_SEJONG)  # its documents first: an upload moves no application
+    assert samples(w.get("/metrics", ADMIN).text, "gongmo_applications") == before
     assert w.post("/applications", APP_SEJONG, json=body).status_code == 201
     after = samples(w.get("/metrics", ADMIN).text, "gongmo_applications")
     assert after[received] == 1 and after[announced] == before[announced] - 1
