@@ -13,8 +13,12 @@ same run, on the same connection:
 
 The database is a throwaway one with the shipped config: a SQLite file in a
 temporary directory, or a fresh PostgreSQL schema (dropped at the end). The
-applications are submitted through the engine inside the 2024 receipt window
-and moved to preliminary review by the ticker at the receipt close.
+applications are submitted through the engine inside the 2024 receipt window,
+each after its plan (a PDF) and budget sheet (an XLSX) are uploaded (issue 21: a
+plan is received only with its documents), and moved to preliminary review by
+the ticker at the receipt close. The set-up is not timed: the three series
+measure what they measured before the documents (a transition's work does not
+read them); the upload and download of a large file are bench/documents.py's.
 
     python -m bench.api [--n 1000] [--small] [--db sqlite|postgres] [--pg-url URL]
                         [--order series|interleaved] [--daemon-socket]
@@ -28,6 +32,7 @@ every answer written in two pieces waits for the client's delayed ACK
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -55,7 +60,7 @@ from bench import synthetic_applicants
 from gongmo.states.lifecycle import APPLICATION as TABLE
 from gongmo.states.lifecycle import Role
 from gongmo.workflow.api import create_api
-from gongmo.workflow.core import tokens
+from gongmo.workflow.core import samples, tokens
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.clock import FixedClock
 from gongmo.workflow.core.db import read, write
@@ -116,9 +121,16 @@ def seed(url: str, count: int) -> tuple[App, list[int]]:
     # The call first, inside the receipt window: a call caught up only after the receipt close is
     # held for the office, and the close behind it with it (README, "Deadlines and the daemon").
     Ticker(app, "bench").run_until_idle()
+    budget = samples.xlsx()
+    invited = _invited(app)
     for i in range(count):
+        code = f"{10000 + i}"
         kind = "climate_crisis" if i % 2 else "local_extinction"
-        app.moves.submit(TRACK_KEY, f"{10000 + i}", NATIONAL, NATIONAL, OFFICE, f"스마트도시 {i}", kind)
+        # Its documents first, through the engine (untimed set-up): its own plan, a shared budget sheet.
+        plan = samples.pdf(f"bench plan {code}")
+        app.moves.uploads.add(invited[code], "plan", f"사업계획서_{code}.pdf", io.BytesIO(plan), OFFICE)
+        app.moves.uploads.add(invited[code], "budget", "사업비_산출내역서.xlsx", io.BytesIO(budget), OFFICE)
+        app.moves.submit(TRACK_KEY, code, NATIONAL, NATIONAL, OFFICE, f"스마트도시 {i}", kind)
     app.clock.set(AFTER_CLOSE)
     Ticker(app, "bench").run_until_idle()  # close_receipt: receipt -> preliminary_review, in bulk
     with read(app.db) as conn:
@@ -133,6 +145,18 @@ def seed(url: str, count: int) -> tuple[App, list[int]]:
     if len(ids) != count:
         raise SystemExit(f"expected {count} applications in preliminary_review after the close, found {len(ids)}")
     return app, ids
+
+
+def _invited(app: App) -> dict[str, int]:
+    """applicant code -> its application in the track (created by the call)."""
+    with read(app.db) as conn:
+        rows = conn.execute(
+            sa.select(APPLICANT.c.code, APPLICATION.c.id)
+            .join(APPLICATION, APPLICATION.c.applicant_id == APPLICANT.c.id)
+            .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+            .where(TRACK.c.key == TRACK_KEY)
+        ).all()
+    return {str(code): int(i) for code, i in rows}
 
 
 # -- the server -------------------------------------------------------------------
