@@ -6,6 +6,15 @@ contest office would take happen in between: local governments submit,
 reviewers pass or disqualify, the committee's result is entered, plans are
 approved. Nothing touches the configured database.
 
+A plan is received only with its documents and its answers (issue 21): each
+submitting applicant uploads a sample PDF plan (showing its code) and an XLSX
+budget sheet, and answers its track's questions with sample answers, before it
+submits. Where a track has a rule on an answer (the 2022 side calls: a
+consortium of a local government, a private company and a university; a
+living lab that runs or is planned), one submitting applicant in five
+answers so that it fails the rule, and the preliminary review disqualifies it
+with the checklist's reason; the others pass it.
+
 With a Maildir (`gongmo demo`), what the rehearsal queued is delivered there
 at the end (the results held under embargo released first, as the office
 would), so there is mail to read.
@@ -14,7 +23,13 @@ would), so there is mail to read.
 from __future__ import annotations
 
 import asyncio
+import email
+import email.message
+import email.policy
+import io
+import json
 import random
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,14 +43,18 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from gongmo.notifications.transport import MaildirTransport
+from gongmo.states.eligibility import ANSWER_PREFIX
 from gongmo.states.lifecycle import APPLICATION as TABLE
 from gongmo.states.lifecycle import Role
+from gongmo.states.questions import brn_check_digit
 from gongmo.workflow.core import config as config_mod
+from gongmo.workflow.core import samples
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.clock import FixedClock
 from gongmo.workflow.core.config import Contest, Track
 from gongmo.workflow.core.db import read, write
-from gongmo.workflow.core.models import APPLICANT, APPLICATION, DEADLINE, OUTBOX, TRACK
+from gongmo.workflow.core.files import current_hashes
+from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, DEADLINE, OUTBOX, TRACK
 from gongmo.workflow.deadlines import changes as calendars
 from gongmo.workflow.deadlines.ticker import Ticker
 from gongmo.workflow.engine import audit
@@ -68,6 +87,7 @@ class Mail:
     undelivered: dict[str, int]  # outbox state -> rows not written (cancelled: superseded before sending)
     released: int  # results held under embargo, released at the end
     sample: Path | None  # one message to open
+    receipt: Path | None = None  # one receipt confirmation, listing its documents' hashes
 
 
 @dataclass
@@ -77,6 +97,8 @@ class Result:
     notices: dict[str, int]
     audit_clean: bool
     mail: Mail | None = None
+    # One plan received: its receipt number and its documents as the receipt's audit row lists them.
+    receipt: tuple[str, list[dict[str, Any]]] | None = None
 
 
 def rehearse(
@@ -94,18 +116,33 @@ def rehearse(
         clock = wiring.clock_for(loaded, None, fixed=True)
         app = wiring.open_app(loaded, clock, database_url=f"sqlite:///{tmp}/rehearsal.db")
         try:
-            result = _run(app, contest_keys, applicants_csv, decide, out)
-            if maildir is not None:
-                tracks = [t.key for c in app.loaded.config.contests if c.key in contest_keys for t in c.tracks]
-                result.mail = deliver(app, tracks, maildir, out)
-            return result
+            return run(app, contest_keys, applicants_csv, decide, out, maildir)
         finally:
             app.db.dispose()
 
 
-def deliver(app: App, tracks: list[str], path: Path, out: Callable[[str], None]) -> Mail:
+def run(
+    app: App,
+    contest_keys: list[str],
+    applicants_csv: Path,
+    decide: bool = True,
+    out: Callable[[str], None] = print,
+    maildir: Path | None = None,
+) -> Result:
+    """The rehearsal on `app` (an empty database, a FixedClock: `rehearse` makes both, a test
+    its own, to read the database afterwards)."""
+    result = _run(app, contest_keys, applicants_csv, decide, out)
+    if maildir is not None:
+        tracks = [t.key for c in app.loaded.config.contests if c.key in contest_keys for t in c.tracks]
+        receipt_no = result.receipt[0] if result.receipt else None
+        result.mail = deliver(app, tracks, maildir, out, receipt_no)
+    return result
+
+
+def deliver(app: App, tracks: list[str], path: Path, out: Callable[[str], None], receipt_no: str | None = None) -> Mail:
     """Release the held results (the office's last step) and write every notice
-    due into the Maildir at `path`; print where it is and how to read it."""
+    due into the Maildir at `path`; print where it is and how to read it, and (with
+    `receipt_no`) that plan's receipt confirmation's list of documents with their hashes."""
     path = path.resolve()
     released = sum(office.release(app, key, office.RESULTS) for key in tracks)
     transport = MaildirTransport(path)
@@ -128,9 +165,25 @@ def deliver(app: App, tracks: list[str], path: Path, out: Callable[[str], None])
             .order_by((OUTBOX.c.notice == "selected").desc(), OUTBOX.c.id)
             .limit(1)
         ).scalar()
+        receipt_id = (
+            None
+            if receipt_no is None
+            else conn.execute(
+                sa.select(OUTBOX.c.message_id)
+                .join(APPLICATION, APPLICATION.c.id == OUTBOX.c.application_id)
+                .where(
+                    OUTBOX.c.state == outbox_states.SENT,
+                    OUTBOX.c.notice == "receipt_confirmation",
+                    APPLICATION.c.receipt_no == receipt_no,
+                )
+                .order_by(OUTBOX.c.id.desc())  # the latest lists the current documents
+                .limit(1)
+            ).scalar()
+        )
     delivered = by_state.pop(outbox_states.SENT, {})
     undelivered = {state: sum(per.values()) for state, per in sorted(by_state.items())}
     sample = _message_file(path, wanted)
+    receipt = _message_file(path, receipt_id, fallback=False) if receipt_id else None
     out(
         f"mail: {sum(delivered.values())} notices delivered to the Maildir {path}"
         f" (results held under embargo released at the end, as the office would: {released})"
@@ -148,18 +201,38 @@ def deliver(app: App, tracks: list[str], path: Path, out: Callable[[str], None])
     out(f"  read them: mutt -f {path}   (or any mail reader that opens a Maildir)")
     if sample is not None:
         out(f"  one message: {sample}")
-    return Mail(path, delivered, undelivered, released, sample)
+    if receipt is not None:
+        out(f"  the receipt confirmation of {receipt_no}: {receipt}")
+        for line in receipt_documents(receipt):
+            out(f"    {line}")
+    return Mail(path, delivered, undelivered, released, sample, receipt)
 
 
-def _message_file(path: Path, message_id: str | None) -> Path | None:
-    """The file in the Maildir holding `message_id` (else the first one)."""
+def receipt_documents(message: Path) -> list[str]:
+    """The lines of a receipt confirmation's plain text that list its documents (for each: its
+    number, kind and file name; its size; its SHA-256), as the mail indents them less the list's
+    own indent; [] if it lists none."""
+    parsed = email.message_from_bytes(message.read_bytes(), policy=email.policy.default)
+    part = parsed.get_body(preferencelist=("plain",))
+    text = str(part.get_content()) if isinstance(part, email.message.EmailMessage) else ""
+    lines = text.splitlines()
+    hashes = [i for i, line in enumerate(lines) if line.lstrip().startswith("SHA-256:")]
+    first = next((i for i in range(hashes[0], -1, -1) if re.match(r"^\s+1\. ", lines[i])), None) if hashes else None
+    if first is None:
+        return []
+    indent = len(lines[first]) - len(lines[first].lstrip())
+    return [line[indent:] for line in lines[first : hashes[-1] + 1] if line.strip()]
+
+
+def _message_file(path: Path, message_id: str | None, fallback: bool = True) -> Path | None:
+    """The file in the Maildir holding `message_id` (else, with `fallback`, the first one)."""
     files = sorted(f for sub in ("new", "cur") if (path / sub).is_dir() for f in (path / sub).iterdir())
     for f in files:
         with f.open("rb") as fh:
             headers = BytesHeaderParser().parse(fh)
         if message_id and str(headers.get("Message-ID", "")).strip() == message_id:
             return f
-    return files[0] if files else None
+    return files[0] if files and fallback else None
 
 
 def _run(app: App, contest_keys: list[str], csv: Path, decide: bool, out: Callable[[str], None]) -> Result:
@@ -232,7 +305,7 @@ def _human_steps(app: App, contest: Contest, track: Track) -> list[Step]:
 def _in_state(app: App, track: str, state: str) -> list[dict[str, Any]]:
     with read(app.db) as conn:
         query = (
-            sa.select(APPLICATION.c.id, APPLICATION.c.receipt_no, APPLICANT.c.code)
+            sa.select(APPLICATION.c.id, APPLICATION.c.receipt_no, APPLICANT.c.code, APPLICANT.c.name)
             .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
             .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
             .where(TRACK.c.key == track, APPLICATION.c.state == state)
@@ -242,15 +315,22 @@ def _in_state(app: App, track: str, state: str) -> list[dict[str, Any]]:
 
 
 def _submit(app: App, track: Track) -> str:
-    """Two in three invited local governments submit a plan at the cap."""
+    """Two in three invited local governments submit a plan at the cap, each with its documents
+    and its answers; on a track with rules on answers, one submitting applicant in five fails one."""
     invited = _in_state(app, track.key, "announcement")
     submitting = [a for i, a in enumerate(invited) if i % 3 != 2]
     types: list[str | None] = list(track.eligibility.types) or [None]
     national = track.funding.national_cap_krw
     local = int(national * track.funding.local_match_ratio)
+    failing = []
     for i, a in enumerate(submitting):
+        fails = bool(track.eligibility.answers) and i % 5 == 1
+        _prepare_plan(app, track, a, fails)
         app.moves.submit(track.key, a["code"], national, local, OFFICE, "스마트도시 조성계획", types[i % len(types)])
-    return f"{len(submitting)} of {len(invited)} invited submitted"
+        if fails:
+            failing.append(a["code"])
+    line = f"{len(submitting)} of {len(invited)} invited submitted{_with_documents(app, track, submitting)}"
+    return line + _answered(track, failing)
 
 
 def _extend(app: App, track: Track, until: datetime, late: dict[str, Any]) -> str:
@@ -266,21 +346,141 @@ def _extend(app: App, track: Track, until: datetime, late: dict[str, Any]) -> st
 
 
 def _submit_late(app: App, track: Track, late: dict[str, Any]) -> str:
-    """The extended applicant submits inside its own window."""
+    """The extended applicant uploads its documents, answers and submits inside its own window."""
     if not late:
         return "nobody extended"
     national = track.funding.national_cap_krw
     local = int(national * track.funding.local_match_ratio)
     kind = track.eligibility.types[0] if track.eligibility.types else None
+    _prepare_plan(app, track, late, False)
     moved = app.moves.submit(track.key, late["code"], national, local, OFFICE, "스마트도시 조성계획", kind)
-    return f"{late['code']}: {moved.receipt_no}"
+    return f"{late['code']}: {moved.receipt_no}{_with_documents(app, track, [late])}"
+
+
+# -- a plan's documents and answers (issue 21) ---------------------------------------------
+
+# The sample file of each kind the rehearsal uploads: (file name, the bytes for one applicant).
+SAMPLE_DOCUMENTS: dict[str, tuple[str, Callable[[dict[str, Any], Track], bytes]]] = {
+    "plan": ("사업계획서.pdf", lambda a, t: samples.pdf(text=f"{a['code']} {t.name_en}: project plan (rehearsal)")),
+    "budget": ("사업비_산출내역서.xlsx", lambda a, t: samples.xlsx()),
+    "annex": ("부속서류.pdf", lambda a, t: samples.pdf(text=f"{a['code']} {t.name_en}: annex (rehearsal)")),
+}
+COMPANIES = ("(주)스마트시티랩", "(주)도시데이터", "(주)모빌리티웍스", "(주)그린에너지솔루션", "(주)세이프티넷")
+UNIVERSITIES = (
+    "한국과학기술원 산학협력단",
+    "서울시립대학교 산학협력단",
+    "부산대학교 산학협력단",
+    "전남대학교 산학협력단",
+)
+
+
+def _prepare_plan(app: App, track: Track, applicant: dict[str, Any], fails: bool) -> None:
+    """What a local government sends before it submits: a file of each required kind (its name on
+    the PDF plan), then its answers to the track's questions (`fails`: one rule on an answer
+    is not met)."""
+    application_id = int(applicant["id"])
+    for spec in track.documents:
+        if not spec.required:
+            continue
+        name, make = SAMPLE_DOCUMENTS.get(spec.kind, SAMPLE_DOCUMENTS["annex"])
+        file_name = f"{applicant['name']}_{name}"
+        app.moves.uploads.add(application_id, spec.kind, file_name, io.BytesIO(make(applicant, track)), OFFICE)
+    if track.questions:
+        app.moves.uploads.answer(application_id, sample_answers(track, applicant, fails), OFFICE)
+
+
+def sample_answers(track: Track, applicant: dict[str, Any], fails: bool = False) -> dict[str, object]:
+    """Sample answers to every question of the track for one applicant (a dict with `id`, `code`
+    and `name`). Each meets the track's rule on it, unless `fails`: then the first rule's
+    question is answered so that the rule fails (a consortium without its last required kind,
+    a yes/no question answered the other way)."""
+    rules = {r.question: r for r in track.eligibility.answers}
+    failing = track.eligibility.answers[0].question if fails and track.eligibility.answers else None
+    seed = int(applicant["id"])
+    answers: dict[str, object] = {}
+    for q in track.questions:
+        rule = rules.get(q.key)
+        if q.type == "members":
+            kinds = list(q.member_kinds)
+            if q.key == failing and rule is not None and rule.members_include:
+                missing = rule.members_include[-1]
+                kinds = [k for k in kinds if k != missing] + [k for k in kinds if k != missing][-1:]
+            answers[q.key] = _consortium(applicant, kinds, seed)
+        elif q.type == "yes_no":
+            wanted = rule.equals if rule is not None and isinstance(rule.equals, bool) else True
+            answers[q.key] = (not wanted) if q.key == failing else wanted
+        elif q.type == "number":
+            low = int(q.minimum) if q.minimum is not None else 0
+            high = int(q.maximum) if q.maximum is not None else low + 1000
+            answers[q.key] = min(high, max(low, 40 + seed * 7 % 200))
+        elif q.type in ("choice", "choices"):
+            wanted_option = str(rule.equals) if rule is not None and rule.equals is not None else q.options[0]
+            others = [o for o in q.options if o != wanted_option] or [wanted_option]
+            option = others[0] if q.key == failing else wanted_option
+            answers[q.key] = option if q.type == "choice" else [option]
+        else:  # text
+            answers[q.key] = f"{applicant['name']}: {q.text_ko} (리허설 예시 답변)"[: q.max_length]
+    return answers
+
+
+def _consortium(applicant: dict[str, Any], kinds: list[str], seed: int) -> list[dict[str, str]]:
+    """One member of each kind in `kinds`: the applicant itself as the local government, a company
+    and a university from the sample lists; each with a business registration number whose
+    check digit holds (distinct within the consortium)."""
+    members = []
+    for n, kind in enumerate(kinds):
+        if kind == "local_government":
+            name = str(applicant["name"])
+        elif kind == "university":
+            name = UNIVERSITIES[(seed + n) % len(UNIVERSITIES)]
+        else:
+            name = COMPANIES[(seed + n) % len(COMPANIES)]
+        members.append({"name": name, "kind": kind, "brn": sample_brn(seed * 10 + n)})
+    return members
+
+
+def sample_brn(n: int) -> str:
+    """A business registration number (XXX-XX-XXXXX) whose check digit holds, distinct for each n < 10^6."""
+    first_nine = f"{101 + n % 800:03d}81{n // 800 % 10_000:04d}"
+    return f"{first_nine[:3]}-{first_nine[3:5]}-{first_nine[5:]}{brn_check_digit(first_nine)}"
+
+
+def _with_documents(app: App, track: Track, applicants: list[dict[str, Any]]) -> str:
+    """' with N documents each (kinds)', from what the plans received carry."""
+    if not track.documents or not applicants:
+        return ""
+    with read(app.db) as conn:
+        per = [current_hashes(conn, int(a["id"])) for a in applicants]
+    counts = {len(docs) for docs in per}
+    kinds = sorted({d["kind"] for docs in per for d in docs}, key=[d.kind for d in track.documents].index)
+    n = counts.pop() if len(counts) == 1 else f"{min(len(d) for d in per)}-{max(len(d) for d in per)}"
+    each = " each" if len(applicants) > 1 else ""
+    return f" with {n} documents{each} ({', '.join(kinds)})"
+
+
+def _answered(track: Track, failing: list[str]) -> str:
+    if not track.questions:
+        return ""
+    line = f"; {len(track.questions)} questions answered"
+    if track.eligibility.answers:
+        rule = ANSWER_PREFIX + track.eligibility.answers[0].question
+        line += f" ({', '.join(failing) or 'nobody'} answering against the rule {rule})"
+    return line
 
 
 def _review(app: App, track: Track) -> str:
-    """The checklists recorded at the close decide: pass the eligible, disqualify the rest."""
+    """The checklists recorded at the close decide: pass the eligible, disqualify the rest. A rule
+    on an answer that failed is named with the checklist's reason."""
     passed = review.pass_eligible(app, track.key, OFFICE)
     failed = review.disqualify_failed(app, track.key, OFFICE)
-    return f"{passed} passed, {len(failed)} disqualified"
+    line = f"{passed} passed, {len(failed)} disqualified"
+    by_reason: dict[str, list[str]] = {}
+    for receipt, reason in failed:
+        if ANSWER_PREFIX in reason:
+            by_reason.setdefault(reason.removeprefix("eligibility: "), []).append(receipt)
+    for reason, receipts in by_reason.items():
+        line += f"; {', '.join(receipts)} failed a rule on an answer: {reason}"
+    return line
 
 
 def _assign(app: App, track: Track) -> str:
@@ -378,6 +578,7 @@ def _summary(app: App, tracks: list[str], lines: list[str], out: Callable[[str],
             n: int(c) for n, c in conn.execute(sa.select(OUTBOX.c.notice, sa.func.count()).group_by(OUTBOX.c.notice))
         }
         report = audit.verify(conn, TABLE)
+        receipt = _one_receipt(conn, tracks)
     for key in tracks:
         per = ", ".join(f"{s} {n}" for s, n in sorted(states.get(key, {}).items()))
         out(f"final {key}: {per}")
@@ -386,4 +587,25 @@ def _summary(app: App, tracks: list[str], lines: list[str], out: Callable[[str],
         f"audit verify: {report.applications} applications, {report.audit_rows} rows, "
         + ("clean" if report.clean else f"{len(report.findings)} disagree")
     )
-    return Result(lines, states, notices, report.clean)
+    if receipt is not None:
+        receipt_no, documents = receipt
+        out(f"documents of receipt {receipt_no}, as its audit row records them (kind, file, size, SHA-256):")
+        for d in documents:
+            out(f"  {d['kind']:<7} {d['file_name']}  {int(d['size']):,} bytes  {d['sha256']}")
+    return Result(lines, states, notices, report.clean, receipt=receipt)
+
+
+def _one_receipt(conn: sa.Connection, tracks: list[str]) -> tuple[str, list[dict[str, Any]]] | None:
+    """The first plan received in the rehearsed tracks: its receipt number and the documents its
+    receipt's audit row lists (the same hashes as its receipt confirmation)."""
+    row = conn.execute(
+        sa.select(APPLICATION.c.receipt_no, AUDIT.c.detail)
+        .join(APPLICATION, APPLICATION.c.id == AUDIT.c.application_id)
+        .join(TRACK, TRACK.c.id == APPLICATION.c.track_id)
+        .where(TRACK.c.key.in_(tracks), AUDIT.c.trigger == "submit", AUDIT.c.detail.is_not(None))
+        .order_by(AUDIT.c.id)
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    return str(row.receipt_no), list(json.loads(row.detail).get("documents", []))
