@@ -459,12 +459,13 @@ def _with_documents(app: App, track: Track, applicants: list[dict[str, Any]]) ->
 
 
 def _answered(track: Track, failing: list[str]) -> str:
+    """'; its N questions answered; CODES answer against the rule answer:KEY' (or nothing)."""
     if not track.questions:
         return ""
-    line = f"; {len(track.questions)} questions answered"
+    line = f"; its {len(track.questions)} questions answered"
     if track.eligibility.answers:
         rule = ANSWER_PREFIX + track.eligibility.answers[0].question
-        line += f" ({', '.join(failing) or 'nobody'} answering against the rule {rule})"
+        line += f"; {', '.join(failing) or 'nobody'} answer against the rule {rule}"
     return line
 
 
