@@ -139,3 +139,7 @@ class InvalidInput(GongmoError):
     """A value given by a user that cannot be accepted. A message that names
     the input writes {field} (or {given}, the input and its value) where its
     name goes: InvalidInput("{given}: write a whole number", field="years", value=0)."""
+
+
+class TooLarge(InvalidInput):
+    """A file larger than the most its kind of document takes (the API answers 413)."""

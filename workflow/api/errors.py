@@ -23,6 +23,7 @@ from gongmo.states.errors import (
     NotPermitted,
     NotVisible,
     OutsideWindow,
+    TooLarge,
     Wording,
 )
 from gongmo.workflow.core.config import ConfigError
@@ -41,10 +42,6 @@ class Forbidden(GongmoError):
 
 class PreconditionRequired(GongmoError):
     """A write that must name the version it was decided on."""
-
-
-class TooLarge(GongmoError):
-    """An uploaded file larger than its document kind takes (413)."""
 
 
 class Error(BaseModel):

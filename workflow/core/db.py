@@ -9,7 +9,9 @@ deferred BEGIN and does not block writers.
 from __future__ import annotations
 
 import functools
+import logging
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +25,8 @@ from sqlalchemy.exc import OperationalError
 from gongmo.states.errors import GongmoError
 
 BUSY_TIMEOUT_MS = 30_000
+WAL_AUTOCHECKPOINT = 1000  # pages: SQLite's default
+log = logging.getLogger("gongmo.db")
 READ_ONLY = "gongmo_read_only"
 
 
@@ -101,13 +105,66 @@ def _private_file(path: Path) -> None:
 
 
 @contextmanager
-def write(engine: Engine) -> Iterator[Connection]:
-    """One write transaction: commit on success, roll back on any error."""
+def write(engine: Engine, *, bulk: bool = False) -> Iterator[Connection]:
+    """One write transaction: commit on success, roll back on any error.
+
+    `bulk` (a stored file, core/files.py): on SQLite, the commit does not run the WAL's
+    auto-checkpoint, which would copy the whole file from the WAL into the database file (and
+    sync it) inside the caller's request; a PASSIVE checkpoint runs in a background thread
+    after the commit instead (checkpoint_soon). The connection's auto-checkpoint is restored
+    right after the commit, so the WAL stays bounded: any other writer's commit checkpoints
+    as before if the background one could not finish."""
+    if not (bulk and engine.dialect.name == "sqlite"):
+        try:
+            with engine.begin() as conn:
+                yield conn
+        except OperationalError as exc:
+            raise DatabaseError(_db_message(engine, exc)) from exc
+        return
     try:
-        with engine.begin() as conn:
-            yield conn
+        with engine.connect() as conn:
+            raw = conn.connection.driver_connection
+            assert raw is not None
+            raw.execute("PRAGMA wal_autocheckpoint=0")
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                raw.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
     except OperationalError as exc:
         raise DatabaseError(_db_message(engine, exc)) from exc
+    checkpoint_soon(engine)
+
+
+_checkpointing: set[int] = set()
+_checkpoint_lock = threading.Lock()
+
+
+def checkpoint_soon(engine: Engine) -> threading.Thread | None:
+    """A PASSIVE WAL checkpoint of a SQLite database, in a background thread (one per engine
+    at a time; None if one runs already): it copies what the WAL holds into the database file
+    without blocking readers or writers; a writer whose commit would auto-checkpoint meanwhile
+    skips it (busy)."""
+    with _checkpoint_lock:
+        if id(engine) in _checkpointing:
+            return None
+        _checkpointing.add(id(engine))
+
+    def run() -> None:
+        try:
+            with engine.connect() as conn:
+                raw = conn.connection.driver_connection
+                assert raw is not None
+                raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except Exception:  # a later commit's auto-checkpoint does the work instead
+            log.warning("background WAL checkpoint failed", exc_info=True)
+        finally:
+            with _checkpoint_lock:
+                _checkpointing.discard(id(engine))
+
+    thread = threading.Thread(target=run, name="gongmo-wal-checkpoint", daemon=True)
+    thread.start()
+    return thread
 
 
 @contextmanager

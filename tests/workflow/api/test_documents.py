@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import io
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from email.message import Message
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from gongmo.workflow.api import create_api
 from gongmo.workflow.api.limits import MULTIPART_OVERHEAD, upload_limit
 from gongmo.workflow.core import samples
 from gongmo.workflow.core.models import BLOB, BLOB_CHUNK, DOCUMENT, EVENT
@@ -219,7 +221,8 @@ def test_an_assigned_evaluator_downloads_and_one_in_conflict_or_not_assigned_get
     assert got.headers["repr-digest"] == repr_digest(got.content)
     # 정위원 (경기연구원) is in conflict with 시흥 (경기): assigned to none of 경기's, and refused when assigned.
     w.assign(SIHEUNG, EV_JUNG[1])
-    assert "conflict" in refused(w.get(f"/applications/{w.id(SIHEUNG)}/documents/plan", EV_JUNG), 403)
+    in_conflict = refused(w.get(f"/applications/{w.id(SIHEUNG)}/documents/plan", EV_JUNG), 403)
+    assert "not yours to evaluate (same region as the applicant" in in_conflict
     refused(w.get(f"/applications/{w.id(SIHEUNG)}/documents", EV_JUNG), 403)
     # 창원 was disqualified at the review: nobody was assigned to it.
     assert "not assigned" in refused(w.get(f"/applications/{w.id(CHANGWON)}/documents/plan", EV_KIM), 403)
@@ -305,6 +308,112 @@ def test_a_name_is_cleaned_and_a_bad_kind_or_a_missing_file_field_is_422(opened:
         upload(w, SEJONG, "plan", "계획서.pdf", samples.pdf(), APP_SEJONG, params={"replace": 1}), 422
     )
     refused(w.post("/applications/99999/documents/plan", ADMIN, files={"file": ("a.pdf", samples.pdf())}), 404)
+
+
+def part(name: str, data: bytes, filename: str | None = None, boundary: bytes = b"x") -> bytes:
+    """One part of a multipart/form-data body, written by hand."""
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename is not None else "")
+    return b"--" + boundary + b"\r\nContent-Disposition: " + disposition.encode() + b"\r\n\r\n" + data + b"\r\n"
+
+
+def form(*parts: bytes, boundary: bytes = b"x") -> bytes:
+    return b"".join(parts) + b"--" + boundary + b"--\r\n"
+
+
+MULTIPART_X = "multipart/form-data; boundary=x"
+
+
+@pytest.mark.routes(UPLOAD)
+@pytest.mark.parametrize(
+    ("content_type", "body", "words"),
+    [
+        ("multipart/form-data", form(part("file", samples.pdf(), "a.pdf")), "names no boundary"),
+        ("multipart/form-data; boundary=" + "b" * 300, b"--" + b"b" * 300, "boundary is not usable"),
+        ("text/plain", samples.pdf(), "'text/plain' is not multipart/form-data"),
+        (MULTIPART_X, b"this is no multipart body at all", "not valid multipart/form-data"),
+        (
+            MULTIPART_X,
+            b"--x\r\nX-Long: " + b"a" * 9000 + b"\r\n\r\n" + samples.pdf() + b"\r\n--x--\r\n",
+            "not valid multipart/form-data",
+        ),
+        (MULTIPART_X, form(part("other", b"1"), part("replace", b"1")), "body field 'file' missing"),
+        (MULTIPART_X, form(part("file", samples.pdf())), "body field 'file' is a plain form field"),
+        (
+            MULTIPART_X,
+            form(part("file", samples.pdf(), "a.pdf"), part("file", samples.pdf("b"), "b.pdf")),
+            "body field 'file': two files",
+        ),
+        (MULTIPART_X, form(part("replace", b"abc"), part("file", samples.pdf(), "a.pdf")), "'replace' = 'abc'"),
+        (MULTIPART_X, form(part("file", samples.pdf(), "a.pdf"), part("replace", b"0")), "'replace' = '0'"),
+        (MULTIPART_X, form(part("replace", b"9" * 100), part("file", samples.pdf(), "a.pdf")), "'replace' = '999"),
+        (MULTIPART_X, form(part("file", samples.pdf(), "../..")), "empty once path parts"),
+    ],
+    ids=[
+        "no-boundary",
+        "boundary-too-long",
+        "not-multipart",
+        "garbage",
+        "header-too-long",
+        "no-file-part",
+        "file-without-name",
+        "two-files",
+        "replace-not-a-number",
+        "replace-zero",
+        "replace-too-long",
+        "no-name-left",
+    ],
+)
+def test_a_body_that_is_no_usable_upload_form_is_422_in_one_line_and_stores_nothing(
+    world: Callable[..., World], db_url: str, content_type: str, body: bytes, words: str
+) -> None:
+    w = world("open", db_url)
+    before = (w.count(DOCUMENT), w.count(BLOB), w.count(BLOB_CHUNK), w.footprint())
+    answer = w.post(
+        f"/applications/{w.id(SEJONG)}/documents/plan", APP_SEJONG, content=body, headers={"Content-Type": content_type}
+    )
+    assert words in refused(answer, 422)
+    assert (w.count(DOCUMENT), w.count(BLOB), w.count(BLOB_CHUNK), w.footprint()) == before
+
+
+@pytest.mark.routes(UPLOAD)
+def test_the_form_s_replace_field_and_other_fields_in_any_order_are_read(opened: World) -> None:
+    w = opened
+    for n in (1, 2):
+        assert upload(w, SEJONG, "annex", f"부속{n}.png", samples.png(), ADMIN).status_code == 201
+    body = form(part("note", b"dropped" * 1000), part("file", samples.jpeg(), "부속2 수정.jpg"), part("replace", b"2"))
+    swapped = w.post(
+        f"/applications/{w.id(SEJONG)}/documents/annex", ADMIN, content=body, headers={"Content-Type": MULTIPART_X}
+    )
+    assert swapped.status_code == 201, swapped.text
+    assert (swapped.json()["file_name"], swapped.json()["replaced_version"]) == ("부속2 수정.jpg", 2)
+    assert w.get(f"/applications/{w.id(SEJONG)}/documents/annex?version=3", ADMIN).content == samples.jpeg()
+
+
+@pytest.mark.routes(UPLOAD)
+def test_an_upload_leaves_no_temporary_file_whether_taken_or_refused(
+    opened: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    w = opened
+    spool_dir = tmp_path / "spools"
+    spool_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool_dir))
+    refused(upload(w, SEJONG, "plan", "계획서.pdf", exe(), APP_SEJONG), 422)
+    refused(upload(w, SEJONG, "plan", "계획서.pdf", padded_pdf(50 * MB + 1), APP_SEJONG), 413)
+    refused(upload(w, SEJONG, "budget", "예산.pdf", samples.pdf(), EV_KIM), 403)
+    assert upload(w, SEJONG, "plan", "계획서.pdf", samples.pdf(), APP_SEJONG).status_code == 201
+    assert list(spool_dir.iterdir()) == []
+
+
+def test_the_openapi_document_shows_the_upload_as_a_multipart_form_with_a_binary_file(opened: World) -> None:
+    spec = create_api(opened.app).openapi()
+    operation = spec["paths"]["/applications/{application_id}/documents/{kind}"]["post"]
+    schema = operation["requestBody"]["content"]["multipart/form-data"]["schema"]
+    assert operation["requestBody"]["required"] is True
+    assert schema["required"] == ["file"]
+    assert schema["properties"]["file"] == schema["properties"]["file"] | {"type": "string", "format": "binary"}
+    assert schema["properties"]["replace"]["type"] == "integer" and schema["properties"]["replace"]["minimum"] == 1
+    assert {p["name"] for p in operation["parameters"]} == {"application_id", "kind", "replace"}
+    assert {"201", "413", "422"} <= set(operation["responses"])
 
 
 @pytest.mark.routes(UPLOAD)

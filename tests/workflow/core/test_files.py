@@ -1,14 +1,20 @@
 """The blob store (core/files.py): content-addressed, in chunks, written once and read chunk by
-chunk; `verify` finds a stored file whose bytes changed. SQLite and PostgreSQL."""
+chunk; `verify` finds a stored file whose bytes changed; a stored file's commit leaves SQLite's
+WAL checkpoint to a background thread; PostgreSQL keeps the chunks EXTERNAL and reads them as
+bytes. SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 import hashlib
 import io
+import os
+from pathlib import Path
+from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
-from gongmo.workflow.core import files, samples
+from gongmo.workflow.core import db, files, samples
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import BLOB, BLOB_CHUNK, CHUNK_BYTES
 from gongmo.workflow.engine.app import App
@@ -104,3 +110,70 @@ def test_documents_and_current_hashes_list_the_current_files(app: App) -> None:
         "version": 2,
         "file_type": "pdf",
     }
+
+
+def test_a_bulk_write_on_sqlite_commits_without_the_checkpoint_and_one_runs_after_it(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The stored file's transaction runs with the auto-checkpoint off: after its commit the
+    bytes are in the WAL only, not yet in the database file. The connection has its
+    auto-checkpoint back (every other commit keeps the WAL bounded), and the background
+    checkpoint that the commit asks for copies them into the database file."""
+    if app.db.dialect.name != "sqlite":
+        pytest.skip("SQLite's WAL")
+    asked: list[Any] = []
+    monkeypatch.setattr(db, "checkpoint_soon", asked.append)  # held back, to look in between
+    path = Path(str(app.db.url.database))
+    data = os.urandom(5 * CHUNK_BYTES)  # 1,280 pages of 4 KiB: past the auto-checkpoint's 1,000
+    sha = hashlib.sha256(data).hexdigest()
+    with write(app.db, bulk=True) as conn:
+        raw: Any = conn.connection.driver_connection
+        assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        files.store_blob(conn, io.BytesIO(data), sha, len(data), app.clock.now())
+    assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == db.WAL_AUTOCHECKPOINT
+    assert asked == [app.db]
+    assert path.stat().st_size < len(data) < Path(f"{path}-wal").stat().st_size  # committed, in the WAL only
+    monkeypatch.undo()
+    thread = db.checkpoint_soon(app.db)
+    assert thread is not None
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert path.stat().st_size > len(data)  # checkpointed into the database file
+    with read(app.db) as conn:
+        assert b"".join(files.chunks(conn, sha)) == data
+
+
+def test_a_failed_bulk_write_stores_nothing_and_starts_no_checkpoint(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[object] = []
+    monkeypatch.setattr(db, "checkpoint_soon", started.append)
+    data = b"z" * (CHUNK_BYTES + 1)
+    sha = hashlib.sha256(data).hexdigest()
+    with pytest.raises(RuntimeError, match="refused after the chunks"), write(app.db, bulk=True) as conn:
+        files.store_blob(conn, io.BytesIO(data), sha, len(data), app.clock.now())
+        raise RuntimeError("refused after the chunks")
+    assert started == []
+    with read(app.db) as conn:
+        assert files.blob(conn, sha) is None
+        assert conn.execute(sa.select(sa.func.count()).select_from(BLOB_CHUNK)).scalar_one() == 0
+    if app.db.dialect.name == "sqlite":
+        with app.db.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == db.WAL_AUTOCHECKPOINT
+
+
+def test_postgresql_keeps_chunks_external_and_reads_them_back_as_bytes(app: App) -> None:
+    """Migration 0009 stores blob_chunk.data EXTERNAL (never compressed); a chunk read through
+    the binary cursor is the stored bytes, every byte value included."""
+    if app.db.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL's column storage")
+    with read(app.db) as conn:
+        storage = conn.execute(
+            sa.text("SELECT attstorage FROM pg_attribute WHERE attrelid = 'blob_chunk'::regclass AND attname = 'data'")
+        ).scalar_one()
+    assert storage == "e"
+    data = bytes(range(256)) * 4096 + b"\x00tail\xff"  # 1 MiB and a bit: a full chunk and a short one
+    sha, _ = put(app, data)
+    with read(app.db) as conn:
+        first, second = files.chunk(conn, sha, 0), files.chunk(conn, sha, 1)
+        assert isinstance(first, bytes) and isinstance(second, bytes)
+        assert first + second == data
+        assert files.chunk(conn, sha, 2) is None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,15 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from gongmo.states.errors import Conflict, GongmoError, InvalidInput, NotFound, NotPermitted, OutsideWindow
+from gongmo.states.errors import (
+    Conflict,
+    GongmoError,
+    InvalidInput,
+    NotFound,
+    NotPermitted,
+    OutsideWindow,
+    TooLarge,
+)
 from gongmo.states.lifecycle import Role
 from gongmo.states.questions import brn_check_digit
 from gongmo.workflow.core import samples
@@ -23,7 +32,7 @@ from gongmo.workflow.core.db import read
 from gongmo.workflow.core.models import APPLICATION, AUDIT, BLOB, BLOB_CHUNK, CHUNK_BYTES, DOCUMENT, EVENT, OUTBOX
 from gongmo.workflow.deadlines import changes as calendars
 from gongmo.workflow.engine.app import App
-from gongmo.workflow.engine.uploads import Upload
+from gongmo.workflow.engine.uploads import HASH_BATCH, HASH_QUEUE, Spool, Upload
 from gongmo.workflow.stages import review
 from tests.conftest import CONFIG, config_copy, kst, make_app
 from tests.workflow import plans
@@ -251,6 +260,115 @@ def test_a_big_file_is_read_no_further_than_one_byte_past_the_limit(
         with pytest.raises(InvalidInput, match="more than 1,048,576 bytes"):
             app.moves.uploads.add(app_id, "budget", "big.pdf", source, OFFICE)
         assert source.taken == CHUNK_BYTES + 1
+    finally:
+        app.db.dispose()
+
+
+# -- a file its caller spooled (the API) ------------------------------------------------------
+
+
+def spooled(tmp_path: Path, data: bytes) -> tuple[Path, str]:
+    path = tmp_path / "spooled"
+    path.write_bytes(data)
+    return path, hashlib.sha256(data).hexdigest()
+
+
+def test_a_spooled_file_is_stored_with_the_hash_its_caller_counted_and_left_to_it(app: App, tmp_path: Path) -> None:
+    app_id = started(app)
+    data = samples.pdf("spooled")
+    path, sha = spooled(tmp_path, data)
+    up = app.moves.uploads.add_spooled(app_id, "plan", "../사업계획서.pdf", path, sha, len(data), APPLICANT)
+    assert (up.file_name, up.size, up.sha256, up.file_type, up.version) == ("사업계획서.pdf", len(data), sha, "pdf", 1)
+    assert path.read_bytes() == data  # the caller's file: the caller removes it
+    with read(app.db) as conn:
+        chunks = conn.execute(sa.select(BLOB_CHUNK.c.data).where(BLOB_CHUNK.c.sha256 == sha)).scalars().all()
+    assert b"".join(bytes(c) for c in chunks) == data
+    assert [(d["kind"], d["actor"], d["role"]) for d in docs(app, app_id)] == [("plan", HWASEONG, "applicant")]
+
+
+def test_a_spooled_file_is_checked_as_any_other_and_a_refusal_stores_nothing(
+    db_url: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    text = CONFIG.read_text(encoding="utf-8").replace("max_mb = 20", "max_mb = 1")
+    app = make_app(db_url, clock, config_copy(tmp_path, text=text))
+    try:
+        app_id = started(app)
+        before = stored(app)
+        cases = [
+            (pdf_of_size(CHUNK_BYTES + 1), TooLarge, r"^big\.pdf: more than 1,048,576 bytes, the most a budget file"),
+            (b"", InvalidInput, r"^big\.pdf: the file is empty \(0 bytes\)"),
+            (b"MZ\x90\x00" + b"\x00" * 60, InvalidInput, r"^budget: big\.pdf is not an accepted type"),
+        ]
+        for data, error, match in cases:
+            path, sha = spooled(tmp_path, data)
+            with pytest.raises(error, match=match):
+                app.moves.uploads.add_spooled(app_id, "budget", "big.pdf", path, sha, len(data), OFFICE)
+            assert stored(app) == before
+        # A size that is not the file's: the spool was written to after it was counted.
+        path, sha = spooled(tmp_path, samples.pdf())
+        with pytest.raises(ValueError, match="written to since"):
+            app.moves.uploads.add_spooled(app_id, "budget", "a.pdf", path, sha, len(samples.pdf()) - 1, OFFICE)
+        assert stored(app) == before
+        # The checks that need no bytes come first, as for add.
+        with pytest.raises(NotPermitted):
+            app.moves.uploads.add_spooled(app_id, "plan", "a.pdf", path, sha, 1, Actor("kim", Role.EVALUATOR))
+        with pytest.raises(InvalidInput, match="'slides' is not a document kind"):
+            app.moves.uploads.accepts(app_id, "slides", OFFICE)
+        assert app.moves.uploads.accepts(app_id, "budget", OFFICE).max_bytes == CHUNK_BYTES
+    finally:
+        app.db.dispose()
+
+
+def test_too_large_is_an_invalid_input_of_the_file() -> None:
+    """The API answers TooLarge 413; a caller that catches InvalidInput (the CLI) still does."""
+    assert issubclass(TooLarge, InvalidInput)
+
+
+def budget_kind(app: App, application_id: int) -> Any:
+    return app.moves.uploads.accepts(application_id, "budget", OFFICE)
+
+
+def test_a_spool_hashes_exactly_what_it_wrote_in_its_own_thread(app: App) -> None:
+    """Many batches (more than its hashing queue holds) and pieces of every size: the hash is the
+    file's, and a piece given as a bytearray changed afterwards does not change it."""
+    spec = budget_kind(app, started(app))
+    pieces = [os.urandom(n) for n in (1, 65536, 3, HASH_BATCH, 7 * 65536 + 5)] * (HASH_QUEUE + 2)
+    mutable = bytearray(b"changed after")
+    with Spool("a.pdf", spec) as spool:
+        for piece in pieces:
+            spool.write(memoryview(piece))
+        spool.write(mutable)
+        mutable[:] = b"x" * len(mutable)
+        with pytest.raises(RuntimeError, match="still open"):
+            _ = spool.sha256
+        spool.close()
+        whole = b"".join(pieces) + b"changed after"
+        assert (spool.sha256, spool.size) == (hashlib.sha256(whole).hexdigest(), len(whole))
+        assert spool.path.read_bytes() == whole
+        with pytest.raises(RuntimeError, match="closed"):
+            spool.write(b"more")
+        path = spool.path
+    assert not path.exists()  # removed on the way out
+    assert not any(t.name == "gongmo-upload-sha256" for t in threading.enumerate())
+
+
+def test_a_spool_refuses_the_write_that_passes_the_limit_and_keeps_none_of_it(
+    db_url: str, clock: FixedClock, tmp_path: Path
+) -> None:
+    text = CONFIG.read_text(encoding="utf-8").replace("max_mb = 20", "max_mb = 1")
+    app = make_app(db_url, clock, config_copy(tmp_path, text=text))
+    try:
+        spec = budget_kind(app, started(app))
+        spool = Spool("예산서.pdf", spec)
+        spool.write(b"a" * (CHUNK_BYTES - 1))
+        spool.write(b"b")  # exactly the limit
+        with pytest.raises(TooLarge, match=r"^예산서\.pdf: more than 1,048,576 bytes") as caught:
+            spool.write(b"cd")
+        assert caught.value.field == "file"
+        assert spool.path.stat().st_size == CHUNK_BYTES
+        spool.discard()
+        assert not spool.path.exists()
+        spool.discard()  # twice: nothing more to do
     finally:
         app.db.dispose()
 

@@ -7,6 +7,10 @@ name it was sent with, its type (from its bytes), size and hash. The answers to
 a track's questions are a JSON object on the application. An audit row may
 carry a detail (JSON), e.g. the receipt's document hashes.
 
+On PostgreSQL a chunk's bytes are stored EXTERNAL: out of line, and never
+compressed (PDF, HWP and the OOXML zips are compressed already, and a
+compression attempt on each 1 MiB chunk would only cost time).
+
 Revision ID: 0009
 Revises: 0008
 """
@@ -36,6 +40,8 @@ def upgrade() -> None:
         sa.Column("seq", sa.Integer(), primary_key=True),
         sa.Column("data", sa.LargeBinary(), nullable=False),
     )
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("ALTER TABLE blob_chunk ALTER COLUMN data SET STORAGE EXTERNAL")
     op.create_table(
         "document",
         sa.Column("id", sa.Integer(), primary_key=True),
