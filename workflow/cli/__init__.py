@@ -20,12 +20,12 @@ import typer.main
 
 from gongmo.states import text as free_text
 from gongmo.states.errors import GongmoError, InvalidInput
-from gongmo.workflow.cli import applications, deadlines, documents, evaluation, outbox, setup, tokens, wording
+from gongmo.workflow.cli import applications, deadlines, documents, evaluation, outbox, results, setup, tokens, wording
 from gongmo.workflow.cli.shared import app, state
 from gongmo.workflow.core import csvfile
 
 __all__ = ["app", "main", "run", "state"]
-COMMAND_MODULES = (setup, applications, documents, deadlines, outbox, tokens, evaluation)
+COMMAND_MODULES = (setup, applications, documents, deadlines, outbox, tokens, evaluation, results)
 
 # The order `gongmo --help` lists the commands and groups in: the contest's, not the modules'.
 HELP_ORDER = (
@@ -56,6 +56,7 @@ HELP_ORDER = (
     "select",
     "applicants",
     "audit",
+    "results",
     "templates",
     "outbox",
     "tokens",

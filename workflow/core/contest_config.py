@@ -312,6 +312,9 @@ class Track(Strict):
     # A selected applicant that withdraws or is cancelled before this
     # milestone is replaced by the first waitlisted one that fits the budget.
     promotion_until: str = "kickoff_due"
+    # `gongmo results publish`: the published results list the not-selected applications too
+    # (name, receipt number, committee score, rank, reason); by default only their counts. A ministry decides.
+    publish_not_selected: bool = False
     # The documents a plan comes with, and the questions it answers (issue 21).
     documents: list[DocumentKind] = Field(default_factory=list)
     questions: list[Question] = Field(default_factory=list)
