@@ -114,6 +114,7 @@ NOTICES: dict[str, Notice] = {
             "national_krw",
             "local_krw",
             "kickoff_due",
+            "explanation",
         ),
         _n(
             "promoted",
@@ -122,18 +123,21 @@ NOTICES: dict[str, Notice] = {
             "national_krw",
             "local_krw",
             "kickoff_due",
+            "explanation",
         ),
         _n(
             "waitlisted",
             "The application is on the waitlist.",
             "receipt_no",
             "waitlist_position",
+            "explanation",
         ),
         _n(
             "not_selected",
             "The application was not selected.",
             "receipt_no",
             "reason",
+            "explanation",
         ),
         _n(
             "kickoff_plan_request",
@@ -217,6 +221,13 @@ def superseded_by(notice: str) -> frozenset[str]:
 
 _T = datetime(2021, 12, 29, 9, 0, tzinfo=UTC)  # 18:00 KST
 
+# `explanation` (the four result notices): how the result was reached, one line each in the
+# applicant's language, from the catalogue (reasons.py "explain.*", built by
+# workflow/stages/selection.py explain from the ranking rows `gongmo rank` prints): the part
+# scores and how each was aggregated, the weighted committee score, the rank among the
+# qualified, the cutoff, a tie and its tie-break, the rule that decided. Empty for a result an
+# admin gives by hand (a template shows the block only when it has lines).
+
 # Sample values for the start-up render; one per variable of any notice.
 SAMPLE: dict[str, object] = {
     "contest_name": "2022년 중·소도시 스마트시티 조성사업",
@@ -249,6 +260,14 @@ SAMPLE: dict[str, object] = {
     "kickoff_due": _T.replace(year=2022, month=3, day=31),
     "waitlist_position": 1,
     "objection_id": 3,
+    "explanation": [
+        "서면평가 점수 82.33점: 평가위원 5명 점수 중 최고점과 최저점을 뺀 3명 점수의 평균(절사평균)",
+        "발표평가 점수 85.00점: 평가위원 4명 점수의 평균",
+        "평가 점수: 서면평가 82.33점 × 0.4 + 발표평가 85.00점 × 0.6 = 83.93점",
+        "순위: 선정 최저 점수 70점 이상인 9개 기관 중 2위 (최저 점수 미만 1개 기관)",
+        "선정 기준선: 80.13점 (선정 때 마지막으로 선정된 기관의 평가 점수)",
+        "선정: 9개 기관 중 2위로, 선정 규모 3곳과 예산 범위 안에 들었습니다",
+    ],
     "comments": "연차별 재원 계획에 지방비 확보 근거(의회 의결 등)를 첨부해 주십시오.",
     "withdrawn_at": _T.replace(hour=3),
     "old_at": _T,

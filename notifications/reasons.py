@@ -6,7 +6,7 @@ audit keeps the office's English line; the notice gets the catalogue's.
 Reasons an admin writes (a disqualification by hand, an objection decision)
 are free text and stay as written.
 
-A typed dict catalogue rather than gettext/Babel: about twenty short
+A typed dict catalogue rather than gettext/Babel: a few dozen short
 sentences in two languages, read by the renderer only, with named values
 (amounts in won, counts); a .po/.mo toolchain would add a compile step and a
 runtime lookup for no gain here. `check()` runs at import: every code has
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from gongmo.notifications.render import format_krw
 from gongmo.states.eligibility import RULES, Facts, Rules, answer_rule, required_local
 from gongmo.states.eligibility import check as check_rules
 from gongmo.states.questions import AnswerRuleSpec
@@ -107,6 +108,112 @@ CATALOGUE: dict[str, dict[str, str]] = {
         "ko": "예비 선정 대기 {position}순위입니다",
         "en": "waitlist position {position}",
     },
+    # the explanation of a result notice (workflow/stages/selection.py explain): the applicant's own
+    # figures from the ranking rows, never an evaluator's identity or a single sheet
+    "explain.part_mean": {
+        "ko": "{part} 점수 {score}점: 평가위원 {sheets}명 점수의 평균",
+        "en": "{part} score {score}: the mean of {sheets} sheets",
+    },
+    "explain.part_trimmed": {
+        "ko": "{part} 점수 {score}점: 평가위원 {sheets}명 점수 중 최고점과 최저점을 뺀"
+        " {counted}명 점수의 평균(절사평균)",
+        "en": "{part} score {score}: the trimmed mean of {sheets} sheets, the highest and the lowest dropped"
+        " ({counted} counted)",
+    },
+    "explain.weighted": {
+        "ko": "평가 점수: 서면평가 {written}점 × {written_weight} + 발표평가 {presentation}점 × {presentation_weight}"
+        " = {score}점",
+        "en": "committee score: written {written} x {written_weight} + presentation {presentation}"
+        " x {presentation_weight} = {score}",
+    },
+    "explain.rank": {
+        "ko": "순위: 선정 최저 점수 {minimum}점 이상인 {qualified}개 기관 중 {rank}위 (최저 점수 미만 {below}개 기관)",
+        "en": "rank {rank} of {qualified} qualified applications (at or above the minimum of {minimum};"
+        " {below} below it)",
+    },
+    "explain.rank_unqualified": {
+        "ko": "순위: 선정 최저 점수 {minimum}점 미만 (최저 점수 이상 {qualified}개 기관, 미만 {below}개 기관)",
+        "en": "not ranked among the qualified: below the minimum of {minimum} ({qualified} qualified,"
+        " {below} below it)",
+    },
+    "explain.cutoff": {
+        "ko": "선정 기준선: {cutoff}점 (선정 때 마지막으로 선정된 기관의 평가 점수)",
+        "en": "cutoff: {cutoff}, the committee score of the last application selected at the selection",
+    },
+    "explain.no_cutoff": {
+        "ko": "선정 기준선: 없음 (선정된 기관이 없습니다)",
+        "en": "cutoff: none (no application was selected)",
+    },
+    "explain.tie": {
+        "ko": "동점: 다른 {others}개 기관과 {score}점으로 동점이었으며, 순위는 {tiebreak} 기준으로 정해졌습니다"
+        " ({mine} 대 {theirs})",
+        "en": "tied at {score} with {others} other application(s); decided by {tiebreak} ({mine} to {theirs})",
+    },
+    "explain.tie_same_second": {
+        "ko": "동점: 다른 {others}개 기관과 {score}점으로 동점이었고 접수 시각({mine})도 같아, 순위는 접수번호"
+        " 순서로 정해졌습니다",
+        "en": "tied at {score} with {others} other application(s), received in the same second ({mine});"
+        " decided by the order of the receipt numbers",
+    },
+    "explain.tie_undecided": {
+        "ko": "동점: 다른 {others}개 기관과 {score}점으로 동점이었고 모든 동점 처리 기준이 같아, 순위는 신청번호"
+        " 순서로 정해졌습니다",
+        "en": "tied at {score} with {others} other application(s) on every tie-break; decided by the order of"
+        " the application numbers",
+    },
+    "explain.rule_selected": {
+        "ko": "선정: {qualified}개 기관 중 {rank}위로, 선정 규모 {slots}곳과 예산 범위 안에 들었습니다",
+        "en": "selected: rank {rank} of {qualified}, within {slots} slots and the budget",
+    },
+    "explain.rule_below_minimum": {
+        "ko": "미선정: 평가 점수 {score}점이 선정 최저 점수 {minimum}점에 미치지 못합니다",
+        "en": "not selected: {score} is below the qualifying minimum {minimum}",
+    },
+    "explain.rule_budget_skip": {
+        "ko": "미선정: {rank}위였으나 신청 국비 {national}이 남은 예산 {left}을 넘어 건너뛰었고,"
+        " 예비 선정 {waitlist}곳도 모두 찼습니다",
+        "en": "not selected: rank {rank} was skipped because its {national} would exceed the {left} of budget left,"
+        " and the waitlist of {waitlist} was full",
+    },
+    "explain.rule_slots_full": {
+        "ko": "미선정: {qualified}개 기관 중 {rank}위로, 선정 규모 {slots}곳과 예비 선정 {waitlist}곳이 모두 찼습니다",
+        "en": "not selected: rank {rank} of {qualified}; the {slots} slots and the waitlist of {waitlist} were filled",
+    },
+    "explain.rule_waitlisted_budget": {
+        "ko": "예비 선정 {position}순위: {rank}위였으나 신청 국비 {national}이 남은 예산 {left}을 넘어"
+        " 건너뛰었습니다. {until} 전에 선정된 기관이 포기하거나 선정이 취소되면, 그때 남은 예산 안에서"
+        " 순위대로 추가 선정됩니다",
+        "en": "waitlisted, position {position}: rank {rank} was skipped because its {national} would exceed"
+        " the {left} of budget left; promoted if a selected applicant withdraws or is cancelled before {until}"
+        " and the budget then left allows",
+    },
+    "explain.rule_waitlisted": {
+        "ko": "예비 선정 {position}순위: {qualified}개 기관 중 {rank}위로 선정 규모 {slots}곳이 모두 찼습니다."
+        " {until} 전에 선정된 기관이 포기하거나 선정이 취소되면, 그때 남은 예산 안에서 순위대로 추가"
+        " 선정됩니다",
+        "en": "waitlisted, position {position}: rank {rank} of {qualified}, after the {slots} slots were filled;"
+        " promoted if a selected applicant withdraws or is cancelled before {until}, within the budget then left",
+    },
+    "explain.rule_promoted_withdrawn": {
+        "ko": "추가 선정: 예비 선정 {position}순위였으며, 선정된 기관이 포기하여 생긴 자리에 선정되었습니다."
+        " 이 선정 뒤 남은 예산: {left}",
+        "en": "promoted from waitlist position {position}: a selected applicant withdrew and freed its place;"
+        " {left} of the budget is left after this selection",
+    },
+    "explain.rule_promoted_cancelled": {
+        "ko": "추가 선정: 예비 선정 {position}순위였으며, 선정된 기관의 선정이 취소되어 생긴 자리에"
+        " 선정되었습니다. 이 선정 뒤 남은 예산: {left}",
+        "en": "promoted from waitlist position {position}: a selected application's selection was cancelled,"
+        " which freed its place; {left} of the budget is left after this selection",
+    },
+}
+
+# How a tie-break is named in a notice ("criterion:KEY" takes the criterion's own names).
+TIE_BREAKS: dict[str, dict[str, str]] = {
+    "written": {"ko": "서면평가 점수", "en": "the written score"},
+    "presentation": {"ko": "발표평가 점수", "en": "the presentation score"},
+    "receipt": {"ko": "접수 시각", "en": "the earlier receipt"},
+    "criterion": {"ko": "「{name}」 항목 점수", "en": "the '{name}' criterion score"},
 }
 
 # Values shown by name: the kinds of local government and the project types.
@@ -127,6 +234,8 @@ NAMES: dict[str, dict[str, str]] = {
         "local_government": "지방자치단체",
         "private_company": "민간기업",
         "university": "대학",
+        "written": "서면평가",
+        "presentation": "발표평가",
     },
     "en": {
         "special_city": "special city",
@@ -144,6 +253,8 @@ NAMES: dict[str, dict[str, str]] = {
         "local_government": "local government",
         "private_company": "private company",
         "university": "university",
+        "written": "written",
+        "presentation": "presentation",
     },
 }
 SEPARATOR = {"ko": "; ", "en": "; "}
@@ -157,11 +268,31 @@ class Reason:
     code: str
     values: Mapping[str, Any] = field(default_factory=dict)
     named: tuple[str, ...] = ()  # values that are names (a kind, a type, or a list of them)
+    money: tuple[str, ...] = ()  # values that are amounts in won, shown as a notice shows money
 
     def text(self, language: str) -> str:
         lang = language if language in LANGUAGES else "ko"
-        shown = {k: _show(v, lang, k in self.named) for k, v in self.values.items()}
+        shown = {
+            k: format_krw(int(v), lang) if k in self.money else _show(v, lang, k in self.named)
+            for k, v in self.values.items()
+        }
         return CATALOGUE[self.code][lang].format(**shown)
+
+    def plain(self) -> dict[str, Any]:
+        """The reason as JSON-ready data (an event's detail keeps it; `from_plain` reads it back)."""
+        values = {k: str(v) if isinstance(v, Decimal) else v for k, v in self.values.items()}
+        return {"code": self.code, "values": values, "named": list(self.named), "money": list(self.money)}
+
+    @classmethod
+    def from_plain(cls, data: Mapping[str, Any]) -> Reason:
+        if data.get("code") not in CATALOGUE:
+            raise ValueError(f"reason code {data.get('code')!r} is not in the catalogue")
+        return cls(
+            str(data["code"]),
+            dict(data.get("values") or {}),
+            tuple(data.get("named") or ()),
+            tuple(data.get("money") or ()),
+        )
 
 
 def eligibility(rules: Rules, facts: Facts) -> list[Reason]:
@@ -227,6 +358,22 @@ def render(reasons: Reason | Iterable[Reason], language: str) -> str:
     return SEPARATOR[lang].join(r.text(lang) for r in items)
 
 
+def lines(reasons: Iterable[Reason], language: str) -> list[str]:
+    """Each reason as its own line in `language` (ko when it is neither): a notice's explanation."""
+    lang = language if language in LANGUAGES else "ko"
+    return [r.text(lang) for r in reasons]
+
+
+def tie_break_name(name: str, criteria: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """A tie-break ("written", "criterion:feasibility", ...) as a notice names it, in each language;
+    `criteria` gives each criterion's names ({"feasibility": {"ko": ..., "en": ...}})."""
+    if name.startswith("criterion:"):
+        key = name.removeprefix("criterion:")
+        names = criteria.get(key, {})
+        return {lang: TIE_BREAKS["criterion"][lang].format(name=names.get(lang, key)) for lang in LANGUAGES}
+    return dict(TIE_BREAKS.get(name, {lang: name for lang in LANGUAGES}))
+
+
 def is_reason(value: Any) -> bool:
     """A catalogue reason (or a non-empty list of them), as opposed to free text."""
     if isinstance(value, Reason):
@@ -263,6 +410,9 @@ def check() -> list[str]:
         fields = {lang: {f for _, f, _, _ in string.Formatter().parse(texts[lang]) if f} for lang in LANGUAGES}
         if fields["ko"] != fields["en"]:
             problems.append(f"reason {code}: ko names {sorted(fields['ko'])}, en names {sorted(fields['en'])}")
+    for name, texts in TIE_BREAKS.items():
+        if set(texts) != set(LANGUAGES):
+            problems.append(f"tie-break {name}: not named in each of {', '.join(LANGUAGES)}")
     for lang in LANGUAGES:
         if NAMES[lang].keys() != NAMES["ko"].keys():
             problems.append(f"names: {lang} does not name the same values as ko")

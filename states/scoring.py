@@ -230,17 +230,29 @@ def rank(
     return out
 
 
-def _tie_note(
-    above: Entry, below: Entry, weights: Weights, tie_breaks: Sequence[str], total: Decimal, zone: str
-) -> str:
+def decisive(
+    above: Entry, below: Entry, weights: Weights, tie_breaks: Sequence[str], zone: str = "Asia/Seoul"
+) -> tuple[str, str, str] | None:
+    """The first tie-break on which two entries of the same committee score differ: its
+    name and how it shows each (`above`'s first); None when every tie-break is equal."""
     for name in tie_breaks:
         a, a_shown = _key_value(above, name, weights, zone)
         b, b_shown = _key_value(below, name, weights, zone)
-        if a != b and a_shown == b_shown:  # the receipt: the same second, so the receipt number
-            return (
-                f"tied with {above.label} at {total}; {name} decides: both received {a_shown},"
-                f" {above.label} has the earlier receipt number"
-            )
         if a != b:
-            return f"tied with {above.label} at {total}; {name} decides: {a_shown} over {b_shown}"
-    return f"tied with {above.label} at {total} on every tie-break; the lower application id ranks first"
+            return name, a_shown, b_shown
+    return None
+
+
+def _tie_note(
+    above: Entry, below: Entry, weights: Weights, tie_breaks: Sequence[str], total: Decimal, zone: str
+) -> str:
+    found = decisive(above, below, weights, tie_breaks, zone)
+    if found is None:
+        return f"tied with {above.label} at {total} on every tie-break; the lower application id ranks first"
+    name, a_shown, b_shown = found
+    if a_shown == b_shown:  # the receipt: the same second, so the receipt number
+        return (
+            f"tied with {above.label} at {total}; {name} decides: both received {a_shown},"
+            f" {above.label} has the earlier receipt number"
+        )
+    return f"tied with {above.label} at {total}; {name} decides: {a_shown} over {b_shown}"

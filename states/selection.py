@@ -13,6 +13,8 @@ from decimal import Decimal
 from typing import Literal
 
 Outcome = Literal["select", "waitlist", "reject"]
+# Why: below the minimum; within the slots and budget; skipped for the budget; after the slots were filled.
+Cause = Literal["minimum", "within", "budget", "slots"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class Decision:
     outcome: Outcome
     note: str
     waitlist_position: int | None = None
+    cause: Cause = "within"
+    left_krw: int = 0  # the budget left: after a selection, or when skipped for the budget
 
 
 def decide(ranked: Sequence[Candidate], slots: int, budget_krw: int, waitlist: int, minimum: Decimal) -> list[Decision]:
@@ -42,33 +46,37 @@ def decide(ranked: Sequence[Candidate], slots: int, budget_krw: int, waitlist: i
     left = budget_krw
     chosen = 0
     decisions: dict[int, Decision] = {}
-    waiting: list[tuple[Candidate, str]] = []
+    waiting: list[tuple[Candidate, str, Cause, int]] = []
     for c in sorted(ranked, key=lambda c: c.rank):
         if not c.qualified:
             note = f"rank {c.rank}: {c.total} is below the qualifying minimum {minimum}"
-            decisions[c.application_id] = Decision(c.application_id, c.label, c.rank, "reject", note)
+            decisions[c.application_id] = Decision(c.application_id, c.label, c.rank, "reject", note, cause="minimum")
         elif chosen < slots and c.national_krw <= left:
             left -= c.national_krw
             chosen += 1
             note = f"rank {c.rank}: slot {chosen} of {slots}; {left:,} won of the budget left"
-            decisions[c.application_id] = Decision(c.application_id, c.label, c.rank, "select", note)
+            decisions[c.application_id] = Decision(c.application_id, c.label, c.rank, "select", note, left_krw=left)
         elif chosen < slots:
             why = (
                 f"rank {c.rank}: its national share of {c.national_krw:,} won exceeds the {left:,} won"
                 " left of the budget; skipped"
             )
-            waiting.append((c, why))
+            waiting.append((c, why, "budget", left))
         else:
-            waiting.append((c, f"rank {c.rank}: all {slots} slots filled"))
+            waiting.append((c, f"rank {c.rank}: all {slots} slots filled", "slots", left))
     position = 0
-    for c, why in waiting:
+    for c, why, cause, at_skip in waiting:
         if position < waitlist:
             position += 1
             note = f"{why}; waitlist position {position}"
-            decisions[c.application_id] = Decision(c.application_id, c.label, c.rank, "waitlist", note, position)
+            decisions[c.application_id] = Decision(
+                c.application_id, c.label, c.rank, "waitlist", note, position, cause, at_skip
+            )
         else:
             note = f"{why}; the waitlist of {waitlist} is full"
-            decisions[c.application_id] = Decision(c.application_id, c.label, c.rank, "reject", note)
+            decisions[c.application_id] = Decision(
+                c.application_id, c.label, c.rank, "reject", note, None, cause, at_skip
+            )
     return [decisions[c.application_id] for c in sorted(ranked, key=lambda c: c.rank)]
 
 

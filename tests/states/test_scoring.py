@@ -19,6 +19,7 @@ from gongmo.states.scoring import (
     aggregate,
     check_sheet,
     check_tie_breaks,
+    decisive,
     parse_points,
     part_score,
     rank,
@@ -438,3 +439,35 @@ def test_a_single_sheet_part_score_is_that_sheets_total(method: Method) -> None:
     score = part_score([sheet("a@x", "written", "25", "15", "15", "12", "13")], "written", method)
     assert score.score == D("80.00")
     assert score.how == "mean of 1"
+
+
+# --------------------------------------------------------------------------
+# decisive: which tie-break ordered two entries of one score (a notice's tie line)
+# --------------------------------------------------------------------------
+
+
+def test_decisive_names_the_first_tie_break_that_differs_and_both_figures() -> None:
+    less = entry(1, "R-1", ("25", "15", "15", "12", "13"), ("25", "15", "15", "12", "13"), "2024-05-27 09:00")
+    more = entry(2, "R-2", ("28", "12", "15", "12", "13"), ("28", "12", "15", "12", "13"), "2024-05-29 17:00")
+    assert decisive(more, less, WEIGHTS, ALL_BREAKS) == ("criterion:feasibility", "28.00", "25.00")
+    assert decisive(more, less, WEIGHTS, ("written", "receipt")) == (
+        "receipt",
+        "2024-05-29 17:00:00 KST",
+        "2024-05-27 09:00:00 KST",
+    )
+
+
+def test_decisive_is_none_when_every_tie_break_is_equal() -> None:
+    scores = ("25", "15", "15", "12", "13")
+    assert decisive(entry(3, "R-c", scores, scores), entry(7, "R-g", scores, scores), WEIGHTS, ALL_BREAKS) is None
+
+
+def test_decisive_within_one_second_shows_the_same_time_for_both() -> None:
+    scores = ("25", "15", "15", "12", "13")
+    first = entry(2, "S-0002", scores, scores, "2024-05-29 17:59:59.400")
+    tenth = entry(1, "S-0010", scores, scores, "2024-05-29 17:59:59.000")
+    assert decisive(first, tenth, WEIGHTS, ("receipt",)) == (
+        "receipt",
+        "2024-05-29 17:59:59 KST",
+        "2024-05-29 17:59:59 KST",
+    )

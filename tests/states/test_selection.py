@@ -184,3 +184,21 @@ def test_promotion_when_nothing_fits_picks_no_one_and_notes_each_one_passed_over
 
 def test_promotion_from_an_empty_waitlist_picks_no_one() -> None:
     assert promotion([], open_slots=1, budget_left_krw=10 * BN) == (None, [])
+
+
+def test_each_decision_says_what_decided_it_and_the_budget_left() -> None:
+    """The cause a notice explains: within the slots and budget (the budget left after it), skipped
+    for the budget (the budget left then), after the slots were filled, below the minimum."""
+    ranked = candidates(8, 8, 9, 8, 6, 8, 8, unqualified=(7,))
+    got = {
+        d.rank: (d.outcome, d.cause, d.left_krw, d.waitlist_position) for d in decide(ranked, 3, 22 * BN, 1, MINIMUM)
+    }
+    assert got == {
+        1: ("select", "within", 14 * BN, None),
+        2: ("select", "within", 6 * BN, None),
+        3: ("waitlist", "budget", 6 * BN, 1),  # 9 bn does not fit the 6 bn left
+        4: ("reject", "budget", 6 * BN, None),  # nor 8 bn; the waitlist of one is full
+        5: ("select", "within", 0, None),  # 6 bn fits
+        6: ("reject", "slots", 0, None),
+        7: ("reject", "minimum", 0, None),
+    }

@@ -40,6 +40,7 @@ class FollowUp:
     trigger: str
     reason: str | None = None
     fields: Mapping[str, Any] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)  # values for its notice (a promotion's explanation)
 
 
 Effect = Callable[[Connection, Moving], list[FollowUp]]

@@ -191,7 +191,15 @@ class Mover:
         moving = Moving(ids, source, dest, track, track_cfg, now)
         for effect in self.effects:
             for follow in effect(conn, moving):
-                self.move(conn, follow.application_id, follow.trigger, SYSTEM, follow.reason, fields=follow.fields)
+                self.move(
+                    conn,
+                    follow.application_id,
+                    follow.trigger,
+                    SYSTEM,
+                    follow.reason,
+                    extra=follow.extra,
+                    fields=follow.fields,
+                )
 
     # -- many applications -----------------------------------------------
 

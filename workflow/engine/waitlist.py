@@ -1,15 +1,20 @@
 """The waitlist's two rules the engine keeps: the place of a manual waitlisting,
 and the promotion of a waitlisted application when a selected one drops out
-(an effect returning `promote` follow-ups, effects.py)."""
+(an effect returning `promote` follow-ups, effects.py). A promotion's notice
+explains itself with the figures the selection recorded for the application
+(its "selection" event, stages/selection.py) and the place it was given."""
 
 from __future__ import annotations
+
+import json
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, RowMapping
 
+from gongmo.notifications.reasons import Reason
 from gongmo.states.errors import InvalidInput
 from gongmo.states.selection import Waiting, promotion
-from gongmo.workflow.core.models import APPLICATION
+from gongmo.workflow.core.models import APPLICATION, EVENT
 from gongmo.workflow.engine.effects import FollowUp, Moving
 
 MAX_WAITLIST_POSITION = 1000  # a manual waitlist position, at most
@@ -81,7 +86,33 @@ def promote_after_dropout(conn: Connection, moving: Moving) -> list[FollowUp]:
         reason = f"place freed by application {dropped}; waitlist position {pick.position}"
         if passed:
             reason += "; " + "; ".join(passed)
-        follow.append(FollowUp(pick.application_id, "promote", reason, {"waitlist_position": None}))
+        rule = Reason(
+            f"explain.rule_promoted_{'withdrawn' if moving.dest == 'withdrawn' else 'cancelled'}",
+            {"position": pick.position, "left": left - pick.national_krw},
+            money=("left",),
+        )
+        explanation = [*selection_figures(conn, track["id"], pick.application_id), rule]
+        follow.append(
+            FollowUp(pick.application_id, "promote", reason, {"waitlist_position": None}, {"explanation": explanation})
+        )
         waiting = [w for w in waiting if w.application_id != pick.application_id]
         count, national = count + 1, national + pick.national_krw  # promoted: selected, as the next round sees it
     return follow
+
+
+SELECTION_FIGURES = "figures"  # the key of the selection event's detail (stages/selection.py FIGURES)
+
+
+def selection_figures(conn: Connection, track_id: int, application_id: int) -> list[Reason]:
+    """The figures the latest selection of the track recorded for a waitlisted application
+    (its part scores, committee score, rank, the cutoff, a tie), or none if it was waitlisted by hand."""
+    details = conn.execute(
+        sa.select(EVENT.c.detail)
+        .where(EVENT.c.track_id == track_id, EVENT.c.kind == "selection")
+        .order_by(EVENT.c.id.desc())
+    ).scalars()
+    for detail in details:
+        figures = json.loads(detail).get(SELECTION_FIGURES, {}).get(str(application_id))
+        if figures is not None:
+            return [Reason.from_plain(f) for f in figures]
+    return []

@@ -16,7 +16,7 @@ from typing import Any
 
 from gongmo.notifications.ics import Milestone, presentation_slot, track_calendar
 from gongmo.notifications.notices import NOTICES, superseded_by, supersedes
-from gongmo.notifications.reasons import is_reason
+from gongmo.notifications.reasons import is_reason, lines
 from gongmo.notifications.reasons import render as render_reason
 from gongmo.notifications.render import MILESTONES, Renderer
 from gongmo.workflow.core.closures import Closures
@@ -196,6 +196,7 @@ class Notifier:
             "withdrawn_at": now,
             "reason": "",
             "waitlist_position": 0,
+            "explanation": [],  # a result by hand explains nothing; the selection's does
             **extra,
         }
         wanted = NOTICES[notice].allowed
@@ -206,6 +207,8 @@ class Notifier:
             available["objection_until"] = closures.period_end(now, track.objection_days, contest.timezone)
         if is_reason(available["reason"]):  # gongmo's own reason: from the catalogue, in the applicant's language
             available["reason"] = render_reason(available["reason"], party.language)
+        if is_reason(available["explanation"]):  # how a result was reached: one line each, in the same way
+            available["explanation"] = lines(available["explanation"], party.language)
         missing = wanted - available.keys()
         if missing:
             raise KeyError(f"notice '{notice}' needs {', '.join(sorted(missing))}, which this move does not provide")

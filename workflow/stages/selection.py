@@ -25,14 +25,14 @@ from sqlalchemy.engine import Connection
 from gongmo.notifications import reasons
 from gongmo.states.committee import conflict
 from gongmo.states.errors import Conflict, InvalidInput, OutsideWindow
-from gongmo.states.scoring import PARTS, Entry, Ranked, Sheet, Weights, part_score, rank
+from gongmo.states.scoring import PARTS, Entry, PartScore, Ranked, Sheet, Weights, decisive, part_score, rank
 from gongmo.states.selection import Candidate, Decision, decide
 from gongmo.workflow.core import lookups
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.config import Track
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICANT, APPLICATION, ASSIGNMENT, EVALUATOR, SCORE, TRACK
-from gongmo.workflow.engine import events
+from gongmo.workflow.engine import events, waitlist
 from gongmo.workflow.stages import committee, review
 
 if TYPE_CHECKING:
@@ -185,18 +185,146 @@ def _apply(
 ) -> None:
     totals = {r.entry.application_id: r for r in result.rows}
     of = len(result.rows)
+    contest, _ = app.loaded.config.track(track_row["key"])
+    until = track_row[result.track.promotion_until]
+    explained = explain(result, decisions, until, contest.timezone)
     for d in decisions:
         r = totals[d.application_id]
         reason = f"committee score {r.total}, rank {d.rank} of {of}; {d.note}"
         fields = {"rank": d.rank, "score": str(r.total), "waitlist_position": d.waitlist_position}
-        extra = {"waitlist_position": d.waitlist_position or 0, "reason": _why(d, r.total, of, app, track_row)}
+        extra = {
+            "waitlist_position": d.waitlist_position or 0,
+            "reason": _why(d, r.total, of, app, track_row),
+            "explanation": [*explained[d.application_id].figures, *explained[d.application_id].rule],
+        }
         app.moves.move(conn, d.application_id, TRIGGER[d.outcome], actor, reason, extra=extra, fields=fields)
     summary = {
         "selected": [d.label for d in decisions if d.outcome == "select"],
         "waitlisted": [d.label for d in decisions if d.outcome == "waitlist"],
         "not_selected": [d.label for d in decisions if d.outcome == "reject"],
+        # the waitlisted ones' figures, for the explanation of a later promotion (engine/waitlist.py)
+        FIGURES: {
+            str(d.application_id): [f.plain() for f in explained[d.application_id].figures]
+            for d in decisions
+            if d.outcome == "waitlist"
+        },
     }
     events.record(conn, now, actor, "selection", summary, track_row["id"])
+
+
+@dataclass(frozen=True)
+class Explained:
+    """How one application's result was reached: its figures from the ranking rows, and the rule that decided."""
+
+    figures: list[reasons.Reason]
+    rule: list[reasons.Reason]
+
+
+def explain(result: Ranking, decisions: list[Decision], promotion_until: datetime, zone: str) -> dict[int, Explained]:
+    """Each decided application's explanation, from the ranking rows (`ranking_in`, the rows `gongmo
+    rank` prints) and the decisions: its own part scores and how each was aggregated, the weighted
+    committee score, its rank among the qualified, the cutoff (the committee score of the last
+    selected application), a tie with a neighbour and the tie-break that decided it (the other
+    application only by its figure), and the rule. Never an evaluator or a single sheet."""
+    rows = result.rows
+    weights = result.weights()
+    e = result.track.evaluation
+    qualified = sum(1 for r in rows if r.qualified)
+    below = len(rows) - qualified
+    selected = {d.application_id for d in decisions if d.outcome == "select"}
+    chosen = [r.total for r in rows if r.entry.application_id in selected]
+    cutoff = (
+        reasons.Reason("explain.cutoff", {"cutoff": str(min(chosen))})
+        if chosen
+        else reasons.Reason("explain.no_cutoff")
+    )
+    criteria = {c.key: {"ko": c.name_ko, "en": c.name_en} for c in e.criteria}
+    until = f"{promotion_until.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M %Z}"
+    index = {r.entry.application_id: i for i, r in enumerate(rows)}
+    out: dict[int, Explained] = {}
+    for d in decisions:
+        i = index[d.application_id]
+        r = rows[i]
+        figures = [_part(r.entry.written), _part(r.entry.presentation)]
+        figures.append(
+            reasons.Reason(
+                "explain.weighted",
+                {
+                    "written": str(r.entry.written.score),
+                    "written_weight": str(weights.written),
+                    "presentation": str(r.entry.presentation.score),
+                    "presentation_weight": str(weights.presentation),
+                    "score": str(r.total),
+                },
+            )
+        )
+        base = {"minimum": str(e.minimum_score), "qualified": qualified, "below": below}
+        if r.qualified:
+            figures.append(reasons.Reason("explain.rank", {**base, "rank": r.rank}))
+        else:
+            figures.append(reasons.Reason("explain.rank_unqualified", base))
+        figures.append(cutoff)
+        figures += _ties(rows, i, weights, e.tie_breaks, criteria)
+        out[d.application_id] = Explained(figures, [_rule(d, r, qualified, result.track, until)])
+    return out
+
+
+FIGURES = waitlist.SELECTION_FIGURES  # the selection event's key for the waitlisted applications' figures
+
+
+def _part(part: PartScore) -> reasons.Reason:
+    values = {"part": part.part, "score": str(part.score), "sheets": part.evaluators}
+    if part.dropped:
+        return reasons.Reason(
+            "explain.part_trimmed", {**values, "counted": part.evaluators - len(part.dropped)}, ("part",)
+        )
+    return reasons.Reason("explain.part_mean", values, ("part",))
+
+
+def _ties(
+    rows: list[Ranked], i: int, weights: Weights, tie_breaks: list[str], criteria: dict[str, dict[str, str]]
+) -> list[reasons.Reason]:
+    """One line for each neighbour of the same committee score: the tie-break that ordered the two."""
+    me = rows[i]
+    tied = [r for r in rows if r.total == me.total]
+    out = []
+    for j in (i - 1, i + 1):
+        if not 0 <= j < len(rows) or rows[j].total != me.total:
+            continue
+        above, below = (rows[j], me) if j < i else (me, rows[j])
+        base = {"score": str(me.total), "others": len(tied) - 1}
+        found = decisive(above.entry, below.entry, weights, tie_breaks)
+        if found is None:
+            out.append(reasons.Reason("explain.tie_undecided", base))
+            continue
+        name, above_shown, below_shown = found
+        mine, theirs = (below_shown, above_shown) if j < i else (above_shown, below_shown)
+        if mine == theirs:  # the receipt, within one second: the receipt number decided
+            out.append(reasons.Reason("explain.tie_same_second", {**base, "mine": mine}))
+        else:
+            tiebreak = reasons.tie_break_name(name, criteria)
+            out.append(reasons.Reason("explain.tie", {**base, "tiebreak": tiebreak, "mine": mine, "theirs": theirs}))
+    return out
+
+
+def _rule(d: Decision, r: Ranked, qualified: int, track: Track, until: str) -> reasons.Reason:
+    """The rule that decided, one line."""
+    e = track.evaluation
+    base = {"rank": d.rank, "qualified": qualified, "slots": track.slots}
+    money = ("national", "left")
+    if d.cause == "minimum":
+        return reasons.Reason("explain.rule_below_minimum", {"score": str(r.total), "minimum": str(e.minimum_score)})
+    if d.outcome == "select":
+        return reasons.Reason("explain.rule_selected", base)
+    skipped = {"rank": d.rank, "national": r.entry.national_krw, "left": d.left_krw}
+    if d.outcome == "waitlist":
+        if d.cause == "budget":
+            values = {**skipped, "position": d.waitlist_position or 0, "until": until}
+            return reasons.Reason("explain.rule_waitlisted_budget", values, money=money)
+        return reasons.Reason("explain.rule_waitlisted", {**base, "position": d.waitlist_position or 0, "until": until})
+    if d.cause == "budget":
+        return reasons.Reason("explain.rule_budget_skip", {**skipped, "waitlist": e.waitlist}, money=money)
+    return reasons.Reason("explain.rule_slots_full", {**base, "waitlist": e.waitlist})
 
 
 _BUDGET = re.compile(r"national share of ([\d,]+) won exceeds the ([\d,]+) won left")
