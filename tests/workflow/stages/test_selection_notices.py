@@ -193,6 +193,11 @@ def test_every_result_notice_explains_itself_from_the_ranking_rows(
     )
     assert hwaseong[0].startswith(f"서면평가 점수 {table[HWASEONG]['written']}점: 평가위원 4명")  # 정위원 recused
 
+    # The explanation replaces the one-line reason: a second rank counted over every ranked
+    # application ("11개 기관 중 5위" beside "10개 기관 중 5위") would contradict it.
+    body = _body(app, rows[HWASEONG]["id"], "not_selected")
+    assert "사유:" not in body and "11개 기관 중" not in body
+
     # 창원 (ko), not selected after the slots and the waitlist were filled.
     changwon = _explanation(_body(app, rows[CHANGWON]["id"], "not_selected"), "ko")
     assert changwon[-1] == "미선정: 10개 기관 중 7위로, 선정 규모 3곳과 예비 선정 2곳이 모두 찼습니다"
