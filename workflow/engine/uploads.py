@@ -440,6 +440,10 @@ class Spool:
         """No more bytes: the file is complete, and hashed (it stays until the spool is discarded)."""
         if self._file is None:
             return
+        if self._hasher is None:  # a small file (one batch): no thread for it
+            for piece in self._batch:
+                self._digest.update(piece)
+            self._batch, self._batched = [], 0
         self._hand_over()
         self._stop_hasher()
         self._file.close()
