@@ -538,7 +538,8 @@ def test_show_includes_the_checklist_and_the_decisions(gongmo: Gongmo, selected:
     ]  # fmt: skip
     assert all(c["passed"] for c in data["checklist"])
     kinds = [e["kind"] for e in data["events"]]
-    assert kinds[0] == "assigned" and kinds.count("scored") == 10 and kinds[-1] == "plan_received"
+    assert kinds[:2] == ["document_uploaded"] * 2  # its plan and budget sheet, before it was received
+    assert kinds[2] == "assigned" and kinds.count("scored") == 10 and kinds[-1] == "plan_received"
     assert (data["rank"], data["score"]) == (1, "90.53")
     table = ok(gongmo("show", sejong))
     assert "preliminary review checklist: eligible" in table.text
