@@ -16,8 +16,10 @@ budget used, the counts (received, ranked, qualified, below the minimum, not sel
 time of publication and the anchor with the command that verifies it. A not-selected application
 appears only in the counts, unless its track's `publish_not_selected` is true (a ministry decides
 it): then it is listed too, with its committee score, rank and the reason of its last move into
-not_selected (the audit row's reason without the rank it had at the selection: "committee score S,
-rank R of N; rank R: " is left out, since a withdrawal after the selection renumbers the ranking).
+not_selected (the audit row's reason without its "committee score S, rank R of N; " prefix: the
+score and the rank are columns of their own). Every rank is the one the selection decided and the
+applicant's notice told (the application's rank), not `gongmo rank`'s today: a withdrawal after the
+selection takes an application out of the ranking, not out of the record.
 No evaluator and no single sheet appears anywhere.
 
 The files are for publication, so each is written 0644 (readable by anyone who can reach the
@@ -239,7 +241,11 @@ def gather(app: App, track_key: str) -> Results:
             int(r.id): r
             for r in conn.execute(
                 sa.select(
-                    APPLICATION.c.id, APPLICATION.c.state, APPLICATION.c.waitlist_position, APPLICATION.c.local_krw
+                    APPLICATION.c.id,
+                    APPLICATION.c.state,
+                    APPLICATION.c.rank,
+                    APPLICATION.c.waitlist_position,
+                    APPLICATION.c.local_krw,
                 ).where(APPLICATION.c.track_id == track_row["id"], APPLICATION.c.submitted_at.is_not(None))
             )
         }
@@ -256,7 +262,9 @@ def gather(app: App, track_key: str) -> Results:
         shown = outcome != "not_selected"  # a not-selected one is listed with its score, rank and reason only
         listed.append(
             Listed(
-                rank=int(row["rank"]),
+                # The rank the selection decided (and the notice told), not a rank renumbered since:
+                # an application withdrawn after the selection leaves the ranking, not the record.
+                rank=int(apps[app_id].rank if apps[app_id].rank is not None else row["rank"]),
                 receipt_no=str(row["receipt_no"]),
                 applicant=str(row["applicant"]),
                 outcome=outcome,
@@ -305,7 +313,7 @@ def gather(app: App, track_key: str) -> Results:
 
 def _not_selected_reasons(conn: Connection, ids: list[int]) -> dict[int, str]:
     """The reason of each application's last move into not_selected: its decision's note, without
-    the rank it had at the selection (the published rank is the ranking's now)."""
+    its score and rank, which the published row shows in their own columns."""
     if not ids:
         return {}
     last = (
