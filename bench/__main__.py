@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import catchup, close, documents, mail, memory, transitions
+from bench import catchup, close, documents, mail, memory, transitions, verify
 from bench.db import PG_URL, ROOT, Backend, backends
 from bench.report import Row, load_average, machine, print_table, write_json
 
@@ -41,6 +41,7 @@ class Scenario:
 SCENARIOS = (
     Scenario("close", close.run, 100_000, 1_000, "receipt close (deadline tick), with and without notices"),
     Scenario("transitions", transitions.run, 20_000, 100, "admin triggers, one transaction each"),
+    Scenario("verify", verify.run, 1_000_000, 1_000, "audit verify (replay and hash chains) vs a SHA-256 loop"),
     Scenario("mail", mail.run, 5_000, 100, "outbox -> SMTP sink in another process"),
     Scenario("catchup", catchup.run, 10_000, 50, "overdue deadlines and notices at start"),
     Scenario("memory", memory.run, 1_000_000, 2_000, "daemon peak RSS during a tick"),

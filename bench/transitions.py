@@ -7,6 +7,10 @@ version, audit row and the rendered `review_passed` notice, commit.
 The baseline writes the very rows gongmo wrote (read back, then undone),
 one transaction per application: the UPDATE and the two INSERTs (audit,
 outbox) in plain sqlite3 / psycopg.
+
+Run twice, in two fresh databases: with the audit rows' hash chain (as
+gongmo ships) and with it off (chain.NoChain, the bench's own switch); the
+"chain cost" row is on / off: at most 1.15x.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
+from bench.close import CHAIN_GOAL, chain_by, unguarded_restore
 from bench.db import (
     AUDIT_COLUMNS,
     KST,
@@ -30,13 +35,13 @@ from bench.db import (
     mark,
     open_bench_app,
     plain,
-    restore,
     seed_applications,
     set_clock,
     tidy,
     written,
 )
 from bench.report import Goal, Row, row
+from gongmo.workflow.engine.chain import CHAINER, Chainer, NoChain
 
 REVIEW_AT = datetime(2024, 6, 3, 10, 0, tzinfo=KST)  # receipt closed; preliminary review under way
 STATE, VERSION = "preliminary_review", 2
@@ -45,35 +50,43 @@ GOAL = Goal("<=", 3)
 
 def run(backend: Backend, n: int = 20_000) -> list[Row]:
     with database(backend) as target:
-        app = open_bench_app(target)
-        try:
-            ids = seed_applications(target, app, n, STATE)
-            set_clock(app, REVIEW_AT)
-            tidy(target)
-            before = mark(target)
-            started = time.perf_counter()
-            for i in ids:
-                app.moves.apply(i, "pass_review", OFFICE)
-            gongmo_s = time.perf_counter() - started
-        finally:
-            app.db.dispose()
-        done = written(target, before, ids)
-        assert len(done.audit) == n and len(done.outbox) == n
-        restore(target, before, ids, STATE, VERSION)
-        baseline_s = baseline(target, done)
-    return [
-        row(
-            "single transitions (pass_review)",
-            target.kind,
-            n,
-            gongmo_s,
-            baseline_s,
-            "s",
-            GOAL,
-            gongmo_per_s=round(n / gongmo_s),
-            baseline_per_s=round(n / baseline_s),
-        )
-    ]
+        on, on_s = _run(target, n, CHAINER)
+    with database(backend) as target:
+        off, off_s = _run(target, n, NoChain())
+    return [on, off, row("single transitions: chain on / off", target.kind, n, on_s, off_s, "s", CHAIN_GOAL)]
+
+
+def _run(target: Target, n: int, chainer: Chainer) -> tuple[Row, float]:
+    app = open_bench_app(target)
+    try:
+        ids = seed_applications(target, app, n, STATE)
+        set_clock(app, REVIEW_AT)
+        chain_by(app, chainer)
+        tidy(target)
+        before = mark(target)
+        started = time.perf_counter()
+        for i in ids:
+            app.moves.apply(i, "pass_review", OFFICE)
+        gongmo_s = time.perf_counter() - started
+    finally:
+        app.db.dispose()
+    done = written(target, before, ids)
+    assert len(done.audit) == n and len(done.outbox) == n
+    assert all(a[-1] is not None for a in done.audit) == chainer.on  # hash, the last column
+    unguarded_restore(target, before, ids, STATE, VERSION)
+    baseline_s = baseline(target, done)
+    result = row(
+        "single transitions (pass_review)" + ("" if chainer.on else ", chain off"),
+        target.kind,
+        n,
+        gongmo_s,
+        baseline_s,
+        "s",
+        GOAL,
+        gongmo_per_s=round(n / gongmo_s),
+        baseline_per_s=round(n / baseline_s),
+    )
+    return result, gongmo_s
 
 
 def baseline(target: Target, rows: Written) -> float:

@@ -1,5 +1,5 @@
 """`gongmo` commands on applicants and applications: applicants import/list, announce, start,
-apply, trigger, bulk, show, status, audit verify.
+apply, trigger, bulk, show, status, audit verify and anchor.
 """
 
 from __future__ import annotations
@@ -320,26 +320,105 @@ def status(
 
 
 @audit_app.command("verify")
-def audit_verify(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Replay the audit log; exit 1 if any state disagrees with it."""
+def audit_verify(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    anchor: Annotated[
+        str | None, typer.Option("--anchor", metavar="DIGEST", help="Prove nothing this anchor covered changed.")
+    ] = None,
+) -> None:
+    """Replay the audit log and walk every hash chain; exit 1 on the first row of each chain that
+    does not match. With --anchor DIGEST: recompute what that anchor covered instead."""
     a = state.app()
-    with read(a.db) as conn:
+    if anchor is not None:
+        _audit_verify_anchor(a, anchor, as_json)
+        return
+    with audit_mod.snapshot(a.db) as conn:
         report = audit_mod.verify(conn, TABLE)
     if as_json:
         output.print_json(
             {
                 "applications": report.applications,
                 "audit_rows": report.audit_rows,
+                "event_rows": report.event_rows,
+                "chains": report.chains,
                 "clean": report.clean,
                 "findings": [f.__dict__ for f in report.findings],
             }
         )
     else:
         for f in report.findings:
-            output.console.print(f"application {f.application_id}: {f.problem}", markup=False)
-        verdict = "clean" if report.clean else f"{len(report.findings)} application(s) disagree"
+            output.console.print(_finding_line(f), markup=False)
+        verdict = "clean" if report.clean else f"{len(report.findings)} problem(s)"
         output.console.print(
-            f"audit verify: {report.applications} applications, {report.audit_rows} audit rows: {verdict}"
+            f"audit verify: {report.applications} applications, {report.audit_rows} audit rows,"
+            f" {report.event_rows} event rows, {report.chains} chains: {verdict}"
         )
     if not report.clean:
         raise typer.Exit(1)
+
+
+def _finding_line(f: audit_mod.Finding) -> str:
+    if f.chain is None:
+        return f"application {f.application_id}: {f.problem}"
+    kind, chain_id = f.chain.split(" ")
+    owner = {"audit": "application", "event": "application", "track": "track"}.get(kind)
+    who = f"{owner} {chain_id}" if owner else "global chain"
+    return f"{who} ({kind} chain): {f.problem}"
+
+
+def _audit_verify_anchor(a: Any, digest: str, as_json: bool) -> None:
+    with audit_mod.snapshot(a.db) as conn:
+        report = audit_mod.verify_anchor(conn, digest)
+    anchor = report.anchor
+    if as_json:
+        output.print_json(
+            {
+                "anchor": anchor.digest,
+                "at": anchor.at,
+                "rows": anchor.rows,
+                "chains": anchor.chains,
+                "recomputed": report.root,
+                "clean": report.clean,
+                "findings": [f.__dict__ for f in report.findings],
+            }
+        )
+    else:
+        for f in report.findings:
+            output.console.print(_finding_line(f), markup=False)
+        verdict = "clean: nothing it covered changed" if report.clean else f"{len(report.findings)} chain(s) changed"
+        output.console.print(
+            f"audit verify --anchor {anchor.digest} (taken {output.kst(anchor.at)}, {anchor.rows} rows,"
+            f" {anchor.chains} chains): {verdict}",
+            markup=False,
+        )
+    if not report.clean:
+        raise typer.Exit(1)
+
+
+@audit_app.command("anchor")
+def audit_anchor(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="The anchors taken so far.")] = False,
+) -> None:
+    """One digest over every chain head (a Merkle root), kept with the heads it covers: publish
+    it; `gongmo audit verify --anchor DIGEST` proves later that nothing it covered changed."""
+    a = state.app()
+    if list_:
+        with read(a.db) as conn:
+            taken = audit_mod.anchors(conn)
+        rows = [{"digest": t.digest, "at": t.at, "rows": t.rows, "chains": t.chains} for t in taken]
+        if as_json:
+            output.print_json(rows)
+            return
+        for t in taken:
+            output.console.print(f"{t.digest}  {output.kst(t.at)}  {t.rows} rows, {t.chains} chains", markup=False)
+        return
+    with audit_mod.snapshot(a.db, write=True) as conn:
+        anchor = audit_mod.take_anchor(conn, a.clock.now())
+    output.done(
+        as_json,
+        {"digest": anchor.digest, "at": anchor.at, "rows": anchor.rows, "chains": anchor.chains, "new": anchor.taken},
+        f"audit anchor: {anchor.digest}",
+        f"covers {anchor.rows} rows in {anchor.chains} chains, taken {output.kst(anchor.at)}"
+        + ("" if anchor.taken else " (nothing changed since this anchor was taken)"),
+    )

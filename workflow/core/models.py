@@ -77,6 +77,9 @@ class Track(SQLModel, table=True):
     presentation_ends: datetime = utc_field()
     selection_at: datetime = utc_field()
     kickoff_due: datetime = utc_field()
+    # The head of the track's event chain (0010; engine/chain.py): the last track-level event's seq and hash.
+    event_seq: int | None = None
+    event_hash: str | None = Field(default=None, max_length=64)
 
 
 class Applicant(SQLModel, table=True):
@@ -124,6 +127,12 @@ class Application(SQLModel, table=True):
     waitlist_position: int | None = None
     created_at: datetime = utc_field()
     updated_at: datetime = utc_field()
+    # The heads of the application's two hash chains (0010; engine/chain.py): its audit rows
+    # (moved with the state, in the same UPDATE) and its events; seq and hash of the last row.
+    audit_seq: int | None = None
+    audit_hash: str | None = Field(default=None, max_length=64)
+    event_seq: int | None = None
+    event_hash: str | None = Field(default=None, max_length=64)
 
 
 class Audit(SQLModel, table=True):
@@ -142,6 +151,9 @@ class Audit(SQLModel, table=True):
     reason: str | None = None
     # What the move recorded besides its reason (JSON), e.g. a receipt's document hashes (0009).
     detail: str | None = Field(default=None, sa_type=sa.Text)
+    # The row's place in its application's audit chain and its hash (0010; engine/chain.py).
+    seq: int | None = None
+    hash: str | None = Field(default=None, max_length=64)
 
 
 class Outbox(SQLModel, table=True):
@@ -363,6 +375,9 @@ class Event(SQLModel, table=True):
     application_id: int | None = Field(default=None, foreign_key="application.id")
     kind: str = Field(max_length=32)
     detail: str = Field(sa_type=sa.Text)
+    # The row's place in its chain (application, track or global) and its hash (0010; engine/chain.py).
+    seq: int | None = None
+    hash: str | None = Field(default=None, max_length=64)
 
 
 EVALUATOR = Evaluator.__table__  # type: ignore[attr-defined]
@@ -374,6 +389,42 @@ KICKOFF_PLAN = KickoffPlan.__table__  # type: ignore[attr-defined]
 FUNDING_YEAR = FundingYear.__table__  # type: ignore[attr-defined]
 PRESENTATION_SLOT = PresentationSlot.__table__  # type: ignore[attr-defined]
 EVENT = Event.__table__  # type: ignore[attr-defined]
+
+
+class ChainHead(SQLModel, table=True):
+    """The head of a chain no row owns (0010): 'global', the events of no application and no track."""
+
+    __tablename__ = "chain_head"
+    kind: str = Field(primary_key=True, max_length=16)
+    seq: int = 0
+    hash: str | None = Field(default=None, max_length=64)
+
+
+class AuditAnchor(SQLModel, table=True):
+    """An anchor taken (`gongmo audit anchor`): the Merkle root over every chain head (0010)."""
+
+    __tablename__ = "audit_anchor"
+    id: int | None = Field(default=None, primary_key=True)
+    digest: str = Field(unique=True, max_length=64)
+    at: datetime = utc_field()
+    rows: int = Field(sa_type=sa.BigInteger)  # the audit and event rows it covers
+    chains: int
+
+
+class AuditAnchorHead(SQLModel, table=True):
+    """One chain head an anchor covered: verify --anchor recomputes the chain up to `seq`."""
+
+    __tablename__ = "audit_anchor_head"
+    anchor_id: int = Field(foreign_key="audit_anchor.id", primary_key=True)
+    kind: str = Field(primary_key=True, max_length=16)
+    chain_id: int = Field(primary_key=True)
+    seq: int
+    head: str = Field(max_length=64)
+
+
+CHAIN_HEAD = ChainHead.__table__  # type: ignore[attr-defined]
+AUDIT_ANCHOR = AuditAnchor.__table__  # type: ignore[attr-defined]
+AUDIT_ANCHOR_HEAD = AuditAnchorHead.__table__  # type: ignore[attr-defined]
 
 
 class ApiToken(SQLModel, table=True):

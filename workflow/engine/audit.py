@@ -1,29 +1,62 @@
-"""Replay the audit log and compare with every application's state.
+"""Check the audit and event logs: replay the audit log against every application's state, and
+walk every hash chain (chain.py); take an anchor over the chain heads, and prove against one.
 
-Streams both tables in application order (a merge), so it runs in constant
-memory whatever the number of applications.
+Everything streams: each table is read in chain order (a merge of the owners, ordered by id,
+with their rows, ordered by chain and id), one chain in memory at a time, so it runs in
+constant memory whatever the number of rows. Each chain reports its first row that does not
+match: a hash that does not recompute (a row edited), a seq that does not follow (a row
+deleted in the middle, or one inserted out of order), a head that is not the last row's (rows
+deleted at the end, or the head edited).
+
+What the chain alone cannot catch: someone who can write to the database and recomputes every
+later hash and the head (the algorithm is public, there is no key). An anchor catches that:
+its digest, published (e.g. in the results announcement), fixes every head it covered, and
+`verify_anchor` recomputes each covered chain up to the covered seq from the rows themselves.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
 from itertools import groupby
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine as DbEngine
 
+from gongmo.states.errors import InvalidInput, NotFound
 from gongmo.states.lifecycle import Table
-from gongmo.workflow.core.models import APPLICATION, AUDIT
+from gongmo.workflow.core.db import READ_ONLY, DatabaseError
+from gongmo.workflow.core.models import (
+    APPLICATION,
+    AUDIT,
+    AUDIT_ANCHOR,
+    AUDIT_ANCHOR_HEAD,
+    CHAIN_HEAD,
+    EVENT,
+    TRACK,
+)
+from gongmo.workflow.engine import chain
 
 CREATIONS = ("invite", "start")
+STREAM = {"yield_per": 5000}
+ANCHOR_BATCH = 5000
+_AUDIT_COLUMNS = chain.COLUMNS["audit"]
+_TRIGGER, _FROM, _TO = (_AUDIT_COLUMNS.index(c) for c in ("trigger", "from_state", "to_state"))
+OWNER = {chain.AUDIT: "application", chain.EVENT: "application", chain.TRACK: "track", chain.GLOBAL: "global"}
 
 
 @dataclass(frozen=True)
 class Finding:
-    application_id: int
+    application_id: int | None  # the application concerned (None: a track's or the global chain)
     problem: str
+    chain: str | None = None  # "<kind> <id>", e.g. "audit 12", "track 3", "global 0"
+    table: str | None = None  # the table of the row named, audit or event
+    row_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -31,51 +64,331 @@ class Report:
     applications: int
     audit_rows: int
     findings: list[Finding]
+    event_rows: int = 0
+    chains: int = 0
 
     @property
     def clean(self) -> bool:
         return not self.findings
 
 
+# -- reading a kind's rows in chain order ------------------------------------------------------
+
+
+def _rows_query(conn: Connection, kind: str) -> sa.Select[Any]:
+    """(chain id, row id, seq, hash, *canonical columns) of every row of the kind's chains, in chain order."""
+    table = AUDIT if kind == chain.AUDIT else EVENT
+    dialect = conn.dialect.name
+    canon = [chain.at_text(table.c.at, dialect) if c == "at" else table.c[c] for c in chain.COLUMNS[table.name]]
+    if kind == chain.AUDIT:
+        key: sa.ColumnElement[Any] = AUDIT.c.application_id
+        where = None
+    elif kind == chain.EVENT:
+        key, where = EVENT.c.application_id, EVENT.c.application_id.is_not(None)
+    elif kind == chain.TRACK:
+        key, where = EVENT.c.track_id, sa.and_(EVENT.c.application_id.is_(None), EVENT.c.track_id.is_not(None))
+    else:
+        key = sa.literal(chain.GLOBAL_ID)
+        where = sa.and_(EVENT.c.application_id.is_(None), EVENT.c.track_id.is_(None))
+    query = sa.select(key, table.c.id, table.c.seq, table.c.hash, *canon)
+    query = query.order_by(key, table.c.id) if kind != chain.GLOBAL else query.order_by(table.c.id)
+    return query if where is None else query.where(where)
+
+
+def _chains(conn: Connection, kind: str) -> Iterator[tuple[int, list[Any]]]:
+    rows = conn.execute(_rows_query(conn, kind), execution_options=STREAM)
+    for chain_id, group in groupby(rows, key=lambda r: r[0]):
+        yield int(chain_id), list(group)
+
+
+def _heads_query(kind: str) -> sa.Select[Any]:
+    """(chain id, head seq, head hash) of every chain owner of the kind, by id."""
+    if kind == chain.AUDIT:
+        return sa.select(APPLICATION.c.id, APPLICATION.c.audit_seq, APPLICATION.c.audit_hash).order_by(APPLICATION.c.id)
+    if kind == chain.EVENT:
+        return sa.select(APPLICATION.c.id, APPLICATION.c.event_seq, APPLICATION.c.event_hash).order_by(APPLICATION.c.id)
+    if kind == chain.TRACK:
+        return sa.select(TRACK.c.id, TRACK.c.event_seq, TRACK.c.event_hash).order_by(TRACK.c.id)
+    return sa.select(sa.literal(chain.GLOBAL_ID), CHAIN_HEAD.c.seq, CHAIN_HEAD.c.hash).where(
+        CHAIN_HEAD.c.kind == chain.GLOBAL
+    )
+
+
+def _merge(owners: Any, groups: Iterator[tuple[int, list[Any]]]) -> Iterator[tuple[Any, int, list[Any]]]:
+    """(owner row or None, chain id, rows) for every owner and every chain, both in id order."""
+    group = next(groups, None)
+    for owner in owners:
+        oid = int(owner[0])
+        while group is not None and group[0] < oid:
+            yield None, group[0], group[1]
+            group = next(groups, None)
+        if group is not None and group[0] == oid:
+            yield owner, oid, group[1]
+            group = next(groups, None)
+        else:
+            yield owner, oid, []
+    while group is not None:
+        yield None, group[0], group[1]
+        group = next(groups, None)
+
+
+def _walk(
+    kind: str, chain_id: int, rows: list[Any], upto: int | None = None
+) -> tuple[str | None, int | None, int, str]:
+    """Recompute a chain (up to seq `upto`): (problem or None, its row id, last seq, last hash)."""
+    table = "audit" if kind == chain.AUDIT else "event"
+    prev = chain.genesis(kind, chain_id)
+    expect = 1
+    encode, sha256 = chain.canonical_values, hashlib.sha256
+    for row in rows:
+        if upto is not None and expect > upto:
+            break
+        if row[2] != expect:
+            return _out_of_line(table, row, expect), row[1], expect - 1, prev.hex()
+        digest = sha256(prev + encode(table, row[4:])).digest()
+        if digest.hex() != row[3]:
+            return (
+                f"{table} row {row[1]} (seq {row[2]}) does not match its hash: recomputed {digest.hex()},"
+                f" stored {row[3]} (the row was changed)",
+                row[1],
+                expect - 1,
+                prev.hex(),
+            )
+        prev = digest
+        expect += 1
+    return None, (rows[expect - 2][1] if expect > 1 else None), expect - 1, prev.hex()
+
+
+def _out_of_line(table: str, row: Any, expect: int) -> str:
+    row_id, seq, stored = row[1], row[2], row[3]
+    if seq is None or stored is None:
+        return f"{table} row {row_id} is not chained (no seq or hash)"
+    if seq > expect:
+        missing = seq - expect
+        return (
+            f"{table} row {row_id} has seq {seq} after seq {expect - 1}:"
+            f" {missing} row{'s' if missing > 1 else ''} missing before it (deleted)"
+        )
+    return f"{table} row {row_id} has seq {seq} after seq {expect - 1}: a row out of order (inserted)"
+
+
+def _head_problem(kind: str, seq: int, last: str, head_seq: int | None, head: str | None) -> str | None:
+    if seq == 0 and head_seq in (None, 0) and head is None:
+        return None
+    if seq == (head_seq or 0) and last == head:
+        return None
+    owner = OWNER[kind]
+    return (
+        f"the {owner}'s {kind} chain head is seq {head_seq or 0}, hash {head} but its last row is seq {seq},"
+        f" hash {last if seq else None}: rows deleted at the end, or the head was changed"
+    )
+
+
+def _application_of(kind: str, chain_id: int) -> int | None:
+    return chain_id if kind in (chain.AUDIT, chain.EVENT) else None
+
+
+# -- verify -----------------------------------------------------------------------------------
+
+
 def verify(conn: Connection, table: Table, limit: int = 1000) -> Report:
-    apps = conn.execute(
-        sa.select(APPLICATION.c.id, APPLICATION.c.state).order_by(APPLICATION.c.id),
-        execution_options={"yield_per": 5000},
-    )
-    rows = conn.execute(
-        sa.select(AUDIT.c.application_id, AUDIT.c.id, AUDIT.c.trigger, AUDIT.c.from_state, AUDIT.c.to_state).order_by(
-            AUDIT.c.application_id, AUDIT.c.id
-        ),
-        execution_options={"yield_per": 5000},
-    )
+    """Replay the audit log against every application's state, and walk every chain."""
     findings: list[Finding] = []
-    counts = {"apps": 0, "audit": 0}
-    histories = _histories(rows, counts)
-    current = next(histories, None)
-    for app_id, state in apps:
+    counts = {"apps": 0, "audit": 0, "event": 0, "chains": 0}
+    owners = conn.execute(
+        sa.select(APPLICATION.c.id, APPLICATION.c.state, APPLICATION.c.audit_seq, APPLICATION.c.audit_hash).order_by(
+            APPLICATION.c.id
+        ),
+        execution_options=STREAM,
+    )
+    for owner, app_id, rows in _merge(owners, _chains(conn, chain.AUDIT)):
+        counts["audit"] += len(rows)
+        if owner is None:
+            findings.append(Finding(app_id, "audit rows for an application that does not exist", f"audit {app_id}"))
+            continue
         counts["apps"] += 1
-        while current is not None and current[0] < app_id:
-            findings.append(Finding(current[0], "audit rows for an application that does not exist"))
-            current = next(histories, None)
-        if current is not None and current[0] == app_id:
-            replayed, problem = replay(table, current[1])
-            current = next(histories, None)
+        history = [(app_id, r[1], r[4 + _TRIGGER], r[4 + _FROM], r[4 + _TO]) for r in rows]
+        if history:
+            replayed, problem = replay(table, history)
         else:
             replayed, problem = None, "no audit rows"
         if problem:
             findings.append(Finding(app_id, problem))
-        elif replayed != state:
-            findings.append(Finding(app_id, f"state is '{state}' but the audit log replays to '{replayed}'"))
+        elif replayed != owner[1]:
+            findings.append(Finding(app_id, f"state is '{owner[1]}' but the audit log replays to '{replayed}'"))
+        if rows or owner[2] is not None or owner[3] is not None:
+            counts["chains"] += 1
+            found = _chain_finding(chain.AUDIT, app_id, rows, owner[2], owner[3])
+            if found is not None:
+                findings.append(found)
         if len(findings) >= limit:
-            break
-    return Report(counts["apps"], counts["audit"], findings)
+            return Report(counts["apps"], counts["audit"], findings, counts["event"], counts["chains"])
+    for kind in (chain.EVENT, chain.TRACK, chain.GLOBAL):
+        owners = conn.execute(_heads_query(kind), execution_options=STREAM)
+        for owner, chain_id, rows in _merge(owners, _chains(conn, kind)):
+            counts["event"] += len(rows)
+            if owner is None:
+                problem = f"event rows for a {OWNER[kind]} that does not exist ({kind} chain {chain_id})"
+                findings.append(Finding(_application_of(kind, chain_id), problem, f"{kind} {chain_id}", "event"))
+            elif rows or owner[1] is not None or owner[2] is not None:
+                counts["chains"] += 1
+                found = _chain_finding(kind, chain_id, rows, owner[1], owner[2])
+                if found is not None:
+                    findings.append(found)
+            if len(findings) >= limit:
+                break
+    return Report(counts["apps"], counts["audit"], findings, counts["event"], counts["chains"])
 
 
-def _histories(rows: Any, counts: dict[str, int]) -> Iterator[tuple[int, list[Any]]]:
-    for app_id, group in groupby(rows, key=lambda r: r[0]):
-        history = list(group)
-        counts["audit"] += len(history)
-        yield int(app_id), history
+def _chain_finding(kind: str, chain_id: int, rows: list[Any], head_seq: int | None, head: str | None) -> Finding | None:
+    table = "audit" if kind == chain.AUDIT else "event"
+    problem, row_id, seq, last = _walk(kind, chain_id, rows)
+    if problem is None:
+        problem = _head_problem(kind, seq, last, head_seq, head)
+    if problem is None:
+        return None
+    return Finding(_application_of(kind, chain_id), problem, f"{kind} {chain_id}", table, row_id)
+
+
+# -- anchors ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Anchor:
+    digest: str
+    at: datetime
+    rows: int
+    chains: int
+    taken: bool = True  # False: an anchor with this digest had been taken already (nothing changed since)
+
+
+@dataclass(frozen=True)
+class AnchorReport:
+    anchor: Anchor
+    root: str  # the root recomputed from the rows
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not self.findings and self.root == self.anchor.digest
+
+
+def _all_heads(conn: Connection) -> Iterator[tuple[str, int, int, str]]:
+    """(kind, id, seq, head) of every chain with a row, sorted by kind, then id."""
+    for kind in chain.KINDS:
+        query = _heads_query(kind)
+        hash_column = query.selected_columns[2]
+        for chain_id, seq, head in conn.execute(query.where(hash_column.is_not(None)), execution_options=STREAM):
+            yield kind, int(chain_id), int(seq or 0), str(head)
+
+
+def take_anchor(conn: Connection, now: datetime) -> Anchor:
+    """The Merkle root over every chain head, stored with the heads it covers (in the caller's
+    transaction; take it in a snapshot: `snapshot(engine, write=True)`)."""
+    root, rows, chains = chain.MerkleRoot(), 0, 0
+    for kind, chain_id, seq, head in _all_heads(conn):
+        root.add(chain.leaf(kind, chain_id, head))
+        rows, chains = rows + seq, chains + 1
+    digest = root.root()
+    known = conn.execute(sa.select(AUDIT_ANCHOR).where(AUDIT_ANCHOR.c.digest == digest)).mappings().first()
+    if known is not None:
+        return Anchor(digest, known["at"], int(known["rows"]), int(known["chains"]), taken=False)
+    anchor_id = conn.execute(
+        sa.insert(AUDIT_ANCHOR).values(digest=digest, at=now, rows=rows, chains=chains).returning(AUDIT_ANCHOR.c.id)
+    ).scalar_one()
+    batch: list[dict[str, Any]] = []
+    for kind, chain_id, seq, head in _all_heads(conn):
+        batch.append({"anchor_id": anchor_id, "kind": kind, "chain_id": chain_id, "seq": seq, "head": head})
+        if len(batch) >= ANCHOR_BATCH:
+            conn.execute(sa.insert(AUDIT_ANCHOR_HEAD), batch)
+            batch = []
+    if batch:
+        conn.execute(sa.insert(AUDIT_ANCHOR_HEAD), batch)
+    return Anchor(digest, now, rows, chains)
+
+
+def anchors(conn: Connection) -> list[Anchor]:
+    query = sa.select(AUDIT_ANCHOR).order_by(AUDIT_ANCHOR.c.id)
+    return [Anchor(r["digest"], r["at"], int(r["rows"]), int(r["chains"])) for r in conn.execute(query).mappings()]
+
+
+def verify_anchor(conn: Connection, digest: str, limit: int = 1000) -> AnchorReport:
+    """Prove that nothing an anchor covered changed: recompute every chain it covered, from its
+    rows, up to the covered seq; each must end on the covered head, and the Merkle root of the
+    recomputed heads must be the digest."""
+    given = digest.strip().lower()
+    if len(given) != 64 or any(c not in "0123456789abcdef" for c in given):
+        raise InvalidInput(
+            "{given}: an anchor digest is 64 hexadecimal characters, as `gongmo audit anchor` prints it",
+            field="anchor",
+            value=digest,
+            shown=repr(digest),
+        )
+    row = conn.execute(sa.select(AUDIT_ANCHOR).where(AUDIT_ANCHOR.c.digest == given)).mappings().first()
+    if row is None:
+        raise NotFound(
+            f"no anchor {given} was taken in this database: check the digest you were given"
+            " (`gongmo audit anchor --list` shows the anchors taken)"
+        )
+    anchor = Anchor(given, row["at"], int(row["rows"]), int(row["chains"]))
+    root = chain.MerkleRoot()
+    findings: list[Finding] = []
+    for kind in chain.KINDS:
+        covered = conn.execute(
+            sa.select(AUDIT_ANCHOR_HEAD.c.chain_id, AUDIT_ANCHOR_HEAD.c.seq, AUDIT_ANCHOR_HEAD.c.head)
+            .where(AUDIT_ANCHOR_HEAD.c.anchor_id == row["id"], AUDIT_ANCHOR_HEAD.c.kind == kind)
+            .order_by(AUDIT_ANCHOR_HEAD.c.chain_id),
+            execution_options=STREAM,
+        )
+        for owner, chain_id, rows in _merge(covered, _chains(conn, kind)):
+            if owner is None:
+                continue  # a chain begun after the anchor
+            seq, head = int(owner[1]), str(owner[2])
+            problem, row_id, last_seq, last = _walk(kind, chain_id, rows, upto=seq)
+            if problem is None and last_seq < seq:
+                problem = (
+                    f"the chain ends at seq {last_seq}, the anchor covered seq {seq}: rows deleted since the anchor"
+                )
+            elif problem is None and last != head:
+                problem = (
+                    f"the rows up to seq {seq} recompute to {last}, the anchor covered {head}:"
+                    f" rows at or before seq {seq} were rewritten (with their hashes) since the anchor"
+                )
+            root.add(chain.leaf(kind, chain_id, last))
+            if problem is not None and len(findings) < limit:
+                table = "audit" if kind == chain.AUDIT else "event"
+                findings.append(Finding(_application_of(kind, chain_id), problem, f"{kind} {chain_id}", table, row_id))
+    recomputed = root.root()
+    if not findings and recomputed != given:
+        findings.append(
+            Finding(
+                None, f"the covered heads recompute to root {recomputed}, not {given}: the anchor's heads were changed"
+            )
+        )
+    return AnchorReport(anchor, recomputed, findings)
+
+
+@contextmanager
+def snapshot(engine: DbEngine, write: bool = False) -> Iterator[Connection]:
+    """One consistent view for a verify or an anchor: REPEATABLE READ on PostgreSQL (the heads and
+    the rows read by different statements agree); on SQLite a read transaction is a snapshot
+    already, and an anchor's write transaction (BEGIN IMMEDIATE) holds the writers off."""
+    options: dict[str, Any] = {}
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "REPEATABLE READ"
+    elif not write:
+        options[READ_ONLY] = True
+    try:
+        with engine.connect() as raw:
+            conn = raw.execution_options(**options)
+            with conn.begin():
+                yield conn
+    except sa.exc.OperationalError as exc:  # as core/db.py's read() and write() say it
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        url = engine.url.render_as_string(hide_password=True)
+        if "no such table" in detail or "does not exist" in detail:
+            raise DatabaseError(f"database {url} is not initialised ({detail}): run `gongmo init`") from exc
+        raise DatabaseError(f"database {url}: {detail}") from exc
 
 
 def replay(table: Table, history: list[Any]) -> tuple[str | None, str | None]:

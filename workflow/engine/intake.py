@@ -217,7 +217,8 @@ class Intake:
         now: datetime,
         notice: str | None,
     ) -> list[int]:
-        """New applications in the table's initial state, with their audit lines and `notice`."""
+        """New applications in the table's initial state, with their audit lines (each the first
+        of its application's chain: the head is set once the ids are known) and `notice`."""
         initial = self.host.steps.table.initial
         rows = [
             {
@@ -232,22 +233,30 @@ class Intake:
         ]
         result = conn.execute(sa.insert(APPLICATION).returning(APPLICATION.c.id, sort_by_parameter_order=True), rows)
         ids = [int(r[0]) for r in result]
-        conn.execute(
-            sa.insert(AUDIT),
-            [
-                {
-                    "application_id": i,
-                    "at": now,
-                    "actor": actor.name,
-                    "role": actor.role.value,
-                    "trigger": how,
-                    "from_state": None,
-                    "to_state": initial,
-                    "reason": None,
-                }
-                for i in ids
-            ],
-        )
+        audits = [
+            {
+                "application_id": i,
+                "at": now,
+                "actor": actor.name,
+                "role": actor.role.value,
+                "trigger": how,
+                "from_state": None,
+                "to_state": initial,
+                "reason": None,
+                "detail": None,
+            }
+            for i in ids
+        ]
+        chainer = self.host.steps.chain
+        chainer.audit_rows([(i, None, None) for i in ids], audits)
+        conn.execute(sa.insert(AUDIT), audits)
+        if chainer.on:
+            conn.execute(
+                sa.update(APPLICATION)
+                .where(APPLICATION.c.id == sa.bindparam("h_id"))
+                .values(audit_seq=sa.bindparam("h_seq"), audit_hash=sa.bindparam("h_hash")),
+                [{"h_id": a["application_id"], "h_seq": a["seq"], "h_hash": a["hash"]} for a in audits],
+            )
         self.host.queue(conn, notice, ids, track, now)
         return ids
 

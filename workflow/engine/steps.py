@@ -19,13 +19,14 @@ from gongmo.states.errors import Conflict, IllegalMove, InvalidInput
 from gongmo.states.lifecycle import Table, TriggerSpec, build_machine
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.models import APPLICATION, AUDIT
+from gongmo.workflow.engine.chain import CHAINER, Chainer
 
 Row = RowMapping
 
 # The statements of a single move, built once: building them per move cost more
 # Python than SQLite takes to run them (SQLAlchemy still caches their compiled form).
 AUDIT_INSERT = sa.insert(AUDIT)
-# SET state, version, updated_at and a move's own fields: the columns named in the parameters.
+# SET state, version, updated_at, the audit chain's head and a move's own fields: the columns named in the parameters.
 MOVE = sa.update(APPLICATION).where(
     APPLICATION.c.id == sa.bindparam("m_id"), APPLICATION.c.version == sa.bindparam("m_version")
 )
@@ -56,6 +57,7 @@ class Steps:
         self._machine = build_machine(table)
         self._machine_lock = threading.Lock()
         self._moves: dict[tuple[str, str], str | None] = {}  # (state, trigger) -> dest, or None if illegal
+        self.chain: Chainer = CHAINER  # the audit rows' hash chain (chain.py); the bench alone swaps it
 
     def spec(self, name: str) -> TriggerSpec:
         """The trigger of the table by name, or a clear refusal."""
@@ -100,16 +102,19 @@ class Steps:
         fields: Mapping[str, Any] | None = None,
         detail: Mapping[str, Any] | None = None,
     ) -> Moved:
-        """The row's new state and version (and `fields`), and its audit line (with `detail`, JSON)."""
+        """The row's new state and version (and `fields`), and its audit line (with `detail`, JSON),
+        chained after the head the locked row carries (its seq and hash move in the same UPDATE)."""
+        audit = {"application_id": row["id"], "at": now, "actor": actor.name, "role": actor.role.value}
+        audit |= {"trigger": spec.name, "from_state": row["state"], "to_state": dest, "reason": reason}
+        audit["detail"] = None if detail is None else json.dumps(detail, ensure_ascii=False, sort_keys=True)
+        self.chain.audit_row(row["id"], row["audit_seq"], row["audit_hash"], audit)
         values = {"m_id": row["id"], "m_version": row["version"], "state": dest, "version": row["version"] + 1}
         values |= {"updated_at": now, **(fields or {})}
+        if self.chain.on:
+            values |= {"audit_seq": audit["seq"], "audit_hash": audit["hash"]}
         result = conn.execute(MOVE, values)
         if result.rowcount != 1:
             raise Conflict(f"application {row['id']} changed while '{spec.name}' ran; reload and try again")
-        audit = {"application_id": row["id"], "at": now, "actor": actor.name, "role": actor.role.value}
-        audit |= {"trigger": spec.name, "from_state": row["state"], "to_state": dest, "reason": reason}
-        if detail is not None:
-            audit["detail"] = json.dumps(detail, ensure_ascii=False, sort_keys=True)
         conn.execute(AUDIT_INSERT, audit)
         # the number the applicant knows its plan by (None before a plan was received)
         receipt_no = (fields or {}).get("receipt_no", row["receipt_no"])

@@ -26,6 +26,7 @@ from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, OUTBOX, TRACK
 from gongmo.workflow.engine import audit
 from gongmo.workflow.engine.app import App
+from gongmo.workflow.engine.chain import CHAINER
 from tests.conftest import kst, make_app
 from tests.workflow import plans
 
@@ -257,12 +258,16 @@ def seed_received(app: App, n: int) -> None:
             }
             for i in range(n)
         ]
-        conn.execute(sa.insert(APPLICATION), apps)
         rows = []
-        for a in apps:
+        for a in apps:  # each application's audit chain, as the engine writes it (engine/chain.py)
             common = {"application_id": a["id"], "at": now, "actor": "seed", "role": "admin", "reason": None}
-            rows.append({**common, "trigger": "invite", "from_state": None, "to_state": "announcement"})
-            rows.append({**common, "trigger": "submit", "from_state": "announcement", "to_state": "receipt"})
+            invite = {**common, "trigger": "invite", "from_state": None, "to_state": "announcement"}
+            submit = {**common, "trigger": "submit", "from_state": "announcement", "to_state": "receipt"}
+            CHAINER.audit_row(a["id"], None, None, invite)
+            CHAINER.audit_row(a["id"], invite["seq"], invite["hash"], submit)
+            a |= {"audit_seq": submit["seq"], "audit_hash": submit["hash"]}
+            rows += [invite, submit]
+        conn.execute(sa.insert(APPLICATION), apps)
         conn.execute(sa.insert(AUDIT), rows)
         if conn.dialect.name == "postgresql":
             conn.exec_driver_sql(
