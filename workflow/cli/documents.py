@@ -19,7 +19,7 @@ import typer
 
 from gongmo.states import questions as questions_mod
 from gongmo.states.documents import human_size
-from gongmo.states.errors import Conflict, InvalidInput, NotFound
+from gongmo.states.errors import Conflict, InvalidInput
 from gongmo.states.lifecycle import Role
 from gongmo.workflow.cli import output
 from gongmo.workflow.cli.shared import ChangedJson, app, bounded, resolve, state
@@ -27,7 +27,7 @@ from gongmo.workflow.core import lookups
 from gongmo.workflow.core import tokens as tokens_mod
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.db import read
-from gongmo.workflow.core.models import APPLICATION, BLOB, TRACK
+from gongmo.workflow.core.models import BLOB
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.read import documents as documents_read
 from gongmo.workflow.read import visibility
@@ -320,14 +320,7 @@ def _file_flag(name: str) -> str:
 def track_of(a: App, application_id: int) -> str:
     """The key of the application's track."""
     with read(a.db) as conn:
-        key = conn.execute(
-            sa.select(TRACK.c.key)
-            .join(APPLICATION, APPLICATION.c.track_id == TRACK.c.id)
-            .where(APPLICATION.c.id == application_id)
-        ).scalar()
-    if key is None:
-        raise NotFound(f"no application {application_id}: see `gongmo status`")
-    return str(key)
+        return lookups.track_key_of(conn, application_id)
 
 
 @answers_app.command("set")

@@ -70,3 +70,15 @@ def extension_until(conn: Connection, application_id: int, milestone: str) -> da
     )
     value: datetime | None = conn.execute(query).scalar()
     return value
+
+
+def track_key_of(conn: Connection, application_id: int) -> str:
+    """The key of an application's track; NotFound if there is no such application."""
+    key = conn.execute(
+        sa.select(TRACK.c.key)
+        .join(APPLICATION, APPLICATION.c.track_id == TRACK.c.id)
+        .where(APPLICATION.c.id == application_id)
+    ).scalar()
+    if key is None:
+        raise NotFound(f"no application {application_id}: see `gongmo status` or `gongmo show`")
+    return str(key)

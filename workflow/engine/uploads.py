@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.engine import Engine as DbEngine
 
 from gongmo.states.documents import clean_name, human_size
-from gongmo.states.errors import Conflict, InvalidInput, NotFound, NotPermitted, TooLarge
+from gongmo.states.errors import Conflict, InvalidInput, NotPermitted, TooLarge
 from gongmo.states.lifecycle import Role
 from gongmo.states.questions import validate_all
 from gongmo.workflow.core.actors import Actor
@@ -52,8 +52,8 @@ from gongmo.workflow.core.contest_config import DocumentKind, Question, Track
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.files import current_hashes, store_blob
 from gongmo.workflow.core.filetypes import examine
-from gongmo.workflow.core.lookups import locked_application, track_by_key
-from gongmo.workflow.core.models import APPLICATION, CHUNK_BYTES, DOCUMENT, TRACK
+from gongmo.workflow.core.lookups import locked_application, track_by_key, track_key_of
+from gongmo.workflow.core.models import APPLICATION, CHUNK_BYTES, DOCUMENT
 from gongmo.workflow.engine import events
 from gongmo.workflow.engine.hooks import NoticeQueue
 
@@ -233,14 +233,7 @@ class Uploads:
 
     def _track_key(self, application_id: int) -> str:
         with read(self.host.db) as conn:
-            key = conn.execute(
-                sa.select(TRACK.c.key)
-                .join(APPLICATION, APPLICATION.c.track_id == TRACK.c.id)
-                .where(APPLICATION.c.id == application_id)
-            ).scalar()
-        if key is None:
-            raise NotFound(f"no application {application_id}: see `gongmo status` or `gongmo show`")
-        return str(key)
+            return track_key_of(conn, application_id)
 
 
 # -- shared with the intake (a plan's submission) ----------------------------------------------
