@@ -208,10 +208,24 @@ EXPECTED: dict[str, dict[str, list[str]]] = {
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("notice", sorted(EXPECTED))
 def test_notice_states_its_facts(renderer: Renderer, notice: str, language: str) -> None:
-    out = renderer.render(notice, language, sample_for(notice), TZ)
+    out = renderer.render(notice, language, sample_for(notice, **BY_HAND.get(notice, {})), TZ)
     for fact in EXPECTED[notice][language]:
         assert str(fact) in out.text, f"{fact!r} not in {language}/{notice}.txt"
         assert str(fact) in out.html, f"{fact!r} not in {language}/{notice}.html"
+
+
+# A result given by hand has no explanation: its notice states the office's reason instead.
+BY_HAND: dict[str, dict[str, object]] = {"not_selected": {"explanation": []}}
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_not_selected_notice_with_an_explanation_states_it_instead_of_the_reason(
+    renderer: Renderer, language: str
+) -> None:
+    out = renderer.render("not_selected", language, sample_for("not_selected"), TZ)
+    lines = list(SAMPLE["explanation"])  # type: ignore[call-overload]
+    assert lines and all(str(line) in out.text and str(line) in out.html for line in lines)
+    assert str(SAMPLE["reason"]) not in out.text and str(SAMPLE["reason"]) not in out.html
 
 
 # --- escaping ---------------------------------------------------------------
