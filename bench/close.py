@@ -12,7 +12,7 @@ with plain sqlite3 / psycopg executemany in one transaction; it renders
 nothing, which is why the target with notices is looser.
 
 Each variant runs twice, in two fresh databases: with the audit rows'
-hash chain (engine/chain.py: gongmo as it ships), and with the chain off
+hash chain (core/chain.py: gongmo as it ships), and with the chain off
 (the Mover given chain.NoChain, the bench's own switch: no hashes, the
 bulk UPDATE ... IN of before). The "chain cost" row is on / off: at most
 1.15x.
@@ -47,9 +47,9 @@ from bench.db import (
     written,
 )
 from bench.report import Goal, Row, row
+from gongmo.workflow.core.chain import CHAINER, Chainer, NoChain
 from gongmo.workflow.deadlines.ticker import Ticker
 from gongmo.workflow.engine.app import App
-from gongmo.workflow.engine.chain import CHAINER, Chainer, NoChain
 
 CHAIN_GOAL = Goal("<=", 1.15)
 

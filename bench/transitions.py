@@ -41,7 +41,7 @@ from bench.db import (
     written,
 )
 from bench.report import Goal, Row, row
-from gongmo.workflow.engine.chain import CHAINER, Chainer, NoChain
+from gongmo.workflow.core.chain import CHAINER, Chainer, NoChain
 
 REVIEW_AT = datetime(2024, 6, 3, 10, 0, tzinfo=KST)  # receipt closed; preliminary review under way
 STATE, VERSION = "preliminary_review", 2

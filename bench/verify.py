@@ -35,7 +35,8 @@ from bench.db import (
 )
 from bench.report import Goal, Row, row
 from gongmo.states.lifecycle import APPLICATION as TABLE
-from gongmo.workflow.engine import audit, chain
+from gongmo.workflow.core import chain
+from gongmo.workflow.engine import audit
 
 ROWS_PER_APPLICATION = 10
 MOVES = (

@@ -77,7 +77,7 @@ class Track(SQLModel, table=True):
     presentation_ends: datetime = utc_field()
     selection_at: datetime = utc_field()
     kickoff_due: datetime = utc_field()
-    # The head of the track's event chain (0010; engine/chain.py): the last track-level event's seq and hash.
+    # The head of the track's event chain (0010; core/chain.py): the last track-level event's seq and hash.
     event_seq: int | None = None
     event_hash: str | None = Field(default=None, max_length=64)
 
@@ -127,7 +127,7 @@ class Application(SQLModel, table=True):
     waitlist_position: int | None = None
     created_at: datetime = utc_field()
     updated_at: datetime = utc_field()
-    # The heads of the application's two hash chains (0010; engine/chain.py): its audit rows
+    # The heads of the application's two hash chains (0010; core/chain.py): its audit rows
     # (moved with the state, in the same UPDATE) and its events; seq and hash of the last row.
     audit_seq: int | None = None
     audit_hash: str | None = Field(default=None, max_length=64)
@@ -151,7 +151,7 @@ class Audit(SQLModel, table=True):
     reason: str | None = None
     # What the move recorded besides its reason (JSON), e.g. a receipt's document hashes (0009).
     detail: str | None = Field(default=None, sa_type=sa.Text)
-    # The row's place in its application's audit chain and its hash (0010; engine/chain.py).
+    # The row's place in its application's audit chain and its hash (0010; core/chain.py).
     seq: int | None = None
     hash: str | None = Field(default=None, max_length=64)
 
@@ -375,7 +375,7 @@ class Event(SQLModel, table=True):
     application_id: int | None = Field(default=None, foreign_key="application.id")
     kind: str = Field(max_length=32)
     detail: str = Field(sa_type=sa.Text)
-    # The row's place in its chain (application, track or global) and its hash (0010; engine/chain.py).
+    # The row's place in its chain (application, track or global) and its hash (0010; core/chain.py).
     seq: int | None = None
     hash: str | None = Field(default=None, max_length=64)
 

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine as DbEngine
 
 from gongmo.states.errors import InvalidInput, NotFound
 from gongmo.states.lifecycle import Table
+from gongmo.workflow.core import chain
 from gongmo.workflow.core.db import READ_ONLY, DatabaseError
 from gongmo.workflow.core.models import (
     APPLICATION,
@@ -40,7 +41,6 @@ from gongmo.workflow.core.models import (
     EVENT,
     TRACK,
 )
-from gongmo.workflow.engine import chain
 
 CREATIONS = ("invite", "start")
 STREAM = {"yield_per": 5000}

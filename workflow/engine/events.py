@@ -14,10 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from gongmo.states.errors import NotFound
+from gongmo.workflow.core import chain
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.db import lock_row
 from gongmo.workflow.core.models import APPLICATION, CHAIN_HEAD, EVENT, TRACK
-from gongmo.workflow.engine import chain
 
 _INSERT = sa.insert(EVENT)
 _GLOBAL_HEAD = sa.select(CHAIN_HEAD.c.seq, CHAIN_HEAD.c.hash).where(CHAIN_HEAD.c.kind == chain.GLOBAL).with_for_update()

@@ -32,12 +32,12 @@ from gongmo.states.lifecycle import APPLICATION as TABLE
 from gongmo.states.lifecycle import Table, TriggerSpec
 from gongmo.states.rules import OVERRIDING, check_override, check_reason, check_role
 from gongmo.workflow.core.actors import SYSTEM, Actor
+from gongmo.workflow.core.chain import Chainer
 from gongmo.workflow.core.clock import Clock
 from gongmo.workflow.core.config import Loaded
 from gongmo.workflow.core.db import custom_plans, write
 from gongmo.workflow.core.lookups import locked_application, track_by_key, track_row
 from gongmo.workflow.core.models import APPLICATION, AUDIT, CALENDAR_CHANGE
-from gongmo.workflow.engine.chain import Chainer
 from gongmo.workflow.engine.effects import Effect, Moving, checklist_on_review
 from gongmo.workflow.engine.hooks import NoticeQueue
 from gongmo.workflow.engine.intake import Intake

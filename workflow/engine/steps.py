@@ -18,8 +18,8 @@ from transitions import MachineError
 from gongmo.states.errors import Conflict, IllegalMove, InvalidInput
 from gongmo.states.lifecycle import Table, TriggerSpec, build_machine
 from gongmo.workflow.core.actors import Actor
+from gongmo.workflow.core.chain import CHAINER, Chainer
 from gongmo.workflow.core.models import APPLICATION, AUDIT
-from gongmo.workflow.engine.chain import CHAINER, Chainer
 
 Row = RowMapping
 

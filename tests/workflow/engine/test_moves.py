@@ -21,12 +21,12 @@ from gongmo.states.errors import (
 from gongmo.states.lifecycle import APPLICATION as TABLE
 from gongmo.states.lifecycle import Role
 from gongmo.workflow.core.actors import SYSTEM, Actor
+from gongmo.workflow.core.chain import CHAINER
 from gongmo.workflow.core.clock import FixedClock
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, OUTBOX, TRACK
 from gongmo.workflow.engine import audit
 from gongmo.workflow.engine.app import App
-from gongmo.workflow.engine.chain import CHAINER
 from tests.conftest import kst, make_app
 from tests.workflow import plans
 
@@ -259,7 +259,7 @@ def seed_received(app: App, n: int) -> None:
             for i in range(n)
         ]
         rows = []
-        for a in apps:  # each application's audit chain, as the engine writes it (engine/chain.py)
+        for a in apps:  # each application's audit chain, as the engine writes it (core/chain.py)
             common = {"application_id": a["id"], "at": now, "actor": "seed", "role": "admin", "reason": None}
             invite = {**common, "trigger": "invite", "from_state": None, "to_state": "announcement"}
             submit = {**common, "trigger": "submit", "from_state": "announcement", "to_state": "receipt"}

@@ -1,13 +1,13 @@
 """hash-chained audit and event logs: seq and hash on every row, chain heads, anchors, append-only on PostgreSQL
 
 Every audit and event row gets `seq` (its place in its chain) and `hash` (SHA-256 of the previous
-hash and the row's canonical encoding, engine/chain.py); an application carries the heads of
+hash and the row's canonical encoding, core/chain.py); an application carries the heads of
 its audit chain and its event chain, a track the head of its track-level events, `chain_head`
 the head of the global chain (events of no application and no track). `audit_anchor` and
 `audit_anchor_head` keep each anchor taken (`gongmo audit anchor`) and the heads it covered.
 
 The rows already there are chained here, in order (per chain, by id), in chunks of BACKFILL
-rows, by engine/chain.py itself: the backfilled chains are the ones new writes would have made.
+rows, by core/chain.py itself: the backfilled chains are the ones new writes would have made.
 
 On PostgreSQL a trigger then refuses UPDATE, DELETE and TRUNCATE on audit and event.
 
@@ -17,17 +17,15 @@ Revises: 0009
 
 from __future__ import annotations
 
-import importlib
 import os
 from typing import Any, cast
 
 import sqlalchemy as sa
 from alembic import op
 
-# The chain's definitions are the engine's own (engine/chain.py), so the backfill makes exactly
-# the chains new writes make. Loaded by name: core sits below engine in the layers, and this is
-# the one place it needs engine code (a migration, run once, not part of core's import graph).
-chain = importlib.import_module("gongmo.workflow.engine.chain")
+# The chain's definitions (core/chain.py) are the ones every writer uses, so the backfill makes
+# exactly the chains new writes make.
+from gongmo.workflow.core import chain
 
 revision = "0010"
 down_revision = "0009"

@@ -1,4 +1,4 @@
-"""The hash chains of the audit and event logs (engine/chain.py, engine/audit.py, migration 0010):
+"""The hash chains of the audit and event logs (core/chain.py, engine/audit.py, migration 0010):
 the canonical encoding, the Merkle root, every tampering named by `audit verify`, anchors, the
 PostgreSQL trigger and the backfill."""
 
@@ -22,11 +22,11 @@ from sqlalchemy.engine import Connection
 from gongmo.states.errors import InvalidInput, NotFound
 from gongmo.states.lifecycle import APPLICATION as TABLE
 from gongmo.states.lifecycle import Role
-from gongmo.workflow.core import schema
+from gongmo.workflow.core import chain, schema
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICATION, AUDIT, CHAIN_HEAD, EVENT, TRACK
-from gongmo.workflow.engine import audit, chain, events
+from gongmo.workflow.engine import audit, events
 from gongmo.workflow.engine.app import App
 from tests.conftest import config_copy, kst, run_cli
 from tests.workflow.engine.test_moves import TRACK_KEY, reviewed, submit
