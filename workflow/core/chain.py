@@ -45,6 +45,7 @@ the root of no leaves is SHA-256 of nothing.
 from __future__ import annotations
 
 import hashlib
+import operator
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from json.encoder import encode_basestring as _json_string  # the C encoder's own string escaping
@@ -184,13 +185,57 @@ class Chainer:
 
     def audit_rows(self, heads: Sequence[tuple[int, int | None, str | None]], rows: list[dict[str, Any]]) -> None:
         """The same for one row per chain (a bulk move's chunk: heads[i] is rows[i]'s chain);
-        the rows share everything but application_id, so the time is formatted once."""
-        at = rows[0]["at"] if rows else None
+        the rows share everything but application_id, so the time is formatted once, and the
+        encoding is one template with the shared values in it, filled with each row's
+        application_id and seq (the same bytes as canonical(): a row that does not share the
+        first row's values, or whose ids are not plain ints, is encoded value by value)."""
+        if not rows:
+            return
+        at = rows[0]["at"]
         text = utc_text(at) if isinstance(at, datetime) else at
+        first, template = _shared_template(rows[0], text)
+        sha256 = hashlib.sha256
         for (app_id, seq, head), row in zip(heads, rows, strict=True):
-            row["seq"] = (seq or 0) + 1
-            values = [text if c == "at" else row.get(c) for c in COLUMNS["audit"]]
-            row["hash"] = link(previous(AUDIT, app_id, head), canonical_values("audit", values)).hex()
+            row["seq"] = seq = (seq or 0) + 1
+            row_id = row.get("application_id")
+            if template is not None and type(row_id) is int and type(seq) is int and _shared(row) == first:
+                data = template % (row_id, seq)
+            else:
+                data = canonical_values("audit", [text if c == "at" else row.get(c) for c in COLUMNS["audit"]])
+            if head:
+                prev = bytes.fromhex(head)
+            elif type(app_id) is int:
+                prev = sha256(b"gongmo:audit:%d" % app_id).digest()  # genesis(AUDIT, app_id)
+            else:
+                prev = genesis(AUDIT, app_id)
+            row["hash"] = sha256(prev + data).hexdigest()
+
+
+# audit_rows' template: the columns a chunk's rows share (all but application_id and seq).
+_SHARED = tuple(c for c in COLUMNS["audit"] if c not in ("application_id", "seq"))
+_shared_getter = operator.itemgetter(*_SHARED)
+
+
+def _shared(row: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The row's shared values (KeyError-free: a missing column is None, as canonical() reads it)."""
+    try:
+        return _shared_getter(row)  # type: ignore[no-any-return]
+    except KeyError:
+        return tuple(row.get(c) for c in _SHARED)
+
+
+def _shared_template(row: Mapping[str, Any], at_text: Any) -> tuple[tuple[Any, ...], bytes | None]:
+    """(the row's shared values, the canonical encoding with them in it and %d for
+    application_id and seq), or no template when a shared value is not text, None or a time
+    (then == between rows would not promise the same encoding)."""
+    shared = _shared(row)
+    if not all(v is None or type(v) is str or type(v) is datetime for v in shared):
+        return shared, None
+    values = dict(zip(_SHARED, shared, strict=True)) | {"at": at_text}
+    if not (at_text is None or type(at_text) is str):
+        return shared, None
+    parts = ["%d" if c in ("application_id", "seq") else _json(values[c]).replace("%", "%%") for c in COLUMNS["audit"]]
+    return shared, (_TEMPLATES["audit"] % tuple(parts)).encode("utf-8")
 
 
 class NoChain(Chainer):

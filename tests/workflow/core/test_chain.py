@@ -483,3 +483,41 @@ def test_the_backfill_makes_the_chains_new_writes_made(app: App, db_url: str, mo
         engine.dispose()
     assert chained() == written
     assert verify(app).clean
+
+
+# -- a chunk's rows at once (Chainer.audit_rows' shared template) ---------------------------------
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    actor=st.text(max_size=20),
+    reason=texts,
+    at=times,
+    heads=st.lists(
+        st.tuples(
+            st.integers(1, 2**31 - 1),
+            st.none() | st.integers(1, 10**6),
+            st.none() | st.binary(min_size=32, max_size=32),
+        ),
+        max_size=6,
+    ),
+    odd=st.none() | st.integers(0, 5),
+)
+def test_a_chunk_chains_as_its_rows_one_by_one(
+    actor: str, reason: str | None, at: datetime, heads: list[tuple[int, int | None, bytes | None]], odd: int | None
+) -> None:
+    """audit_rows gives each row the seq and hash audit_row gives it alone, also with '%' or
+    non-ASCII text in the shared values, and for a row that does not share them (`odd`)."""
+    chunk = [(app_id, seq if digest else None, digest.hex() if digest else None) for app_id, seq, digest in heads]
+    rows = [
+        {"application_id": app_id, "at": at, "actor": actor + "%d %s 50%", "role": "system", "trigger": "start_review"}
+        | {"from_state": "receipt", "to_state": "preliminary_review", "reason": reason, "detail": None}
+        for app_id, _, _ in chunk
+    ]
+    if odd is not None and odd < len(rows):
+        rows[odd] |= {"actor": "다른 사람", "detail": '{"a": 1}'}
+    one_by_one = [dict(r) for r in rows]
+    for (app_id, seq, head), row in zip(chunk, one_by_one, strict=True):
+        chain.CHAINER.audit_row(app_id, seq, head, row)
+    chain.CHAINER.audit_rows(chunk, rows)
+    assert rows == one_by_one

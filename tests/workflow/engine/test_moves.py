@@ -25,7 +25,7 @@ from gongmo.workflow.core.chain import CHAINER
 from gongmo.workflow.core.clock import FixedClock
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICANT, APPLICATION, AUDIT, OUTBOX, TRACK
-from gongmo.workflow.engine import audit
+from gongmo.workflow.engine import audit, moves
 from gongmo.workflow.engine.app import App
 from tests.conftest import kst, make_app
 from tests.workflow import plans
@@ -391,3 +391,69 @@ def test_correcting_a_selection_needs_a_reason(app: App) -> None:
     assert counts(app) == before
     app.moves.apply(app_id, "waitlist", ADMIN, reason="예산 재산정: 국비 한도 초과")
     assert last_audit(app, app_id)["reason"] == "예산 재산정: 국비 한도 초과"
+
+
+# -- the chained bulk UPDATE (on SQLite through the driver, moves._SQLITE_CHAINED) ----------------
+
+
+def raw_heads(conn: Any) -> list[tuple[Any, ...]]:
+    """The application rows as the database holds them (the driver's values, no type processing)."""
+    typeof = "typeof(updated_at)" if conn.dialect.name == "sqlite" else "pg_typeof(updated_at)::text"
+    query = f"SELECT id, state, version, updated_at, {typeof}, audit_seq, audit_hash FROM application ORDER BY id"
+    return [tuple(r) for r in conn.exec_driver_sql(query)]
+
+
+def test_a_chained_bulk_move_stores_what_sqlalchemy_stores_byte_for_byte(app: App) -> None:
+    seed_received(app, 7)
+    with read(app.db) as conn:
+        heads = {
+            r[0]: (r[1], r[2])
+            for r in conn.execute(sa.select(APPLICATION.c.id, APPLICATION.c.audit_seq, APPLICATION.c.audit_hash))
+        }
+    now = CLOSE + timedelta(microseconds=120_034)
+    app.clock.set(now)  # type: ignore[attr-defined]
+    assert app.moves.apply_bulk(TRACK_KEY, "start_review", "receipt", chunk=3) == 7
+    with read(app.db) as conn:
+        stored = raw_heads(conn)
+        audits = {r.application_id: r for r in conn.execute(sa.select(AUDIT).where(AUDIT.c.trigger == "start_review"))}
+    assert len(stored) == 7 and {r[1] for r in stored} == {"preliminary_review"} and {r[2] for r in stored} == {3}
+    for app_id, state, _, _, _, seq, digest in stored:  # each row its chain's next link, as audit_row makes it
+        expected = {"application_id": app_id, "at": now, "actor": SYSTEM.name, "role": SYSTEM.role.value}
+        expected |= {"trigger": "start_review", "from_state": "receipt", "to_state": state}
+        expected |= {"reason": None, "detail": None}
+        CHAINER.audit_row(app_id, *heads[app_id], expected)
+        assert (seq, digest) == (expected["seq"], expected["hash"]) == (audits[app_id].seq, audits[app_id].hash)
+    # The same values written through SQLAlchemy (moves._BULK_CHAINED, its UTCDateTime): the same bytes.
+    with write(app.db) as conn:
+        conn.execute(
+            moves._BULK_CHAINED,
+            [
+                {"b_id": r[0], "b_from": r[1], "b_dest": r[1], "b_at": now, "b_seq": r[5], "b_hash": r[6]}
+                for r in stored
+            ],
+        )
+        rewritten = raw_heads(conn)
+    assert [(*r[:2], r[2] - 1, *r[3:]) for r in rewritten] == stored
+    if app.db.dialect.name == "sqlite":
+        assert {(r[3], r[4]) for r in stored} == {("2024-05-29 09:00:00.120034", "text")}
+    verify_clean(app)
+
+
+def test_a_row_changed_underneath_a_chained_bulk_move_is_a_conflict_and_nothing_moves(app: App) -> None:
+    seed_received(app, 4)
+    app.clock.set(CLOSE)  # type: ignore[attr-defined]
+    before = counts(app)
+    with read(app.db) as conn:
+        stored = raw_heads(conn)
+    changed = r"bulk 'start_review': 1 applications changed underneath; retry"
+    with pytest.raises(Conflict, match=changed), write(app.db) as conn:
+        track_id = conn.execute(sa.select(TRACK.c.id).where(TRACK.c.key == TRACK_KEY)).scalar_one()
+        heads = moves._ids_in_state(conn, track_id, "receipt", 10)
+        assert [(r[0], r[5], r[6]) for r in stored] == heads
+        conn.execute(sa.update(APPLICATION).where(APPLICATION.c.id == heads[2][0]).values(state="withdrawn"))
+        spec = app.moves.spec("start_review")
+        moves._bulk_move(conn, heads, spec, "receipt", "preliminary_review", SYSTEM, None, CLOSE, CHAINER)
+    assert counts(app) == before
+    with read(app.db) as conn:
+        assert raw_heads(conn) == stored
+    verify_clean(app)
