@@ -50,6 +50,15 @@ class Delivery:
     dead: int = 0
     paused: int = 0  # rows handed back untouched because the transport failed (it pauses)
     errors: list[str] = field(default_factory=list)
+    # The ids counted in `paused`: the pipelined claim may take a failed batch's rows again
+    # before it sees the pause, and hands them back again; a row is one row paused.
+    paused_ids: set[int] = field(default_factory=set, compare=False, repr=False)
+
+    def pause(self, rows: list[dict[str, Any]]) -> None:
+        """Count these rows as handed back because the transport failed (each once)."""
+        fresh = {int(r["id"]) for r in rows} - self.paused_ids
+        self.paused_ids |= fresh
+        self.paused += len(fresh)
 
 
 def transport_for(app: App) -> Transport:
@@ -142,7 +151,7 @@ class Mailer:
             if left:
                 await asyncio.to_thread(self.hand_back, [row for row, _ in left])
                 if self.pause.active(self.app.clock.now()):
-                    total.paused += len(left)
+                    total.pause([row for row, _ in left])
         return total
 
     def prepare(self, now: datetime) -> list[tuple[dict[str, Any], Envelope | Outcome]]:
@@ -232,7 +241,7 @@ class Mailer:
                 await keeper
             unsent = [*back, *(r for r, _ in waiting)]
             if back:
-                total.paused += len(unsent)
+                total.pause(unsent)
             if unsent:  # stopping, the transport failing, or a lane failed: hand back what was not sent
                 await asyncio.shield(asyncio.to_thread(self.hand_back, unsent))
         return total

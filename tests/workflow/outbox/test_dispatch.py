@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import mailbox
+import threading
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -472,6 +473,40 @@ def test_a_stop_finishes_the_sends_on_the_wire_and_hands_back_the_rest(
     assert {r["attempts"] for r in rows if r["state"] == "pending"} == {0}
     again = deliver(smtp_mailer(app, smtp_server))
     assert result.sent + again.sent == total and set(smtp_server.received_ids().values()) == {1}
+
+
+def test_rows_claimed_again_as_the_transport_failed_are_counted_paused_once(
+    app: App, clock: FixedClock, smtp_server: FaultySMTP, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next batch is claimed while one is on the wire. When the wire fails, its rows go back;
+    if the pipelined claim runs after that (a loaded machine), it claims the same rows and hands
+    them back again. Each notice is still one row paused, not two (this was flaky: 36 of 18)."""
+    clock.set(kst("2024-03-29 10:00"))
+    app.moves.announce(TRACK, ADMIN)
+    smtp_server.down()
+    m = smtp_mailer(app, smtp_server)
+    handed_back = threading.Event()
+    real_prepare, real_hand_back = m.prepare, m.hand_back
+    calls = 0
+
+    def prepare(now: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the pipelined claim: let it run only once the failed batch went back
+            assert handed_back.wait(30)
+        return real_prepare(now)
+
+    def hand_back(rows: list[dict[str, Any]]) -> int:
+        returned = real_hand_back(rows)
+        handed_back.set()
+        return returned
+
+    monkeypatch.setattr(m, "prepare", prepare)
+    monkeypatch.setattr(m, "hand_back", hand_back)
+    first = deliver(m)
+    assert calls == 2  # the second claim did run, after the hand-back, and took the same rows
+    assert (first.sent, first.retry, first.dead, first.paused) == (0, 0, 0, 18)
+    assert {(r["state"], r["attempts"]) for r in outbox(app)} == {("pending", 0)}
 
 
 # -- the transport's own failures pause it; the rows wait untouched ------------------------------
