@@ -25,10 +25,8 @@ Content-Disposition (RFC 6266 / RFC 5987), its SHA-256 as the ETag and as Repr-D
 from __future__ import annotations
 
 import base64
-import json
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Body, Path, Query, Request, status
 from fastapi.responses import StreamingResponse
 from pydantic import Field, StringConstraints
@@ -43,7 +41,6 @@ from gongmo.workflow.api.deps import AdminOrApplicant, Anyone, AppId, Gongmo, ch
 from gongmo.workflow.api.errors import responses
 from gongmo.workflow.core.contest_config import DocumentKind
 from gongmo.workflow.core.db import read
-from gongmo.workflow.core.models import APPLICATION
 from gongmo.workflow.core.tokens import Principal
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.engine.uploads import Spool
@@ -385,9 +382,7 @@ def put_answers(a: Gongmo, who: AdminOrApplicant, application_id: AppId, body: A
 def get_answers(a: Gongmo, who: Anyone, application_id: AppId) -> Any:
     """The stored answers to the track's questions (an evaluator's: on an application assigned to it)."""
     with read(a.db) as conn:
-        check_access(a, conn, who, application_id)
-        stored = conn.execute(sa.select(APPLICATION.c.answers).where(APPLICATION.c.id == application_id)).scalar()
-    return json.loads(stored) if stored else {}
+        return documents_read.answers(a, conn, who, application_id)
 
 
 def _plain(uploaded: Any) -> dict[str, Any]:

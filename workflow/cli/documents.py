@@ -30,7 +30,6 @@ from gongmo.workflow.core.db import read
 from gongmo.workflow.core.models import BLOB
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.read import documents as documents_read
-from gongmo.workflow.read import visibility
 
 documents_app = typer.Typer(help="A plan's documents: add, list, get, verify.", no_args_is_help=True)
 answers_app = typer.Typer(help="A plan's answers to the track's questions.", no_args_is_help=True)
@@ -364,14 +363,14 @@ def answers_show(
     app_id = resolve(a, application)
     with read(a.db) as conn:
         office = tokens_mod.principal(conn, "admin", "")
-        shown = visibility.detail(a, conn, office, app_id)
-    answers = shown["answers"]
+        answers = documents_read.answers(a, conn, office, app_id)
+        track = lookups.track_key_of(conn, app_id)
     if as_json:
         output.print_json(answers)
         return
-    if not a.loaded.config.track(shown["track"])[1].questions:
-        output.console.print(f"application {app_id}: its track ({shown['track']}) asks no questions", markup=False)
-    print_answers(a, shown["track"], answers)
+    if not a.loaded.config.track(track)[1].questions:
+        output.console.print(f"application {app_id}: its track ({track}) asks no questions", markup=False)
+    print_answers(a, track, answers)
 
 
 def print_answers(a: App, track_key: str, answers: Mapping[str, Any]) -> None:

@@ -27,6 +27,7 @@ from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICATION, DOCUMENT
 from gongmo.workflow.core.tokens import Principal
 from gongmo.workflow.engine import events
+from gongmo.workflow.engine.uploads import stored_answers
 from gongmo.workflow.read import visibility
 
 if TYPE_CHECKING:
@@ -68,6 +69,14 @@ class Download:
                     " from storage; run `gongmo documents verify`"
                 )
             yield data
+
+
+def answers(app: App, conn: Connection, who: Principal, application_id: int) -> dict[str, object]:
+    """The stored answers to the track's questions, to a caller who may see the application
+    (an evaluator: one assigned to it without a conflict)."""
+    visibility.check_access(app, conn, who, application_id)
+    row = conn.execute(sa.select(APPLICATION.c.answers).where(APPLICATION.c.id == application_id)).mappings().one()
+    return stored_answers(row)
 
 
 def open_download(app: App, who: Principal, application_id: int, kind: str, version: int | None) -> Download:

@@ -25,6 +25,7 @@ from gongmo.workflow.core import files
 from gongmo.workflow.core.models import APPLICANT, APPLICATION, ASSIGNMENT, AUDIT, CALENDAR_CHANGE, OUTBOX, TRACK
 from gongmo.workflow.core.tokens import Principal
 from gongmo.workflow.engine import events
+from gongmo.workflow.engine.uploads import stored_answers
 from gongmo.workflow.stages import committee, selection
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ def detail(app: App, conn: Connection, who: Principal, application_id: int) -> d
     shown = rule.application(seer, fields, embargoed)
     shown["checklist"] = json.loads(row["checklist"]) if row["checklist"] else None
     shown["documents"] = documents(conn, who, application_id)
-    shown["answers"] = json.loads(row["answers"]) if row["answers"] else {}
+    shown["answers"] = stored_answers(row)
     audit = sa.select(AUDIT).where(AUDIT.c.application_id == application_id).order_by(AUDIT.c.id)
     shown["history"] = [
         h for r in conn.execute(audit).mappings() if (h := rule.audit_row(seer, r, embargoed)) is not None
