@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 import typer
 
 from gongmo.states import questions as questions_mod
@@ -27,7 +26,6 @@ from gongmo.workflow.core import lookups
 from gongmo.workflow.core import tokens as tokens_mod
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.db import read
-from gongmo.workflow.core.models import BLOB
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.read import documents as documents_read
 
@@ -222,8 +220,7 @@ def documents_get(
 def documents_verify(as_json: Json = False) -> None:
     """Reread every stored file and recompute its SHA-256; exit 1 listing each file that differs."""
     a = state.app()
-    with read(a.db) as conn:
-        stored = int(conn.execute(sa.select(sa.func.count()).select_from(BLOB)).scalar_one())
+    stored = documents_read.stored_files(a)
     problems = documents_read.verify(a)
     if as_json:
         output.print_json({"files": stored, "differ": len(problems), "clean": not problems, "findings": problems})

@@ -24,7 +24,7 @@ from gongmo.states.errors import InvalidInput, NotFound, NotVisible
 from gongmo.workflow.core import files
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.db import read, write
-from gongmo.workflow.core.models import APPLICATION, DOCUMENT
+from gongmo.workflow.core.models import APPLICATION, BLOB, DOCUMENT
 from gongmo.workflow.core.tokens import Principal
 from gongmo.workflow.engine import events
 from gongmo.workflow.engine.uploads import stored_answers
@@ -144,6 +144,12 @@ def _document(conn: Connection, who: Principal, application_id: int, kind: str, 
             " an evaluator reads the current files only"
         )
     return found
+
+
+def stored_files(app: App) -> int:
+    """How many files the store holds (each stored once, by hash)."""
+    with read(app.db) as conn:
+        return int(conn.execute(sa.select(sa.func.count()).select_from(BLOB)).scalar_one())
 
 
 def verify(app: App) -> list[dict[str, Any]]:
