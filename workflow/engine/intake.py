@@ -111,7 +111,8 @@ class Intake:
                 row = application_of(conn, track["id"], applicant["id"])
                 assert row is not None
             dest = host.steps.check(row, "submit")
-            missing = missing_kinds(conn, track_cfg, row["id"])
+            documents = receipt_documents(conn, track_cfg, row["id"])  # read once: checked, audited, mailed
+            missing = missing_kinds(track_cfg, documents)
             if missing:
                 raise missing_documents(missing, track_cfg)
             stored = merged_answers(track_cfg.questions, stored_answers(row), answers or {}, complete=True)
@@ -128,7 +129,6 @@ class Intake:
                 "submitted_at": now,
                 "answers": answers_json(stored),
             }
-            documents = receipt_documents(conn, track_cfg, row["id"])
             detail = {"documents": [{k: d[k] for k in RECEIPT_KEYS} for d in documents]}
             moved = host.steps.write(conn, row, spec, dest, actor, None, now, fields, detail)
             host.queue(conn, spec.notice, [moved.application_id], track, now, {"documents": documents})

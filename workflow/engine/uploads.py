@@ -239,9 +239,9 @@ class Uploads:
 # -- shared with the intake (a plan's submission) ----------------------------------------------
 
 
-def missing_kinds(conn: Connection, track: Track, application_id: int) -> list[str]:
-    """The track's required document kinds that have no current file for this application."""
-    present = {d["kind"] for d in current_hashes(conn, application_id)}
+def missing_kinds(track: Track, current: list[dict[str, Any]]) -> list[str]:
+    """The track's required document kinds that have no file among the `current` ones."""
+    present = {d["kind"] for d in current}
     return [d.kind for d in track.documents if d.required and d.kind not in present]
 
 
