@@ -137,9 +137,10 @@ def daemon(
     no_api: Annotated[bool, typer.Option("--no-api", help="Do not serve the HTTP API.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="With --once: what fired, as one JSON object.")] = False,
 ) -> None:
-    """Run the scheduler and the HTTP API: every deadline fires once, on time or caught up after downtime."""
-    from gongmo.workflow.api import create_api
+    """Run the scheduler, the HTTP API and the office console: every deadline fires once, on time or
+    caught up after downtime."""
     from gongmo.workflow.runtime.daemon import Daemon, configure_logging, run_forever
+    from gongmo.workflow.web import create_app
 
     configure_logging(state.verbose)
     a = state.app()
@@ -159,7 +160,7 @@ def daemon(
         api = api.model_copy(update={"port": port})
     if no_api:
         api = api.model_copy(update={"enabled": False})
-    run_forever(a, api, create_api)
+    run_forever(a, api, create_app)
 
 
 @app.command()

@@ -495,3 +495,72 @@ class Document(SQLModel, table=True):
 BLOB = Blob.__table__  # type: ignore[attr-defined]
 BLOB_CHUNK = BlobChunk.__table__  # type: ignore[attr-defined]
 DOCUMENT = Document.__table__  # type: ignore[attr-defined]
+
+
+# -- the web console's people and sessions (0011) -------------------------------------------------
+# Office staff sign in with an e-mailed one-time link; a session is a server-side row. Only the
+# SHA-256 of a link's token and of a session id is stored (both are 32 random bytes).
+
+
+class Staff(SQLModel, table=True):
+    """An office account (ministry or LH staff) that may sign in to the console."""
+
+    __tablename__ = "staff"
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True, max_length=200)  # lower case
+    name: str | None = None
+    role: str = Field(default="admin", max_length=16)
+    language: str = Field(default="ko", max_length=2)
+    created_at: datetime = utc_field()
+    created_by: str
+    disabled_at: datetime | None = utc_field(nullable=True)
+
+
+class SigninLink(SQLModel, table=True):
+    """A one-time sign-in link: valid until expires_at, used at most once."""
+
+    __tablename__ = "signin_link"
+    id: int | None = Field(default=None, primary_key=True)
+    token_sha256: str = Field(unique=True, max_length=64)
+    role: str = Field(max_length=16)  # admin (staff); evaluator and applicant for the portals
+    subject: str = Field(max_length=200)  # the staff e-mail, the evaluator's e-mail, the applicant's code
+    email: str = Field(max_length=200)  # where the link was sent
+    created_at: datetime = utc_field()
+    expires_at: datetime = utc_field()
+    used_at: datetime | None = utc_field(nullable=True)
+
+
+class WebSession(SQLModel, table=True):
+    """A signed-in browser: idle and absolute timeouts, revocable."""
+
+    __tablename__ = "web_session"
+    id: int | None = Field(default=None, primary_key=True)
+    session_sha256: str = Field(unique=True, max_length=64)
+    role: str = Field(max_length=16)
+    subject: str = Field(max_length=200)
+    created_at: datetime = utc_field()
+    last_seen_at: datetime = utc_field()
+    expires_at: datetime = utc_field()  # the absolute limit
+    revoked_at: datetime | None = utc_field(nullable=True)
+    client: str | None = Field(default=None, max_length=64)
+
+
+class SigninAttempt(SQLModel, table=True):
+    """A sign-in request or link use, for the rate limit per address and per client."""
+
+    __tablename__ = "signin_attempt"
+    __table_args__ = (
+        sa.Index("ix_signin_attempt_email_at", "email", "at"),
+        sa.Index("ix_signin_attempt_client_at", "client", "at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=200)
+    client: str = Field(max_length=64)
+    at: datetime = utc_field()
+    ok: bool = False
+
+
+STAFF = Staff.__table__  # type: ignore[attr-defined]
+SIGNIN_LINK = SigninLink.__table__  # type: ignore[attr-defined]
+WEB_SESSION = WebSession.__table__  # type: ignore[attr-defined]
+SIGNIN_ATTEMPT = SigninAttempt.__table__  # type: ignore[attr-defined]

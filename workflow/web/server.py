@@ -1,0 +1,41 @@
+"""The daemon's one FastAPI app: the HTTP API (api/) with the console's pages beside it.
+
+Pages are server-rendered (Jinja2, templates/ beside this file) with htmx for partial updates,
+vendored in static/ with its licence; no build step, no external asset, no inline script.
+The console lives under /office (the API owns /applications, /tracks, ...); / leads there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from gongmo.workflow.api import create_api
+from gongmo.workflow.engine.app import App
+from gongmo.workflow.runtime.metrics import Metrics
+from gongmo.workflow.web import auth, office, pages
+
+if TYPE_CHECKING:
+    from gongmo.workflow.runtime.daemon import Daemon
+
+STATIC = Path(__file__).parent / "static"
+# Every page module's router, in the order of their routes.
+ROUTERS = (auth.router, office.router)
+
+
+def create_app(app: App, daemon: Daemon | None = None, metrics: Metrics | None = None) -> FastAPI:
+    api = create_api(app, daemon, metrics)
+    pages.install(api)
+    api.mount("/static", StaticFiles(directory=STATIC), name="static")
+    for router in ROUTERS:
+        api.include_router(router)
+
+    @api.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/office", status_code=303)
+
+    return api
