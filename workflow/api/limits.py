@@ -42,6 +42,9 @@ UNKNOWN_TOKEN = "the API token is unknown or revoked: ask the office for a new o
 # by the upload itself (engine/uploads.py), with a message naming the file and the kind.
 UPLOAD_PATH = re.compile(r"^/applications/[0-9]+/documents/[^/]+/?$")
 MULTIPART_OVERHEAD = 64 * 1024
+# The console's pages (web/pages.py PAGE_PREFIXES) authenticate their forms by the session cookie
+# and the CSRF token, in the route: here only their body is limited, no bearer token asked for.
+PAGE_PREFIXES = ("/office", "/signin", "/signout", "/evaluator", "/applicant")
 
 
 def too_large(limit: int) -> str:
@@ -93,7 +96,8 @@ class Limits:
             if length == 0 and not chunked:
                 await self.app(scope, receive, send)
                 return
-        refusal = await self._authenticate(headers.get("authorization"))
+        page = str(scope.get("path", "")).startswith(PAGE_PREFIXES)
+        refusal = None if page else await self._authenticate(headers.get("authorization"))
         if refusal is not None:
             await _answer(send, *refusal)
             return
