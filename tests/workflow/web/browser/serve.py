@@ -1,0 +1,90 @@
+"""The console served for real (uvicorn on a free port of 127.0.0.1, in a thread) and Debian's
+Chromium launched by path, for the browser tests and docs/screenshots.py.
+
+Playwright's own browser download cannot be reached from these machines: the browser is the
+`chromium` package (/usr/bin/chromium; `.ci/run` installs it with fonts-noto-cjk). Without the
+background-networking flags Chromium misbehaves on the closed network.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from types import TracebackType
+
+import uvicorn
+from playwright.sync_api import Browser, BrowserContext, Playwright
+
+from gongmo.workflow.core import sessions
+from gongmo.workflow.core.db import read
+from gongmo.workflow.engine.app import App
+from gongmo.workflow.runtime.daemon import ApiServer
+from gongmo.workflow.web import create_app
+from gongmo.workflow.web.auth import COOKIE
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OFFICE_EMAIL = "office-lee@molit.go.kr"
+START_TIMEOUT_S = 20.0
+
+
+def launch(playwright: Playwright) -> Browser:
+    """Debian's Chromium, headless."""
+    if not CHROMIUM.exists():
+        raise FileNotFoundError(f"{CHROMIUM} is missing: apt-get install chromium fonts-noto-cjk (.ci/run does)")
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+
+
+class Console:
+    """gongmo's app (API and pages, web.create_app) under uvicorn in a background thread.
+
+    The requests run in the server's threads against the same App (and its FixedClock) the test
+    holds, so a test moves the clock between clicks and reads the database directly."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        config = uvicorn.Config(
+            create_app(app), host="127.0.0.1", port=0, lifespan="off", access_log=False, log_level="warning"
+        )
+        self.server = ApiServer(config)
+        self.thread = threading.Thread(target=self.server.run, name="console", daemon=True)
+
+    def __enter__(self) -> Console:
+        self.thread.start()
+        started = time.monotonic()
+        # waiting for the server thread to listen (real time: the app's clock is not involved)
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() - started > START_TIMEOUT_S:
+                raise RuntimeError("the console did not start")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=START_TIMEOUT_S)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    def sign_in(self, context: BrowserContext, role: str = "admin", subject: str = OFFICE_EMAIL) -> str:
+        """A session opened by the service (as `gongmo console link` would lead to), its cookie set in
+        the browser context; returns the raw session id."""
+        if role == "admin":
+            with read(self.app.db) as conn:
+                known = sessions.active_staff(conn, subject) is not None
+            if not known:
+                sessions.add_staff(self.app, subject, created_by="test")
+        raw = sessions.open_session(self.app, role, subject, client="browser-test")
+        context.add_cookies([{"name": COOKIE, "value": raw, "url": self.url, "httpOnly": True, "sameSite": "Lax"}])
+        return raw
