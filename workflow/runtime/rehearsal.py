@@ -302,7 +302,7 @@ def _human_steps(app: App, contest: Contest, track: Track) -> list[Step]:
     ]
 
 
-def _in_state(app: App, track: str, state: str) -> list[dict[str, Any]]:
+def in_state(app: App, track: str, state: str) -> list[dict[str, Any]]:
     with read(app.db) as conn:
         query = (
             sa.select(APPLICATION.c.id, APPLICATION.c.receipt_no, APPLICANT.c.code, APPLICANT.c.name)
@@ -317,7 +317,7 @@ def _in_state(app: App, track: str, state: str) -> list[dict[str, Any]]:
 def _submit(app: App, track: Track) -> str:
     """Two in three invited local governments submit a plan at the cap, each with its documents
     and its answers; on a track with rules on answers, one submitting applicant in five fails one."""
-    invited = _in_state(app, track.key, "announcement")
+    invited = in_state(app, track.key, "announcement")
     submitting = [a for i, a in enumerate(invited) if i % 3 != 2]
     types: list[str | None] = list(track.eligibility.types) or [None]
     national = track.funding.national_cap_krw
@@ -325,7 +325,7 @@ def _submit(app: App, track: Track) -> str:
     failing = []
     for i, a in enumerate(submitting):
         fails = bool(track.eligibility.answers) and i % 5 == 1
-        _prepare_plan(app, track, a, fails)
+        prepare_plan(app, track, a, fails)
         app.moves.submit(track.key, a["code"], national, local, OFFICE, "스마트도시 조성계획", types[i % len(types)])
         if fails:
             failing.append(a["code"])
@@ -335,7 +335,7 @@ def _submit(app: App, track: Track) -> str:
 
 def _extend(app: App, track: Track, until: datetime, late: dict[str, Any]) -> str:
     """The first applicant that has not submitted gets its own receipt close, two days later."""
-    waiting = _in_state(app, track.key, "announcement")
+    waiting = in_state(app, track.key, "announcement")
     if not waiting:
         return "nobody left to extend"
     late.update(waiting[0])
@@ -352,7 +352,7 @@ def _submit_late(app: App, track: Track, late: dict[str, Any]) -> str:
     national = track.funding.national_cap_krw
     local = int(national * track.funding.local_match_ratio)
     kind = track.eligibility.types[0] if track.eligibility.types else None
-    _prepare_plan(app, track, late, False)
+    prepare_plan(app, track, late, False)
     moved = app.moves.submit(track.key, late["code"], national, local, OFFICE, "스마트도시 조성계획", kind)
     return f"{late['code']}: {moved.receipt_no}{_with_documents(app, track, [late])}"
 
@@ -374,7 +374,7 @@ UNIVERSITIES = (
 )
 
 
-def _prepare_plan(app: App, track: Track, applicant: dict[str, Any], fails: bool) -> None:
+def prepare_plan(app: App, track: Track, applicant: dict[str, Any], fails: bool) -> None:
     """What a local government sends before it submits: a file of each required kind (its name on
     the PDF plan), then its answers to the track's questions (`fails`: one rule on an answer
     is not met)."""
@@ -485,7 +485,7 @@ def _review(app: App, track: Track) -> str:
 
 
 def _assign(app: App, track: Track) -> str:
-    if not _in_state(app, track.key, "written_evaluation"):
+    if not in_state(app, track.key, "written_evaluation"):
         return "nobody to evaluate"
     plan = committee.assign_track(app, track.key, OFFICE)
     seats = sum(len(v) for v in plan.values())
@@ -493,7 +493,7 @@ def _assign(app: App, track: Track) -> str:
 
 
 def _slots(app: App, track: Track) -> str:
-    if not _in_state(app, track.key, "written_evaluation"):
+    if not in_state(app, track.key, "written_evaluation"):
         return "nobody to invite"
     planned = presentations.schedule(app, track.key, OFFICE)
     return f"{len(planned)} invited, each with its slot (.ics)"
@@ -502,17 +502,21 @@ def _slots(app: App, track: Track) -> str:
 def _scores(app: App, track: Track, part: str) -> str:
     """Every assigned evaluator's sheet: a plan's quality (seeded by its receipt
     number) plus the evaluator's own leaning, spread over the criteria."""
-    sheets = []
-    for r in committee.assignments(app, track.key):
-        rng = random.Random(f"{r['receipt_no']}:{part}")
-        quality = Decimal(rng.randint(120, 190)) / 2
-        leaning = Decimal(random.Random(r["email"]).randint(-6, 6))
-        total = min(quality + leaning, track.evaluation.max_points)
-        sheets.append(committee.SheetInput(r["receipt_no"], r["email"], part, _spread(track, total)))
+    sheets = [sample_sheet(track, r["receipt_no"], r["email"], part) for r in committee.assignments(app, track.key)]
     if not sheets:
         return "no sheets"
     committee.enter_sheets(app, sheets, OFFICE)
     return f"{len(sheets)} {part} sheets entered"
+
+
+def sample_sheet(track: Track, receipt_no: str, email: str, part: str) -> committee.SheetInput:
+    """One evaluator's sample sheet of one part: the plan's quality (seeded by its receipt number)
+    plus the evaluator's own leaning (seeded by the e-mail), spread over the criteria."""
+    rng = random.Random(f"{receipt_no}:{part}")
+    quality = Decimal(rng.randint(120, 190)) / 2
+    leaning = Decimal(random.Random(email).randint(-6, 6))
+    total = min(quality + leaning, track.evaluation.max_points)
+    return committee.SheetInput(receipt_no, email, part, _spread(track, total))
 
 
 def _spread(track: Track, total: Decimal) -> dict[str, str]:
@@ -525,7 +529,7 @@ def _spread(track: Track, total: Decimal) -> dict[str, str]:
 
 
 def _select(app: App, track: Track) -> str:
-    if not _in_state(app, track.key, "presentation_evaluation"):
+    if not in_state(app, track.key, "presentation_evaluation"):
         return "nobody to select"
     result = selection.select(app, track.key, OFFICE, confirm=True)
     counts = (result.count("select"), result.count("waitlist"), result.count("reject"))
@@ -535,7 +539,7 @@ def _select(app: App, track: Track) -> str:
 def _kickoff(app: App, track: Track) -> str:
     """Every selected plan is received and approved, except (where several
     were selected) the last one, which never comes: the deadline cancels it."""
-    selected = _in_state(app, track.key, "selected")
+    selected = in_state(app, track.key, "selected")
     late = selected[-1:] if len(selected) > 1 else []
     for a in selected[: len(selected) - len(late)]:
         kickoff.receive(app, a["id"], OFFICE)
