@@ -135,15 +135,19 @@ def page(
     size: int,
     track_id: int | None = None,
     state: str | None = None,
+    search: str | None = None,
 ) -> tuple[int, list[dict[str, Any]]]:
     """(total, up to size + 1 rows after `after`) of the applications the caller
-    may see; a `state` filter matches the state the caller is shown."""
+    may see; a `state` filter matches the state the caller is shown; `search` a part
+    of the applicant's name or of the receipt number (any case)."""
     seer = viewer(who)
     where = [where_visible(app, conn, who)]
     if track_id is not None:
         where.append(APPLICATION.c.track_id == track_id)
     if state is not None:
         where.append(_shown_state_is(seer, state))
+    if search:
+        where.append(_matches(search))
     total = int(conn.execute(joined(sa.func.count()).where(*where)).scalar_one())
     rows = conn.execute(
         joined(*SUMMARY, EMBARGOED.label("embargoed"))
@@ -155,6 +159,13 @@ def page(
     for r in rows:
         items.append(rule.application(seer, {k: v for k, v in r.items() if k != "embargoed"}, bool(r["embargoed"])))
     return total, items
+
+
+def _matches(search: str) -> Any:
+    """Rows whose applicant name or receipt number holds `search` (LIKE's wildcards taken literally)."""
+    return APPLICANT.c.name.contains(search, autoescape=True) | APPLICATION.c.receipt_no.icontains(
+        search, autoescape=True
+    )
 
 
 def _shown_state_is(seer: rule.Viewer, state: str) -> Any:

@@ -261,61 +261,93 @@ def _evaluator(conn: Connection, email: str) -> Any:
 # -- assignment -----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AssignPlan:
+    """What an assignment of a track does, worked out before anything is written: the
+    assignments that go first (their evaluator is now in conflict), then the plan."""
+
+    labels: dict[int, str]  # application id -> receipt number
+    plan: dict[int, list[str]]  # application id -> its evaluators after the assignment
+    kept: dict[int, list[str]]  # application id -> the evaluators it keeps
+    broken: list[tuple[int, int, str, str]]  # (application id, evaluator id, e-mail, conflict) withdrawn
+    evaluator_ids: dict[str, int]
+
+    def new(self, application_id: int) -> list[str]:
+        return [k for k in self.plan.get(application_id, []) if k not in self.kept.get(application_id, [])]
+
+    @property
+    def touched(self) -> list[int]:
+        """The applications whose evaluators change: one gains an evaluator or loses a conflicted one."""
+        lose = {b[0] for b in self.broken}
+        return [a for a in self.plan if a in lose or self.new(a)]
+
+
 def assign_track(app: App, track_key: str, actor: Actor) -> dict[str, list[str]]:
     """Assign evaluators to every application of the track in written
     evaluation; idempotent (fills gaps only). Returns receipt no -> emails."""
-    _, track = app.loaded.config.track(track_key)
-    ev_cfg = track.evaluation
     now = app.clock.now()
     with write(app.db) as conn:
         track_row = lookups.track_by_key(conn, app.loaded.config, track_key, lock=True)
-        review.refuse_if_objections(conn, track_row["id"], track_key, "assignment")
-        query = (
-            sa.select(APPLICATION.c.id, APPLICATION.c.receipt_no, APPLICANT.c.code)
-            .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
-            .where(
-                APPLICATION.c.track_id == track_row["id"],
-                APPLICATION.c.state.in_(("written_evaluation", "presentation_evaluation")),
-            )
-            .order_by(APPLICATION.c.receipt_no)
-        )
-        seats = [Seat(int(r.id), r.receipt_no or str(r.id), r.code) for r in conn.execute(query)]
-        if not seats:
-            raise InvalidInput(f"track {track_key} has no application in evaluation: pass the review first")
-        pool = evaluators(conn)
-        if not pool:
-            raise InvalidInput("no evaluators: import the committee first (`gongmo evaluators import FILE.csv`)")
-        ids = {e.email: int(e.id) for e in conn.execute(sa.select(EVALUATOR.c.id, EVALUATOR.c.email))}
-        by_id = {v: k for k, v in ids.items()}
-        codes = {s.application_id: s.applicant_code for s in seats}
-        by_key = {e.key: e for e in pool}
-        existing: dict[int, list[str]] = defaultdict(list)
-        for r in conn.execute(
-            sa.select(ASSIGNMENT.c.application_id, ASSIGNMENT.c.evaluator_id).where(
-                ASSIGNMENT.c.application_id.in_([s.application_id for s in seats])
-            )
-        ):
-            app_id, key = int(r[0]), by_id[int(r[1])]
-            why = conflict(by_key[key], codes[app_id], ev_cfg.conflict_same_region)
-            if why:  # the evaluator's details changed since: the assignment goes, with its scores
-                _unassign(
-                    conn, app_id, int(r[1]), key, track_row["id"], f"conflict found at assignment: {why}", now, actor
-                )
-            else:
-                existing[app_id].append(key)
-        plan = assign(
-            seats, pool, ev_cfg.evaluators_per_application, ev_cfg.floor, ev_cfg.conflict_same_region, existing
-        )
-        labels = {s.application_id: s.label for s in seats}
-        for app_id, keys in plan.items():
-            new = [k for k in keys if k not in existing.get(app_id, [])]
+        p = _assign_plan(app, conn, track_key, track_row["id"])
+        for app_id, ev_id, email, why in p.broken:  # the evaluator's details changed since: it goes, with its scores
+            _unassign(conn, app_id, ev_id, email, track_row["id"], f"conflict found at assignment: {why}", now, actor)
+        for app_id in p.plan:
+            new = p.new(app_id)
             if new:
                 conn.execute(
                     sa.insert(ASSIGNMENT),
-                    [{"application_id": app_id, "evaluator_id": ids[k], "assigned_at": now} for k in new],
+                    [{"application_id": app_id, "evaluator_id": p.evaluator_ids[k], "assigned_at": now} for k in new],
                 )
                 events.record(conn, now, actor, "assigned", {"evaluators": new}, track_row["id"], app_id)
-    return {labels[a]: keys for a, keys in plan.items()}
+    return {p.labels[a]: keys for a, keys in p.plan.items()}
+
+
+def preview_assign(app: App, track_key: str) -> AssignPlan:
+    """The dry run of assign_track: what it would do now, by the same rule, refused as it would be."""
+    with read(app.db) as conn:
+        track_row = lookups.track_by_key(conn, app.loaded.config, track_key)
+        return _assign_plan(app, conn, track_key, track_row["id"])
+
+
+def _assign_plan(app: App, conn: Connection, track_key: str, track_id: int) -> AssignPlan:
+    _, track = app.loaded.config.track(track_key)
+    ev_cfg = track.evaluation
+    review.refuse_if_objections(conn, track_id, track_key, "assignment")
+    query = (
+        sa.select(APPLICATION.c.id, APPLICATION.c.receipt_no, APPLICANT.c.code)
+        .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
+        .where(
+            APPLICATION.c.track_id == track_id,
+            APPLICATION.c.state.in_(("written_evaluation", "presentation_evaluation")),
+        )
+        .order_by(APPLICATION.c.receipt_no)
+    )
+    seats = [Seat(int(r.id), r.receipt_no or str(r.id), r.code) for r in conn.execute(query)]
+    if not seats:
+        raise InvalidInput(f"track {track_key} has no application in evaluation: pass the review first")
+    pool = evaluators(conn)
+    if not pool:
+        raise InvalidInput("no evaluators: import the committee first (`gongmo evaluators import FILE.csv`)")
+    ids = {e.email: int(e.id) for e in conn.execute(sa.select(EVALUATOR.c.id, EVALUATOR.c.email))}
+    by_id = {v: k for k, v in ids.items()}
+    codes = {s.application_id: s.applicant_code for s in seats}
+    by_key = {e.key: e for e in pool}
+    kept: dict[int, list[str]] = defaultdict(list)
+    broken: list[tuple[int, int, str, str]] = []
+    for r in conn.execute(
+        sa.select(ASSIGNMENT.c.application_id, ASSIGNMENT.c.evaluator_id).where(
+            ASSIGNMENT.c.application_id.in_([s.application_id for s in seats])
+        )
+    ):
+        app_id, key = int(r[0]), by_id[int(r[1])]
+        why = conflict(by_key[key], codes[app_id], ev_cfg.conflict_same_region)
+        if why:
+            broken.append((app_id, int(r[1]), key, why))
+        else:
+            kept[app_id].append(key)
+    plan = assign(seats, pool, ev_cfg.evaluators_per_application, ev_cfg.floor, ev_cfg.conflict_same_region, kept)
+    labels = {s.application_id: s.label for s in seats}
+    return AssignPlan(labels, plan, dict(kept), broken, ids)
 
 
 # -- scores -----------------------------------------------------------------------

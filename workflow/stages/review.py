@@ -73,24 +73,35 @@ def checklists(app: App, track_key: str, states: tuple[str, ...] = ("preliminary
         ]
 
 
+# Who a review pass moves: in preliminary review (its from-state), every check passed.
+PASSABLE = APPLICATION.c.eligible.is_(True)
+
+
 def pass_eligible(app: App, track_key: str, actor: Actor) -> int:
     """Pass every application in preliminary review whose checks all passed."""
-    return app.moves.apply_bulk(
-        track_key, "pass_review", "preliminary_review", actor, where=APPLICATION.c.eligible.is_(True)
-    )
+    return app.moves.apply_bulk(track_key, "pass_review", "preliminary_review", actor, where=PASSABLE)
+
+
+def to_pass(app: App, track_key: str) -> list[Checked]:
+    """The dry run of pass_eligible: the applications it would pass now, by the same rule."""
+    return [c for c in checklists(app, track_key) if c.eligible is True]
+
+
+def to_disqualify(app: App, track_key: str) -> list[Checked]:
+    """The dry run of disqualify_failed: the applications it would disqualify now (a check failed)."""
+    return [c for c in checklists(app, track_key) if c.eligible is False]
 
 
 def disqualify_failed(app: App, track_key: str, actor: Actor) -> list[tuple[str, str]]:
     """Disqualify every application whose checks failed; the reason is its failed rules."""
     done = []
     _, track = app.loaded.config.track(track_key)
-    for c in checklists(app, track_key):
-        if c.eligible is False:
-            reason = f"eligibility: {c.failed}"  # the audit's line; the applicant reads the catalogue's
-            with write(app.db) as conn:
-                why = reasons.eligibility(rules_of(track), _facts(conn, c.application_id, track))
-                app.moves.move(conn, c.application_id, "disqualify", actor, reason, extra={"reason": why or reason})
-            done.append((c.receipt_no or str(c.application_id), reason))
+    for c in to_disqualify(app, track_key):
+        reason = f"eligibility: {c.failed}"  # the audit's line; the applicant reads the catalogue's
+        with write(app.db) as conn:
+            why = reasons.eligibility(rules_of(track), _facts(conn, c.application_id, track))
+            app.moves.move(conn, c.application_id, "disqualify", actor, reason, extra={"reason": why or reason})
+        done.append((c.receipt_no or str(c.application_id), reason))
     return done
 
 
