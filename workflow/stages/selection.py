@@ -137,9 +137,11 @@ class Selection:
         return sum(1 for d in self.decisions if d.outcome == outcome)
 
 
-def select(app: App, track_key: str, actor: Actor, confirm: bool = False) -> Selection:
-    """The decisions for every application in presentation evaluation; with
-    `confirm`, applied in one transaction."""
+def select(app: App, track_key: str, actor: Actor, confirm: bool = False, expected: int | None = None) -> Selection:
+    """The decisions for every application in presentation evaluation: without `confirm` a dry run
+    (the same reads and rules, in a read transaction: nothing is written); with it, applied in one
+    transaction. With `expected` (how many decisions the person confirming saw in a dry run), a
+    confirmation that would decide another number of applications is refused, nothing changed."""
     contest, track = app.loaded.config.track(track_key)
     now = app.clock.now()
     with write(app.db) if confirm else read(app.db) as conn:
@@ -169,6 +171,11 @@ def select(app: App, track_key: str, actor: Actor, confirm: bool = False) -> Sel
             for r in waiting
         ]
         decisions = decide(candidates, track.slots, track.funding.budget_national_krw, e.waitlist, e.minimum_score)
+        if confirm and expected is not None and len(decisions) != expected:
+            raise Conflict(
+                f"track {track_key}: the selection would decide {len(decisions)} applications, not the {expected}"
+                " of the dry run you saw: look at the dry run again; nothing was changed"
+            )
         if confirm:
             _apply(app, conn, track_row, result, decisions, actor, now)
     return Selection(result, decisions, confirm)
@@ -220,6 +227,50 @@ class Explained:
     rule: list[reasons.Reason]
 
 
+@dataclass(frozen=True)
+class Figures:
+    """One ranked application's own figures, worded by the catalogue (notifications/reasons.py) and
+    needing no decision: each part's score and how it was aggregated, the weighted committee score,
+    its rank among the qualified (or below the minimum), and a tie with a neighbour with the
+    tie-break that decided it. The notices' explanation and the console's ranking page show them."""
+
+    written: reasons.Reason
+    presentation: reasons.Reason
+    weighted: reasons.Reason
+    rank: reasons.Reason
+    ties: list[reasons.Reason]
+
+
+def figures(result: Ranking) -> dict[int, Figures]:
+    """Every ranked application's figures (see Figures), by application id."""
+    rows = result.rows
+    weights = result.weights()
+    e = result.track.evaluation
+    qualified = sum(1 for r in rows if r.qualified)
+    base = {"minimum": str(e.minimum_score), "qualified": qualified, "below": len(rows) - qualified}
+    criteria = {c.key: {"ko": c.name_ko, "en": c.name_en} for c in e.criteria}
+    out: dict[int, Figures] = {}
+    for i, r in enumerate(rows):
+        weighted = reasons.Reason(
+            "explain.weighted",
+            {
+                "written": str(r.entry.written.score),
+                "written_weight": str(weights.written),
+                "presentation": str(r.entry.presentation.score),
+                "presentation_weight": str(weights.presentation),
+                "score": str(r.total),
+            },
+        )
+        rank = (
+            reasons.Reason("explain.rank", {**base, "rank": r.rank})
+            if r.qualified
+            else reasons.Reason("explain.rank_unqualified", base)
+        )
+        ties = _ties(rows, i, weights, e.tie_breaks, criteria)
+        out[r.entry.application_id] = Figures(_part(r.entry.written), _part(r.entry.presentation), weighted, rank, ties)
+    return out
+
+
 def explain(result: Ranking, decisions: list[Decision], promotion_until: datetime, zone: str) -> dict[int, Explained]:
     """Each decided application's explanation, from the ranking rows (`ranking_in`, the rows `gongmo
     rank` prints) and the decisions: its own part scores and how each was aggregated, the weighted
@@ -227,10 +278,7 @@ def explain(result: Ranking, decisions: list[Decision], promotion_until: datetim
     selected application), a tie with a neighbour and the tie-break that decided it (the other
     application only by its figure), and the rule. Never an evaluator or a single sheet."""
     rows = result.rows
-    weights = result.weights()
-    e = result.track.evaluation
     qualified = sum(1 for r in rows if r.qualified)
-    below = len(rows) - qualified
     selected = {d.application_id for d in decisions if d.outcome == "select"}
     chosen = [r.total for r in rows if r.entry.application_id in selected]
     cutoff = (
@@ -238,34 +286,14 @@ def explain(result: Ranking, decisions: list[Decision], promotion_until: datetim
         if chosen
         else reasons.Reason("explain.no_cutoff")
     )
-    criteria = {c.key: {"ko": c.name_ko, "en": c.name_en} for c in e.criteria}
     until = f"{promotion_until.astimezone(ZoneInfo(zone)):%Y-%m-%d %H:%M %Z}"
-    index = {r.entry.application_id: i for i, r in enumerate(rows)}
+    by_id = {r.entry.application_id: r for r in rows}
+    own = figures(result)
     out: dict[int, Explained] = {}
     for d in decisions:
-        i = index[d.application_id]
-        r = rows[i]
-        figures = [_part(r.entry.written), _part(r.entry.presentation)]
-        figures.append(
-            reasons.Reason(
-                "explain.weighted",
-                {
-                    "written": str(r.entry.written.score),
-                    "written_weight": str(weights.written),
-                    "presentation": str(r.entry.presentation.score),
-                    "presentation_weight": str(weights.presentation),
-                    "score": str(r.total),
-                },
-            )
-        )
-        base = {"minimum": str(e.minimum_score), "qualified": qualified, "below": below}
-        if r.qualified:
-            figures.append(reasons.Reason("explain.rank", {**base, "rank": r.rank}))
-        else:
-            figures.append(reasons.Reason("explain.rank_unqualified", base))
-        figures.append(cutoff)
-        figures += _ties(rows, i, weights, e.tie_breaks, criteria)
-        out[d.application_id] = Explained(figures, [_rule(d, r, qualified, result.track, until)])
+        f = own[d.application_id]
+        shown = [f.written, f.presentation, f.weighted, f.rank, cutoff, *f.ties]
+        out[d.application_id] = Explained(shown, [_rule(d, by_id[d.application_id], qualified, result.track, until)])
     return out
 
 
