@@ -156,3 +156,13 @@ def test_the_committee_page_is_the_office_s(presentation: World, browser: Make) 
     assert browser(presentation).get(PAGE).status_code == 303  # no session: to the sign-in page
     unknown = browser(presentation).sign_in().get("/office/tracks/no-such-track/committee")
     assert unknown.status_code == 404 and "no track 'no-such-track'" in html.unescape(unknown.text)
+
+
+def test_in_the_written_evaluation_presentation_sheets_are_not_due(written: World, browser: Make) -> None:
+    page = browser(written).sign_in().get(PAGE)
+    assert page.status_code == 200, page.text
+    loads, per_app = database_loads(written)
+    assert evaluator_cells(page.text) == loads and application_cells(page.text) == per_app
+    assert len(per_app) == 10 and all(m["presentation"] is None for m in per_app.values())
+    assert all(m["written"] for m in per_app.values())  # no written sheet entered yet
+    assert "해당 없음" in text_of(page.text)

@@ -211,3 +211,12 @@ def test_the_pages_and_their_forms_are_the_office_s(presentation: World, browser
     assert browser(w).get(RANKING).status_code == 303  # no session: to the sign-in page
     assert office.get("/office/tracks/no-such-track/ranking").status_code == 404
     assert office.post("/office/tracks/no-such-track/selection", {"typed": "x", "count": "1"}).status_code == 404
+
+
+def test_before_any_sheet_the_pages_say_so(written: World, browser: Make) -> None:
+    b = browser(written).sign_in()
+    page = b.get(RANKING + "?lang=en")
+    assert page.status_code == 200, page.text
+    text = shown_text(page.text)
+    assert "No application can be ranked yet" in text and "No dry run now" in text and 'name="typed"' not in page.text
+    assert "Nothing is held" in shown_text(b.get(RELEASE + "?lang=en").text)
