@@ -15,7 +15,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -291,6 +292,8 @@ def _page(
     contest, track = a.loaded.config.track(shown["track"])
     zone = ZoneInfo(contest.timezone)
     lang = pages.language(request)
+    when = _when(zone)
+    label, t, named = _state_label(lang), words.translator(lang), _named(lang)
     return pages.render(
         request,
         "office/application.html",
@@ -303,18 +306,103 @@ def _page(
         stale=stale,
         given=given,
         answers=_answers(track.questions, shown["answers"], lang),
-        when=lambda at: "" if at is None else f"{at.astimezone(zone):%Y-%m-%d %H:%M}",
-        label=_state_label(lang),
-        trigger_label=_label("application.trigger.", lang),
-        event_label=_label("application.event.", lang),
-        notice_state=_label("application.notice_state.", lang),
-        brief=brief,
+        lines=lines(shown["timeline"], t, label, named, when),
+        when=when,
+        label=label,
+        trigger_label=lambda name: named("trigger", name),
         krw=krw,
         size=human_size,
     )
 
 
-def _state_label(lang: str) -> Any:
+@dataclass(frozen=True)
+class Line:
+    """One timeline row as the page shows it, its pieces in words (the template escapes them):
+    <strong>title</strong> text <delivery> rest (note), warning."""
+
+    kind: str  # audit, event, calendar, notice: the row's class
+    state: str  # a notice's delivery state (its row's class), else ""
+    at: str
+    what: str
+    title: str
+    text: str = ""
+    delivery: str = ""
+    rest: str = ""
+    note: str = ""
+    warning: str = ""
+    who: str = ""
+
+
+def lines(
+    entries: list[dict[str, Any]],
+    t: Callable[..., str],
+    label: Callable[[str | None], str],
+    named: Callable[[str, str], str],
+    when: Callable[[datetime | None], str],
+) -> list[Line]:
+    """The timeline's rows in words, built here rather than in the template: a page of 200 rows
+    renders in a few milliseconds (the bench compares it with the API's JSON of the same rows)."""
+    what = {s: t(f"application.source.{s}") for s in timeline.SOURCES}
+    out = []
+    for e in entries:
+        source = e["source"]
+        if source == "audit":
+            reason = f" · {t('application.reason_was', reason=e['reason'])}" if e["reason"] else ""
+            out.append(
+                Line(
+                    source,
+                    "",
+                    when(e["at"]),
+                    what[source],
+                    named("trigger", e["trigger"]),
+                    f" · {label(e['from_state']) or '—'} → {label(e['to_state'])}{reason}",
+                    note=brief(e["detail"]),
+                    who=f"{e['actor']} ({e['role']})",
+                )
+            )
+        elif source == "event":
+            detail = brief(e["detail"])
+            text = f" · {detail}" if detail else ""
+            who = f"{e['actor']} ({e['role']})"
+            out.append(Line(source, "", when(e["at"]), what[source], named("event", e["kind"]), text, who=who))
+        elif source == "calendar":
+            kind = t("application.reschedule") if e["kind"] == "reschedule" else t("application.extension")
+            text = f" · {e['milestone']}: {when(e['old_at'])} → {when(e['new_at'])} · "
+            text += t("application.reason_was", reason=e["reason"])
+            out.append(Line(source, "", when(e["at"]), what[source], kind, text, who=e["actor"]))
+        else:
+            rest = f" · {t('application.attempts', n=e['attempts'])}"
+            if e["sent_at"]:
+                rest += f" · {t('application.sent_at', at=when(e['sent_at']))}"
+            if e["superseded_by"]:
+                rest += f" · {t('application.superseded_by', by=e['superseded_by'])}"
+            out.append(
+                Line(
+                    source,
+                    e["state"],
+                    when(e["at"]),
+                    what[source],
+                    e["notice"],
+                    f" ({e['language']}) → {e['to_addr']} · ",
+                    named("notice_state", e["state"]),
+                    rest,
+                    warning=e["last_error"] or "",
+                    who=f"#{e['id']}",
+                )
+            )
+    return out
+
+
+def _when(zone: ZoneInfo) -> Callable[[datetime | None], str]:
+    """An instant as the contest's zone reads it, to the minute (2024-05-28 11:00)."""
+
+    def when(at: datetime | None) -> str:
+        return "" if at is None else f"{at.astimezone(zone):%Y-%m-%d %H:%M}"
+
+    return when
+
+
+def _state_label(lang: str) -> Callable[[str | None], str]:
     def label(state: str | None) -> str:
         if not state:
             return ""
@@ -327,15 +415,15 @@ def _state_label(lang: str) -> Any:
     return label
 
 
-def _label(prefix: str, lang: str) -> Any:
-    """A name's registered words (trigger, event kind, notice state), or the name itself."""
+def _named(lang: str) -> Callable[[str, str], str]:
+    """A name's registered words in its group (trigger, event, notice_state), or the name itself."""
     index = 1 if lang == "en" else 0
 
-    def label(name: str) -> str:
-        pair = words.WORDS.get(prefix + name)
+    def named(group: str, name: str) -> str:
+        pair = words.WORDS.get(f"application.{group}.{name}")
         return name if pair is None else pair[index]
 
-    return label
+    return named
 
 
 def _answers(questions: Any, given: Mapping[str, Any], lang: str) -> list[dict[str, Any]]:
