@@ -325,15 +325,16 @@ def audit_verify(
     anchor: Annotated[
         str | None, typer.Option("--anchor", metavar="DIGEST", help="Prove nothing this anchor covered changed.")
     ] = None,
+    actor: Annotated[str, typer.Option("--actor", help="Who runs the check (recorded with its result).")] = "cli",
 ) -> None:
     """Replay the audit log and walk every hash chain; exit 1 on the first row of each chain that
-    does not match. With --anchor DIGEST: recompute what that anchor covered instead."""
+    does not match. With --anchor DIGEST: recompute what that anchor covered instead. Each run
+    (not --anchor) is recorded: the console's health page shows the last one and when it ran."""
     a = state.app()
     if anchor is not None:
         _audit_verify_anchor(a, anchor, as_json)
         return
-    with audit_mod.snapshot(a.db) as conn:
-        report = audit_mod.verify(conn, TABLE)
+    report = audit_mod.check(a.db, TABLE, a.clock.now(), actor)
     if as_json:
         output.print_json(
             {
@@ -358,12 +359,7 @@ def audit_verify(
 
 
 def _finding_line(f: audit_mod.Finding) -> str:
-    if f.chain is None:
-        return f"application {f.application_id}: {f.problem}"
-    kind, chain_id = f.chain.split(" ")
-    owner = {"audit": "application", "event": "application", "track": "track"}.get(kind)
-    who = f"{owner} {chain_id}" if owner else "global chain"
-    return f"{who} ({kind} chain): {f.problem}"
+    return audit_mod.finding_line(f)
 
 
 def _audit_verify_anchor(a: Any, digest: str, as_json: bool) -> None:

@@ -564,3 +564,27 @@ STAFF = Staff.__table__  # type: ignore[attr-defined]
 SIGNIN_LINK = SigninLink.__table__  # type: ignore[attr-defined]
 WEB_SESSION = WebSession.__table__  # type: ignore[attr-defined]
 SIGNIN_ATTEMPT = SigninAttempt.__table__  # type: ignore[attr-defined]
+
+
+# -- audit verify runs (0012) ---------------------------------------------------------------------
+# Each `gongmo audit verify` (and the console's "verify now") stores what it found, so the health
+# page can say when the log was last checked and with what result.
+
+
+class AuditCheck(SQLModel, table=True):
+    """One run of `audit verify`: when, by whom, what it walked and what it found."""
+
+    __tablename__ = "audit_check"
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = utc_field()
+    by: str = Field(max_length=200)  # the signed-in person (console), or the CLI's --actor
+    clean: bool
+    applications: int
+    audit_rows: int = Field(sa_type=sa.BigInteger)
+    event_rows: int = Field(sa_type=sa.BigInteger)
+    chains: int
+    findings: int
+    first_finding: str | None = Field(default=None, sa_type=sa.Text)
+
+
+AUDIT_CHECK = AuditCheck.__table__  # type: ignore[attr-defined]

@@ -407,3 +407,52 @@ def replay(table: Table, history: list[Any]) -> tuple[str | None, str | None]:
             return state, f"audit {audit_id}: '{trigger}' from '{state}' to '{dest}' is not a move of the table"
         state = dest
     return state, None
+
+
+# -- verify runs, recorded (audit_check, 0012) -----------------------------------------------------
+# `gongmo audit verify` and the console's "verify now" (health page) store each run, so the office
+# sees when the log was last checked and what was found. (Kept at the end of the module and with
+# its own imports: verify's internals above change on their own.)
+
+
+def finding_line(f: Finding) -> str:
+    """One finding in words: whose chain (or which application) and the problem."""
+    if f.chain is None:
+        return f"application {f.application_id}: {f.problem}"
+    kind, chain_id = f.chain.split(" ")
+    owner = {"audit": "application", "event": "application", "track": "track"}.get(kind)
+    who = f"{owner} {chain_id}" if owner else "global chain"
+    return f"{who} ({kind} chain): {f.problem}"
+
+
+def check(engine: DbEngine, table: Table, now: datetime, by: str) -> Report:
+    """Run `verify` in a snapshot, then store the run (one audit_check row, its own transaction)."""
+    from gongmo.workflow.core.db import write
+    from gongmo.workflow.core.models import AUDIT_CHECK
+
+    with snapshot(engine) as conn:
+        report = verify(conn, table)
+    first = finding_line(report.findings[0])[:2000] if report.findings else None
+    with write(engine) as conn:
+        conn.execute(
+            sa.insert(AUDIT_CHECK).values(
+                at=now,
+                by=by[:200],
+                clean=report.clean,
+                applications=report.applications,
+                audit_rows=report.audit_rows,
+                event_rows=report.event_rows,
+                chains=report.chains,
+                findings=len(report.findings),
+                first_finding=first,
+            )
+        )
+    return report
+
+
+def last_check(conn: Connection) -> dict[str, Any] | None:
+    """The latest recorded verify run (audit_check), or None if verify never ran."""
+    from gongmo.workflow.core.models import AUDIT_CHECK
+
+    found = conn.execute(sa.select(AUDIT_CHECK).order_by(AUDIT_CHECK.c.id.desc()).limit(1)).mappings().first()
+    return None if found is None else dict(found)

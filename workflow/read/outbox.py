@@ -19,16 +19,19 @@ def page(
     *,
     state: str | None = None,
     track: str | None = None,
+    notice: str | None = None,
     limit: int = 100,
     after: int = 0,
     newest_first: bool = False,
 ) -> dict[str, Any]:
     """Up to `limit` rows numbered above `after` (by number, or newest first), of one
-    state and one track's applications if given; with the totals of every state."""
+    state, one notice and one track's applications if given; with the totals of every state."""
     order = OUTBOX.c.id.desc() if newest_first else OUTBOX.c.id
     query = sa.select(*OUTBOX_LIST).where(OUTBOX.c.id > after).order_by(order).limit(limit)
     if state is not None:
         query = query.where(OUTBOX.c.state == state)
+    if notice is not None:
+        query = query.where(OUTBOX.c.notice == notice)
     if track is not None:
         apps = sa.select(APPLICATION.c.id).join(TRACK, TRACK.c.id == APPLICATION.c.track_id).where(TRACK.c.key == track)
         query = query.where(OUTBOX.c.application_id.in_(apps))

@@ -17,14 +17,22 @@ from fastapi.staticfiles import StaticFiles
 from gongmo.workflow.api import create_api
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.runtime.metrics import Metrics
-from gongmo.workflow.web import applications, auth, committee, office, pages, selection, tracks
+from gongmo.workflow.web import applications, auth, committee, office, operations, pages, selection, tracks
 
 if TYPE_CHECKING:
     from gongmo.workflow.runtime.daemon import Daemon
 
 STATIC = Path(__file__).parent / "static"
 # Every page module's router, in the order of their routes.
-ROUTERS = (auth.router, office.router, tracks.router, applications.router, committee.router, selection.router)
+ROUTERS = (
+    auth.router,
+    office.router,
+    tracks.router,
+    committee.router,
+    selection.router,
+    applications.router,
+    operations.router,
+)
 
 
 def create_app(app: App, daemon: Daemon | None = None, metrics: Metrics | None = None) -> FastAPI:

@@ -4,8 +4,20 @@ security headers, the language switch, HTML refusals."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
 
-from tests.workflow.api.conftest import World
+import sqlalchemy as sa
+
+from gongmo.workflow.core.db import read, write
+from gongmo.workflow.core.models import APPLICATION, DEADLINE, OUTBOX
+from gongmo.workflow.outbox import office as outbox_office
+from gongmo.workflow.stages import review, selection
+from gongmo.workflow.web.office import countdown
+from gongmo.workflow.web.office import kst as kst_text
+from tests.conftest import kst
+from tests.workflow import contest_2024 as sc
+from tests.workflow.api.conftest import CHANGWON, SEJONG, TRACK_KEY, World
 from tests.workflow.web.conftest import Browser, text_of
 
 Make = Callable[[World], Browser]
@@ -50,3 +62,97 @@ def test_the_language_switch_is_kept(written: World, browser: Make) -> None:
 def test_the_api_still_answers_json_beside_the_pages(written: World, browser: Make) -> None:
     answer = browser(written).get("/contests")
     assert answer.status_code == 401 and answer.json()["error"].startswith("no API token")
+
+
+# -- the contests overview (issue 23): slots and budget, next deadline, warnings --------------------
+
+
+def _unfired(w: World) -> list[dict[str, Any]]:
+    return w.rows(DEADLINE, DEADLINE.c.fired_at.is_(None), DEADLINE.c.track_id == w.row(SEJONG)["track_id"])
+
+
+def _section(html: str, track: str = TRACK_KEY) -> str:
+    """The text of one track's section of the contests page."""
+    start = html.index(f'id="track-{track}"')
+    end = html.find("<section", start)
+    return text_of(html[start : end if end != -1 else len(html)])
+
+
+def test_the_overview_shows_slots_budget_and_the_next_deadline_with_its_countdown(
+    written: World, browser: Make
+) -> None:
+    w = written
+    page = browser(w).sign_in().get("/office")
+    assert page.status_code == 200, page.text
+    text = _section(page.text)
+    _, track = w.app.loaded.config.track(TRACK_KEY)
+    assert f"선정 0 / {track.slots}곳" in text
+    assert f"국비 0 / {track.funding.budget_national_krw:,}원" in text
+    upcoming = min((d for d in _unfired(w) if d["due_at"] > w.clock.now()), key=lambda d: (d["due_at"], d["id"]))
+    assert kst_text(upcoming["due_at"]) in text, text
+    assert countdown(upcoming["due_at"], w.clock.now(), "ko") in text and "후" in text
+    assert f'data-due="{int(upcoming["due_at"].timestamp() * 1000)}"' in page.text
+    assert f'data-now="{int(w.clock.now().timestamp() * 1000)}"' in page.text
+    assert "확인할 문제가 없습니다" in text and "확인이 필요합니다" not in text  # no cause, no warning
+
+
+def test_the_countdown_words() -> None:
+    now = kst("2024-06-11 14:00")
+    assert countdown(now + timedelta(hours=2, minutes=14, seconds=30), now, "en") == "in 2 h 14 min"
+    assert countdown(now + timedelta(days=3, hours=2, minutes=5), now, "ko") == "3일 2시간 후"
+    assert countdown(now - timedelta(minutes=65), now, "en") == "1 h 5 min ago"
+    assert countdown(now + timedelta(days=1), now, "en") == "in 1 d"
+    assert countdown(now + timedelta(seconds=20), now, "ko") == "지금"
+
+
+def test_a_failed_deadline_and_dead_mail_and_an_open_objection_are_warned(written: World, browser: Make) -> None:
+    w = written
+    b = browser(w).sign_in()
+    failing = min(_unfired(w), key=lambda d: (d["due_at"], d["id"]))
+    assert failing["due_at"] <= w.clock.now()  # due, not fired yet (the ticker has not run since)
+    with write(w.app.db) as conn:  # as the ticker leaves a row whose action raised
+        conn.execute(
+            sa.update(DEADLINE).where(DEADLINE.c.id == failing["id"]).values(attempts=3, last_error="boom: disk full")
+        )
+        dead_id = conn.execute(sa.select(sa.func.min(OUTBOX.c.id))).scalar_one()
+        conn.execute(
+            sa.update(OUTBOX).where(OUTBOX.c.id == dead_id).values(state="dead", last_error="550 mailbox unavailable")
+        )
+    text = _section(b.get("/office").text)
+    assert "확인이 필요합니다" in text
+    assert f"일정 {failing['key']} 실행 실패 (3회): boom: disk full" in text, text
+    assert "발송 실패 메일 1건" in text
+    assert "이의신청" not in text
+
+    disqualified = w.row(CHANGWON)
+    now = w.clock.now()
+    w.clock.set(kst("2024-06-04 10:00"))  # inside the objection window
+    objection = review.file_objection(w.app, disqualified["id"], "the population figure is wrong", sc.OFFICE)
+    w.clock.set(now)
+    text = _section(b.get("/office?lang=en").text)
+    assert "Needs attention" in text
+    assert f"1 open objection(s): #{objection} ({disqualified['receipt_no']})" in text, text
+    assert "1 dead notice(s)" in text
+    review.decide_objection(w.app, objection, False, "the figure is right", sc.OFFICE)
+    assert "open objection" not in _section(b.get("/office?lang=en").text)
+
+
+def test_results_under_embargo_are_warned_until_released(presentation: World, browser: Make) -> None:
+    w = presentation
+    b = browser(w).sign_in()
+    assert "embargo" not in _section(b.get("/office?lang=en").text)
+    w.clock.set(kst("2024-06-27 10:00"))
+    chosen = selection.select(w.app, TRACK_KEY, sc.OFFICE, confirm=True)
+    b = browser(w).sign_in()  # a day later: the first session has ended
+    selected = [d for d in chosen.decisions if d.outcome == "select"]
+    text = _section(b.get("/office?lang=en").text)
+    assert "results under embargo (not yet released)" in text, text
+    with read(w.app.db) as conn:
+        ids = [d.application_id for d in selected]
+        national = conn.execute(sa.select(sa.func.sum(APPLICATION.c.national_krw)).where(APPLICATION.c.id.in_(ids)))
+        national = int(national.scalar_one())
+    _, track = w.app.loaded.config.track(TRACK_KEY)
+    assert selected and f"{len(selected)} of {track.slots} sites" in text
+    assert f"KRW {national:,} of {track.funding.budget_national_krw:,}" in text
+    outbox_office.release(w.app, TRACK_KEY, "results")
+    assert "embargo" not in _section(b.get("/office?lang=en").text)

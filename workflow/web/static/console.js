@@ -4,3 +4,33 @@ document.addEventListener("htmx:configRequest", function (event) {
   var token = document.body.dataset.csrf;
   if (token) { event.detail.headers["X-CSRF-Token"] = token; }
 });
+
+// -- ops (contests page): the next deadline's countdown -------------------------------------------
+// <span class="countdown" data-due="ms" data-now="ms">: data-now is the server clock's instant when
+// the page was written (an injected clock in a rehearsal), so the count runs from it, not from the
+// browser's own clock. Same words as the server's (web/office.py countdown).
+(function () {
+  var loaded = Date.now();
+  var WORDS = {
+    ko: { d: "일", h: "시간", min: "분", in: function (s) { return s + " 후"; }, ago: function (s) { return s + " 지남"; }, now: "지금", sep: "" },
+    en: { d: " d", h: " h", min: " min", in: function (s) { return "in " + s; }, ago: function (s) { return s + " ago"; }, now: "now", sep: "" }
+  };
+  function span(ms, w) {
+    var left = Math.floor(Math.abs(ms) / 60000);
+    if (left === 0) { return w.now; }
+    var units = [[Math.floor(left / 1440), w.d], [Math.floor(left % 1440 / 60), w.h], [left % 60, w.min]];
+    while (units.length && units[0][0] === 0) { units.shift(); }
+    var parts = units.slice(0, 2).filter(function (u) { return u[0] > 0; }).map(function (u) { return u[0] + u[1]; });
+    return ms > 0 ? w.in(parts.join(" ")) : w.ago(parts.join(" "));
+  }
+  function tick() {
+    var w = WORDS[document.documentElement.lang] || WORDS.ko;
+    document.querySelectorAll(".countdown[data-due][data-now]").forEach(function (el) {
+      var now = Number(el.dataset.now) + (Date.now() - loaded);
+      el.textContent = span(Number(el.dataset.due) - now, w);
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    if (document.querySelector(".countdown")) { tick(); setInterval(tick, 30000); }
+  });
+})();
