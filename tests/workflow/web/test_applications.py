@@ -318,3 +318,22 @@ def test_the_page_stays_whole_with_two_hundred_timeline_rows(written: World, bro
             events.record(conn, written.clock.now(), Actor(ADMIN[1], Role.ADMIN), "note", {"n": i}, None, app_id)
     html = browser(written).sign_in().get(f"/office/applications/{app_id}").text
     assert len(rows_of(html)) >= 200
+
+
+def test_a_trigger_that_overrides_a_rule_asks_for_a_reason(written: World) -> None:
+    failed = {"rule": "population", "passed": False, "value": "1,190,987", "expected": "below 1,000,000"}
+    shown = {
+        "track": TRACK,
+        "state": "preliminary_review",
+        "checklist": [failed],
+        "eligible": False,
+        "score": None,
+        "actions": ["pass_review", "disqualify", "withdraw"],
+    }
+    by_trigger = {c.trigger: c for c in timeline.choices(written.app, shown)}
+    passing = by_trigger["pass_review"]
+    assert passing.needs_reason and "population: 1,190,987" in str(passing.overrides)
+    assert by_trigger["disqualify"].needs_reason and by_trigger["disqualify"].overrides is None  # the table's own
+    assert not by_trigger["withdraw"].needs_reason
+    eligible = {c.trigger: c for c in timeline.choices(written.app, {**shown, "checklist": [], "eligible": True})}
+    assert not eligible["pass_review"].needs_reason
