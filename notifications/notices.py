@@ -32,14 +32,16 @@ class Notice:
     key: str
     variables: frozenset[str]
     purpose: str
+    # False for a notice of no contest and no application (a sign-in link): only its own variables.
+    common: bool = True
 
     @property
     def allowed(self) -> frozenset[str]:
-        return COMMON | self.variables
+        return COMMON | self.variables if self.common else self.variables
 
 
-def _n(key: str, purpose: str, *names: str) -> Notice:
-    return Notice(key=key, variables=frozenset(names), purpose=purpose)
+def _n(key: str, purpose: str, *names: str, common: bool = True) -> Notice:
+    return Notice(key=key, variables=frozenset(names), purpose=purpose, common=common)
 
 
 NOTICES: dict[str, Notice] = {
@@ -181,6 +183,16 @@ NOTICES: dict[str, Notice] = {
             "new_at",
             "reason",
         ),
+        _n(
+            "signin_link",
+            "A one-time sign-in link (console or portal); sent to a person, of no application (core/sessions).",
+            "recipient_name",  # the staff member's name, or the e-mail when none is known
+            "role",  # admin (the office console); evaluator and applicant for the portals
+            "signin_url",  # the link itself: never shown to anyone but its recipient (read/outbox hides it)
+            "valid_minutes",
+            "expires_at",
+            common=False,
+        ),
     )
 }
 
@@ -272,6 +284,11 @@ SAMPLE: dict[str, object] = {
     "withdrawn_at": _T.replace(hour=3),
     "old_at": _T,
     "new_at": _T.replace(day=30),
+    "recipient_name": "이서연",
+    "role": "admin",
+    "signin_url": "http://127.0.0.1:8470/signin/SAMPLE-TOKEN",
+    "valid_minutes": 15,
+    "expires_at": _T.replace(minute=15),
     "documents": [
         {
             "kind": "plan",

@@ -20,12 +20,23 @@ import typer.main
 
 from gongmo.states import text as free_text
 from gongmo.states.errors import GongmoError, InvalidInput
-from gongmo.workflow.cli import applications, deadlines, documents, evaluation, outbox, results, setup, tokens, wording
+from gongmo.workflow.cli import (
+    applications,
+    console,
+    deadlines,
+    documents,
+    evaluation,
+    outbox,
+    results,
+    setup,
+    tokens,
+    wording,
+)
 from gongmo.workflow.cli.shared import app, state
 from gongmo.workflow.core import csvfile
 
 __all__ = ["app", "main", "run", "state"]
-COMMAND_MODULES = (setup, applications, documents, deadlines, outbox, tokens, evaluation, results)
+COMMAND_MODULES = (setup, applications, documents, deadlines, outbox, tokens, console, evaluation, results)
 
 # The order `gongmo --help` lists the commands and groups in: the contest's, not the modules'.
 HELP_ORDER = (
@@ -60,6 +71,8 @@ HELP_ORDER = (
     "templates",
     "outbox",
     "tokens",
+    "staff",
+    "console",
     "review",
     "objection",
     "evaluators",

@@ -44,7 +44,7 @@ def outbox_list(
     for r in rows:
         table.add_row(
             str(r["id"]),
-            str(r["application_id"]),
+            "-" if r["application_id"] is None else str(r["application_id"]),
             r["notice"],
             r["to_addr"],
             r["state"],

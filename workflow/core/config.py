@@ -43,6 +43,7 @@ __all__ = [
     "Api",
     "Config",
     "ConfigError",
+    "Console",
     "Contest",
     "Kind",
     "Loaded",
@@ -142,11 +143,46 @@ class Api(Strict):
     max_body_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
 
 
+class Console(Strict):
+    """The web console (served with the API): who may sign in, and the address its links name."""
+
+    # Staff accounts (role admin) that `gongmo init` creates if missing; `gongmo staff add` adds others.
+    staff: list[str] = Field(default_factory=list)
+    # The console's address as a person's browser reaches it: the sign-in links in mails start with it.
+    # None: http://127.0.0.1:<[api] port>. Never taken from a request's Host header (a forged Host
+    # would mail a link to another site).
+    base_url: str | None = None
+
+    @field_validator("staff")
+    @classmethod
+    def _emails(cls, value: list[str]) -> list[str]:
+        found = [v.strip().lower() for v in value]
+        for email in found:
+            local, at, domain = email.partition("@")
+            if not (local and at and "." in domain) or any(c.isspace() for c in email):
+                raise ValueError(f"{email!r} is not an e-mail address: write e.g. \"office@molit.go.kr\"")
+        return found
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.startswith(("http://", "https://")) or len(value.split("/")) > 4 or "?" in value:
+            raise ValueError('write the console\'s address, e.g. "https://gongmo.molit.go.kr"')
+        return value.rstrip("/")
+
+
 class Config(Strict):
     gongmo: Settings = Field(default_factory=Settings)
     mail: Mail = Field(default_factory=Mail)
     api: Api = Field(default_factory=Api)
+    console: Console = Field(default_factory=Console)
     contests: list[Contest] = Field(min_length=1)
+
+    def console_url(self) -> str:
+        """Where a person's browser reaches the console (the sign-in links start with it)."""
+        return self.console.base_url or f"http://127.0.0.1:{self.api.port or 8470}"
 
     @model_validator(mode="before")
     @classmethod

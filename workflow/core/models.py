@@ -166,7 +166,8 @@ class Outbox(SQLModel, table=True):
         sa.Index("ix_outbox_application_notice", "application_id", "notice"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    application_id: int = Field(foreign_key="application.id")
+    # None for a notice of no application: a sign-in link (0011, core/sessions).
+    application_id: int | None = Field(default=None, foreign_key="application.id", nullable=True)
     notice: str = Field(max_length=40)
     dedup_key: str = Field(unique=True, max_length=120)
     message_id: str = Field(max_length=200)
@@ -554,6 +555,7 @@ class SigninAttempt(SQLModel, table=True):
         sa.Index("ix_signin_attempt_client_at", "client", "at"),
     )
     id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(default="request", max_length=16)  # request (a link asked for) or link (a link used)
     email: str = Field(max_length=200)
     client: str = Field(max_length=64)
     at: datetime = utc_field()

@@ -2,6 +2,8 @@
 
 `gongmo outbox` (newest first) and GET /outbox (by number, a page at a time)
 read the same rows here; `gongmo outbox show` and GET /outbox/{id} the same row.
+A row of no application (a sign-in link's mail) has application_id None, and its
+bodies are hidden.
 """
 
 from __future__ import annotations
@@ -45,7 +47,20 @@ def totals(conn: Connection) -> dict[str, int]:
     return {str(k): int(v) for k, v in counted}
 
 
+# A sign-in link's mail (outbox/signin.py) carries the link: its bodies are never shown to anyone
+# but their recipient, who reads them in the mail.
+SECRET_NOTICES = ("signin_link",)
+HIDDEN = "(sign-in link hidden)"
+
+
 def row(conn: Connection, outbox_id: int) -> dict[str, Any] | None:
-    """One row with everything rendered (subject, bodies, the calendar file), or None."""
+    """One row with everything rendered (subject, bodies, the calendar file), or None; a sign-in
+    link's bodies are replaced by "(sign-in link hidden)". A row of no application (a sign-in
+    link) has application_id None."""
     found = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.id == outbox_id)).mappings().first()
-    return None if found is None else dict(found)
+    if found is None:
+        return None
+    shown = dict(found)
+    if shown["notice"] in SECRET_NOTICES:
+        shown |= {"body_text": HIDDEN + "\n", "body_html": f"<p>{HIDDEN}</p>"}
+    return shown

@@ -3,7 +3,7 @@
 `open_app` builds it (the database engine, the renderer, the move service, all
 on the clock given); `clock_for` is the CLI's and the rehearsal's rule for which
 clock that is; `prepare` is the set-up `gongmo init` does (schema, contests,
-deadline rows), shared by the CLI, the rehearsal, the bench and the tests.
+the config's staff accounts, deadline rows), shared by the CLI, the rehearsal, the bench and the tests.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 from gongmo.notifications.render import Renderer
 from gongmo.states.errors import InvalidInput
 from gongmo.workflow.core import config as config_mod
-from gongmo.workflow.core import loader, schema
+from gongmo.workflow.core import loader, schema, sessions
 from gongmo.workflow.core.clock import Clock, FixedClock, SystemClock
 from gongmo.workflow.core.db import make_engine, write
 from gongmo.workflow.deadlines import changes
@@ -68,5 +68,6 @@ def prepare(app: App, *, deadlines: bool = True) -> Prepared:
     before, after = schema.upgrade(app.db)
     with write(app.db) as conn:
         synced = loader.sync(conn, app.loaded.config)
+        synced += sessions.sync_staff(conn, app.loaded.config.console.staff, app.clock.now())
         planned = changes.derive(app, conn) if deadlines else []
     return Prepared(schema_before=before, schema_after=after, changes=synced, planned=planned)

@@ -1,27 +1,96 @@
-"""Who is signed in: the session cookie, resolved to a Principal, and the CSRF check of forms.
+"""Who is signed in: the session cookie, resolved to a Principal; the CSRF checks of forms; and
+signing in by an e-mailed one-time link.
 
-`Office` (a page dependency) is the signed-in office staff's Principal, or a redirect to the
-sign-in page. Every form POST carries the session's CSRF token (`csrf`, core/sessions) and is
-refused without it. The cookie is HttpOnly, SameSite=Lax, and Secure unless the console is
-served on loopback.
+- `Office` (a page dependency) is the signed-in office staff's Principal, or a redirect to the
+  sign-in page. Every form POST carries the session's CSRF token (`csrf`, core/sessions) and is
+  refused without it (`Csrf`). The cookie is HttpOnly, SameSite=Lax, and Secure unless the console
+  is served on loopback.
+- Sign-in: GET /signin is a form for an e-mail address; POST /signin answers the same page whether
+  or not the address has an account, and for a staff address queues a mail with a link valid 15
+  minutes (outbox/signin.py). GET /signin/{token} is a page with one "Sign in" button, so a mail
+  scanner that fetches the link does not use it up; POST /signin/{token} uses the link (once, in
+  time), opens a session and goes to `next` (a path of this site only) or /office. A used, expired
+  or unknown link gets a page saying which, with the way to ask for a new one.
+- The sign-in forms have no session to derive a CSRF token from: they use a double-submit cookie
+  (PRE_COOKIE, random, HttpOnly, SameSite=Strict, path /signin) whose derived token the form
+  carries, and a POST whose Origin header names another site is refused as well.
+- Too many requests or failed links (core/sessions): 429, the page saying when to try again, and
+  a Retry-After header.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+import secrets
+from datetime import datetime
+from typing import Annotated, Any
+from urllib.parse import urlencode, urlsplit
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from gongmo.states.errors import InvalidInput
 from gongmo.states.lifecycle import Role
 from gongmo.workflow.core import sessions
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.tokens import Principal
-from gongmo.workflow.web import pages
+from gongmo.workflow.outbox import signin
+from gongmo.workflow.web import pages, words
 from gongmo.workflow.web.pages import CsrfRefused, Forbidden, SignInRequired
 
 COOKIE = "gongmo_session"
+PRE_COOKIE = "gongmo_signin"  # the sign-in forms' double-submit cookie
 router = APIRouter(include_in_schema=False)
+
+words.register(
+    {
+        "signin.intro": (
+            "공모 운영 화면에 로그인할 수 있는 링크를 이메일로 보내 드립니다.",
+            "We e-mail you a link to sign in to the contest office console.",
+        ),
+        "signin.email": ("이메일 주소", "E-mail address"),
+        "signin.send": ("로그인 링크 받기", "Send me a sign-in link"),
+        "signin.sent.title": ("메일을 확인하십시오", "Check your mail"),
+        "signin.sent": (
+            "이 주소로 등록된 계정이 있으면 로그인 링크를 보냈습니다. 링크는 15분 동안 한 번만 쓸 수 있습니다.",
+            "If this address has an account, a sign-in link was sent to it. The link works once, for 15 minutes.",
+        ),
+        "signin.sent.again": ("다시 요청하기", "Ask again"),
+        "signin.link.intro": (
+            "아래 단추를 누르면 {email} 계정으로 로그인합니다.",
+            "Press the button below to sign in as {email}.",
+        ),
+        "signin.button": ("로그인", "Sign in"),
+        "signin.problem.title": ("이 로그인 링크는 쓸 수 없습니다", "This sign-in link cannot be used"),
+        "signin.problem.unknown": (
+            "알 수 없는 로그인 링크입니다. 메일의 링크가 잘렸거나 잘못 입력되었을 수 있습니다.",
+            "This sign-in link is not known: the link may have been cut short or mistyped.",
+        ),
+        "signin.problem.used": (
+            "이미 사용한 로그인 링크입니다. 링크는 한 번만 쓸 수 있습니다.",
+            "This sign-in link was already used: a link works once.",
+        ),
+        "signin.problem.expired": (
+            "만료된 로그인 링크입니다. 링크는 15분 동안만 쓸 수 있습니다.",
+            "This sign-in link has expired: a link works for 15 minutes.",
+        ),
+        "signin.problem.disabled": (
+            "이 링크의 계정은 사용이 중지되었습니다. 공모 담당 부서에 문의하십시오.",
+            "The account of this link is disabled: ask the contest office.",
+        ),
+        "signin.new": ("새 로그인 링크 요청하기", "Ask for a new sign-in link"),
+        "signin.limited": (
+            "시도가 너무 많습니다. {minutes}분 뒤({at})에 다시 시도하십시오.",
+            "Too many attempts: try again in {minutes} minute(s), at {at}.",
+        ),
+        "signin.bad_email": (
+            "이메일 주소가 아닙니다. 예: office@molit.go.kr",
+            "That is not an e-mail address; write e.g. office@molit.go.kr",
+        ),
+    }
+)
+# The status of each problem page of a link: gone (used, expired, disabled) or never there.
+PROBLEM_STATUS = {"unknown": 404, "used": 410, "expired": 410, "disabled": 403}
 
 
 def session(request: Request) -> sessions.Session:
@@ -40,6 +109,8 @@ def session(request: Request) -> sessions.Session:
             sessions.touch(conn, found.id, now)
     request.state.session = found
     request.state.csrf = sessions.csrf_token(raw)
+    if found.language:
+        request.state.default_language = found.language
     return found
 
 
@@ -49,14 +120,19 @@ def office(request: Request, found: Annotated[sessions.Session, Depends(session)
     return found.principal
 
 
-async def check_csrf(request: Request) -> None:
-    """A form POST's CSRF token (form field `csrf`, or the X-CSRF-Token header htmx sends)."""
-    raw = request.cookies.get(COOKIE, "")
+async def _given_token(request: Request) -> str | None:
     given = request.headers.get("x-csrf-token")
     if given is None:
         form = await request.form()
         value = form.get("csrf")
         given = value if isinstance(value, str) else None
+    return given
+
+
+async def check_csrf(request: Request) -> None:
+    """A form POST's CSRF token (form field `csrf`, or the X-CSRF-Token header htmx sends)."""
+    raw = request.cookies.get(COOKIE, "")
+    given = await _given_token(request)
     if not raw or not sessions.csrf_ok(raw, given):
         raise CsrfRefused(
             "the form's security token is missing or stale (the page was opened in another session):"
@@ -64,19 +140,143 @@ async def check_csrf(request: Request) -> None:
         )
 
 
+async def check_signin_csrf(request: Request) -> None:
+    """A sign-in form's POST: the token derived from the pre-session cookie (double submit), and no
+    Origin header naming another site."""
+    origin = request.headers.get("origin")
+    if origin is not None and origin not in _own_origins(request):
+        raise CsrfRefused(f"a sign-in form sent from another site ({origin[:80]}) is refused: open /signin here")
+    raw = request.cookies.get(PRE_COOKIE, "")
+    if not raw or not sessions.csrf_ok(raw, await _given_token(request)):
+        raise CsrfRefused(
+            "the sign-in form's security token is missing or stale (cookies blocked, or the page is old):"
+            " reload the page and send the form again"
+        )
+
+
+def _own_origins(request: Request) -> set[str]:
+    own = {f"{request.url.scheme}://{request.url.netloc}"}
+    configured = urlsplit(pages.gongmo(request).loaded.config.console_url())
+    own.add(f"{configured.scheme}://{configured.netloc}")
+    return own
+
+
 Office = Annotated[Principal, Depends(office)]
 Csrf = Depends(check_csrf)
+SigninCsrf = Depends(check_signin_csrf)
 
 
-def set_session_cookie(request: Request, response: RedirectResponse, raw: str) -> None:
+def _loopback(request: Request) -> bool:
     host = request.url.hostname or ""
-    loopback = host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
-    response.set_cookie(COOKIE, raw, httponly=True, samesite="lax", secure=not loopback, path="/")
+    return host in ("127.0.0.1", "localhost", "::1") or host.startswith("127.")
+
+
+def set_session_cookie(request: Request, response: Response, raw: str) -> None:
+    response.set_cookie(COOKIE, raw, httponly=True, samesite="lax", secure=not _loopback(request), path="/")
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def _signin_page(request: Request, name: str, status: int = 200, **extra: Any) -> HTMLResponse:
+    """A sign-in page with its form's token, setting the pre-session cookie if the browser has none."""
+    pre = request.cookies.get(PRE_COOKIE)
+    fresh = pre is None or len(pre) < 32
+    if fresh:
+        pre = secrets.token_urlsafe(32)
+    assert pre is not None
+    response = pages.render(request, name, status=status, csrf=sessions.csrf_token(pre), **extra)
+    if fresh:
+        response.set_cookie(
+            PRE_COOKIE, pre, httponly=True, samesite="strict", secure=not _loopback(request), path="/signin"
+        )
+    return response
+
+
+def _limited(request: Request, exc: sessions.RateLimited, name: str, **extra: Any) -> HTMLResponse:
+    now = pages.gongmo(request).clock.now()
+    seconds = max(int((exc.retry_at - now).total_seconds()), 1)
+    t = words.translator(pages.language(request))
+    zone = pages.gongmo(request).loaded.config.contests[0].timezone
+    message = t("signin.limited", minutes=(seconds + 59) // 60, at=_clock_time(exc.retry_at, zone))
+    response = _signin_page(request, name, status=429, error=message, **extra)
+    response.headers["Retry-After"] = str(seconds)
+    return response
+
+
+def _clock_time(at: datetime, zone: str) -> str:
+    local = at.astimezone(ZoneInfo(zone))
+    return f"{local:%H:%M} {local.tzname()}"
 
 
 @router.get("/signin", response_class=HTMLResponse)
 def signin_page(request: Request) -> HTMLResponse:
-    return pages.render(request, "signin.html", why=request.query_params.get("why"))
+    why = request.query_params.get("why")
+    next_path = sessions.local_path(request.query_params.get("next"), "")
+    return _signin_page(request, "signin.html", why=why, next=next_path, email="", error=None)
+
+
+@router.post("/signin", response_class=HTMLResponse, dependencies=[SigninCsrf])
+def signin_request(
+    request: Request, email: Annotated[str, Form(max_length=320)] = "", next: Annotated[str, Form()] = ""
+) -> HTMLResponse:
+    """The same answer whether or not the address has an account; only the rate limit refuses."""
+    next_path = sessions.local_path(next, "")
+    form = {"why": None, "next": next_path, "email": email[:200]}
+    a = pages.gongmo(request)
+    try:
+        signin.request_link(a, email, _client(request), next_path or None)
+    except sessions.RateLimited as exc:
+        return _limited(request, exc, "signin.html", **form)
+    except InvalidInput:
+        t = words.translator(pages.language(request))
+        return _signin_page(request, "signin.html", status=422, error=t("signin.bad_email"), **form)
+    return _signin_page(request, "signin_sent.html", next=next_path)
+
+
+@router.get("/signin/{token}", response_class=HTMLResponse)
+def signin_link_page(request: Request, token: str) -> HTMLResponse:
+    """The link's page: one button (fetching the link uses nothing up)."""
+    a = pages.gongmo(request)
+    next_path = sessions.local_path(request.query_params.get("next"), "")
+    with read(a.db) as conn:
+        try:
+            link = sessions.check_link(conn, token, a.clock.now())
+        except sessions.LinkRefused as exc:
+            return _problem(request, exc, next_path)
+    return _signin_page(request, "signin_link.html", token=token, email=link["email"], next=next_path)
+
+
+@router.post("/signin/{token}", dependencies=[SigninCsrf])
+def signin_link_use(request: Request, token: str, next: Annotated[str, Form()] = "") -> Response:
+    """Use the link: once, within 15 minutes; a session, then `next` (this site's path) or /office."""
+    a = pages.gongmo(request)
+    next_path = sessions.local_path(next, "")
+    try:
+        raw, _ = sessions.redeem(a, token, _client(request))
+    except sessions.RateLimited as exc:
+        return _limited(request, exc, "signin.html", why=None, next=next_path, email="")
+    except sessions.LinkRefused as exc:
+        return _problem(request, exc, next_path)
+    response = RedirectResponse(next_path or "/office", status_code=303)
+    set_session_cookie(request, response, raw)
+    response.delete_cookie(PRE_COOKIE, path="/signin")
+    return response
+
+
+def _problem(request: Request, exc: sessions.LinkRefused, next_path: str) -> HTMLResponse:
+    again = "/signin" + (f"?{urlencode({'next': next_path})}" if next_path else "")
+    return _signin_page(
+        request,
+        "signin_link.html",
+        status=PROBLEM_STATUS[exc.problem],
+        problem=exc.problem,
+        again=again,
+        token=None,
+        email="",
+        next=next_path,
+    )
 
 
 @router.post("/signout", dependencies=[Csrf])

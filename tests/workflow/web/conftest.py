@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gongmo.workflow.core import sessions
+from gongmo.workflow.core.db import read
 from gongmo.workflow.web import create_app
 from gongmo.workflow.web.auth import COOKIE
 from tests.workflow.api.conftest import (  # noqa: F401  (fixtures, re-exported for these tests)
@@ -37,6 +38,11 @@ class Browser:
         self.raw: str | None = None
 
     def sign_in(self, role: str = "admin", subject: str = OFFICE_EMAIL) -> Browser:
+        if role == "admin":  # an office session resolves only while its staff account is active
+            with read(self.world.app.db) as conn:
+                known = sessions.active_staff(conn, subject) is not None
+            if not known:
+                sessions.add_staff(self.world.app, subject, created_by="test")
         self.raw = sessions.open_session(self.world.app, role, subject, client="test")
         self.http.cookies.set(COOKIE, self.raw)
         return self

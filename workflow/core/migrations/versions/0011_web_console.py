@@ -5,6 +5,9 @@ a signed-in browser is a `web_session` row. Only the SHA-256 of a link's token a
 id is stored. `signin_attempt` keeps the requests and link uses, so failed sign-ins can be rate
 limited per address and per client. The portals (evaluators, applicants) use the same tables.
 
+A sign-in link's mail goes through the outbox like any notice, but it belongs to no application:
+outbox.application_id becomes nullable (a batch copy of the table on SQLite).
+
 Revision ID: 0011
 Revises: 0010
 """
@@ -60,6 +63,7 @@ def upgrade() -> None:
     op.create_table(
         "signin_attempt",
         sa.Column("id", sa.Integer(), primary_key=True),
+        sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("email", sa.String(length=200), nullable=False),
         sa.Column("client", sa.String(length=64), nullable=False),
         sa.Column("at", TZ, nullable=False),
@@ -67,9 +71,15 @@ def upgrade() -> None:
     )
     op.create_index("ix_signin_attempt_email_at", "signin_attempt", ["email", "at"])
     op.create_index("ix_signin_attempt_client_at", "signin_attempt", ["client", "at"])
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.alter_column("application_id", existing_type=sa.Integer(), nullable=True)
 
 
 def downgrade() -> None:
+    # The notices of no application (sign-in links) cannot stay in a column that requires one.
+    op.execute(sa.text("DELETE FROM outbox WHERE application_id IS NULL"))
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.alter_column("application_id", existing_type=sa.Integer(), nullable=False)
     op.drop_index("ix_signin_attempt_client_at", table_name="signin_attempt")
     op.drop_index("ix_signin_attempt_email_at", table_name="signin_attempt")
     for name in ("signin_attempt", "web_session", "signin_link", "staff"):
