@@ -11,6 +11,7 @@ office releases them), the rank and score on each application.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import defaultdict
 from dataclasses import dataclass
@@ -136,12 +137,32 @@ class Selection:
     def count(self, outcome: str) -> int:
         return sum(1 for d in self.decisions if d.outcome == outcome)
 
+    @property
+    def plan(self) -> str:
+        """A digest of the decisions (who, what, rank, waitlist position): what a person confirming
+        saw in the dry run, so a confirmation refuses any change since, not only another count."""
+        return plan_of(self.decisions)
 
-def select(app: App, track_key: str, actor: Actor, confirm: bool = False, expected: int | None = None) -> Selection:
+
+def plan_of(decisions: list[Decision]) -> str:
+    text = ";".join(f"{d.application_id}:{d.outcome}:{d.rank}:{d.waitlist_position or ''}" for d in decisions)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def select(
+    app: App,
+    track_key: str,
+    actor: Actor,
+    confirm: bool = False,
+    expected: int | None = None,
+    plan: str | None = None,
+) -> Selection:
     """The decisions for every application in presentation evaluation: without `confirm` a dry run
     (the same reads and rules, in a read transaction: nothing is written); with it, applied in one
     transaction. With `expected` (how many decisions the person confirming saw in a dry run), a
-    confirmation that would decide another number of applications is refused, nothing changed."""
+    confirmation that would decide another number of applications is refused, nothing changed; with
+    `plan` (the dry run's Selection.plan), one whose decisions differ in any way (a score corrected
+    since moves someone past the cutoff) is refused too."""
     contest, track = app.loaded.config.track(track_key)
     now = app.clock.now()
     with write(app.db) if confirm else read(app.db) as conn:
@@ -175,6 +196,11 @@ def select(app: App, track_key: str, actor: Actor, confirm: bool = False, expect
             raise Conflict(
                 f"track {track_key}: the selection would decide {len(decisions)} applications, not the {expected}"
                 " of the dry run you saw: look at the dry run again; nothing was changed"
+            )
+        if confirm and plan is not None and plan_of(decisions) != plan:
+            raise Conflict(
+                f"track {track_key}: the decisions changed since the dry run you saw (a score entered or corrected"
+                " since?): look at the dry run again; nothing was changed"
             )
         if confirm:
             _apply(app, conn, track_row, result, decisions, actor, now)

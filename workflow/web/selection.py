@@ -216,6 +216,7 @@ def _ranking(request: Request, who: Principal, key: str) -> dict[str, Any]:
             "minimum": str(e.minimum_score),
         },
         "counts": counts,
+        "plan": dry.plan if dry is not None else "",
         "cutoff": cutoff,
         "unavailable": unavailable,
         "early": _shown(row["presentation_ends"], contest.timezone) if now < row["presentation_ends"] else None,
@@ -231,7 +232,7 @@ def ranking_page(request: Request, key: str, who: Office) -> HTMLResponse:
 
 @router.post("/office/tracks/{key}/selection", dependencies=[Csrf])
 def confirm_selection(
-    request: Request, key: str, who: Office, typed: str = Form(""), count: str = Form("")
+    request: Request, key: str, who: Office, typed: str = Form(""), count: str = Form(""), plan: str = Form("")
 ) -> Response:
     """Confirm the selection: the track's key typed, and the number of decisions the dry run showed.
     A refusal (a wrong key, before the presentation ends, already selected, the count changed) is
@@ -251,7 +252,7 @@ def confirm_selection(
                 f"field 'count' = {count[:20]!r}: the number of decisions the dry run showed is missing;"
                 " reload the page; nothing was changed"
             )
-        done = selection.select(a, key, who.actor, confirm=True, expected=expected)
+        done = selection.select(a, key, who.actor, confirm=True, expected=expected, plan=plan.strip() or None)
     except GongmoError as exc:
         context = _ranking(request, who, key)
         context.update(refusal=pages.say(exc), typed=typed.strip()[:60])

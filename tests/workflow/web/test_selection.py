@@ -9,8 +9,10 @@ import html
 import re
 from collections.abc import Callable
 
+import sqlalchemy as sa
+
 from gongmo.workflow.core.db import read
-from gongmo.workflow.core.models import OUTBOX, TRACK
+from gongmo.workflow.core.models import OUTBOX, SCORE, TRACK
 from gongmo.workflow.outbox import office as outbox_office
 from gongmo.workflow.stages import selection
 from tests.conftest import kst
@@ -220,3 +222,40 @@ def test_before_any_sheet_the_pages_say_so(written: World, browser: Make) -> Non
     text = shown_text(page.text)
     assert "No application can be ranked yet" in text and "No dry run now" in text and 'name="typed"' not in page.text
     assert "Nothing is held" in shown_text(b.get(RELEASE + "?lang=en").text)
+
+
+def test_a_confirmation_is_refused_when_the_decisions_changed_though_their_count_did_not(presentation: World) -> None:
+    """The dry run showed 10 decisions; a presentation sheet raised since (as a late correction would)
+    lifts the first waitlisted plan over the last selected one: still 10 decisions, not the ones seen."""
+    w = presentation
+    b = at_selection(w)
+    page = b.get(RANKING)
+    planned = dry_run(page.text)
+    plan = re.search(r'name="plan" value="([0-9a-f]{16})"', page.text)
+    assert plan is not None
+    first_waitlisted = next(r for r, decision in planned.items() if decision == "waitlist")
+    app_id = next(int(w.row(code)["id"]) for code in IN_EVALUATION if w.row(code)["receipt_no"] == first_waitlisted)
+    with w.app.db.begin() as conn:
+        conn.execute(
+            sa.update(SCORE)
+            .where(SCORE.c.application_id == app_id, SCORE.c.part == "presentation", SCORE.c.criterion == "effect")
+            .values(points_x100=1500)
+        )
+    before = w.footprint()
+    refused = b.post(CONFIRM, {"typed": TRACK_KEY, "count": "10", "plan": plan.group(1)})
+    assert refused.status_code == 409, refused.text
+    assert "the decisions changed since the dry run you saw" in shown_text(refused.text)
+    assert w.footprint() == before
+    fresh = b.get(RANKING)
+    assert dry_run(fresh.text)[first_waitlisted] != "waitlist"  # the new dry run shows the change
+    assert (
+        b.post(
+            CONFIRM,
+            {
+                "typed": TRACK_KEY,
+                "count": "10",
+                "plan": re.search(r'name="plan" value="([0-9a-f]{16})"', fresh.text).group(1),
+            },
+        ).status_code
+        == 303
+    )  # type: ignore[union-attr]
