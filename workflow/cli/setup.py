@@ -241,20 +241,58 @@ def demo(
         Path | None,
         typer.Option("--maildir", help="Deliver the notices to this Maildir (default: a new folder, kept)."),
     ] = None,
+    live: Annotated[
+        bool,
+        typer.Option(
+            "--live",
+            help="Run the daemon with the console instead, on one call moved to happen in --minutes on the real"
+            " clock: sample applicants and evaluators act on their own, you take the office's decisions.",
+        ),
+    ] = False,
+    port: Annotated[
+        int | None, typer.Option("--port", help="With --live: serve the console on this port (default: [api] port).")
+    ] = None,
+    minutes: Annotated[
+        float, typer.Option("--minutes", help="With --live: from now to the last milestone, in minutes.")
+    ] = 15,
 ) -> None:
     """Rehearse both reference contests end to end with every human step, and deliver
-    every notice to a Maildir to read; exit 0 if all holds."""
+    every notice to a Maildir to read; exit 0 if all holds. With --live: watch one call happen
+    in the console, live, and take the office's decisions."""
     import tempfile
 
-    loaded = config_mod.load(state.config)
-    keys = [c.key for c in loaded.config.contests]
     csv_path = _sample_csv()
     if maildir is not None and maildir.exists() and not maildir.is_dir():
         raise InvalidInput(f"--maildir {str(maildir)!r} is a file: name a folder (it is created if missing)")
+    if live:
+        _demo_live(csv_path, maildir, port, minutes)
+        return
+    if port is not None or minutes != 15:
+        raise InvalidInput("--port and --minutes are for the live demo: add --live")
+    loaded = config_mod.load(state.config)
+    keys = [c.key for c in loaded.config.contests]
     box = maildir if maildir is not None else Path(tempfile.mkdtemp(prefix="gongmo-demo-")) / "maildir"
     result = rehearsal.rehearse(state.config, keys, csv_path, True, _line, maildir=box)
     if not result.audit_clean:
         raise typer.Exit(1)
+
+
+def _demo_live(csv_path: Path, maildir: Path | None, port: int | None, minutes: float) -> None:
+    """`demo --live`: the daemon, API and console on a throwaway database (runtime/live.py)."""
+    from gongmo.workflow.runtime import live
+    from gongmo.workflow.runtime.daemon import configure_logging
+    from gongmo.workflow.web import create_app
+
+    if state.now is not None:
+        raise InvalidInput("--now: the live demo runs on the real clock; `gongmo demo` rehearses at any instant")
+    if port is not None and not 0 <= port <= 65535:
+        raise InvalidInput(f"--port {port}: a TCP port is 0 to 65535")
+    configure_logging(state.verbose)
+    demo = live.open_live(state.config, csv_path, maildir, minutes, port)
+    try:
+        live.run(demo, create_app, _line)
+    finally:
+        demo.app.db.dispose()
 
 
 @app.command()
