@@ -117,18 +117,25 @@ def calendar(app: App, conn: Connection, track_key: str) -> list[Milestone]:
     ]
 
 
-def counts(conn: Connection, who: Principal, track_key: str) -> dict[str, int]:
-    """State -> applications of the track, as the caller may count them."""
-    return {state: n for (_, state), n in visibility.state_counts(conn, who, track_key).items()}
+def present(conn: Connection, track_id: int) -> set[str]:
+    """Which of the states the actions and the extend form ask about hold an application of the
+    track now: one probe of the (track, state) index each, not a count of the whole track."""
+    wanted = sorted({s for states in ACTIONS.values() for s in states} | set(EXTENDABLE_STATES))
+    probes = [
+        sa.exists().where(APPLICATION.c.track_id == track_id, APPLICATION.c.state == state).label(state)
+        for state in wanted
+    ]
+    row = conn.execute(sa.select(*probes)).one()
+    return {state for state, found in zip(wanted, row, strict=True) if found}
 
 
-def refusal(app: App, conn: Connection, track_key: str, name: str, by_state: dict[str, int]) -> str | None:
+def refusal(app: App, conn: Connection, track_key: str, name: str, by_state: set[str]) -> str | None:
     """Why a bulk action is not allowed now (None: it is). The cheap checks of the page; the
     dry run (preview) checks the rest, as the action itself would."""
     states = ACTIONS.get(name)
     if states is None:
         raise NotFound(f"no bulk action {name!r} (there are: {', '.join(ACTIONS)})")
-    if not any(by_state.get(s) for s in states):
+    if not any(s in by_state for s in states):
         where = " or ".join(s.replace("_", " ") for s in states)
         return f"track {track_key} has no application in {where} now"
     if name == "assign":
@@ -139,7 +146,7 @@ def refusal(app: App, conn: Connection, track_key: str, name: str, by_state: dic
     return None
 
 
-def allowed(app: App, conn: Connection, track_key: str, name: str, by_state: dict[str, int]) -> None:
+def allowed(app: App, conn: Connection, track_key: str, name: str, by_state: set[str]) -> None:
     """Conflict with the reason when the action is not allowed now."""
     why = refusal(app, conn, track_key, name, by_state)
     if why is not None:

@@ -130,15 +130,21 @@ words.register(
 def track_page(request: Request, who: Office, key: TrackKey) -> HTMLResponse:
     """The whole page; only the applications table when htmx asks for it (HX-Target: applications)."""
     if request.headers.get("hx-request") and request.headers.get("hx-target") == "applications":
-        return pages.render(request, "office/track_table.html", **_table(request, who, key))
+        a = pages.gongmo(request)
+        with read(a.db) as conn:
+            track_id = int(lookups.track_by_key(conn, a.loaded.config, key)["id"])
+            table = _table(request, conn, who, key, track_id)
+        return pages.render(request, "office/track_table.html", **table)
     return _page(request, who, key)
 
 
 def _page(request: Request, who: Principal, key: str, status: int = 200, **extra: Any) -> HTMLResponse:
+    """The page, read in one transaction (`extra`: a form's refusal and what was typed)."""
     a = pages.gongmo(request)
     with read(a.db) as conn:
         head = tracks.header(a, conn, key)
-        by_state = tracks.counts(conn, who, key)
+        table = _table(request, conn, who, key, head["track_id"])
+        by_state = tracks.present(conn, head["track_id"])
         actions = [(name, tracks.refusal(a, conn, key, name, by_state)) for name in tracks.ACTIONS]
         milestones = tracks.calendar(a, conn, key)
     done = request.query_params.get("done", "")
@@ -151,22 +157,20 @@ def _page(request: Request, who: Principal, key: str, status: int = 200, **extra
         "actions": actions,
         "milestones": milestones,
         "movable": [m for m in milestones if not m.past],
-        "extendable": any(by_state.get(s) for s in tracks.EXTENDABLE_STATES),
+        "extendable": any(s in by_state for s in tracks.EXTENDABLE_STATES),
         "notice": notice,
         "form": {},
         "calendar_error": None,
     }
-    return pages.render(request, "office/track.html", status=status, **(_table(request, who, key) | values | extra))
+    return pages.render(request, "office/track.html", status=status, **(table | values | extra))
 
 
-def _table(request: Request, who: Principal, key: str) -> dict[str, Any]:
+def _table(request: Request, conn: Connection, who: Principal, key: str, track_id: int) -> dict[str, Any]:
     """The applications table: its filters (from the query), its page and the links that keep them."""
     a = pages.gongmo(request)
     state, search, after = _filters(request)
     contest, _ = tracks.track_of(a, key)
-    with read(a.db) as conn:
-        track_id = int(lookups.track_by_key(conn, a.loaded.config, key)["id"])
-        total, items, following = tracks.applications(a, conn, who, track_id, after, PAGE_SIZE, state, search)
+    total, items, following = tracks.applications(a, conn, who, track_id, after, PAGE_SIZE, state, search)
     base = f"/office/tracks/{key}"
     keep = {"state": state or "", "q": search or ""}
     return {
@@ -262,7 +266,8 @@ def _allowed(request: Request, who: Principal, key: str, name: str) -> None:
         raise NotFound(f"no bulk action {name!r} (there are: {', '.join(tracks.ACTIONS)})")
     tracks.track_of(a, key)
     with read(a.db) as conn:
-        tracks.allowed(a, conn, key, name, tracks.counts(conn, who, key))
+        track_id = int(lookups.track_by_key(conn, a.loaded.config, key)["id"])
+        tracks.allowed(a, conn, key, name, tracks.present(conn, track_id))
 
 
 def _preview(
