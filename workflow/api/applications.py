@@ -1,11 +1,13 @@
-"""Applications: list, detail with history, transitions, submissions, objections."""
+"""Applications: list, detail with history, timeline, transitions, submissions, objections."""
 
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
 
 from gongmo.states.errors import InvalidInput
 from gongmo.states.lifecycle import Role
@@ -24,7 +26,7 @@ from gongmo.workflow.api.errors import Forbidden, PreconditionRequired, response
 from gongmo.workflow.core.db import read
 from gongmo.workflow.core.models import MAX_ID
 from gongmo.workflow.engine.moves import Moved
-from gongmo.workflow.read import visibility
+from gongmo.workflow.read import timeline, visibility
 from gongmo.workflow.stages import review
 
 router = APIRouter(tags=["applications"])
@@ -69,6 +71,37 @@ def get_application(a: Gongmo, who: Anyone, application_id: AppId, response: Res
         shown = visibility.detail(a, conn, who, application_id)
     response.headers["ETag"] = f'"{shown["version"]}"'
     return shown
+
+
+class TimelineRow(BaseModel):
+    """One row of the timeline: its kind (`source`), its instant, and its own fields as the
+    visibility rule lets the caller read them (an audit row's trigger, from and to, actor and
+    reason; an event's kind and detail; a calendar change; a notice with its delivery)."""
+
+    model_config = ConfigDict(extra="allow")
+    source: Literal["audit", "event", "calendar", "notice"]
+    at: datetime
+
+
+class TimelineOut(BaseModel):
+    id: int
+    state: str
+    version: int
+    timeline: list[TimelineRow] = Field(description="Audit rows, events, calendar changes and notices, in time order.")
+
+
+@router.get(
+    "/applications/{application_id}/timeline", response_model=TimelineOut, responses=responses(401, 403, 404, 422)
+)
+def get_timeline(a: Gongmo, who: Anyone, application_id: AppId, response: Response) -> dict[str, Any]:
+    """One application's story in time order, the rows the console's application page shows
+    (read/timeline: its history, events, calendar changes and notices merged), as this token
+    may see them: the same rule as GET /applications/{id} (an applicant its own, without the
+    committee's events or unsent mail; an evaluator what it is assigned). The ETag is its version."""
+    with read(a.db) as conn:
+        shown = timeline.of_application(a, conn, who, application_id)
+    response.headers["ETag"] = f'"{shown["version"]}"'
+    return {"id": shown["id"], "state": shown["state"], "version": shown["version"], "timeline": shown["timeline"]}
 
 
 @router.post(

@@ -31,6 +31,7 @@ from tests.workflow.api.conftest import (
 LIST = "GET /applications"
 DETAIL = "GET /applications/{application_id}"
 MOVE = "POST /applications/{application_id}/transitions"
+TIMELINE = "GET /applications/{application_id}/timeline"
 SUBMIT = "POST /applications"
 OBJECT = "POST /applications/{application_id}/objections"
 UPLOAD = "POST /applications/{application_id}/documents/{kind}"  # World.attach: a plan comes with its documents
@@ -164,6 +165,39 @@ def test_a_token_reads_only_what_it_may(written: World) -> None:
     assert missing.status_code == 404 and missing.json() == {"error": "no application 999999"}
     assert w.get("/applications/0", ADMIN).status_code == 422
     assert w.get(f"/applications/{2**63}", ADMIN).status_code == 422
+
+
+@pytest.mark.routes(TIMELINE, DETAIL)
+def test_the_timeline_merges_the_detail_in_time_order_as_each_token_may_see_it(written: World) -> None:
+    w = written
+    url = f"/applications/{w.id(SEJONG)}/timeline"
+    admin = w.get(url, ADMIN)
+    assert admin.status_code == 200 and admin.headers["ETag"] == f'"{w.version(SEJONG)}"'
+    body = admin.json()
+    detail = w.get(f"/applications/{w.id(SEJONG)}", ADMIN).json()
+    assert (body["id"], body["state"], body["version"]) == (w.id(SEJONG), "written_evaluation", detail["version"])
+    rows = body["timeline"]
+    assert len(rows) == len(detail["history"]) + len(detail["events"]) + len(detail["notices"])
+    assert [r["at"] for r in rows] == sorted(r["at"] for r in rows)
+    assert [r["trigger"] for r in rows if r["source"] == "audit"] == [h["trigger"] for h in detail["history"]]
+    assert [r["notice"] for r in rows if r["source"] == "notice"] == [n["notice"] for n in detail["notices"]]
+    assert any(r["source"] == "event" and r["kind"] == "assigned" for r in rows)
+    # a move's audit row comes before the notice it queued, at the same instant
+    submitted = next(i for i, r in enumerate(rows) if r.get("trigger") == "submit")
+    receipt = next(i for i, r in enumerate(rows) if r.get("notice") == "receipt_confirmation")
+    assert submitted < receipt and rows[submitted]["at"] == rows[receipt]["at"]
+    assert not any({"seq", "hash", "body_text", "body_html"} & r.keys() for r in rows)  # the chain is verify's
+
+    # the applicant: its state changes, not the committee's events nor mail not sent yet
+    mine = w.get(url, APP_SEJONG).json()["timeline"]
+    assert {r["source"] for r in mine} == {"audit"}
+    assert [r["trigger"] for r in mine] == ["invite", "submit", "start_review", "pass_review"]
+    assert w.get(url, EV_KIM).status_code == 200
+    other = w.get(f"/applications/{w.id(SIHEUNG)}/timeline", APP_SEJONG)
+    assert other.status_code == 403 and "sees its own only" in other.json()["error"]
+    assert w.get(f"/applications/{w.id(SIHEUNG)}/timeline", EV_JUNG).status_code == 403
+    assert w.get("/applications/999999/timeline", ADMIN).json() == {"error": "no application 999999"}
+    assert w.get("/applications/0/timeline", ADMIN).status_code == 422
 
 
 # -- transitions ---------------------------------------------------------------------------

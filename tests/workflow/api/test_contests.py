@@ -49,8 +49,9 @@ def test_every_route_in_the_openapi_document_has_a_test() -> None:
     when the test passes): a new route without a test fails here."""
     documented = set(documented_routes())
     declared = declared_routes()
-    # POST /outbox/retry (issue 18); a plan's documents: upload, list, download; its answers: put, get (issue 21)
-    assert len(documented) == 29
+    # POST /outbox/retry (issue 18); a plan's documents: upload, list, download; its answers: put, get (issue 21);
+    # an application's timeline (issue 23)
+    assert len(documented) == 30
     assert sorted(documented - set(declared)) == [], "routes without a test"
     assert sorted(set(declared) - documented) == [], "tests marked with routes the API does not have"
 
