@@ -28,6 +28,7 @@ import contextlib
 import logging
 import math
 import signal
+import socket
 import tempfile
 import threading
 from collections.abc import Callable
@@ -164,6 +165,8 @@ def live_loaded(
             "gongmo": cfg.gongmo.model_copy(update={"environment": "rehearsal", "tick_seconds": 5.0}),
             "mail": cfg.mail.model_copy(update=mail),
             "api": cfg.api.model_copy(update=api),
+            # The links in mails name this console (http://127.0.0.1:<port>), never a deployment's own address.
+            "console": cfg.console.model_copy(update={"base_url": None}),
         }
     ).model_dump()
     try:
@@ -415,6 +418,10 @@ def open_live(
     folder = Path(tempfile.mkdtemp(prefix="gongmo-live-"))
     box = (maildir if maildir is not None else folder / "maildir").resolve()
     clock = SystemClock()
+    if port == 0:  # a free port now, so that the links in mails name the one served
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
     app = wiring.open_app(live_loaded(loaded, clock.now(), folder, box, minutes=minutes, port=port), clock)
     try:
         prepare(app, applicants_csv)
@@ -446,8 +453,7 @@ def run(live: Live, api_app: ApiApp, out: Callable[[str], None] = print) -> None
     async def announce_when_served() -> None:
         while daemon.api_server is None:
             await asyncio.sleep(0.05)
-        host = app.loaded.config.api.host
-        base = f"http://{host}:{daemon.api_server.port}"
+        base = app.loaded.config.console_url()
         path = await asyncio.to_thread(signin_path, app)
         for line in intro(app, base, base + path, live.folder, live.maildir):
             out(line)

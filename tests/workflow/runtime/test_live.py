@@ -74,6 +74,7 @@ def test_the_moved_calendar_validates_fits_and_keeps_the_order(tmp_path: Path, m
     assert len(reminders) == 1 and cal["receipt_opens"] <= reminders[0] < cal["receipt_closes"]
     assert loaded.database_url == f"sqlite:///{tmp_path / 'live.db'}"
     assert loaded.config.mail.transport == "maildir" and loaded.config.mail.maildir == str(tmp_path / "maildir")
+    assert loaded.config.console_url() == f"http://127.0.0.1:{loaded.config.api.port}"  # the links in mails
 
 
 @pytest.mark.parametrize("minutes", [7, 24 * 60 + 1])
