@@ -8,6 +8,10 @@ background-networking flags Chromium misbehaves on the closed network.
 
 from __future__ import annotations
 
+import asyncio
+import email
+import email.message
+import email.policy
 import threading
 import time
 from pathlib import Path
@@ -16,9 +20,11 @@ from types import TracebackType
 import uvicorn
 from playwright.sync_api import Browser, BrowserContext, Playwright
 
+from gongmo.notifications.transport import MaildirTransport
 from gongmo.workflow.core import sessions
 from gongmo.workflow.core.db import read
 from gongmo.workflow.engine.app import App
+from gongmo.workflow.outbox import dispatch as mailer
 from gongmo.workflow.runtime.daemon import ApiServer
 from gongmo.workflow.web import create_app
 from gongmo.workflow.web.auth import COOKIE
@@ -43,6 +49,51 @@ def launch(playwright: Playwright) -> Browser:
     if not CHROMIUM.exists():
         raise FileNotFoundError(f"{CHROMIUM} is missing: apt-get install chromium fonts-noto-cjk (.ci/run does)")
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+
+
+def staff(app: App, email: str = OFFICE_EMAIL) -> None:
+    """The staff account of `email` (an admin session resolves only while it exists), added if missing."""
+    with read(app.db) as conn:
+        known = sessions.active_staff(conn, email) is not None
+    if not known:
+        sessions.add_staff(app, email, created_by="test")
+
+
+def deliver_to_maildir(app: App, path: Path) -> None:
+    """Deliver every notice due to a Maildir at `path`, as the embedded default (and the demo) does.
+    In a thread of its own: Playwright's sync API keeps this thread's event loop."""
+
+    async def send() -> None:
+        transport = MaildirTransport(path)
+        try:
+            await mailer.Mailer(app, transport, "gongmo-test").deliver_due()
+        finally:
+            await transport.close()
+
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            asyncio.run(send())
+        except BaseException as exc:  # re-raised in the test's thread
+            failed.append(exc)
+
+    thread = threading.Thread(target=run, name="maildir")
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+
+
+def mails_to(path: Path, address: str) -> list[email.message.EmailMessage]:
+    """The messages of the Maildir at `path` addressed to `address`, oldest first."""
+    found = []
+    for file in sorted((path / "new").iterdir(), key=lambda f: f.stat().st_mtime_ns):
+        message = email.message_from_bytes(file.read_bytes(), policy=email.policy.default)
+        assert isinstance(message, email.message.EmailMessage)
+        if address in str(message["To"]):
+            found.append(message)
+    return found
 
 
 class Console:
@@ -81,10 +132,7 @@ class Console:
         """A session opened by the service (as `gongmo console link` would lead to), its cookie set in
         the browser context; returns the raw session id."""
         if role == "admin":
-            with read(self.app.db) as conn:
-                known = sessions.active_staff(conn, subject) is not None
-            if not known:
-                sessions.add_staff(self.app, subject, created_by="test")
+            staff(self.app, subject)
         raw = sessions.open_session(self.app, role, subject, client="browser-test")
         context.add_cookies([{"name": COOKIE, "value": raw, "url": self.url, "httpOnly": True, "sameSite": "Lax"}])
         return raw

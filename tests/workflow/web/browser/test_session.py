@@ -5,11 +5,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from playwright.sync_api import BrowserContext, Page, expect
 
+from gongmo.workflow.web.auth import COOKIE
 from tests.workflow.api.conftest import World
-from tests.workflow.web.browser.serve import Console
+from tests.workflow.web.browser.serve import OFFICE_EMAIL, Console, deliver_to_maildir, mails_to, staff
 
 Serve = Callable[[World], Console]
 
@@ -30,10 +33,35 @@ def test_a_session_shows_the_contests_page_and_korean_renders(
     assert width > 20, width
 
 
-def test_a_page_without_a_session_leads_to_sign_in(written: World, console: Serve, page: Page) -> None:
+def test_signing_in_through_the_link_read_from_the_maildir(
+    written: World, console: Serve, page: Page, tmp_path: Path
+) -> None:
     c = console(written)
+    staff(written.app)
     page.goto(c.url + "/office")
     assert page.url.startswith(c.url + "/signin?next=%2Foffice"), page.url
+    page.get_by_label("이메일 주소").fill(OFFICE_EMAIL)
+    page.get_by_role("button", name="로그인 링크 받기").click()
+    expect(page.locator("main [role=status]")).to_be_visible()
+    assert COOKIE not in {k["name"] for k in page.context.cookies()}, "no session before the link is used"
+
+    maildir = tmp_path / "maildir"
+    deliver_to_maildir(written.app, maildir)
+    [mail] = mails_to(maildir, OFFICE_EMAIL)
+    body = mail.get_body(preferencelist=("plain",))
+    assert body is not None
+    [link] = re.findall(r"https?://\S+/signin/\S+", body.get_content())
+    address = urlsplit(link)
+    page.goto(c.url + address.path + (f"?{address.query}" if address.query else ""))
+    expect(page.locator("main")).to_contain_text(OFFICE_EMAIL)
+    page.get_by_role("button", name="로그인", exact=True).click()
+    page.wait_for_url(c.url + "/office")
+    expect(page.get_by_role("heading", level=1)).to_have_text("공모 현황")
+    expect(page.locator("header")).to_contain_text(OFFICE_EMAIL)
+
+    # the link works once: a second use is refused with the way to ask for another
+    page.goto(c.url + address.path)
+    expect(page.get_by_role("alert")).to_be_visible()
 
 
 def test_a_form_whose_csrf_token_was_changed_is_refused_and_changes_nothing(
