@@ -74,15 +74,19 @@ def countdown(due: datetime, now: datetime, lang: str) -> str:
     """'in 2 h 14 min' / '3 d 2 h ago' (the two largest units; console.js writes the same)."""
     t = words.translator(lang)
     seconds = int((due - now).total_seconds())
-    left = abs(seconds) // 60
-    if left == 0:
+    if abs(seconds) < 60:
         return str(t("time.now"))
-    days, hours, minutes = left // 1440, left % 1440 // 60, left % 60
-    units = [("time.d", days), ("time.h", hours), ("time.min", minutes)]
-    while units and units[0][1] == 0:
+    return str(t("time.in" if seconds > 0 else "time.ago", span=span(abs(seconds), lang)))
+
+
+def span(seconds: float, lang: str) -> str:
+    """A duration in its two largest units: '2 h 14 min', '3일 2시간' (under a minute: '0 min')."""
+    t = words.translator(lang)
+    left = int(seconds) // 60
+    units = [("time.d", left // 1440), ("time.h", left % 1440 // 60), ("time.min", left % 60)]
+    while len(units) > 1 and units[0][1] == 0:
         units.pop(0)
-    span = " ".join(t(key, n=n) for key, n in units[:2] if n)
-    return str(t("time.in" if seconds > 0 else "time.ago", span=span))
+    return " ".join(t(key, n=n) for key, n in units[:2] if n) or str(t("time.min", n=0))
 
 
 def milestone(name: str, lang: str) -> str:
@@ -94,6 +98,7 @@ def helpers(lang: str) -> dict[str, Any]:
     return {
         "kst": kst,
         "countdown": lambda due, now: countdown(due, now, lang),
+        "span": lambda seconds: span(seconds, lang),
         "milestone": lambda name: milestone(name, lang),
         "epoch_ms": lambda value: int(value.timestamp() * 1000),
     }

@@ -145,8 +145,8 @@ words.register(
         ),
         "health.outbox": ("발송 대기", "Mail waiting"),
         "health.outbox_words": (
-            "발송 대기 {due}건 (가장 오래된 것 {oldest}초), 발송 실패 {dead}건",
-            "{due} notice(s) due (the oldest for {oldest} s), {dead} dead",
+            "발송 대기 {due}건 (가장 오래 기다린 것 {oldest}), 발송 실패 {dead}건",
+            "{due} notice(s) due (the oldest for {oldest}), {dead} dead",
         ),
         "health.stalled": ("발송이 멈췄습니다", "delivery has stalled"),
         "health.deadlines": ("일정", "Deadlines"),

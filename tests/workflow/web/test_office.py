@@ -13,7 +13,7 @@ from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICATION, DEADLINE, OUTBOX
 from gongmo.workflow.outbox import office as outbox_office
 from gongmo.workflow.stages import review, selection
-from gongmo.workflow.web.office import countdown
+from gongmo.workflow.web.office import countdown, span
 from gongmo.workflow.web.office import kst as kst_text
 from tests.conftest import kst
 from tests.workflow import contest_2024 as sc
@@ -103,6 +103,8 @@ def test_the_countdown_words() -> None:
     assert countdown(now - timedelta(minutes=65), now, "en") == "1 h 5 min ago"
     assert countdown(now + timedelta(days=1), now, "en") == "in 1 d"
     assert countdown(now + timedelta(seconds=20), now, "ko") == "지금"
+    assert countdown(now + timedelta(days=2, minutes=7), now, "en") == "in 2 d"  # two largest units: 2 d 0 h
+    assert span(6408000, "en") == "74 d 4 h" and span(30, "ko") == "0분" and span(3600, "ko") == "1시간"
 
 
 def test_a_failed_deadline_and_dead_mail_and_an_open_objection_are_warned(written: World, browser: Make) -> None:

@@ -332,3 +332,21 @@ def test_both_languages(written: World, browser: Make, lang: str, words: tuple[s
     text = " ".join(text_of(b.get(f"{path}?lang={lang}").text) for path in PAGES)
     for word in words:
         assert word in text, word
+
+
+# -- both backends -----------------------------------------------------------------------------------
+
+
+def test_the_overview_outbox_and_a_recorded_verify_on_each_backend(
+    world: Callable[..., World], db_url: str, browser: Make
+) -> None:
+    w = world("written", db_url)
+    b = browser(w).sign_in()
+    overview = b.get("/office")
+    assert overview.status_code == 200 and "선정 0 / " in text_of(overview.text)
+    assert b.get(f"/office/deadlines?track={TRACK_KEY}").status_code == 200
+    passed = [r["id"] for r in w.rows(OUTBOX, OUTBOX.c.notice == "review_passed")]
+    assert ids_on(b.get(f"/office/outbox?notice=review_passed&track={TRACK_KEY}").text) == passed
+    assert b.post("/office/health/verify").status_code == 303
+    (run,) = w.rows(AUDIT_CHECK)
+    assert run["clean"] is True and run["audit_rows"] == w.count(AUDIT) and run["at"] == w.clock.now()
