@@ -48,7 +48,7 @@ BODY_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-
 OutboxId = Annotated[int, Path(ge=1, le=MAX_ID)]
 # The notices whose bodies are a credential (a sign-in link): read/outbox.row replaces them, and
 # the page says so instead of showing that placeholder as if it were the mail.
-SECRET_NOTICES = ("signin_link",)
+SECRET_NOTICES = outbox_rows.SECRET_NOTICES
 
 words.register(
     {

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -156,8 +157,19 @@ def install(api: FastAPI) -> None:
             return Response(status_code=exc.status_code, headers=exc.headers)
         return refusal(request, f"{exc.detail}: {request.method} {request.url.path}", exc.status_code)
 
+    api_unexpected = api.exception_handlers[Exception]
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        """A bug on a page: an HTML page with the API's one line (its reference is in the log), no traceback."""
+        answer = await _call(api_unexpected, request, exc)
+        if not is_page(request.url.path):
+            return answer
+        message = json.loads(bytes(answer.body)).get("error", "internal error")
+        return refusal(request, message, 500)
+
     api.add_exception_handler(GongmoError, domain)
     api.add_exception_handler(StarletteHTTPException, http)
+    api.add_exception_handler(Exception, unexpected)
 
     @api.middleware("http")
     async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:

@@ -158,3 +158,22 @@ def test_results_under_embargo_are_warned_until_released(presentation: World, br
     assert f"KRW {national:,} of {track.funding.budget_national_krw:,}" in text
     outbox_office.release(w.app, TRACK_KEY, "results")
     assert "embargo" not in _section(b.get("/office?lang=en").text)
+
+
+def test_a_bug_on_a_page_is_an_html_page_with_one_line_and_no_traceback(written: World, browser: Make) -> None:
+    from fastapi import APIRouter
+
+    b = browser(written).sign_in()
+    broken = APIRouter()
+
+    @broken.get("/office/broken")
+    def fails() -> None:
+        raise RuntimeError("a bug in a page")
+
+    b.http.app.include_router(broken)  # type: ignore[attr-defined]
+    page = b.get("/office/broken")
+    assert page.status_code == 500
+    assert page.headers["content-type"].startswith("text/html")
+    assert "internal error" in page.text and "nothing was changed by it" in page.text
+    assert "Traceback" not in page.text and "a bug in a page" not in page.text
+    assert b.get("/applications/999999999").headers["content-type"].startswith("application/json")
