@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import PG_URL, ROOT
 
-SCENARIOS = {"close", "transitions", "mail", "catchup", "memory", "documents", "verify"}
+SCENARIOS = {"close", "transitions", "mail", "catchup", "memory", "documents", "verify", "pages"}
 
 
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
