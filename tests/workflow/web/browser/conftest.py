@@ -1,4 +1,4 @@
-"""The browser tests' fixtures: Chromium launched once per worker (session scope), a new context
+"""The browser tests' fixtures: Chromium launched once per test module and worker, a new context
 (cookies, storage) per test, and `console(world)`: the world's app served for real on a free port
 until the test ends. Every test here is marked `browser` (pytest -m browser / -m 'not browser')."""
 
@@ -24,7 +24,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.browser)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API is started it holds this thread's event
+# loop as running, so any other test on the same worker that calls asyncio.run() would fail
+# ("cannot be called from a running event loop"). pytest ends a module's fixtures before the next
+# module's first test, so Chromium lives exactly while this folder's tests run (~0.5 s a launch).
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     if not CHROMIUM.exists() and not os.environ.get("CI"):
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium fonts-noto-cjk; CI installs it)")
