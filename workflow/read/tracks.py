@@ -53,9 +53,14 @@ def header(app: App, conn: Connection, track_key: str) -> dict[str, Any]:
     """The track's names, slots and national budget, with the money and slots used (selected and kickoff)."""
     contest, track = track_of(app, track_key)
     row = lookups.track_by_key(conn, app.loaded.config, track_key)
+    # The ids from the (track, state, id) index, then those rows: SQLite's planner, told by ANALYZE
+    # that a track's applications share a state or two, would rather scan the table for the money
+    # (10 ms at 100,000 applications in one state) than look each up; the ids alone it reads from
+    # the index (bench/pages.py).
+    ids = sa.select(APPLICATION.c.id).where(APPLICATION.c.track_id == row["id"], APPLICATION.c.state.in_(USING_BUDGET))
     used = conn.execute(
         sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(APPLICATION.c.national_krw), 0)).where(
-            APPLICATION.c.track_id == row["id"], APPLICATION.c.state.in_(USING_BUDGET)
+            APPLICATION.c.id.in_(ids)
         )
     ).one()
     return {
