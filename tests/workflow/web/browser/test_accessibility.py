@@ -175,3 +175,25 @@ def _print_summary() -> None:
     for (p, lang), r in sorted(latest.items()):
         if r["violations"] or r["unlabelled"]:
             print(f"  {p} [{lang}]: {r['violations']} unlabelled {r['unlabelled']}")
+
+
+def test_the_check_finds_a_field_without_a_label_on_a_console_page(
+    consoles: dict[bool, tuple[World, Console]], chromium: Browser
+) -> None:
+    """axe runs inside the console's CSP, and both checks see a field added without a label."""
+    _, c = consoles[False]
+    context = chromium.new_context()
+    try:
+        c.sign_in(context)
+        page = context.new_page()
+        page.goto(f"{c.url}/office")
+        page.evaluate(
+            "() => { const i = document.createElement('input'); i.name = 'x';"
+            " document.querySelector('main').append(i); }"
+        )
+        results = Axe().run(page)
+        unlabelled = page.evaluate(UNLABELLED)
+    finally:
+        context.close()
+    assert "label" in {v["id"] for v in results.response["violations"] if v["impact"] in BLOCKING}
+    assert unlabelled == ['<input name="x">']
