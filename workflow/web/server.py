@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from gongmo.workflow.api import create_api
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.runtime.metrics import Metrics
-from gongmo.workflow.web import applications, auth, committee, office, operations, pages, selection, tracks
+from gongmo.workflow.web import applications, auth, committee, evaluator, office, operations, pages, selection, tracks
 
 if TYPE_CHECKING:
     from gongmo.workflow.runtime.daemon import Daemon
@@ -33,13 +33,16 @@ ROUTERS = (
     applications.router,
     operations.router,
 )
+# The portals' routers (evaluators, applicants): their pages refuse an office session, so the office's
+# accessibility sweep over ROUTERS leaves them to the portals' own browser tests.
+PORTAL_ROUTERS = (evaluator.router,)
 
 
 def create_app(app: App, daemon: Daemon | None = None, metrics: Metrics | None = None) -> FastAPI:
     api = create_api(app, daemon, metrics)
     pages.install(api)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for router in ROUTERS:
+    for router in (*ROUTERS, *PORTAL_ROUTERS):
         api.include_router(router)
 
     @api.get("/", include_in_schema=False)
