@@ -34,3 +34,31 @@ document.addEventListener("htmx:configRequest", function (event) {
     if (document.querySelector(".countdown")) { tick(); setInterval(tick, 30000); }
   });
 })();
+
+// -- evaluator portal: the score sheet's live total ------------------------------------------------
+// <form data-sheet> with <input data-points data-max> per criterion and <output data-total
+// data-template="{total} / 100점">: the total of what is typed, in hundredths, as the evaluator types.
+// A field that is not a plain number in range counts nothing and is marked; the server checks again.
+(function () {
+  var PLAIN = /^[0-9]{1,4}(\.[0-9]{1,2})?$/;
+  function update(form) {
+    var cents = 0;
+    var any = false;
+    form.querySelectorAll("input[data-points]").forEach(function (input) {
+      var text = input.value.trim();
+      var ok = PLAIN.test(text) && Number(text) <= Number(input.dataset.max);
+      input.classList.toggle("suspect", text !== "" && !ok);
+      if (ok) { cents += Math.round(Number(text) * 100); any = true; }
+    });
+    var out = form.querySelector("output[data-total]");
+    if (!out) { return; }
+    var total = any ? String(cents / 100) : "—";
+    out.textContent = out.dataset.template.replace("{total}", total);
+  }
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("form[data-sheet]").forEach(function (form) {
+      form.addEventListener("input", function () { update(form); });
+      update(form);
+    });
+  });
+})();
