@@ -37,7 +37,7 @@ from tests.conftest import CONFIG, kst
 from tests.workflow import contest_2024 as sc
 from tests.workflow.api.conftest import SEJONG, STAGE_TIME, TRACK_KEY, World, copy_sqlite
 from tests.workflow.web.browser.conftest import TIMEOUT_MS
-from tests.workflow.web.browser.serve import OFFICE_EMAIL, Console
+from tests.workflow.web.browser.serve import OFFICE_EMAIL, Console, staff
 
 SUMMARY = Path(os.environ.get("AXE_SUMMARY", Path(tempfile.gettempdir()) / "gongmo-axe.jsonl"))
 LANGUAGES = ("ko", "en")
@@ -80,6 +80,7 @@ def fill(route: str, w: World) -> str:
         elif param == "name" and "/actions/" in route:
             values[param] = "assign"  # the bulk action allowed in evaluation (its preview: 10 applications)
         elif param == "token":
+            staff(w.app, OFFICE_EMAIL)
             values[param] = sessions.staff_link(w.app, OFFICE_EMAIL)
         else:
             raise AssertionError(f"{route}: test_accessibility.fill does not know how to fill {{{param}}}: add it")
