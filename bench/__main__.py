@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import catchup, close, documents, mail, memory, pages, transitions, verify
+from bench import catchup, close, documents, mail, memory, pages, portal, transitions, verify
 from bench.db import PG_URL, ROOT, Backend, backends
 from bench.report import Row, load_average, machine, print_table, write_json
 
@@ -47,6 +47,7 @@ SCENARIOS = (
     Scenario("memory", memory.run, 1_000_000, 2_000, "daemon peak RSS during a tick"),
     Scenario("documents", documents.run, 50 * 1024**2, 2 * 1024**2, "50 MiB upload + download over HTTP, daemon RSS"),
     Scenario("pages", pages.run, 100_000, 1_000, "console pages vs the API's JSON of the same rows, p50 and p99"),
+    Scenario("portal", portal.run, 10_000, 100, "a score sheet saved in the evaluators' portal vs the API's PUT"),
 )
 NAMES = tuple(s.name for s in SCENARIOS)
 

@@ -98,6 +98,17 @@ def windows_of(track_row: Mapping[Any, Any], now: datetime) -> dict[str, Window]
     return {p: Window(p, track_row[PART_WINDOW[p][0]], track_row[PART_WINDOW[p][1]], now) for p in PARTS}
 
 
+def track_of(conn: Connection, application_id: int) -> str:
+    """The key of an application's track (check_access first)."""
+    return str(
+        conn.execute(
+            sa.select(TRACK.c.key)
+            .join(APPLICATION, APPLICATION.c.track_id == TRACK.c.id)
+            .where(APPLICATION.c.id == application_id)
+        ).scalar_one()
+    )
+
+
 def windows_of_application(conn: Connection, application_id: int, now: datetime) -> dict[str, Window]:
     """The evaluation windows of an application's track (check_access first)."""
     track_row = (
@@ -190,15 +201,20 @@ def own_sheets(app: App, conn: Connection, who: Principal, application_id: int) 
     ):
         points.setdefault(part, {})[criterion] = Decimal(x100) / 100
         entered[part] = max(entered.get(part, at), at)
-    last: dict[str, Any] = {}
-    for kind, detail in conn.execute(
-        sa.select(EVENT.c.kind, EVENT.c.detail)
-        .where(EVENT.c.application_id == application_id, EVENT.c.kind.in_(("scored", "score_corrected")))
-        .order_by(EVENT.c.id)
-    ):
-        parsed = _json(detail)
-        if parsed.get("evaluator") == ev_email:
-            last[parsed.get("part", "")] = (kind, parsed)
+    last: dict[str, Any] = {}  # part -> the last event that stored the sheet now kept (newest first, stop when known)
+    if points:
+        for kind, detail in conn.execute(
+            sa.select(EVENT.c.kind, EVENT.c.detail)
+            .where(EVENT.c.application_id == application_id, EVENT.c.kind.in_(("scored", "score_corrected")))
+            .order_by(EVENT.c.id.desc())
+            .execution_options(yield_per=50)
+        ):
+            parsed = _json(detail)
+            part = parsed.get("part", "")
+            if parsed.get("evaluator") == ev_email and part in points and part not in last:
+                last[part] = (kind, parsed)
+                if len(last) == len(points):
+                    break
     out = {}
     for part in PARTS:
         kind, detail = last.get(part, ("", {}))

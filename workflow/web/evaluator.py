@@ -264,22 +264,19 @@ def download(
 
 
 @router.post("/evaluator/applications/{application_id}/scores/{part}", dependencies=[Csrf], response_model=None)
-async def save_sheet(
-    request: Request, who: Evaluator, application_id: AppId, part: PartName
-) -> HTMLResponse | RedirectResponse:
+async def save_sheet(request: Request, who: Evaluator, application_id: AppId, part: PartName) -> HTMLResponse:
     form = await request.form()
     given = {str(k)[len(FIELD) :]: v[:40] for k, v in form.items() if str(k).startswith(FIELD) and isinstance(v, str)}
     return await run_in_threadpool(_save, request, who, application_id, part, given)
 
 
-def _save(
-    request: Request, who: Principal, application_id: int, part: str, given: dict[str, str]
-) -> HTMLResponse | RedirectResponse:
-    """Check each field, then the service (committee.enter_sheet, as the API's PUT)."""
+def _save(request: Request, who: Principal, application_id: int, part: str, given: dict[str, str]) -> HTMLResponse:
+    """Check each field, then the service (committee.enter_sheet, as the API's PUT); the page with the
+    saved sheet is the answer (a reload sends the same sheet again: a correction to the same points)."""
     a = pages.gongmo(request)
     with read(a.db) as conn:
         visibility.check_access(a, conn, who, application_id)  # not yours: 403/404, before anything else
-        track_key = visibility.detail(a, conn, who, application_id)["track"]
+        track_key = portal.track_of(conn, application_id)
     _, track = a.loaded.config.track(track_key)
     criteria = committee.criteria_of(track)
     try:
@@ -295,7 +292,7 @@ def _save(
     except GongmoError as exc:
         form = {"part": part, "given": given, "problems": {}, "refusal": pages.say(exc)}
         return _page(request, who, application_id, form=form, status=errors.status_of(exc))
-    return RedirectResponse(f"/evaluator/applications/{application_id}?saved={part}#sheet-{part}", status_code=303)
+    return _page(request, who, application_id, saved=part)
 
 
 # -- declaring a conflict -----------------------------------------------------------------------------
@@ -378,6 +375,7 @@ def _page(
         request,
         "evaluator/application.html",
         status=status,
+        switch_to=f"/evaluator/applications/{application_id}",  # also after a POST to .../scores/{part}
         app=shown,
         track=track,
         sheets=sheets,

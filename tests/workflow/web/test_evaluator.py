@@ -74,7 +74,7 @@ def test_the_assignments_are_grouped_by_track_and_part_with_the_due_date_and_wha
     assert "마감 2024-06-19 18:00 KST" in said(presentation_part)
     assert "아직 평가 대상이 아닙니다" in said(presentation_part)
 
-    assert b.post(page_of(written, SEJONG) + "/scores/written", form(POINTS)).status_code == 303
+    assert b.post(page_of(written, SEJONG) + "/scores/written", form(POINTS)).status_code == 200
     again = said(b.get("/evaluator").text)
     assert "평가표 10건 중 1건 입력, 9건 미입력" in again
 
@@ -124,13 +124,14 @@ def test_a_sheet_saved_then_corrected_records_the_old_points_and_the_page_says_s
 ) -> None:
     b = evaluator(written, browser)
     saved = b.post(page_of(written, SEJONG) + "/scores/written", form(POINTS))
-    assert saved.status_code == 303 and saved.headers["location"].endswith("?saved=written#sheet-written")
+    assert saved.status_code == 200  # the page with the saved sheet is the answer
     assert my_scores(written, SEJONG) == {k: int(float(v) * 100) for k, v in POINTS.items()}
-    page = said(b.get(saved.headers["location"]).text)
+    page = said(saved.text)
     assert "평가표를 저장했습니다 (서면평가)" in page and "합계 84.75 / 100점" in page
+    assert f'href="/evaluator/applications/{written.id(SEJONG)}?lang=en"' in saved.text  # the switch: a GET page
 
     corrected = POINTS | {"feasibility": "20"}
-    assert b.post(page_of(written, SEJONG) + "/scores/written", form(corrected)).status_code == 303
+    assert b.post(page_of(written, SEJONG) + "/scores/written", form(corrected)).status_code == 200
     assert my_scores(written, SEJONG)["feasibility"] == 2000
     last = written.rows(EVENT, EVENT.c.application_id == written.id(SEJONG), EVENT.c.kind == "score_corrected")
     assert len(last) == 1
@@ -172,7 +173,7 @@ def test_each_refusal_names_its_field_beside_it_and_nothing_changes(
 
 def test_outside_the_window_the_sheet_is_read_only_and_a_post_is_refused(written: World, browser: Make) -> None:
     b = evaluator(written, browser)
-    assert b.post(page_of(written, SEJONG) + "/scores/written", form(POINTS)).status_code == 303
+    assert b.post(page_of(written, SEJONG) + "/scores/written", form(POINTS)).status_code == 200
     written.clock.set(kst("2024-06-12 18:00"))  # the window's end: closed
     b = evaluator(written, browser)  # (the first session went idle meanwhile)
     page = b.get(page_of(written, SEJONG))
@@ -205,7 +206,7 @@ def test_declaring_a_conflict_asks_first_then_withdraws_the_assignment_and_its_s
     written: World, browser: Make
 ) -> None:
     b = evaluator(written, browser)
-    assert b.post(page_of(written, SEJONG) + "/scores/written", form(POINTS)).status_code == 303
+    assert b.post(page_of(written, SEJONG) + "/scores/written", form(POINTS)).status_code == 200
     ask = b.get(page_of(written, SEJONG) + "/conflict")
     assert ask.status_code == 200
     text = said(ask.text)
