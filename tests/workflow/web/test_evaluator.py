@@ -284,3 +284,20 @@ def test_nothing_of_the_results_before_the_release(presentation: World, browser:
     outbox_office.release(presentation.app, TRACK_KEY, "results")
     after = said(b.get(page_of(presentation, SEJONG)).text)
     assert "결과 (공개됨)" in after and "종합 점수" in after and "상태 선정" in after
+
+
+def test_on_both_databases_a_sheet_saved_corrected_and_a_conflict_declared(
+    world: Callable[..., World], db_url: str, browser: Make
+) -> None:
+    w = world("written", db_url)
+    b = evaluator(w, browser)
+    assert "평가표 10건 중 0건 입력" in said(b.get("/evaluator").text)
+    assert b.post(page_of(w, SEJONG) + "/scores/written", form(POINTS)).status_code == 200
+    corrected = b.post(page_of(w, SEJONG) + "/scores/written", form(POINTS | {"budget": "10"}))
+    assert "정정됨: 이전 합계 84.75점 → 현재 합계 82.75점" in said(corrected.text)
+    assert my_scores(w, SEJONG)["budget"] == 1000
+    before = w.footprint()
+    assert b.post(page_of(w, SIHEUNG) + "/scores/written", form(POINTS | {"budget": "16"})).status_code == 422
+    assert w.footprint() == before
+    assert b.post(page_of(w, SIHEUNG) + "/conflict", {"reason": "자문 수행"}).status_code == 303
+    assert b.get(page_of(w, SIHEUNG)).status_code == 403 and my_scores(w, SIHEUNG) == {}
