@@ -15,15 +15,31 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, RowMapping
 
+from gongmo.notifications import reasons
 from gongmo.states import visibility as rule
-from gongmo.states.errors import InvalidInput
+from gongmo.states.errors import InvalidInput, NotFound, NotVisible
 from gongmo.states.scoring import PARTS, Criterion, check_sheet, parse_points
-from gongmo.workflow.core.models import APPLICANT, APPLICATION, ASSIGNMENT, EVALUATOR, EVENT, SCORE, TRACK
+from gongmo.workflow.core import lookups
+from gongmo.workflow.core.models import (
+    APPLICANT,
+    APPLICATION,
+    ASSIGNMENT,
+    DEADLINE,
+    EVALUATOR,
+    EVENT,
+    OUTBOX,
+    OUTBOX_LIST,
+    SCORE,
+    TRACK,
+)
 from gongmo.workflow.core.tokens import Principal
+from gongmo.workflow.engine import intake
 from gongmo.workflow.read import visibility
 from gongmo.workflow.read.committee import DUE
+from gongmo.workflow.read.outbox import SECRET_NOTICES
+from gongmo.workflow.stages import review, selection
 from gongmo.workflow.stages.committee import PART_STATE, PART_WINDOW
 
 if TYPE_CHECKING:
@@ -265,3 +281,162 @@ def sheet_problems(criteria: list[Criterion], given: Mapping[str, str]) -> dict[
 def part_state(part: str) -> str:
     """The application state in which a part's sheets are entered."""
     return PART_STATE[part]
+
+
+# -- the applicant's portal -------------------------------------------------------------------
+
+# The milestones that matter to an application in each state, in calendar order: the next one still
+# ahead is the date its page shows (its own extension of a milestone replaces the track's).
+NEXT_MILESTONES: dict[str, tuple[str, ...]] = {
+    "announcement": ("receipt_opens", "receipt_closes"),
+    "receipt": ("receipt_closes", "review_ends"),
+    "preliminary_review": ("review_ends", "written_starts"),
+    "written_evaluation": ("written_ends", "presentation_starts"),
+    "presentation_evaluation": ("presentation_starts", "presentation_ends", "selection_at"),
+    "selected": ("kickoff_due",),
+    "waitlisted": ("kickoff_due",),
+}
+
+
+@dataclass(frozen=True)
+class NextDate:
+    """The next date that matters to one application: a milestone of its track's calendar (or its own
+    extension of it, `extended`), its own deadline row, or the end of its objection window."""
+
+    milestone: str
+    at: datetime
+    extended: bool = False
+
+
+@dataclass(frozen=True)
+class ReceiptWindow:
+    """A track's receipt window for one applicant (its own extension of the close counts)."""
+
+    opens: datetime
+    closes: datetime
+    now: datetime
+    extended: bool = False
+    closed_for_good: bool = False  # the close has fired for this application (a lagging clock cannot reopen it)
+
+    @property
+    def phase(self) -> str:
+        """before, open or after."""
+        if self.now < self.opens:
+            return "before"
+        return "open" if self.now < self.closes and not self.closed_for_good else "after"
+
+
+def applicant_language(conn: Connection, applicant_id: int | None) -> str | None:
+    """The applicant's language from its record, if it is one the portal speaks."""
+    found = conn.execute(sa.select(APPLICANT.c.language).where(APPLICANT.c.id == applicant_id)).scalar()
+    return found if found in ("ko", "en") else None
+
+
+def my_applications(app: App, conn: Connection, who: Principal) -> list[dict[str, Any]]:
+    """The caller's applications as visibility shows them (results folded under embargo), each with
+    its `next` date (NextDate or None), by id."""
+    _, rows = visibility.page(app, conn, who, 0, 10_000)
+    now = app.clock.now()
+    out = []
+    for row in rows:
+        track_row = conn.execute(sa.select(TRACK).where(TRACK.c.key == row["track"])).mappings().one()
+        out.append(row | {"next": next_date(app, conn, row, track_row, now)})
+    return out
+
+
+def next_date(
+    app: App, conn: Connection, row: Mapping[str, Any], track_row: Mapping[Any, Any], now: datetime
+) -> NextDate | None:
+    """The next date that matters to an application in the state it is shown in (see NEXT_MILESTONES):
+    the earliest still ahead of its track's milestones (its own extensions first), its own unfired
+    deadline rows, and, disqualified, the end of its objection window."""
+    application_id = int(row["id"])
+    found: list[NextDate] = []
+    for milestone in NEXT_MILESTONES.get(str(row["state"]), ()):
+        own = lookups.extension_until(conn, application_id, milestone)
+        at = own or track_row[milestone]
+        if at is not None and at > now:
+            found.append(NextDate(milestone, at, own is not None))
+    if row["state"] in NEXT_MILESTONES:
+        for milestone, at in conn.execute(
+            sa.select(DEADLINE.c.milestone, DEADLINE.c.due_at).where(
+                DEADLINE.c.application_id == application_id, DEADLINE.c.fired_at.is_(None), DEADLINE.c.due_at > now
+            )
+        ):
+            found.append(NextDate(str(milestone), at, True))
+    if row["state"] == "disqualified":
+        until = objection_deadline(app, conn, application_id, str(track_row["key"]))
+        if until is not None and until > now:
+            found.append(NextDate("objection_until", until))
+    return min(found, key=lambda d: d.at) if found else None
+
+
+def objection_deadline(app: App, conn: Connection, application_id: int, track_key: str) -> datetime | None:
+    """The end of a disqualified application's objection window (review.objection_until)."""
+    contest, track = app.loaded.config.track(track_key)
+    return review.objection_until(conn, application_id, contest, track)
+
+
+def receipt_window(
+    conn: Connection, track_row: Mapping[Any, Any], application_id: int | None, now: datetime
+) -> ReceiptWindow:
+    """A track's receipt window as an applicant with this application (None: none yet) has it."""
+    own = lookups.extension_until(conn, application_id, "receipt_closes") if application_id else None
+    closes = max(own, track_row["receipt_closes"]) if own else track_row["receipt_closes"]
+    fired = intake.receipt_closed_for_good(conn, track_row["id"], application_id)
+    return ReceiptWindow(track_row["receipt_opens"], closes, now, own is not None, fired)
+
+
+def own_application(conn: Connection, who: Principal, track_id: int) -> RowMapping | None:
+    """The caller's application in a track (an applicant has at most one per track), if any."""
+    query = sa.select(APPLICATION).where(
+        APPLICATION.c.track_id == track_id, APPLICATION.c.applicant_id == who.applicant_id
+    )
+    return conn.execute(query).mappings().first()
+
+
+def notices(conn: Connection, who: Principal, application_id: int | None = None) -> list[dict[str, Any]]:
+    """The notices sent to the caller about its applications (of one, if given), newest first, as the
+    visibility rule lets it read them: sent only (a result held under embargo is not sent)."""
+    mine = sa.select(APPLICATION.c.id).where(APPLICATION.c.applicant_id == who.applicant_id)
+    query = sa.select(*OUTBOX_LIST, OUTBOX.c.ics.is_not(None).label("has_ics")).where(OUTBOX.c.application_id.in_(mine))
+    if application_id is not None:
+        query = query.where(OUTBOX.c.application_id == application_id)
+    seer = visibility.viewer(who)
+    out = []
+    for r in conn.execute(query.order_by(OUTBOX.c.id.desc())).mappings():
+        shown = rule.notice(seer, r)
+        if shown is not None:
+            out.append(shown | {"application_id": r["application_id"], "has_ics": bool(r["has_ics"])})
+    return out
+
+
+def notice(conn: Connection, who: Principal, outbox_id: int) -> dict[str, Any]:
+    """One notice sent to the caller, with its bodies and calendar file: NotFound when there is no
+    such notice, or it is not one sent to the caller (another's, a sign-in link, one not sent)."""
+    row = conn.execute(sa.select(OUTBOX).where(OUTBOX.c.id == outbox_id)).mappings().first()
+    owner = None
+    if row is not None and row["application_id"] is not None:
+        owner = conn.execute(
+            sa.select(APPLICATION.c.applicant_id).where(APPLICATION.c.id == row["application_id"])
+        ).scalar()
+    if row is None or owner is None or row["notice"] in SECRET_NOTICES:
+        raise NotFound(f"no notice {outbox_id}: see /applicant/notices")
+    if owner != who.applicant_id or rule.notice(visibility.viewer(who), row) is None:
+        raise NotVisible(f"notice {outbox_id} is not one sent to {who.subject}: see /applicant/notices")
+    shown = rule.notice(visibility.viewer(who), row) or {}
+    return shown | {k: row[k] for k in ("application_id", "to_addr", "body_text", "body_html", "ics", "message_id")}
+
+
+def explained_result(app: App, conn: Connection, who: Principal, application_id: int) -> list[reasons.Reason]:
+    """The explained result once the caller may see it (released; check_access first): the figures
+    the result notice gives (its part scores and how they were aggregated, the committee score, its
+    rank, ties), from the same ranking (selection.figures). Empty before the release or unranked."""
+    shown = visibility.detail(app, conn, who, application_id)
+    if shown.get("result") is None:
+        return []
+    _, track = app.loaded.config.track(shown["track"])
+    own = selection.figures(selection.ranking_in(conn, track)).get(application_id)
+    if own is None:
+        return []
+    return [own.written, own.presentation, own.weighted, own.rank, *own.ties]

@@ -17,7 +17,18 @@ from fastapi.staticfiles import StaticFiles
 from gongmo.workflow.api import create_api
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.runtime.metrics import Metrics
-from gongmo.workflow.web import applications, auth, committee, evaluator, office, operations, pages, selection, tracks
+from gongmo.workflow.web import (
+    applicant,
+    applications,
+    auth,
+    committee,
+    evaluator,
+    office,
+    operations,
+    pages,
+    selection,
+    tracks,
+)
 
 if TYPE_CHECKING:
     from gongmo.workflow.runtime.daemon import Daemon
@@ -35,7 +46,7 @@ ROUTERS = (
 )
 # The portals' routers (evaluators, applicants): their pages refuse an office session, so the office's
 # accessibility sweep over ROUTERS leaves them to the portals' own browser tests.
-PORTAL_ROUTERS = (evaluator.router,)
+PORTAL_ROUTERS = (evaluator.router, applicant.router)
 
 
 def create_app(app: App, daemon: Daemon | None = None, metrics: Metrics | None = None) -> FastAPI:
