@@ -33,7 +33,9 @@ every column of the row except `id` and `hash` (`seq` included), keys sorted, se
 NULL as null; the `detail` column as the JSON text it stores (a string). It is byte for byte
 what `json.dumps(row, sort_keys=True, separators=(",", ":"), ensure_ascii=False)` gives for
 those values (a test holds the two equal); it is built from a per-table template here because
-`audit verify` encodes a million rows. The previous hash is the 32 raw bytes of the previous
+the walk of `audit verify` and a bulk move encode many rows. canonical_sql() writes the same
+encoding as SQL, for the fast pass of `audit verify` (a test holds it byte-equal to canonical()
+on both databases). The previous hash is the 32 raw bytes of the previous
 row's digest; a chain's genesis "previous hash" is SHA-256("gongmo:<kind>:<id>").
 
 The anchor (`gongmo audit anchor`): a Merkle root over every chain head. Leaves:

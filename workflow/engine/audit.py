@@ -2,11 +2,17 @@
 walk every hash chain (chain.py); take an anchor over the chain heads, and prove against one.
 
 Everything streams: each table is read in chain order (a merge of the owners, ordered by id,
-with their rows, ordered by chain and id), one chain in memory at a time, so it runs in
-constant memory whatever the number of rows. Each chain reports its first row that does not
-match: a hash that does not recompute (a row edited), a seq that does not follow (a row
-deleted in the middle, or one inserted out of order), a head that is not the last row's (rows
-deleted at the end, or the head edited).
+with their rows, ordered by chain and id), one chain (the fast pass: one range of chains) in
+memory at a time, so it runs in constant memory whatever the number of rows. Each chain reports
+its first row that does not match: a hash that does not recompute (a row edited), a seq that
+does not follow (a row deleted in the middle, or one inserted out of order), a head that is not
+the last row's (rows deleted at the end, or the head edited).
+
+verify() runs in two passes. The fast pass has the database build each row's canonical encoding
+(chain.canonical_sql) and hand over whole ranges of chains at once; Python hashes and compares.
+It can only conclude "clean"; at the first sign of anything else it stops, and the walk (every
+row read and encoded in Python, as before) finds and names the problems. A clean database is
+verified by the fast pass alone; a tampered one by both (the walk's findings are the report).
 
 What the chain alone cannot catch: someone who can write to the database and recomputes every
 later hash and the head (the algorithm is public, there is no key). An anchor catches that:
@@ -116,7 +122,7 @@ def _heads_query(kind: str) -> sa.Select[Any]:
     )
 
 
-def _merge(owners: Any, groups: Iterator[tuple[int, list[Any]]]) -> Iterator[tuple[Any, int, list[Any]]]:
+def _merge(owners: Any, groups: Iterator[tuple[int, Any]]) -> Iterator[tuple[Any, int, Any]]:
     """(owner row or None, chain id, rows) for every owner and every chain, both in id order."""
     group = next(groups, None)
     for owner in owners:
@@ -262,24 +268,25 @@ def _chain_finding(kind: str, chain_id: int, rows: list[Any], head_seq: int | No
 
 # -- verify: the fast pass ----------------------------------------------------------------------
 #
-# The same checks as the walk, with the per-row work moved into the database: one query per kind
-# returns, per chain in chain-id order, its row count, a signature of its rows (seq, trigger,
-# from and to states, in id order), their canonical encodings (chain.canonical_sql, one
-# newline-separated string: JSON text never holds a raw newline) and their stored hashes (one
-# string); a second query its owners (the application's state and heads). Python only hashes
-# the encodings, compares the digests with the stored hashes in one comparison per chain, and
-# looks the signature up in a small cache of replayed histories (chains share a few shapes). Read
-# through the DBAPI cursor of the caller's connection (the same snapshot), streamed (a
-# server-side cursor on PostgreSQL), so memory stays constant.
+# The same checks as the walk, with the per-row work moved into the database. The owners of a
+# kind's chains are taken in ranges of RANGE, by id; per range, one statement returns one row:
+# per chain, its id and row count, a signature of its rows (seq, trigger, from and to states, in
+# id order), their canonical encodings (chain.canonical_sql) and their stored hashes, each
+# concatenated; a second statement the owners (the application's state, the heads). Python
+# hashes the encodings, compares the digests with the stored hashes in one comparison per range,
+# and looks each signature up in a small cache of replayed histories (chains share a few
+# shapes). Read through the DBAPI cursor of the caller's connection (the same snapshot), a range
+# at a time, so memory stays constant.
 #
 # It can only conclude "clean": every row recomputes to its stored hash from its canonical
 # encoding, seqs run 1, 2, ..., the heads are the last rows', every history replays to its
-# application's state. At the first chain where anything differs (or the database refuses the
+# application's state. At the first range where anything differs (or the database refuses the
 # query, or an encoding comes out of SQL other than canonical() would write it, which makes its
 # hash differ), it gives up and verify() walks everything row by row, as the walk names problems.
 
-FAST_BATCH = 500  # chains per round trip of the fast pass's server-side cursor
+RANGE = 500  # owners per range: the fast pass reads its chains one range at a time
 _HISTORIES = 4096  # replayed signatures kept (then the cache starts again)
+_BEYOND = 2**62  # the upper bound of the last range (ids are INTEGER)
 
 
 def _fast_verify(conn: Connection, table: Table) -> Report | None:
@@ -302,43 +309,79 @@ def _fast(conn: Connection, dialect: str, table: Table) -> Report | None:
     histories: dict[str, str | None] = {}
     apps = audit_rows = event_rows = chains = 0
     for kind in chain.KINDS:
-        with _cursor(driver, dialect, "owners") as owners, _cursor(driver, dialect, "chains") as rows:
-            owners.execute(_FAST_OWNERS[kind])
-            rows.execute(_fast_chains_sql(kind, dialect))
-            with _prefetched(rows) as batches:
-                groups = ((int(r[0]), r) for batch in batches for r in batch)
-                found = _fast_kind(kind, table, _merge(owners, groups), histories)
-        if found is None:
-            return None
-        owned, counted, walked = found
-        chains += walked
-        if kind == chain.AUDIT:
-            apps, audit_rows = owned, counted
-        else:
-            event_rows += counted
+        with _prefetched(_ranges(driver, dialect, kind)) as ranges:
+            for owners, found in ranges:
+                verdict = _fast_range(kind, table, owners, found, histories)
+                if verdict is None:
+                    return None
+                owned, counted, walked = verdict
+                chains += walked
+                if kind == chain.AUDIT:
+                    apps, audit_rows = apps + owned, audit_rows + counted
+                else:
+                    event_rows += counted
     return Report(apps, audit_rows, [], event_rows, chains)
 
 
-def _fast_kind(
-    kind: str, table: Table, merged: Iterator[tuple[Any, int, Any]], histories: dict[str, str | None]
+def _ranges(driver: Any, dialect: str, kind: str) -> Iterator[tuple[list[Any], Any]]:
+    """(owners, the chains' row) of each range of RANGE owners of the kind, by id: three
+    statements per range (its upper bound, its owners, its chains), each on a few hundred
+    owners, so the database works on a range while Python checks the previous one."""
+    bound, owners, chains = _range_sql(kind, dialect)
+    binary = {"binary": True} if dialect == "postgresql" else {}  # bytea as it is, not as hex text
+    cursor = driver.cursor()
+    try:
+        low = -1
+        while True:
+            high = _BEYOND
+            if bound:
+                cursor.execute(bound, (low,))
+                row = cursor.fetchone()
+                high = _BEYOND if row is None else int(row[0])
+            cursor.execute(owners, (low, high))
+            found = cursor.fetchall()
+            cursor.execute(chains, (low, high), **binary)
+            yield found, cursor.fetchone()
+            if high == _BEYOND:
+                return
+            low = high
+    finally:
+        cursor.close()
+
+
+def _fast_range(
+    kind: str, table: Table, owners: list[Any], found: Any, histories: dict[str, str | None]
 ) -> tuple[int, int, int] | None:
-    """(owners, rows, chains) of the kind if every chain is clean, or None at the first that may not be."""
+    """(owners, rows, chains) of a range if every chain in it is clean, or None if one may not be."""
+    ids: str | None
+    ids, sigs, texts, hashes = found if found is not None else (None, "", b"", "")
+    counted: list[tuple[int, int]] = []
+    parts: list[bytes] = []
+    signatures: list[str] = []
+    if ids is not None:
+        listed = [tuple(map(int, x.split(":"))) for x in ids.split(",")]
+        if any(hashed != n for _, n, hashed in listed):  # a NULL hash, or one not 64 long
+            return None
+        counted = [(c, n) for c, n, _ in listed]
+        signatures, parts = sigs.split("|"), texts.split(b"\n")
+        if len(signatures) != len(counted) or len(parts) != sum(n for _, n in counted):
+            return None
     sha256 = hashlib.sha256
     prefix = f"gongmo:{kind}:".encode()  # chain.genesis
-    owners = rows = chains = 0
-    for owner, chain_id, found in merged:
+    digests: list[bytes] = []
+    at = walked = chains = 0
+    chains_found = ((c, (n, sig)) for (c, n), sig in zip(counted, signatures, strict=True))
+    for owner, chain_id, found_chain in _merge(owners, chains_found):
         if owner is None:
             return None  # rows of no owner, or of an owner without a head
-        owners += 1
         head_seq, head = owner[-2], owner[-1]
-        if not found:  # an owner with a head (an application: with or without) and no rows
+        if not found_chain:  # an owner with a head (an application: with or without) and no rows
             if kind == chain.AUDIT or _head_problem(kind, 0, "", head_seq, head) is not None:
                 return None
             chains += 1
             continue
-        _, n, sig, texts, hashes = found
-        parts = texts.split(b"\n")
-        if len(parts) != n or head_seq != n:
+        n, sig = found_chain
+        if head_seq != n:
             return None
         if kind == chain.AUDIT:
             if sig not in histories:
@@ -350,120 +393,158 @@ def _fast_kind(
         elif sig != _seqs(n):
             return None
         prev = sha256(prefix + str(chain_id).encode()).digest()
-        digests = [prev := sha256(prev + part).digest() for part in parts]
-        if head != hashes[-64:] or b"".join(digests).hex() != hashes:
+        links = [prev := sha256(prev + part).digest() for part in parts[at : at + n]]
+        if prev.hex() != head:
             return None
-        rows += n
+        digests += links
+        at += n
+        walked += n
         chains += 1
-    return owners, rows, chains
+    if digests and b"".join(digests).hex() != hashes:
+        return None
+    return len(owners), walked, chains
 
 
 @contextmanager
-def _prefetched(cursor: Any) -> Iterator[Iterator[list[Any]]]:
-    """The cursor's rows in batches, fetched by a thread one batch ahead: while Python hashes a
-    batch, the database computes the next (SQLite's step and psycopg's wait release the GIL; on
-    PostgreSQL the server works in its own process). The same connection, so the same snapshot;
-    the caller's thread does not use this cursor meanwhile."""
-    batches: queue.Queue[Any] = queue.Queue(maxsize=2)
+def _prefetched(items: Iterator[Any]) -> Iterator[Iterator[Any]]:
+    """The items, produced by a thread one item ahead: while Python checks a range, the
+    database computes the next (SQLite's step and psycopg's wait release the GIL; PostgreSQL
+    works in its own process). The same connection, so the same snapshot; the caller's thread
+    does not use it meanwhile."""
+    handed: queue.Queue[Any] = queue.Queue(maxsize=2)
     stop = threading.Event()
+    end = object()
 
-    def fetch() -> None:
+    def produce() -> None:
         try:
-            while not stop.is_set():
-                batch = cursor.fetchmany(FAST_BATCH)
-                _put(batches, stop, batch)
-                if not batch:
+            for item in items:
+                if not _put(handed, stop, item):
                     return
+            _put(handed, stop, end)
         except BaseException as exc:  # handed to the caller's thread, raised there
-            _put(batches, stop, exc)
+            _put(handed, stop, exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
-    def drain() -> Iterator[list[Any]]:
+    def consume() -> Iterator[Any]:
         while True:
-            batch = batches.get()
-            if isinstance(batch, BaseException):
-                raise batch
-            if not batch:
+            item = handed.get()
+            if item is end:
                 return
-            yield batch
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 
-    worker = threading.Thread(target=fetch, name="gongmo-verify-fetch", daemon=True)
+    worker = threading.Thread(target=produce, name="gongmo-verify-fetch", daemon=True)
     worker.start()
     try:
-        yield drain()
+        yield consume()
     finally:
         stop.set()
         worker.join()
 
 
-def _put(batches: queue.Queue[Any], stop: threading.Event, item: Any) -> None:
+def _put(handed: queue.Queue[Any], stop: threading.Event, item: Any) -> bool:
+    """Hand an item over unless the consumer stopped (then False)."""
     while not stop.is_set():
         try:
-            batches.put(item, timeout=0.05)
-            return
+            handed.put(item, timeout=0.05)
+            return True
         except queue.Full:
             continue
+    return False
 
 
-@contextmanager
-def _cursor(driver: Any, dialect: str, name: str) -> Iterator[Any]:
-    """A DBAPI cursor on the caller's connection: server-side on PostgreSQL (streamed)."""
-    if dialect == "postgresql":
-        cursor = driver.cursor(name=f"gongmo_verify_{name}")
-        cursor.itersize = FAST_BATCH
+_HEADS = "({0} IS NOT NULL OR {1} IS NOT NULL)"
+# Per kind: the owners' table, their columns, which of them own a chain; the rows' table, the
+# chain id's column, which rows belong to the kind.
+_FAST_KINDS = {
+    chain.AUDIT: ("application", "id, state, audit_seq, audit_hash", None, "audit", "application_id", None),
+    chain.EVENT: (
+        "application",
+        "id, event_seq, event_hash",
+        _HEADS.format("event_seq", "event_hash"),
+        "event",
+        "application_id",
+        "application_id IS NOT NULL",
+    ),
+    chain.TRACK: (
+        "track",
+        "id, event_seq, event_hash",
+        _HEADS.format("event_seq", "event_hash"),
+        "event",
+        "track_id",
+        "application_id IS NULL AND track_id IS NOT NULL",
+    ),
+    chain.GLOBAL: (
+        "chain_head",
+        f"{chain.GLOBAL_ID}, seq, hash",
+        f"kind = '{chain.GLOBAL}' AND {_HEADS.format('seq', 'hash')}",
+        "event",
+        str(chain.GLOBAL_ID),
+        "application_id IS NULL AND track_id IS NULL",
+    ),
+}
+
+
+def _range_sql(kind: str, dialect: str) -> tuple[str | None, str, str]:
+    """(the next range's upper bound: the RANGE-th owner after the bound given; the range's
+    owners, by id; its chains: one row of four strings: "id:rows:rows with a 64-long hash" per
+    chain, ','-separated, by chain id; their signatures, '|'-separated; their canonical
+    encodings (chain.canonical_sql), newline-separated (JSON text never holds a raw newline), as
+    bytes; their stored hashes).
+    A chain's signature: per row, in id order, "seq" (events) or "seq,trigger,=from_state,to_state"
+    (audit; '' for a NULL from_state), ';'-separated; a NULL anywhere drops the row from it.
+    The range is low < id <= high (parameters)."""
+    owner_table, columns, owning, rows_table, key, belongs = _FAST_KINDS[kind]
+    p = "%s" if dialect == "postgresql" else "?"
+    owned = f" AND {owning}" if owning else ""
+    if kind == chain.GLOBAL:  # one owner, one range (and no GROUP BY 0: that would name a column)
+        bound, owners, group = None, f"SELECT {columns} FROM {owner_table} WHERE {owning} AND {p} < 0 AND 0 <= {p}", ""
     else:
-        cursor = driver.cursor()
-        cursor.arraysize = FAST_BATCH
-    try:
-        yield cursor
-    finally:
-        cursor.close()
-
-
-_HEADS = "{0} IS NOT NULL OR {1} IS NOT NULL"
-_FAST_OWNERS = {
-    chain.AUDIT: "SELECT id, state, audit_seq, audit_hash FROM application ORDER BY id",
-    chain.EVENT: "SELECT id, event_seq, event_hash FROM application"
-    f" WHERE {_HEADS.format('event_seq', 'event_hash')} ORDER BY id",
-    chain.TRACK: f"SELECT id, event_seq, event_hash FROM track WHERE {_HEADS.format('event_seq', 'event_hash')}"
-    " ORDER BY id",
-    chain.GLOBAL: f"SELECT {chain.GLOBAL_ID}, seq, hash FROM chain_head"
-    f" WHERE kind = '{chain.GLOBAL}' AND ({_HEADS.format('seq', 'hash')})",
-}
-_FAST_KEYS = {
-    chain.AUDIT: ("application_id", None),
-    chain.EVENT: ("application_id", "application_id IS NOT NULL"),
-    chain.TRACK: ("track_id", "application_id IS NULL AND track_id IS NOT NULL"),
-    chain.GLOBAL: (str(chain.GLOBAL_ID), "application_id IS NULL AND track_id IS NULL"),
-}
-
-
-def _fast_chains_sql(kind: str, dialect: str) -> str:
-    """(chain id, rows, signature, canonical encodings, stored hashes) per chain of the kind, by chain id.
-    The signature: per row, in id order, "seq" (events) or "seq,trigger,=from_state,to_state"
-    (audit; '' for a NULL from_state), ';'-separated; a NULL anywhere drops the row from it."""
-    table = "audit" if kind == chain.AUDIT else "event"
-    key, where = _FAST_KEYS[kind]
-    canon = chain.canonical_sql(table, dialect)
+        bound = f"SELECT id FROM {owner_table} WHERE id > {p}{owned} ORDER BY id LIMIT 1 OFFSET {RANGE - 1}"
+        owners = f"SELECT {columns} FROM {owner_table} WHERE id > {p} AND id <= {p}{owned} ORDER BY id"
+        group = f" GROUP BY {key} ORDER BY {key}"
+    where = f"{key} > {p} AND {key} <= {p}" + (f" AND {belongs}" if belongs else "")
+    canon = chain.canonical_sql(rows_table, dialect)
     item = "seq || ',' || trigger || ',' || coalesce('=' || from_state, '') || ',' || to_state"
     sig = item if kind == chain.AUDIT else "seq"
-    condition = f" WHERE {where}" if where else ""
-    # the global chain is one group (GROUP BY 0 would name a column)
-    group = f" GROUP BY {key}" if kind != chain.GLOBAL else ""
-    order = f" ORDER BY {key}" if kind != chain.GLOBAL else ""
+    # the rows whose hash is 64 long: the concatenated hashes cut into 64s are the rows' hashes
+    hashed = "sum(CASE WHEN length(hash) = 64 THEN 1 ELSE 0 END)"
     if dialect == "postgresql":
-        return (
-            f"SELECT {key}, count(*), string_agg(({sig})::text, ';' ORDER BY id),"
-            f" convert_to(string_agg({canon}, E'\\n' ORDER BY id), 'UTF8'), string_agg(hash, '' ORDER BY id)"
-            f" FROM {table}{condition}{group} HAVING count(*) > 0{order}"
+        # The rows come from a subquery in chain order: an ORDER BY inside each aggregate would
+        # sort every chain three times (it doubles the time); PostgreSQL aggregates a sorted
+        # subquery's rows in its order (were it ever not so, hashes would not match: the walk).
+        ordered = f"SELECT * FROM {rows_table} WHERE {where} ORDER BY {key if group else ''}{', ' if group else ''}id"
+        inner = (
+            f"SELECT {key} AS cid, count(*) AS n, {hashed} AS hashed, string_agg(({sig})::text, ';') AS sig,"
+            f" string_agg({canon}, E'\\n') AS texts, string_agg(hash, '') AS hashes"
+            f" FROM ({ordered}) AS r{group.replace(f' ORDER BY {key}', '')}"
         )
+        chains = (
+            "SELECT string_agg(cid || ':' || n || ':' || hashed, ',' ORDER BY cid),"
+            " string_agg(coalesce(sig, ''), '|' ORDER BY cid),"
+            " convert_to(string_agg(texts, E'\\n' ORDER BY cid), 'UTF8'),"
+            f" string_agg(coalesce(hashes, ''), '' ORDER BY cid) FROM ({inner} HAVING count(*) > 0) AS c"
+        )
+        return bound, owners, chains
     # SQLite has no ORDER BY inside an aggregate: it concatenates in the order it reads the rows,
-    # its index on (chain id, id) (an ordered subquery would be sorted again, whole, for the GROUP
-    # BY); were it ever not id order, hashes would not match and verify() would walk, never
-    # wrongly "clean".
-    return (
-        f"SELECT {key}, count(*), group_concat({sig}, ';'), CAST(group_concat({canon}, char(10)) AS BLOB),"
-        f" group_concat(hash, '') FROM {table}{condition}{group} HAVING count(*) > 0{order}"
+    # its index on (chain id, id), and the chains in the subquery's order; were it ever not id
+    # order, hashes would not match and verify() would walk, never wrongly "clean".
+    inner = (
+        f"SELECT {key} AS cid, count(*) AS n, {hashed} AS hashed, group_concat({sig}, ';') AS sig,"
+        f" group_concat({canon}, char(10)) AS texts, group_concat(hash, '') AS hashes"
+        f" FROM {rows_table} WHERE {where}"
     )
+    inner += f" GROUP BY {key} HAVING count(*) > 0 ORDER BY {key}" if group else " HAVING count(*) > 0"
+    chains = (
+        "SELECT group_concat(cid || ':' || n || ':' || hashed, ','), group_concat(coalesce(sig, ''), '|'),"
+        " CAST(group_concat(texts, char(10)) AS BLOB), group_concat(coalesce(hashes, ''), '')"
+        f" FROM ({inner})"
+    )
+    return bound, owners, chains
 
 
 def _replayed(table: Table, sig: str, n: int) -> str | None:
