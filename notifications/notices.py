@@ -189,6 +189,7 @@ NOTICES: dict[str, Notice] = {
             "recipient_name",  # the staff member's name, or the e-mail when none is known
             "role",  # admin (the office console); evaluator and applicant for the portals
             "signin_url",  # the link itself: never shown to anyone but its recipient (read/outbox hides it)
+            "links",  # every link of the address (role, name, url): several when it is several people
             "valid_minutes",
             "expires_at",
             common=False,
@@ -287,6 +288,10 @@ SAMPLE: dict[str, object] = {
     "recipient_name": "이서연",
     "role": "admin",
     "signin_url": "http://127.0.0.1:8470/signin/SAMPLE-TOKEN",
+    "links": [
+        {"role": "admin", "name": "", "url": "http://127.0.0.1:8470/signin/SAMPLE-TOKEN"},
+        {"role": "applicant", "name": "공주시 (44150)", "url": "http://127.0.0.1:8470/signin/SAMPLE-TOKEN-2"},
+    ],
     "valid_minutes": 15,
     "expires_at": _T.replace(minute=15),
     "documents": [

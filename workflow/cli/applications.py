@@ -61,6 +61,51 @@ def applicants_list(as_json: Annotated[bool, typer.Option("--json")] = False) ->
     output.console.print(table)
 
 
+contact_app = typer.Typer(
+    help="The people who sign in to an applicant's pages (its contacts; the row's own e-mail is one).",
+    no_args_is_help=True,
+)
+applicants_app.add_typer(contact_app, name="contact")
+
+
+@contact_app.command("add")
+def contact_add(
+    code: str,
+    email: str,
+    name: Annotated[str | None, typer.Option(help="The person's name.")] = None,
+    as_json: ChangedJson = False,
+) -> None:
+    """One more contact: signs in by an e-mailed link and sees the applicant's applications."""
+    row = applicants_mod.add_contact(state.app(), code, email, name)
+    output.done(as_json, row, f"{row['email']}: now a contact of applicant {code}")
+
+
+@contact_app.command("remove")
+def contact_remove(code: str, email: str, as_json: ChangedJson = False) -> None:
+    """A contact no more: it cannot sign in for the applicant, and its sessions end at once."""
+    row = applicants_mod.remove_contact(state.app(), code, email)
+    output.done(
+        as_json,
+        row,
+        f"{row['email']}: no longer a contact of applicant {code} ({row['sessions_ended']} session(s) ended)",
+    )
+
+
+@contact_app.command("list")
+def contact_list(code: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The contacts of one applicant, its own e-mail (where notices go) first."""
+    a = state.app()
+    with read(a.db) as conn:
+        rows = applicants_mod.contacts_of(conn, code)
+    if as_json:
+        output.print_json(rows)
+        return
+    table = output.RichTable("e-mail", "name", "notices")
+    for r in rows:
+        table.add_row(r["email"], r["name"] or "-", "yes" if r["own"] else "")
+    output.console.print(table)
+
+
 @app.command()
 def announce(
     track: str,

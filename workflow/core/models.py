@@ -275,6 +275,7 @@ class Evaluator(SQLModel, table=True):
     affiliation: str
     region: str = Field(max_length=2)  # 시·도 code, e.g. 41
     home_code: str | None = Field(default=None, max_length=10)  # their own local government, if any
+    language: str = Field(default="ko", max_length=2)  # the portal's and the sign-in mail's (0013)
 
 
 class DeclaredConflict(SQLModel, table=True):
@@ -544,6 +545,7 @@ class WebSession(SQLModel, table=True):
     expires_at: datetime = utc_field()  # the absolute limit
     revoked_at: datetime | None = utc_field(nullable=True)
     client: str | None = Field(default=None, max_length=64)
+    email: str | None = Field(default=None, max_length=200)  # the person it was opened for (0013)
 
 
 class SigninAttempt(SQLModel, table=True):
@@ -590,3 +592,26 @@ class AuditCheck(SQLModel, table=True):
 
 
 AUDIT_CHECK = AuditCheck.__table__  # type: ignore[attr-defined]
+
+
+# -- the contacts of an applicant (0013) ----------------------------------------------------------
+# Every person at a local government who signs in to its applicant pages: the applicant row's own
+# e-mail and any more the CSV (`contacts`) or `gongmo applicants contact add` names. They all sign
+# in to the same applicant (its code): visibility is keyed on the code, the audit names the person.
+
+
+class ApplicantContact(SQLModel, table=True):
+    """A contact person of an applicant: one e-mail (lower case) per applicant at most once."""
+
+    __tablename__ = "applicant_contact"
+    __table_args__ = (
+        sa.UniqueConstraint("applicant_id", "email", name="uq_applicant_contact"),
+        sa.Index("ix_applicant_contact_email", "email"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    applicant_id: int = Field(foreign_key="applicant.id")
+    email: str = Field(max_length=200)
+    name: str | None = None
+
+
+APPLICANT_CONTACT = ApplicantContact.__table__  # type: ignore[attr-defined]

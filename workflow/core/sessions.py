@@ -7,11 +7,18 @@ office's staff accounts, and the rate limit of sign-ins. Only SHA-256 digests of
   was opened), or when revoked. It resolves to the same Principal an API token of its role and
   subject would (tokens.principal), so every page reads through the same visibility rule as the API.
   A session of role admin resolves only while its staff account exists and is not disabled; its
-  subject (the audit rows' actor) is the staff e-mail.
+  subject (the audit rows' actor) is the staff e-mail. A session of role evaluator resolves only
+  while the evaluator is on the committee (subject: its e-mail); one of role applicant only while
+  the applicant exists (subject: its code) and, for a session opened by a link, while the address
+  it was opened for is still one of the applicant's contacts (`applicant_contact`). The session row
+  keeps that address (`email`), and the Principal carries it as `person`: visibility stays keyed on
+  the code, and the audit names the person ("41110 (kim@city.go.kr)", core/actors.acting_for).
 - A **sign-in link** carries 32 random bytes; its row keeps the SHA-256, the role and subject it
   signs in as and where it was sent. It works once, within LINK_VALID (`redeem`). The office's
-  links are role admin (subject: the staff e-mail); the portals' will be role evaluator (subject:
-  the evaluator's e-mail) and applicant (subject: the applicant's code, sent to its contact).
+  links are role admin (subject: the staff e-mail); the portals' are role evaluator (subject: the
+  evaluator's e-mail) and applicant (subject: the applicant's code, sent to one of its contacts).
+  `targets` says whom an address signs in as: it may be several (staff and evaluator, or the
+  contact of two governments), and each gets its own link in one mail (outbox/signin.py).
 - **Attempts** (`signin_attempt`): every link requested (kind request) and every link used (kind
   link, ok or not). A request is refused past REQUESTS_PER_ADDRESS per address or
   REQUESTS_PER_CLIENT per client in WINDOW, a link use past FAILED_LINKS_PER_CLIENT failed uses per
@@ -41,7 +48,15 @@ from gongmo.states.errors import Conflict, GongmoError, InvalidInput, NotFound
 from gongmo.states.lifecycle import Role
 from gongmo.workflow.core import tokens
 from gongmo.workflow.core.db import read, write
-from gongmo.workflow.core.models import SIGNIN_ATTEMPT, SIGNIN_LINK, STAFF, WEB_SESSION
+from gongmo.workflow.core.models import (
+    APPLICANT,
+    APPLICANT_CONTACT,
+    EVALUATOR,
+    SIGNIN_ATTEMPT,
+    SIGNIN_LINK,
+    STAFF,
+    WEB_SESSION,
+)
 from gongmo.workflow.core.tokens import Parts, Principal
 
 IDLE = timedelta(minutes=30)
@@ -57,6 +72,8 @@ FAILED_LINKS_PER_CLIENT = 20
 REQUEST = "request"
 LINK = "link"
 LANGUAGES = ("ko", "en")
+# Where each role lands after signing in (and the prefix its `next` must keep).
+HOME = {Role.ADMIN: "/office", Role.EVALUATOR: "/evaluator", Role.APPLICANT: "/applicant"}
 
 LinkProblem = Literal["unknown", "used", "expired", "disabled"]
 
@@ -112,6 +129,14 @@ def local_path(value: str | None, default: str = "/office") -> str:
     if parts.scheme or parts.netloc or any(ord(c) < 32 or c == "\x7f" for c in value):
         return default
     return value
+
+
+def landing(role: str, next_path: str | None) -> str:
+    """Where a session of `role` goes after signing in: `next` if it is a path of this site under the
+    role's home (an evaluator is never sent to the office's pages), else the home itself."""
+    home = HOME.get(Role(role), "/office")
+    target = local_path(next_path, "")
+    return target if target == home or target.startswith((home + "/", home + "?")) else home
 
 
 def link_url(base_url: str, raw: str, next_path: str | None = None) -> str:
@@ -194,6 +219,53 @@ def sync_staff(conn: Connection, emails: list[str], now: datetime) -> list[str]:
     return changes
 
 
+# -- whom an address signs in as ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """One role and subject an address may sign in as, with the person's name and language and, for an
+    applicant, the government it acts for (the mail labels each link with it)."""
+
+    role: Role
+    subject: str
+    name: str | None
+    language: str
+    applicant_name: str | None = None
+
+
+def contact(conn: Connection, code: str, email: str) -> RowMapping | None:
+    """The contact `email` of applicant `code` (with the applicant's name and language), if it is one."""
+    query = (
+        sa.select(APPLICANT_CONTACT, APPLICANT.c.code, APPLICANT.c.language, APPLICANT.c.name.label("applicant_name"))
+        .join(APPLICANT, APPLICANT.c.id == APPLICANT_CONTACT.c.applicant_id)
+        .where(APPLICANT.c.code == code, APPLICANT_CONTACT.c.email == email.strip().lower())
+    )
+    return conn.execute(query).mappings().first()
+
+
+def targets(conn: Connection, email: str) -> list[Target]:
+    """Everyone `email` signs in as: the office (an active staff account), the committee (an
+    evaluator), and each local government it is a contact of (by code); in that order."""
+    email = email.strip().lower()
+    found: list[Target] = []
+    staff = active_staff(conn, email)
+    if staff is not None:
+        found.append(Target(Role.ADMIN, email, staff["name"], str(staff["language"])))
+    ev = conn.execute(sa.select(EVALUATOR).where(EVALUATOR.c.email == email)).mappings().first()
+    if ev is not None:
+        found.append(Target(Role.EVALUATOR, email, ev["name"], str(ev["language"])))
+    query = (
+        sa.select(APPLICANT.c.code, APPLICANT.c.name, APPLICANT.c.language, APPLICANT_CONTACT.c.name.label("person"))
+        .join(APPLICANT, APPLICANT.c.id == APPLICANT_CONTACT.c.applicant_id)
+        .where(APPLICANT_CONTACT.c.email == email)
+        .order_by(APPLICANT.c.code)
+    )
+    for r in conn.execute(query).mappings():
+        found.append(Target(Role.APPLICANT, str(r["code"]), r["person"], str(r["language"]), str(r["name"])))
+    return found
+
+
 # -- sessions -------------------------------------------------------------------------------------
 
 
@@ -206,20 +278,27 @@ class Session:
     created_at: datetime
     last_seen_at: datetime
     expires_at: datetime
-    language: str | None = None  # the staff account's language: the pages' default
+    language: str | None = None  # the person's language (staff, evaluator, applicant): the pages' default
+    email: str | None = None  # the address it was opened for (None: opened without a link)
 
 
-def open_session(app: Parts, role: str, subject: str, client: str | None = None) -> str:
-    """A new session for (role, subject); returns the raw session id (the cookie's value)."""
+def open_session(app: Parts, role: str, subject: str, client: str | None = None, email: str | None = None) -> str:
+    """A new session for (role, subject), opened for `email` (an applicant's contact: it must be one);
+    returns the raw session id (the cookie's value)."""
     with write(app.db) as conn:
-        raw, _ = _insert_session(conn, role, subject, app.clock.now(), client)
+        raw, _ = _insert_session(conn, role, subject, app.clock.now(), client, email)
     return raw
 
 
-def _insert_session(conn: Connection, role: str, subject: str, now: datetime, client: str | None) -> tuple[str, int]:
+def _insert_session(
+    conn: Connection, role: str, subject: str, now: datetime, client: str | None, email: str | None = None
+) -> tuple[str, int]:
     who = tokens.principal(conn, role, subject)  # refuses a subject that stands for no one
     if who.role == Role.ADMIN and active_staff(conn, who.subject) is None:
         raise NotFound(f"no staff account {who.subject} (or it is disabled): `gongmo staff add {who.subject}`")
+    email = email.strip().lower() if email else None
+    if who.role == Role.APPLICANT and email is not None and contact(conn, who.subject, email) is None:
+        raise NotFound(f"{email} is not a contact of applicant {who.subject}: `gongmo applicants contact add`")
     raw = secrets.token_urlsafe(32)
     session_id = conn.execute(
         sa.insert(WEB_SESSION)
@@ -231,6 +310,7 @@ def _insert_session(conn: Connection, role: str, subject: str, now: datetime, cl
             last_seen_at=now,
             expires_at=now + LIFETIME,
             client=(client or "")[:64] or None,
+            email=email,
         )
         .returning(WEB_SESSION.c.id)
     ).scalar_one()
@@ -239,26 +319,50 @@ def _insert_session(conn: Connection, role: str, subject: str, now: datetime, cl
 
 def authenticate(conn: Connection, raw: str, now: datetime) -> Session | None:
     """The live session of a cookie value, or None (unknown, revoked, idle too long, past its
-    limit, or its account removed or disabled since)."""
+    limit, or its person gone since: staff disabled, evaluator off the committee, applicant removed,
+    the contact it was opened for removed)."""
     row = conn.execute(sa.select(WEB_SESSION).where(WEB_SESSION.c.session_sha256 == digest(raw))).mappings().first()
     if row is None or row["revoked_at"] is not None:
         return None
     if now >= row["expires_at"] or now - row["last_seen_at"] >= IDLE:
         return None
-    language = None
-    if row["role"] == Role.ADMIN:
-        staff = active_staff(conn, row["subject"])
-        if staff is None:
-            return None
-        language = str(staff["language"])
+    language = person_language(conn, row["role"], row["subject"], row["email"])
+    if language is None:
+        return None
     try:
         who = tokens.principal(conn, row["role"], row["subject"])
     except NotFound:
         return None  # the account was removed since
-    who = Principal(0, who.role, who.subject, who.applicant_id, who.evaluator_id)
+    who = Principal(0, who.role, who.subject, who.applicant_id, who.evaluator_id, person=row["email"])
     return Session(
-        int(row["id"]), who.role, who.subject, who, row["created_at"], row["last_seen_at"], row["expires_at"], language
+        int(row["id"]),
+        who.role,
+        who.subject,
+        who,
+        row["created_at"],
+        row["last_seen_at"],
+        row["expires_at"],
+        language,
+        row["email"],
     )
+
+
+def person_language(conn: Connection, role: str, subject: str, email: str | None) -> str | None:
+    """The language of the person a session or link of (role, subject, email) stands for, or None if
+    that person is gone (staff disabled, evaluator or applicant removed, contact removed)."""
+    if role == Role.ADMIN:
+        staff = active_staff(conn, subject)
+        return None if staff is None else str(staff["language"])
+    if role == Role.EVALUATOR:
+        found = conn.execute(sa.select(EVALUATOR.c.language).where(EVALUATOR.c.email == subject)).scalar()
+        return None if found is None else str(found)
+    if role == Role.APPLICANT:
+        if email is not None:
+            row = contact(conn, subject, email)
+            return None if row is None else str(row["language"])
+        found = conn.execute(sa.select(APPLICANT.c.language).where(APPLICANT.c.code == subject)).scalar()
+        return None if found is None else str(found)
+    return None
 
 
 def needs_touch(session: Session, now: datetime) -> bool:
@@ -279,18 +383,18 @@ def revoke(conn: Connection, session_id: int, now: datetime) -> int:
     return int(result.rowcount)
 
 
-def revoke_subject(conn: Connection, role: str, subject: str, now: datetime) -> int:
-    """End every session of one person (role and subject); returns how many were live."""
-    result = conn.execute(
-        sa.update(WEB_SESSION)
-        .where(
-            WEB_SESSION.c.role == role,
-            WEB_SESSION.c.subject == subject,
-            WEB_SESSION.c.revoked_at.is_(None),
-            WEB_SESSION.c.expires_at > now,
-        )
-        .values(revoked_at=now)
-    )
+def revoke_subject(conn: Connection, role: str, subject: str, now: datetime, email: str | None = None) -> int:
+    """End every session of one person (role and subject; with `email`, only the sessions opened for
+    that address, e.g. one contact of an applicant); returns how many were live."""
+    where = [
+        WEB_SESSION.c.role == role,
+        WEB_SESSION.c.subject == subject,
+        WEB_SESSION.c.revoked_at.is_(None),
+        WEB_SESSION.c.expires_at > now,
+    ]
+    if email is not None:
+        where.append(WEB_SESSION.c.email == email)
+    result = conn.execute(sa.update(WEB_SESSION).where(*where).values(revoked_at=now))
     return int(result.rowcount)
 
 
@@ -366,9 +470,21 @@ def check_link(conn: Connection, raw: str, now: datetime) -> RowMapping:
         raise LinkRefused("used", "this sign-in link was already used: a link works once")
     if now >= row["expires_at"]:
         raise LinkRefused("expired", f"this sign-in link has expired: a link works for {_minutes(LINK_VALID)} minutes")
-    if row["role"] == Role.ADMIN and active_staff(conn, row["subject"]) is None:
+    if person_language(conn, row["role"], row["subject"], _contact_email(row)) is None:
         raise LinkRefused("disabled", "the account of this sign-in link is disabled: ask the contest office")
     return row
+
+
+def link_language(conn: Connection, raw: str) -> str | None:
+    """The language of the person a link (usable or not) was sent for, None for an unknown link or a
+    person gone: its pages speak that language unless the browser chose another."""
+    row = conn.execute(sa.select(SIGNIN_LINK).where(SIGNIN_LINK.c.token_sha256 == digest(raw))).mappings().first()
+    return None if row is None else person_language(conn, row["role"], row["subject"], _contact_email(row))
+
+
+def _contact_email(link: RowMapping) -> str | None:
+    """The contact a link of role applicant was sent to (the person its session acts as)."""
+    return str(link["email"]) if link["role"] == Role.APPLICANT else None
 
 
 def redeem(app: Parts, raw: str, client: str) -> tuple[str, Session]:
@@ -388,7 +504,7 @@ def redeem(app: Parts, raw: str, client: str) -> tuple[str, Session]:
             )
             if used.rowcount != 1:  # used by a second click at the same moment
                 raise LinkRefused("used", "this sign-in link was already used: a link works once")
-            session_raw, _ = _insert_session(conn, link["role"], link["subject"], now, client)
+            session_raw, _ = _insert_session(conn, link["role"], link["subject"], now, client, str(link["email"]))
             record(conn, LINK, link["email"], client, now, ok=True)
             found = authenticate(conn, session_raw, now)
             assert found is not None

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine as DbEngine
 
 from gongmo.states.errors import Conflict, InvalidInput, NotFound
 from gongmo.states.lifecycle import Role
-from gongmo.workflow.core.actors import Actor
+from gongmo.workflow.core.actors import Actor, acting_for
 from gongmo.workflow.core.clock import Clock
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import API_TOKEN, APPLICANT, EVALUATOR
@@ -59,10 +59,11 @@ class Principal:
     applicant_id: int | None = None
     evaluator_id: int | None = None
     last_used_at: datetime | None = None
+    person: str | None = None  # who acts for the subject (a web session's e-mail), named in the audit
 
     @property
     def actor(self) -> Actor:
-        return Actor(self.subject, self.role)
+        return Actor(acting_for(self.subject, self.person), self.role)
 
 
 def digest(token: str) -> str:

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from gongmo.workflow.engine.app import App
 
 EVALUATOR_COLUMNS = ("name", "email", "affiliation", "region", "home_code", "conflicts")
+EVALUATOR_OPTIONAL = ("language",)  # ko or en: the evaluator's pages and sign-in mail (ko when absent)
 IMPORT = Actor("evaluators import", Role.ADMIN)
 PART_STATE = {"written": "written_evaluation", "presentation": "presentation_evaluation"}
 PART_WINDOW = {
@@ -75,6 +76,7 @@ class EvaluatorRow(BaseModel):
     region: str
     home_code: str | None = Field(default=None, pattern=r"^[0-9]{5}$")  # not \d: any Unicode digit
     conflicts: list[str] = Field(default_factory=list)
+    language: str | None = Field(default=None, pattern=r"^(ko|en)$")  # the portal's; None: left as it is (ko)
 
 
 FIXES = {
@@ -84,6 +86,7 @@ FIXES = {
     "region": "the 시·도 they live or work in, e.g. 경기도, 경기 or 41",
     "home_code": "empty, or the 5-digit code of the local government they belong to",
     "conflicts": "empty, or applicant codes separated by ';', e.g. 41110;44200",
+    "language": "empty, ko or en (the language of the evaluator's pages and sign-in mail)",
 }
 
 
@@ -91,7 +94,7 @@ def parse_evaluators(path: Path, max_bytes: int = MAX_CSV_BYTES) -> list[tuple[E
     """Rows with their region code; all problems at once (the first 50 and a count), or nothing."""
     rows_in = open_csv(path, max_bytes)
     header = header_of(rows_in, path)
-    wrong = header_problems(header, EVALUATOR_COLUMNS[:4], EVALUATOR_COLUMNS)
+    wrong = header_problems(header, EVALUATOR_COLUMNS[:4], EVALUATOR_COLUMNS + EVALUATOR_OPTIONAL)
     if wrong:
         raise InvalidInput(
             f"{path}: header must be {','.join(EVALUATOR_COLUMNS)} (the last two may be left out){wrong};"
@@ -103,6 +106,7 @@ def parse_evaluators(path: Path, max_bytes: int = MAX_CSV_BYTES) -> list[tuple[E
     for number, cells in records(rows_in, header, path, problems):
         record: dict[str, Any] = {k: v.strip() for k, v in cells.items()}
         record["home_code"] = record.get("home_code") or None
+        record["language"] = record.get("language") or None
         codes = [c.strip() for c in (record.get("conflicts") or "").replace(",", ";").split(";") if c.strip()]
         record["conflicts"] = codes
         bad = [c for c in codes if not (len(c) == 5 and c.isascii() and c.isdigit())]
@@ -146,6 +150,8 @@ def store_evaluators(conn: Connection, rows: list[tuple[EvaluatorRow, str]], now
             "region": region,
             "home_code": row.home_code,
         }
+        if row.language is not None:
+            values["language"] = row.language
         existing = conn.execute(sa.select(EVALUATOR).where(EVALUATOR.c.email == values["email"])).mappings().first()
         if existing is None:
             evaluator_id = int(

@@ -5,12 +5,16 @@ signing in by an e-mailed one-time link.
   sign-in page. Every form POST carries the session's CSRF token (`csrf`, core/sessions) and is
   refused without it (`Csrf`). The cookie is HttpOnly, SameSite=Lax, and Secure unless the console
   is served on loopback.
-- Sign-in: GET /signin is a form for an e-mail address; POST /signin answers the same page whether
-  or not the address has an account, and for a staff address queues a mail with a link valid 15
-  minutes (outbox/signin.py). GET /signin/{token} is a page with one "Sign in" button, so a mail
+- Sign-in (the office, the evaluators and the applicants alike): GET /signin is a form for an
+  e-mail address; POST /signin answers the same page whether or not the address has an account (in
+  the browser's language: the person's would tell whom the address belongs to), and queues one mail
+  with a link valid 15 minutes per role and subject the address stands for (a staff account, an
+  evaluator, each government it is a contact of; outbox/signin.py). GET /signin/{token} is a page
+  with one "Sign in" button, in the language of the person the link was sent for, so a mail
   scanner that fetches the link does not use it up; POST /signin/{token} uses the link (once, in
-  time), opens a session and goes to `next` (a path of this site only) or /office. A used, expired
-  or unknown link gets a page saying which, with the way to ask for a new one.
+  time), opens a session and goes to `next` if it is under the role's home, else the home: /office,
+  /evaluator or /applicant (core/sessions.landing). A used, expired or unknown link gets a page
+  saying which, with the way to ask for a new one.
 - The sign-in forms have no session to derive a CSRF token from: they use a double-submit cookie
   (PRE_COOKIE, random, HttpOnly, SameSite=Strict, path /signin) whose derived token the form
   carries, and a POST whose Origin header names another site is refused as well.
@@ -28,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.engine import Connection, RowMapping
 
 from gongmo.states.errors import InvalidInput
 from gongmo.states.lifecycle import Role
@@ -45,9 +50,15 @@ router = APIRouter(include_in_schema=False)
 words.register(
     {
         "signin.intro": (
-            "공모 운영 화면에 로그인할 수 있는 링크를 이메일로 보내 드립니다.",
-            "We e-mail you a link to sign in to the contest office console.",
+            "공모 운영 화면, 평가위원 화면, 신청기관 화면에 로그인할 수 있는 링크를 이메일로 보내 드립니다."
+            " 담당 부서, 평가위원, 신청기관 담당자로 등록된 주소를 입력하십시오.",
+            "We e-mail you a link to sign in to the contest office console, the evaluators' pages or the"
+            " applicants' pages. Enter the address the office, the committee or your local government's"
+            " record knows you by.",
         ),
+        "signin.for.admin": ("공모 운영 화면", "The contest office console"),
+        "signin.for.evaluator": ("평가위원 화면", "The evaluators' pages"),
+        "signin.for.applicant": ("신청기관 화면", "The applicants' pages"),
         "signin.email": ("이메일 주소", "E-mail address"),
         "signin.send": ("로그인 링크 받기", "Send me a sign-in link"),
         "signin.sent.title": ("메일을 확인하십시오", "Check your mail"),
@@ -241,25 +252,47 @@ def signin_link_page(request: Request, token: str) -> HTMLResponse:
     a = pages.gongmo(request)
     next_path = sessions.local_path(request.query_params.get("next"), "")
     with read(a.db) as conn:
+        _speak_as_link(request, conn, token)
         try:
             link = sessions.check_link(conn, token, a.clock.now())
         except sessions.LinkRefused as exc:
             return _problem(request, exc, next_path)
-    return _signin_page(request, "signin_link.html", token=token, email=link["email"], next=next_path)
+        label = _link_label(conn, link)
+    return _signin_page(
+        request, "signin_link.html", token=token, email=link["email"], role=link["role"], label=label, next=next_path
+    )
+
+
+def _speak_as_link(request: Request, conn: Connection, token: str) -> None:
+    """The link's pages in the language of the person it was sent for (unless the browser chose)."""
+    language = sessions.link_language(conn, token)
+    if language:
+        request.state.default_language = language
+
+
+def _link_label(conn: Connection, link: RowMapping) -> str:
+    """The government an applicant's link acts for, e.g. 수원시 (41110); empty for the others."""
+    if link["role"] != Role.APPLICANT:
+        return ""
+    found = sessions.contact(conn, link["subject"], link["email"])
+    return f"{found['applicant_name']} ({link['subject']})" if found is not None else ""
 
 
 @router.post("/signin/{token}", dependencies=[SigninCsrf])
 def signin_link_use(request: Request, token: str, next: Annotated[str, Form()] = "") -> Response:
-    """Use the link: once, within 15 minutes; a session, then `next` (this site's path) or /office."""
+    """Use the link: once, within 15 minutes; a session, then `next` (under the role's home) or the
+    role's home (/office, /evaluator, /applicant)."""
     a = pages.gongmo(request)
     next_path = sessions.local_path(next, "")
+    with read(a.db) as conn:
+        _speak_as_link(request, conn, token)
     try:
-        raw, _ = sessions.redeem(a, token, _client(request))
+        raw, found = sessions.redeem(a, token, _client(request))
     except sessions.RateLimited as exc:
         return _limited(request, exc, "signin.html", why=None, next=next_path, email="")
     except sessions.LinkRefused as exc:
         return _problem(request, exc, next_path)
-    response = RedirectResponse(next_path or "/office", status_code=303)
+    response = RedirectResponse(sessions.landing(found.role, next_path), status_code=303)
     set_session_cookie(request, response, raw)
     response.delete_cookie(PRE_COOKIE, path="/signin")
     return response

@@ -17,12 +17,14 @@ import pytest
 import sqlalchemy as sa
 
 from gongmo.notifications.transport import MaildirTransport
-from gongmo.workflow.core import sessions
+from gongmo.states.errors import NotFound
+from gongmo.workflow.core import sessions, tokens
 from gongmo.workflow.core.clock import FixedClock
 from gongmo.workflow.core.db import read, write
-from gongmo.workflow.core.models import OUTBOX, SIGNIN_ATTEMPT, SIGNIN_LINK, STAFF
+from gongmo.workflow.core.models import APPLICANT_CONTACT, AUDIT, EVALUATOR, OUTBOX, SIGNIN_ATTEMPT, SIGNIN_LINK, STAFF
 from gongmo.workflow.outbox.dispatch import Mailer
 from gongmo.workflow.read import outbox as outbox_rows
+from gongmo.workflow.stages import applicants
 from tests.conftest import kst, make_app
 from tests.workflow.api.conftest import ADMIN, World
 from tests.workflow.web.conftest import COOKIE, Browser, text_of
@@ -387,3 +389,186 @@ def test_signing_in_on_postgresql_with_a_mail_of_no_application(
         assert row["application_id"] is None and row["state"] == "sent"
     finally:
         w.close()
+
+
+# -- the portals: evaluators and the contacts of applicants (issue 24) -----------------------------
+
+KIM = "kim@univ-seoul.example"  # an evaluator of the 2024 scenario (ko)
+SUWON, SUWON_MAIL = "41110", "smart@suwon.example"  # 수원시's own contact (ko)
+CHEONAN, CHEONAN_MAIL = "44130", "smart@cheonan.example"  # 천안시 (en)
+SECOND = "park.jh@suwon.example"  # a second contact of 수원시
+
+
+def session_of(w: World, b: Browser) -> sessions.Session:
+    raw = b.http.cookies.get(COOKIE)
+    assert raw is not None, "no session cookie"
+    with read(w.app.db) as conn:
+        found = sessions.authenticate(conn, raw, w.clock.now())
+    assert found is not None
+    return found
+
+
+def links_in(w: World, address: str) -> list[str]:
+    """Every link token in the newest sign-in mail to `address`, in the mail's order."""
+    with read(w.app.db) as conn:
+        body = conn.execute(
+            sa.select(OUTBOX.c.body_text)
+            .where(OUTBOX.c.notice == "signin_link", OUTBOX.c.to_addr == address)
+            .order_by(OUTBOX.c.id.desc())
+        ).scalar()
+    assert body is not None, f"no sign-in mail to {address}"
+    return LINK.findall(body)
+
+
+def test_an_evaluator_signs_in_from_the_maildir_link_and_lands_on_its_pages(
+    opened: World, browser: Make, tmp_path: Path
+) -> None:
+    b = browser(opened)
+    assert ask(b, KIM.upper())[0] == 200
+    (mail,) = [m for m in deliver_to_maildir(opened, tmp_path / "maildir") if m["X-Gongmo-Notice"] == "signin_link"]
+    assert mail["To"] == KIM and "평가위원 화면" in mail.get_body(preferencelist=("plain",)).get_content()
+    token = link_in_mail(mail)
+    assert "평가위원 화면" in text_of(b.get(f"/signin/{token}").text)
+    status, location, _ = use(b, token, next_path="/office/outbox")  # never sent to the office's pages
+    assert (status, location) == (303, "/evaluator")
+    found = session_of(opened, b)
+    assert (found.role, found.subject, found.email) == ("evaluator", KIM, KIM)
+    assert found.principal.evaluator_id is not None and found.principal.actor.name == KIM
+    assert b.get("/evaluator").status_code == 200
+    assert b.get("/office").status_code == 403
+
+
+def test_a_contact_of_an_applicant_signs_in_to_its_pages_acting_as_its_code(
+    opened: World, browser: Make, tmp_path: Path
+) -> None:
+    b = browser(opened)
+    ask(b, SUWON_MAIL, next_path="/applicant")
+    (mail,) = [m for m in deliver_to_maildir(opened, tmp_path / "maildir") if m["X-Gongmo-Notice"] == "signin_link"]
+    assert "수원시 (41110) 신청기관 화면" in mail.get_body(preferencelist=("plain",)).get_content()
+    token = link_in_mail(mail)
+    assert "신청기관 화면: 수원시 (41110)" in text_of(b.get(f"/signin/{token}").text)
+    assert use(b, token)[:2] == (303, "/applicant")
+    found = session_of(opened, b)
+    assert (found.role, found.subject, found.email) == ("applicant", SUWON, SUWON_MAIL)
+    assert found.principal.actor.name == f"{SUWON} ({SUWON_MAIL})"
+    assert found.principal.applicant_id == opened.row(SUWON)["applicant_id"]
+    assert b.get("/applicant").status_code == 200
+
+
+def test_two_contacts_of_one_government_see_the_same_applications(opened: World, browser: Make) -> None:
+    applicants.add_contact(opened.app, SUWON, SECOND.upper(), name="박지훈")
+    seen = []
+    for address in (SUWON_MAIL, SECOND):
+        b = browser(opened)
+        ask(b, address)
+        assert use(b, link_in_outbox(opened, address))[:2] == (303, "/applicant")
+        found = session_of(opened, b)
+        assert (found.subject, found.email) == (SUWON, address)
+        page = b.get("/applicant")
+        assert page.status_code == 200
+        seen.append((found.principal.applicant_id, re.findall(r"/applicant/applications/(\d+)", page.text)))
+    assert seen[0] == seen[1] and str(opened.id(SUWON)) in seen[0][1]
+
+
+def test_an_address_that_is_staff_and_evaluator_gets_one_mail_with_a_link_each(
+    opened: World, browser: Make, tmp_path: Path
+) -> None:
+    sessions.add_staff(opened.app, KIM, name="김교수", created_by="test")
+    applicants.add_contact(opened.app, CHEONAN, KIM)  # and a contact of 천안시 too
+    ask(browser(opened), KIM)
+    (mail,) = [m for m in deliver_to_maildir(opened, tmp_path / "maildir") if m["X-Gongmo-Notice"] == "signin_link"]
+    text = mail.get_body(preferencelist=("plain",)).get_content()
+    assert "화면이 3개입니다" in text
+    labels = ["1. 공모 운영 화면", "2. 평가위원 화면", "3. 신청기관 화면: 천안시 (44130)"]
+    assert all(label in text for label in labels), text
+    tokens = links_in(opened, KIM)
+    assert len(tokens) == 3 and len(set(tokens)) == 3
+    homes = []
+    for token in tokens:
+        b = browser(opened)
+        _, location, _ = use(b, token)
+        homes.append((location, session_of(opened, b).role))
+    assert homes == [("/office", "admin"), ("/evaluator", "evaluator"), ("/applicant", "applicant")]
+
+
+def test_no_enumeration_the_same_answer_for_staff_evaluator_contact_and_nobody(staffed: World, browser: Make) -> None:
+    b = browser(staffed)
+    answers = {address: ask(b, address) for address in (STAFF_EMAIL, KIM, CHEONAN_MAIL, "nobody@example.org")}
+    assert {status for status, _ in answers.values()} == {200}
+    assert len({text_of(text) for _, text in answers.values()}) == 1  # in the browser's language, not the person's
+    assert signin_mails(staffed) == 3
+
+
+def test_the_mail_and_the_link_page_speak_the_persons_language(opened: World, browser: Make) -> None:
+    with write(opened.app.db) as conn:
+        conn.execute(sa.update(EVALUATOR).where(EVALUATOR.c.email == KIM).values(language="en"))
+    b = browser(opened)
+    ask(b, KIM)
+    ask(b, CHEONAN_MAIL)
+    for address, words in ((KIM, "the evaluators' pages"), (CHEONAN_MAIL, "the applicants' pages of 천안시 (44130)")):
+        (row,) = opened.rows(OUTBOX, OUTBOX.c.to_addr == address, OUTBOX.c.notice == "signin_link")
+        assert row["language"] == "en" and "sign-in link" in row["subject"] and words in row["body_text"]
+        page = browser(opened).get(f"/signin/{links_in(opened, address)[0]}")
+        assert 'lang="en"' in page.text and "Press the button below" in text_of(page.text)
+    ask(b, SUWON_MAIL)
+    (row,) = opened.rows(OUTBOX, OUTBOX.c.to_addr == SUWON_MAIL, OUTBOX.c.notice == "signin_link")
+    assert row["language"] == "ko"
+
+
+def test_a_removed_contact_gets_no_link_and_its_session_and_links_end(opened: World, browser: Make) -> None:
+    applicants.add_contact(opened.app, SUWON, SECOND)
+    b = browser(opened)
+    ask(b, SECOND)
+    assert use(b, link_in_outbox(opened, SECOND))[:2] == (303, "/applicant")
+    ask(b, SECOND)
+    unused = link_in_outbox(opened, SECOND)
+    other = browser(opened)
+    ask(other, SUWON_MAIL)
+    use(other, link_in_outbox(opened, SUWON_MAIL))
+    assert b.get("/applicant").status_code == 200
+    done = applicants.remove_contact(opened.app, SUWON, SECOND)
+    assert done["sessions_ended"] == 1
+    assert b.get("/applicant").status_code == 303  # back to the sign-in page
+    assert use(browser(opened), unused)[0] == 403  # its link is refused as well
+    assert other.get("/applicant").status_code == 200  # the other contact goes on
+    before = signin_mails(opened)
+    ask(browser(opened), SECOND)
+    assert signin_mails(opened) == before  # no mail: it is nobody's address now
+
+
+def test_a_session_of_a_contact_removed_behind_its_back_stops_resolving(opened: World, browser: Make) -> None:
+    """Removed in the database without revoking anything (an import, a script): authenticate checks."""
+    applicants.add_contact(opened.app, SUWON, SECOND)
+    raw = sessions.open_session(opened.app, "applicant", SUWON, client="test", email=SECOND)
+    with read(opened.app.db) as conn:
+        assert sessions.authenticate(conn, raw, opened.clock.now()) is not None
+    with write(opened.app.db) as conn:
+        conn.execute(sa.delete(APPLICANT_CONTACT).where(APPLICANT_CONTACT.c.email == SECOND))
+    with read(opened.app.db) as conn:
+        assert sessions.authenticate(conn, raw, opened.clock.now()) is None
+    with pytest.raises(NotFound):
+        sessions.open_session(opened.app, "applicant", SUWON, email=SECOND)
+
+
+def test_an_evaluator_removed_from_the_committee_loses_its_session(opened: World, browser: Make) -> None:
+    b = browser(opened)
+    ask(b, KIM)
+    use(b, link_in_outbox(opened, KIM))
+    assert b.get("/evaluator").status_code == 200
+    with write(opened.app.db) as conn:
+        conn.execute(sa.update(EVALUATOR).where(EVALUATOR.c.email == KIM).values(email="gone@univ-seoul.example"))
+    assert b.get("/evaluator").status_code == 303
+
+
+def test_the_audit_row_of_a_contacts_action_names_the_person(opened: World, browser: Make) -> None:
+    applicants.add_contact(opened.app, SUWON, SECOND)
+    b = browser(opened)
+    ask(b, SECOND)
+    use(b, link_in_outbox(opened, SECOND))
+    who = session_of(opened, b).principal
+    opened.app.moves.apply(opened.id(SUWON), "withdraw", who.actor, "계획 변경")
+    assert opened.state(SUWON) == "withdrawn"
+    (row,) = opened.rows(AUDIT, AUDIT.c.application_id == opened.id(SUWON), AUDIT.c.trigger == "withdraw")
+    assert (row["actor"], row["role"]) == (f"{SUWON} ({SECOND})", "applicant")
+    # An API token of the same applicant still acts as the code alone.
+    assert tokens.Principal(1, who.role, SUWON, who.applicant_id).actor.name == SUWON
