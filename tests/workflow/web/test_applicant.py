@@ -211,9 +211,12 @@ def test_notices_sent_to_it_are_readable_with_their_calendar_file(opened: World)
         and "sandbox" in body.headers["content-security-policy"]
     )
     with_ics = [n for n in mine if n["ics"]]
-    if with_ics:
-        ics = b.get(f"/applicant/notices/{with_ics[0]['id']}/invite.ics")
-        assert ics.status_code == 200 and ics.text.startswith("BEGIN:VCALENDAR")
+    assert with_ics, "the call's notice carries the receipt window as a calendar file"
+    assert f"/applicant/notices/{with_ics[0]['id']}/invite.ics" in listing.text
+    ics = b.get(f"/applicant/notices/{with_ics[0]['id']}/invite.ics")
+    assert ics.status_code == 200 and ics.text.startswith("BEGIN:VCALENDAR")
+    assert ics.headers["content-type"].startswith("text/calendar")
+    assert b.get(f"/applicant/notices/{other['id']}/invite.ics").status_code in (403, 404)
     assert b.get(f"/applicant/notices/{other['id']}").status_code in (403, 404)
     assert b.get(f"/applicant/notices/{other['id']}/body.html").status_code in (403, 404)
 
@@ -255,7 +258,12 @@ def test_nothing_of_the_result_before_the_release_and_the_explained_result_after
     assert under.status_code == 200 and w.state(SEJONG) == "selected"
     assert 'id="result"' not in under.text and "선정되었습니다" not in text and "종합 점수" not in text
     assert "발표평가" in text and 'id="kickoff"' not in under.text
-    assert "선정" not in text_of(b.get("/applicant/notices").text).replace("선정 발표", "")
+    held = w.rows(OUTBOX, OUTBOX.c.application_id == app_id, OUTBOX.c.state == "held")
+    assert held, "the result notice is held under embargo"
+    listing = b.get("/applicant/notices").text
+    for n in held:
+        assert f'/applicant/notices/{n["id"]}"' not in listing
+        assert b.get(f"/applicant/notices/{n['id']}").status_code in (403, 404)
     assert "선정되었습니다" not in text_of(b.get("/applicant").text)
     outbox_office.release(w.app, TRACK_KEY, "results")
     send_all(w)
