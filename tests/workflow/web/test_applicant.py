@@ -91,8 +91,11 @@ def test_an_extension_is_the_next_date_of_its_applicant_only(opened: World) -> N
 # -- submitting a plan ---------------------------------------------------------------------------------
 
 
-def test_a_plan_is_received_with_its_documents_and_the_page_shows_the_stored_hashes(opened: World) -> None:
-    w = opened
+def test_a_plan_is_received_with_its_documents_and_the_page_shows_the_stored_hashes(
+    world: Callable[..., World], db_url: str
+) -> None:
+    """On SQLite and on PostgreSQL."""
+    w = world("open", db_url)
     b = portal(w, HWASEONG)
     form = b.get(f"/applicant/tracks/{TRACK_KEY}/apply")
     assert form.status_code == 200 and 'name="document.plan"' in form.text and 'type="file"' in form.text
