@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from gongmo.states.errors import InvalidInput
+from gongmo.states.errors import Conflict, InvalidInput, NotFound
 from gongmo.workflow.core import csvfile
 from gongmo.workflow.core.config import Kind
 from gongmo.workflow.core.db import read, write
-from gongmo.workflow.core.models import APPLICANT
+from gongmo.workflow.core.models import APPLICANT, APPLICANT_CONTACT
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.stages import applicants
 from gongmo.workflow.stages.applicants import COLUMNS, ImportResult, parse, store
@@ -539,3 +539,83 @@ def test_a_byte_that_is_not_utf8_far_into_the_file_is_refused_in_one_line(tmp_pa
     with pytest.raises(InvalidInput) as info:
         parse(path)
     assert str(info.value) == f"{path}: not UTF-8; save the sheet as 'CSV UTF-8'; nothing was imported"
+
+
+# --- contacts: the optional `contacts` column (applicant_contact, migration 0013) ------------------
+
+
+def contacts(app: App, code: str) -> dict[str, str | None]:
+    with read(app.db) as conn:
+        return {r["email"]: r["name"] for r in applicants.contacts_of(conn, code)}
+
+
+def with_contacts(cell: str, email: str = "smartcity@suwon.lg.example") -> str:
+    return (
+        HEADER.rstrip("\n")
+        + ",contacts\n"
+        + SUWON.replace("smartcity@suwon.lg.example", email).rstrip("\n")
+        + f",{cell}\n"
+    )
+
+
+def test_every_imported_applicant_has_its_own_email_as_a_contact(app: App) -> None:
+    assert contacts(app, "41110") == {"smartcity@suwon.lg.example": "최민준"}
+    with read(app.db) as conn:
+        assert len(conn.execute(sa.select(APPLICANT_CONTACT)).all()) == 20
+
+
+def test_a_contacts_column_names_more_contacts_and_an_old_file_stays_valid(app: App, tmp_path: Path) -> None:
+    path = write_csv(tmp_path, with_contacts('"박지훈 <Park@Suwon.example>; lee@suwon.example"'))
+    (row,) = parse(path)
+    assert [(c.email, c.name) for c in row.contacts or []] == [
+        ("Park@suwon.example", "박지훈"),
+        ("lee@suwon.example", None),
+    ]
+    assert "contacts" not in row.model_dump()
+    with write(app.db) as conn:
+        assert store(conn, [row]) == ImportResult(created=0, updated=1, unchanged=0)  # its contacts alone changed
+    assert contacts(app, "41110") == {
+        "smartcity@suwon.lg.example": "최민준",
+        "lee@suwon.example": None,
+        "park@suwon.example": "박지훈",
+    }
+    with write(app.db) as conn:
+        assert store(conn, parse(path)) == ImportResult(created=0, updated=0, unchanged=1)
+    # The old file (no contacts column) keeps them; an empty cell of the column removes them.
+    with write(app.db) as conn:
+        assert store(conn, parse(SAMPLE)) == ImportResult(created=0, updated=0, unchanged=20)
+    assert len(contacts(app, "41110")) == 3
+    with write(app.db) as conn:
+        assert store(conn, parse(write_csv(tmp_path, with_contacts(""), name="none.csv"))).updated == 1
+    assert contacts(app, "41110") == {"smartcity@suwon.lg.example": "최민준"}
+
+
+def test_a_replaced_own_email_leaves_and_contacts_added_by_hand_stay(app: App, tmp_path: Path) -> None:
+    applicants.add_contact(app, "41110", "kept@suwon.example", name="이유진")
+    text = sample_text().replace("smartcity@suwon.lg.example", "new@suwon.lg.example")
+    with write(app.db) as conn:
+        assert store(conn, parse(write_csv(tmp_path, text))) == ImportResult(created=0, updated=1, unchanged=19)
+    assert contacts(app, "41110") == {"new@suwon.lg.example": "최민준", "kept@suwon.example": "이유진"}
+
+
+def test_a_bad_contact_is_refused_naming_row_and_column_and_nothing_is_imported(app: App, tmp_path: Path) -> None:
+    before = applicant_rows(app)
+    path = write_csv(tmp_path, with_contacts("lee@suwon.example; not-an-address", email="new@suwon.lg.example"))
+    message = refusal(path)
+    assert message.startswith(f"{path}: row 2, column contacts = ") and "nothing was imported" in message, message
+    assert "expected empty, or more contacts' e-mails separated by ';'" in message
+    assert applicant_rows(app) == before and contacts(app, "41110") == {"smartcity@suwon.lg.example": "최민준"}
+
+
+def test_removing_a_contact_keeps_the_own_email_and_refuses_strangers(app: App) -> None:
+    applicants.add_contact(app, "41110", "Second@Suwon.example")
+    with pytest.raises(Conflict, match="already a contact"):
+        applicants.add_contact(app, "41110", "second@suwon.example")
+    with pytest.raises(Conflict, match="own e-mail"):
+        applicants.remove_contact(app, "41110", "smartcity@suwon.lg.example")
+    with pytest.raises(NotFound, match="not a contact"):
+        applicants.remove_contact(app, "41110", "third@suwon.example")
+    with pytest.raises(NotFound, match="no applicant"):
+        applicants.add_contact(app, "99999", "x@y.example")
+    assert applicants.remove_contact(app, "41110", "second@suwon.example")["sessions_ended"] == 0
+    assert contacts(app, "41110") == {"smartcity@suwon.lg.example": "최민준"}
