@@ -24,7 +24,7 @@ from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import APPLICANT_CONTACT, AUDIT, EVALUATOR, OUTBOX, SIGNIN_ATTEMPT, SIGNIN_LINK, STAFF
 from gongmo.workflow.outbox.dispatch import Mailer
 from gongmo.workflow.read import outbox as outbox_rows
-from gongmo.workflow.stages import applicants
+from gongmo.workflow.stages import applicants, committee
 from tests.conftest import kst, make_app
 from tests.workflow.api.conftest import ADMIN, World
 from tests.workflow.web.conftest import COOKIE, Browser, text_of
@@ -572,3 +572,36 @@ def test_the_audit_row_of_a_contacts_action_names_the_person(opened: World, brow
     assert (row["actor"], row["role"]) == (f"{SUWON} ({SECOND})", "applicant")
     # An API token of the same applicant still acts as the code alone.
     assert tokens.Principal(1, who.role, SUWON, who.applicant_id).actor.name == SUWON
+
+
+@pytest.mark.postgres
+def test_an_evaluator_and_two_contacts_sign_in_on_postgresql(pg_schema_url: str, browser: Make, tmp_path: Path) -> None:
+    """Migration 0013 on PostgreSQL: contacts, the session's e-mail, the evaluator's language."""
+    clock = FixedClock(kst("2024-05-28 11:00"))
+    app = make_app(pg_schema_url, clock)
+    w = World(app, clock)
+    try:
+        evaluators = tmp_path / "evaluators.csv"
+        evaluators.write_text(
+            "name,email,affiliation,region,home_code,conflicts,language\n김교수,kim@univ-seoul.example,서울대학교,서울,,,en\n",
+            encoding="utf-8",
+        )
+        with write(app.db) as conn:
+            committee.store_evaluators(conn, committee.parse_evaluators(evaluators), clock.now())
+        applicants.add_contact(app, "41110", SECOND)
+        for address, home, role in (
+            (KIM, "/evaluator", "evaluator"),
+            ("smartcity@suwon.lg.example", "/applicant", "applicant"),
+            (SECOND, "/applicant", "applicant"),
+        ):
+            b = browser(w)
+            assert ask(b, address)[0] == 200
+            assert use(b, link_in_outbox(w, address))[:2] == (303, home)
+            found = session_of(w, b)
+            assert (found.role, found.email) == (role, address)
+            assert b.get(home).status_code == 200
+        (row,) = w.rows(OUTBOX, OUTBOX.c.to_addr == KIM)
+        assert row["language"] == "en"
+        assert applicants.remove_contact(app, "41110", SECOND)["sessions_ended"] == 1
+    finally:
+        w.close()
