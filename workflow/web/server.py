@@ -2,7 +2,8 @@
 
 Pages are server-rendered (Jinja2, templates/ beside this file) with htmx for partial updates,
 vendored in static/ with its licence; no build step, no external asset, no inline script.
-The console lives under /office (the API owns /applications, /tracks, ...); / leads there.
+The console lives under /office, the portals under /evaluator and /applicant (the API owns
+/applications, /tracks, ...); / leads each person to its own.
 """
 
 from __future__ import annotations
@@ -10,11 +11,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
+from gongmo.states.errors import GongmoError
 from gongmo.workflow.api import create_api
+from gongmo.workflow.core import sessions
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.runtime.metrics import Metrics
 from gongmo.workflow.web import (
@@ -57,7 +60,13 @@ def create_app(app: App, daemon: Daemon | None = None, metrics: Metrics | None =
         api.include_router(router)
 
     @api.get("/", include_in_schema=False)
-    def home() -> RedirectResponse:
-        return RedirectResponse("/office", status_code=303)
+    def home(request: Request) -> RedirectResponse:
+        """Each person to its own pages: the office to /office, an evaluator to /evaluator, an
+        applicant to /applicant; no session: the office's home, which asks to sign in."""
+        try:
+            found = auth.session(request)
+        except GongmoError:
+            return RedirectResponse("/office", status_code=303)
+        return RedirectResponse(sessions.HOME.get(found.role, "/office"), status_code=303)
 
     return api

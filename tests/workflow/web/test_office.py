@@ -177,3 +177,12 @@ def test_a_bug_on_a_page_is_an_html_page_with_one_line_and_no_traceback(written:
     assert "internal error" in page.text and "nothing was changed by it" in page.text
     assert "Traceback" not in page.text and "a bug in a page" not in page.text
     assert b.get("/applications/999999999").headers["content-type"].startswith("application/json")
+
+
+def test_the_root_leads_each_person_to_its_own_pages(written: World, browser: Make) -> None:
+    from tests.workflow.api.conftest import KIM, SEJONG
+
+    assert browser(written).get("/").headers["location"] == "/office"  # then the sign-in page
+    assert browser(written).sign_in().get("/").headers["location"] == "/office"
+    assert browser(written).sign_in("evaluator", KIM).get("/").headers["location"] == "/evaluator"
+    assert browser(written).sign_in("applicant", SEJONG).get("/").headers["location"] == "/applicant"
