@@ -15,10 +15,12 @@ rule, shown as "(no answer)".
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
+from operator import attrgetter
+from typing import NamedTuple
 
 from gongmo.states.errors import InvalidInput
 from gongmo.states.questions import AnswerRuleSpec, QuestionSpec, describe, validate
@@ -73,8 +75,10 @@ class Facts:
     answers: Mapping[str, object] = field(default_factory=dict, hash=False)
 
 
-@dataclass(frozen=True)
-class Check:
+class Check(NamedTuple):
+    """One rule's line of a checklist. A tuple: a checklist of 100,000 applications makes 600,000
+    of them at a receipt close, and a frozen dataclass cost a third of the check's time."""
+
     rule: str
     passed: bool
     value: str  # what the application has
@@ -97,38 +101,54 @@ def answer_rule(question: str) -> str:
 
 def check(rules: Rules, facts: Facts) -> list[Check]:
     """Every rule of the track, in a fixed order; rules a track does not have are left out."""
-    texts = rules.texts
-    checks = [Check("kind", facts.kind in rules.kinds, facts.kind, texts["kind"])]
-    if rules.population_below is not None:
-        checks.append(
-            Check(
-                "population",
-                facts.population < rules.population_below,
-                f"{facts.population:,}",
-                texts["population"],
-            )
-        )
-    national = facts.national_krw or 0
+    return [line.make(rules, facts) for line in lines(rules)] + answer_checks(rules, facts)
+
+
+@dataclass(frozen=True)
+class Line:
+    """A fixed rule's line of the checklist: whether a track checks it, how, and which facts it
+    reads. A line is the same for the same values of those (`reads`), so a caller checking many
+    applications of a track may make each distinct line once (engine/checklist.py)."""
+
+    rule: str
+    applies: Callable[[Rules], bool]
+    make: Callable[[Rules, Facts], Check]
+    reads: Callable[[Facts], Hashable]
+
+
+def lines(rules: Rules) -> list[Line]:
+    """The fixed rules this track checks, in RULES order (the rules on answers follow them)."""
+    return [line for line in LINES if line.applies(rules)]
+
+
+def _kind(rules: Rules, facts: Facts) -> Check:
+    return Check("kind", facts.kind in rules.kinds, facts.kind, rules.texts["kind"])
+
+
+def _population(rules: Rules, facts: Facts) -> Check:
+    below = rules.population_below
+    passed = below is not None and facts.population < below
+    return Check("population", passed, f"{facts.population:,}", rules.texts["population"])
+
+
+def _national_cap(rules: Rules, facts: Facts) -> Check:
     stated = facts.national_krw is not None and facts.national_krw > 0  # a plan asks for some national money
-    checks.append(
-        Check(
-            "national_cap",
-            stated and national <= rules.national_cap_krw,
-            _won(facts.national_krw),
-            texts["national_cap"] if stated else "more than 0, " + texts["national_cap"],
-        )
-    )
-    if rules.national_min_krw:
-        checks.append(
-            Check(
-                "national_min",
-                national >= rules.national_min_krw,
-                _won(facts.national_krw),
-                texts["national_min"],
-            )
-        )
-    checks.append(Check("years", 1 <= facts.years <= rules.years, f"{facts.years} year(s)", texts["years"]))
-    needed = required_local(national, rules.local_match_ratio)
+    cap = rules.texts["national_cap"]
+    passed = stated and (facts.national_krw or 0) <= rules.national_cap_krw
+    return Check("national_cap", passed, _won(facts.national_krw), cap if stated else "more than 0, " + cap)
+
+
+def _national_min(rules: Rules, facts: Facts) -> Check:
+    passed = (facts.national_krw or 0) >= rules.national_min_krw
+    return Check("national_min", passed, _won(facts.national_krw), rules.texts["national_min"])
+
+
+def _years(rules: Rules, facts: Facts) -> Check:
+    return Check("years", 1 <= facts.years <= rules.years, f"{facts.years} year(s)", rules.texts["years"])
+
+
+def _local_match(rules: Rules, facts: Facts) -> Check:
+    needed = required_local(facts.national_krw or 0, rules.local_match_ratio)
     # A match is money: a track that asks for one never takes a missing or zero local share.
     matched = (
         facts.local_krw is not None
@@ -136,29 +156,40 @@ def check(rules: Rules, facts: Facts) -> list[Check]:
         and (facts.local_krw > 0 or not rules.local_match_ratio)
     )
     least = f"at least {needed:,} won" if needed or not rules.local_match_ratio else "more than 0 won"
-    checks.append(
-        Check(
-            "local_match",
-            matched,
-            _won(facts.local_krw),
-            f"{least} (local:national = {_ratio(rules.local_match_ratio)})",
-        )
-    )
-    if rules.types:
-        checks.append(
-            Check(
-                "type",
-                facts.project_type in rules.types,
-                facts.project_type or "(none chosen)",
-                texts["type"],
-            )
-        )
+    expected = f"{least} (local:national = {_ratio(rules.local_match_ratio)})"
+    return Check("local_match", matched, _won(facts.local_krw), expected)
+
+
+def _type(rules: Rules, facts: Facts) -> Check:
+    passed = facts.project_type in rules.types
+    return Check("type", passed, facts.project_type or "(none chosen)", rules.texts["type"])
+
+
+def _always(rules: Rules) -> bool:
+    return True
+
+
+LINES: tuple[Line, ...] = (
+    Line("kind", _always, _kind, attrgetter("kind")),
+    Line("population", lambda r: r.population_below is not None, _population, attrgetter("population")),
+    Line("national_cap", _always, _national_cap, attrgetter("national_krw")),
+    Line("national_min", lambda r: bool(r.national_min_krw), _national_min, attrgetter("national_krw")),
+    Line("years", _always, _years, attrgetter("years")),
+    Line("local_match", _always, _local_match, attrgetter("national_krw", "local_krw")),
+    Line("type", lambda r: bool(r.types), _type, attrgetter("project_type")),
+)
+assert tuple(line.rule for line in LINES) == RULES
+
+
+def answer_checks(rules: Rules, facts: Facts) -> list[Check]:
+    """The lines of the rules on answers, in the config's order, after the fixed ones."""
+    checks = []
     for rule in rules.answer_rules:
         question = rules.question_of(rule.question)
         answer = facts.answers.get(rule.question)
         value = "(no answer)" if answer is None else describe(question, answer) if question else str(answer)
         name = answer_rule(rule.question)
-        checks.append(Check(name, _answer_passes(rule, question, answer), value, texts[name]))
+        checks.append(Check(name, _answer_passes(rule, question, answer), value, rules.texts[name]))
     return checks
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from itertools import repeat
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,7 +38,8 @@ from gongmo.workflow.core.clock import Clock
 from gongmo.workflow.core.config import Loaded
 from gongmo.workflow.core.db import custom_plans, write
 from gongmo.workflow.core.lookups import locked_application, track_by_key, track_row
-from gongmo.workflow.core.models import APPLICATION, AUDIT, CALENDAR_CHANGE
+from gongmo.workflow.core.models import APPLICATION, CALENDAR_CHANGE
+from gongmo.workflow.engine.checklist import Checklists, checked, facts_of, with_facts
 from gongmo.workflow.engine.effects import Effect, Moving, checklist_on_review
 from gongmo.workflow.engine.hooks import NoticeQueue
 from gongmo.workflow.engine.intake import Intake
@@ -167,9 +169,14 @@ class Mover:
             position = waitlist_place(conn, row, track, waitlist_position)
             fields = {**(fields or {}), "waitlist_position": position}
             extra = {**(extra or {}), "waitlist_position": position}
+        checks = None
+        if self._records_checklist(dest):  # written by the move's own UPDATE
+            checks = checked(conn, [application_id], self.loaded.config.track(track["key"])[1])
+            text, eligible = checks[application_id]
+            fields = {**(fields or {}), "checklist": text, "eligible": eligible}
         moved = self.steps.write(conn, row, spec, dest, actor, reason, now, fields)
         self.queue(conn, spec.notice, [moved.application_id], track, now, {"reason": reason or "", **(extra or {})})
-        self._after(conn, [moved.application_id], row["state"], dest, track, now)
+        self._after(conn, [moved.application_id], row["state"], dest, track, now, checked=checks is not None)
         return moved
 
     def _precheck(self, trigger: str, actor: Actor, reason: str | None, bulk: bool = False) -> TriggerSpec:
@@ -186,11 +193,22 @@ class Mover:
         check_reason(spec, reason)
         return spec
 
-    def _after(self, conn: Connection, ids: list[int], source: str, dest: str, track: Row, now: datetime) -> None:
-        """The stage effects of what moved, and the follow-up moves they return, in the same transaction."""
+    def _records_checklist(self, dest: str) -> bool:
+        """Whether a move into `dest` records the eligibility checklist: the effect checklist_on_review,
+        done by the move's own UPDATE instead of a second one (a bulk close of 100,000 plans spent
+        most of its time there)."""
+        return dest == "preliminary_review" and checklist_on_review in self.effects
+
+    def _after(
+        self, conn: Connection, ids: list[int], source: str, dest: str, track: Row, now: datetime, checked: bool = False
+    ) -> None:
+        """The stage effects of what moved, and the follow-up moves they return, in the same transaction
+        (`checked`: the move wrote the checklists already, checklist_on_review has nothing to do)."""
         _, track_cfg = self.loaded.config.track(track["key"])
         moving = Moving(ids, source, dest, track, track_cfg, now)
         for effect in self.effects:
+            if checked and effect is checklist_on_review:
+                continue
             for follow in effect(conn, moving):
                 self.move(
                     conn,
@@ -231,22 +249,29 @@ class Mover:
                 refuse_overrides(conn, config, track_key, trigger, from_state, where)
         moved = 0
         after = 0  # keyset: each chunk starts after the last id of the one before
+        checklists = Checklists(config.track(track_key)[1]) if self._records_checklist(dest) else None
         while True:
             if should_stop is not None and should_stop():
                 raise Interrupted(f"'{trigger}' of track {track_key} stopped after {moved} moves; a rerun continues")
             now = self.clock.now()
             with write(self.db) as conn:
                 track = track_by_key(conn, config, track_key, lock=True)
-                heads = _ids_in_state(conn, track["id"], from_state, chunk, skip_extended, now, where, after)
-                if not heads:
+                rows = _ids_in_state(
+                    conn, track["id"], from_state, chunk, skip_extended, now, where, after, facts=checklists is not None
+                )
+                if not rows:
                     return moved
+                heads: list[tuple[int, int | None, str | None]] = [(r.id, r.audit_seq, r.audit_hash) for r in rows]
                 ids = [h[0] for h in heads]
                 after = ids[-1]
                 if overrides:  # and again under the chunk's lock, as a single move does
                     refuse_overrides(conn, config, track_key, trigger, from_state, where, ids)
-                _bulk_move(conn, heads, spec, from_state, dest, actor, reason, now, self.steps.chain)
+                checks = None
+                if checklists is not None:
+                    checks = {r.id: checklists.of(facts_of(r, checklists.track)) for r in rows}
+                _bulk_move(conn, heads, spec, from_state, dest, actor, reason, now, self.steps.chain, checks)
                 self.queue(conn, spec.notice, ids, track, now, {"reason": reason or ""})
-                self._after(conn, ids, from_state, dest, track, now)
+                self._after(conn, ids, from_state, dest, track, now, checked=checks is not None)
             moved += len(ids)
 
     def notify_state(
@@ -301,34 +326,18 @@ class Mover:
         return self.steps.spec(name)
 
 
-# A bulk chunk's move with the chain: each row its own new head (executemany, by primary key).
-_BULK_CHAINED = (
-    sa.update(APPLICATION)
-    .where(APPLICATION.c.id == sa.bindparam("b_id"), APPLICATION.c.state == sa.bindparam("b_from"))
-    .values(
-        state=sa.bindparam("b_dest"),
-        version=APPLICATION.c.version + 1,
-        updated_at=sa.bindparam("b_at"),
-        audit_seq=sa.bindparam("b_seq"),
-        audit_hash=sa.bindparam("b_hash"),
-    )
-)
-
-# The same on SQLite, as the driver's own executemany of tuples: SQLAlchemy's per-row parameter
-# processing (a dict per row, the time's bind processor per row) was most of the chain's cost
-# of a bulk close there. Same statement, same values: the time is bound as SQLAlchemy stores it
-# (_stored_time), once per chunk.
-_SQLITE_CHAINED = (
-    "UPDATE application SET state = ?, version = version + 1, updated_at = ?, audit_seq = ?, audit_hash = ?"
-    " WHERE id = ? AND state = ?"
-)
-
-
 def _stored_time(conn: Connection, now: datetime) -> Any:
-    """`now` as SQLAlchemy binds application.updated_at on this connection's dialect (UTCDateTime,
-    then the dialect's DateTime: on SQLite the naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff')."""
-    process = APPLICATION.c.updated_at.type.bind_processor(conn.dialect)
+    """`now` as SQLAlchemy binds a time column (UTCDateTime, then the dialect's DateTime) on this
+    connection's dialect: on SQLite the naive UTC text 'YYYY-MM-DD HH:MM:SS.ffffff'. (The type's own
+    bind_processor() skips the dialect's part: sqlite3 then wrote str(datetime), without the
+    microseconds when they are 0, text the chain's canonical time does not match.)"""
+    process = APPLICATION.c.updated_at.type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
     return now if process is None else process(now)
+
+
+# A chunk's audit rows, in this column order (the values shared by the chunk, then each row's).
+_AUDIT_SHARED = ("at", "actor", "role", "trigger", "from_state", "to_state", "reason", "detail")
+_AUDIT_OWN = ("application_id", "seq", "hash")
 
 
 def _bulk_move(
@@ -341,48 +350,102 @@ def _bulk_move(
     reason: str | None,
     now: datetime,
     chainer: Chainer,
+    checks: Mapping[int, tuple[str, bool]] | None = None,
 ) -> None:
-    """Move a locked chunk: `heads` are its (id, audit_seq, audit_hash), read with the lock. The
-    audit rows are chained in Python from those heads; then one executemany UPDATE (state and new
-    head; on SQLite through the driver, _SQLITE_CHAINED) and one executemany INSERT. (Without a
-    chain, the bench's 'chain off': one UPDATE ... IN.) A row no longer in `from_state` changes
-    the UPDATE's row count: Conflict, and the chunk's transaction rolls back."""
+    """Move a locked chunk: `heads` are its (id, audit_seq, audit_hash), read with the lock; `checks`
+    the eligibility checklist (as stored, eligible) of each, if the move records one. The audit
+    rows are chained in Python from those heads; then ONE UPDATE carries each row's new state, its
+    chain's new head and its checklist, and one INSERT the audit rows. On SQLite both go through
+    the driver's executemany of tuples (SQLAlchemy's per-row parameter processing was most of a
+    bulk close's Python there); on PostgreSQL each is a single statement over arrays (unnest), one
+    round trip a chunk. A row no longer in `from_state` changes the UPDATE's row count: Conflict,
+    and the chunk's transaction rolls back. (Without a chain and a checklist, the bench's 'chain
+    off' of a close with notices: one UPDATE ... IN.)"""
     ids = [h[0] for h in heads]
-    audits = [
-        {
-            "application_id": i,
-            "at": now,
-            "actor": actor.name,
-            "role": actor.role.value,
-            "trigger": spec.name,
-            "from_state": from_state,
-            "to_state": dest,
-            "reason": reason,
-            "detail": None,
-        }
-        for i in ids
-    ]
+    shared = {"at": now, "actor": actor.name, "role": actor.role.value, "trigger": spec.name}
+    shared |= {"from_state": from_state, "to_state": dest, "reason": reason, "detail": None}
+    audits = [{"application_id": i, **shared} for i in ids]
     chainer.audit_rows(heads, audits)
-    if chainer.on and conn.dialect.name == "sqlite":
-        at = _stored_time(conn, now)
-        rows = [(dest, at, a["seq"], a["hash"], a["application_id"], from_state) for a in audits]
-        result = conn.exec_driver_sql(_SQLITE_CHAINED, rows)
-    elif chainer.on:
-        moves = [
-            {"b_id": a["application_id"], "b_from": from_state, "b_dest": dest, "b_at": now}
-            | {"b_seq": a["seq"], "b_hash": a["hash"]}
-            for a in audits
-        ]
-        result = conn.execute(_BULK_CHAINED, moves)
+    columns: dict[str, list[Any]] = {}  # the UPDATE's values of each row, by column
+    if chainer.on:
+        columns["audit_seq"] = [a["seq"] for a in audits]
+        columns["audit_hash"] = [a["hash"] for a in audits]
+    if checks is not None:
+        try:
+            columns["checklist"] = [checks[i][0] for i in ids]
+            columns["eligible"] = [checks[i][1] for i in ids]
+        except KeyError as missing:
+            raise Conflict(f"bulk '{spec.name}': application {missing} changed underneath; retry") from None
+    own = [ids, columns.get("audit_seq", [None] * len(ids)), columns.get("audit_hash", [None] * len(ids))]
+    if conn.dialect.name == "postgresql":
+        moved = _pg_update(conn, ids, columns, from_state, dest, now)
+        _pg_insert_audit(conn, shared, own)
     else:
+        moved = _sqlite_update(conn, ids, columns, from_state, dest, now)
+        _sqlite_insert_audit(conn, shared | {"at": _stored_time(conn, now)}, own)
+    if moved != len(ids):
+        raise Conflict(f"bulk '{spec.name}': {len(ids) - moved} applications changed underneath; retry")
+
+
+def _sqlite_update(
+    conn: Connection, ids: list[int], columns: Mapping[str, list[Any]], from_state: str, dest: str, now: datetime
+) -> int:
+    """The chunk's UPDATE on SQLite: executemany of (dest, now, each column's value, id, from)."""
+    if not columns:
         result = conn.execute(
             sa.update(APPLICATION)
             .where(APPLICATION.c.id.in_(ids), APPLICATION.c.state == from_state)
             .values(state=dest, version=APPLICATION.c.version + 1, updated_at=now)
         )
-    if result.rowcount != len(ids):
-        raise Conflict(f"bulk '{spec.name}': {len(ids) - result.rowcount} applications changed underneath; retry")
-    conn.execute(sa.insert(AUDIT), audits)
+        return int(result.rowcount)
+    sets = "".join(f", {c} = ?" for c in columns)
+    sql = f"UPDATE application SET state = ?, version = version + 1, updated_at = ?{sets} WHERE id = ? AND state = ?"
+    rows = list(zip(repeat(dest), repeat(_stored_time(conn, now)), *columns.values(), ids, repeat(from_state)))
+    return int(conn.exec_driver_sql(sql, rows).rowcount)  # type: ignore[arg-type]
+
+
+_SQLITE_AUDIT = (
+    f"INSERT INTO audit ({', '.join(_AUDIT_SHARED + _AUDIT_OWN)})"
+    f" VALUES ({', '.join('?' for _ in _AUDIT_SHARED + _AUDIT_OWN)})"
+)
+
+
+def _sqlite_insert_audit(conn: Connection, shared: Mapping[str, Any], own: list[list[Any]]) -> None:
+    rows = list(zip(*(repeat(shared[c]) for c in _AUDIT_SHARED), *own, strict=False))  # repeat() is endless
+    conn.exec_driver_sql(_SQLITE_AUDIT, rows)  # type: ignore[arg-type]
+
+
+# The types of the PostgreSQL arrays a chunk's values travel in.
+_PG_TYPES = {"audit_seq": "integer", "audit_hash": "text", "checklist": "text", "eligible": "boolean"}
+
+
+def _pg_update(
+    conn: Connection, ids: list[int], columns: Mapping[str, list[Any]], from_state: str, dest: str, now: datetime
+) -> int:
+    """The chunk's UPDATE on PostgreSQL: one statement, each row's values from arrays (unnest)."""
+    names = ["id", *columns]
+    arrays = ", ".join(f"%(v_{c})s::{_PG_TYPES.get(c, 'integer')}[]" for c in names)
+    sets = "".join(f", {c} = v.{c}" for c in columns)
+    sql = (
+        "UPDATE application AS a SET state = %(dest)s, version = a.version + 1, updated_at = %(at)s" + sets
+        + f" FROM unnest({arrays}) AS v({', '.join(names)}) WHERE a.id = v.id AND a.state = %(from)s"
+    )  # fmt: skip
+    params = {"dest": dest, "at": now, "from": from_state, "v_id": ids} | {f"v_{c}": v for c, v in columns.items()}
+    return int(conn.exec_driver_sql(sql, params).rowcount)
+
+
+_PG_AUDIT = (
+    f"INSERT INTO audit ({', '.join(_AUDIT_SHARED + _AUDIT_OWN)})"
+    " SELECT %(at)s::timestamptz, %(actor)s::text, %(role)s::text, %(trigger)s::text, %(from_state)s::text,"
+    " %(to_state)s::text, %(reason)s::text, %(detail)s::text, v.application_id, v.seq, v.hash"
+    " FROM unnest(%(ids)s::integer[], %(seqs)s::integer[], %(hashes)s::text[]) WITH ORDINALITY"
+    " AS v(application_id, seq, hash, n) ORDER BY v.n"
+)
+
+
+def _pg_insert_audit(conn: Connection, shared: Mapping[str, Any], own: list[list[Any]]) -> None:
+    ids, seqs, hashes = own
+    conn.exec_driver_sql(_PG_AUDIT, {**shared, "ids": ids, "seqs": seqs, "hashes": hashes})
 
 
 def _ids_in_state(
@@ -394,8 +457,10 @@ def _ids_in_state(
     now: datetime | None = None,
     where: sa.ColumnElement[bool] | None = None,
     after: int = 0,
-) -> list[tuple[int, int | None, str | None]]:
-    """A chunk's ids with their audit chain's head, locked (FOR UPDATE on PostgreSQL)."""
+    facts: bool = False,
+) -> Sequence[sa.Row[Any]]:
+    """A chunk's rows: (id, audit_seq, audit_hash), their audit chain's head, and with `facts` what
+    the checklist reads (checklist.FACT_COLUMNS), locked (FOR UPDATE on PostgreSQL)."""
     query = (
         sa.select(APPLICATION.c.id, APPLICATION.c.audit_seq, APPLICATION.c.audit_hash)
         .where(APPLICATION.c.track_id == track_id, APPLICATION.c.state == state, APPLICATION.c.id > after)
@@ -411,6 +476,8 @@ def _ids_in_state(
             CALENDAR_CHANGE.c.new_at > now,
         )
         query = query.where(~sa.exists(running))
+    if facts:
+        query = with_facts(query)
     if conn.dialect.name != "sqlite":
-        query = query.with_for_update()
-    return [(int(r[0]), r[1], r[2]) for r in conn.execute(query)]
+        query = query.with_for_update(of=APPLICATION)
+    return conn.execute(query).all()

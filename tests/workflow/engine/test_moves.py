@@ -393,7 +393,7 @@ def test_correcting_a_selection_needs_a_reason(app: App) -> None:
     assert last_audit(app, app_id)["reason"] == "예산 재산정: 국비 한도 초과"
 
 
-# -- the chained bulk UPDATE (on SQLite through the driver, moves._SQLITE_CHAINED) ----------------
+# -- the chained bulk UPDATE (SQLite: the driver's executemany; PostgreSQL: unnest) ------------------
 
 
 def raw_heads(conn: Any) -> list[tuple[Any, ...]]:
@@ -403,18 +403,48 @@ def raw_heads(conn: Any) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in conn.exec_driver_sql(query)]
 
 
-def test_a_chained_bulk_move_stores_what_sqlalchemy_stores_byte_for_byte(app: App) -> None:
+def raw_audit(conn: Any, trigger: str) -> list[tuple[Any, ...]]:
+    columns = ", ".join(c.name for c in AUDIT.c if c.name != "id")
+    return [
+        tuple(r) for r in conn.exec_driver_sql(f"SELECT {columns} FROM audit WHERE trigger = '{trigger}' ORDER BY id")
+    ]
+
+
+def raw_checklists(conn: Any) -> list[tuple[Any, ...]]:
+    return [tuple(r) for r in conn.exec_driver_sql("SELECT id, checklist, eligible FROM application ORDER BY id")]
+
+
+# What a chunk's move stores, written through SQLAlchemy (its UTCDateTime and the dialect's types).
+REFERENCE_MOVE = (
+    sa.update(APPLICATION)
+    .where(APPLICATION.c.id == sa.bindparam("b_id"))
+    .values(
+        state=sa.bindparam("b_dest"),
+        updated_at=sa.bindparam("b_at"),
+        audit_seq=sa.bindparam("b_seq"),
+        audit_hash=sa.bindparam("b_hash"),
+        checklist=sa.bindparam("b_checklist"),
+        eligible=sa.bindparam("b_eligible"),
+    )
+)
+
+
+@pytest.mark.parametrize("micro", [0, 120_034])
+def test_a_chained_bulk_move_stores_what_sqlalchemy_stores_byte_for_byte(app: App, micro: int) -> None:
+    """A whole second (micro 0) too: bound by the type's own processor alone, sqlite3 wrote the time
+    without its '.000000' (str(datetime)), and the audit row's hash no longer matched its text."""
     seed_received(app, 7)
     with read(app.db) as conn:
         heads = {
             r[0]: (r[1], r[2])
             for r in conn.execute(sa.select(APPLICATION.c.id, APPLICATION.c.audit_seq, APPLICATION.c.audit_hash))
         }
-    now = CLOSE + timedelta(microseconds=120_034)
+    now = CLOSE + timedelta(microseconds=micro)
     app.clock.set(now)  # type: ignore[attr-defined]
     assert app.moves.apply_bulk(TRACK_KEY, "start_review", "receipt", chunk=3) == 7
     with read(app.db) as conn:
-        stored = raw_heads(conn)
+        stored, checklists = raw_heads(conn), raw_checklists(conn)
+        audit_rows = raw_audit(conn, "start_review")
         audits = {r.application_id: r for r in conn.execute(sa.select(AUDIT).where(AUDIT.c.trigger == "start_review"))}
     assert len(stored) == 7 and {r[1] for r in stored} == {"preliminary_review"} and {r[2] for r in stored} == {3}
     for app_id, state, _, _, _, seq, digest in stored:  # each row its chain's next link, as audit_row makes it
@@ -423,20 +453,31 @@ def test_a_chained_bulk_move_stores_what_sqlalchemy_stores_byte_for_byte(app: Ap
         expected |= {"reason": None, "detail": None}
         CHAINER.audit_row(app_id, *heads[app_id], expected)
         assert (seq, digest) == (expected["seq"], expected["hash"]) == (audits[app_id].seq, audits[app_id].hash)
-    # The same values written through SQLAlchemy (moves._BULK_CHAINED, its UTCDateTime): the same bytes.
+    assert all(c[1] and c[1].startswith('[{"rule":"kind"') for c in checklists)
+    verify_clean(app)
+    # The same values written through SQLAlchemy: the same bytes.
     with write(app.db) as conn:
+        eligible = {r.id: r.eligible for r in conn.execute(sa.select(APPLICATION.c.id, APPLICATION.c.eligible))}
         conn.execute(
-            moves._BULK_CHAINED,
+            REFERENCE_MOVE,
             [
-                {"b_id": r[0], "b_from": r[1], "b_dest": r[1], "b_at": now, "b_seq": r[5], "b_hash": r[6]}
-                for r in stored
+                {"b_id": r[0], "b_dest": r[1], "b_at": now, "b_seq": r[5], "b_hash": r[6]}
+                | {"b_checklist": c[1], "b_eligible": eligible[r[0]]}
+                for r, c in zip(stored, checklists, strict=True)
             ],
         )
-        rewritten = raw_heads(conn)
-    assert [(*r[:2], r[2] - 1, *r[3:]) for r in rewritten] == stored
+        conn.execute(
+            sa.insert(AUDIT),
+            [{c.name: getattr(a, c.name) for c in AUDIT.c if c.name != "id"} for a in audits.values()],
+        )
+        rewritten, rechecked = raw_heads(conn), raw_checklists(conn)
+        audit_again = raw_audit(conn, "start_review")[len(audit_rows) :]
+    assert rewritten == stored and rechecked == checklists
+    assert audit_again == audit_rows
     if app.db.dialect.name == "sqlite":
-        assert {(r[3], r[4]) for r in stored} == {("2024-05-29 09:00:00.120034", "text")}
-    verify_clean(app)
+        text = f"2024-05-29 09:00:00.{micro:06d}"
+        assert {(r[3], r[4]) for r in stored} == {(text, "text")}
+        assert {r[1] for r in audit_rows} == {text}
 
 
 def test_a_row_changed_underneath_a_chained_bulk_move_is_a_conflict_and_nothing_moves(app: App) -> None:
