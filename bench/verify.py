@@ -6,11 +6,12 @@ with COPY / executemany (never measured). gongmo's figure is audit.verify() in o
 both tables streamed, every application's history replayed, every hash recomputed from the
 row read back (its canonical encoding) and compared. On this clean database that is the fast
 pass (engine/audit.py): the database builds every row's canonical encoding (SQL, one row per
-range of chains), Python hashes and compares; one connection, whose next range a fetch thread
-asks for while Python hashes the previous one, so the database's work and Python's overlap on
-a machine with a free core (PostgreSQL's server is a process of its own anyway). The baseline
-is a plain loop that chains SHA-256 over the very canonical bytes of those rows, held in
-memory: the hashing alone, on one core.
+range of chains), Python hashes and compares. It uses both cores: the ranges are shared by two
+connections in one snapshot (the second imports the first's on PostgreSQL), each driven by a
+thread, while the main thread hashes, so the database's work (SQLite's in this process, without
+the GIL; PostgreSQL's in its server processes) and Python's run at once. The row's note says
+so. The baseline is a plain loop that chains SHA-256 over the very canonical bytes of those
+rows, held in memory: the hashing alone, on one core.
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ def run(backend: Backend, n: int = 1_000_000) -> list[Row]:
             baseline_s=round(baseline_s, 2),
             slowdown=round(gongmo_s / baseline_s, 2),
             note=(
-                "one connection; the database builds the canonical text of the next range of chains"
-                " while Python hashes the previous one (a fetch thread): up to 2 cores, the baseline 1"
+                "2 cores: two connections in one snapshot build the canonical text of ranges of"
+                " chains (a thread each) while the main thread hashes; the baseline uses 1 core"
             ),
         )
     ]

@@ -2,14 +2,15 @@
 walk every hash chain (chain.py); take an anchor over the chain heads, and prove against one.
 
 Everything streams: each table is read in chain order (a merge of the owners, ordered by id,
-with their rows, ordered by chain and id), one chain (the fast pass: one range of chains) in
+with their rows, ordered by chain and id), one chain (the fast pass: a few ranges of chains) in
 memory at a time, so it runs in constant memory whatever the number of rows. Each chain reports
 its first row that does not match: a hash that does not recompute (a row edited), a seq that
 does not follow (a row deleted in the middle, or one inserted out of order), a head that is not
 the last row's (rows deleted at the end, or the head edited).
 
 verify() runs in two passes. The fast pass has the database build each row's canonical encoding
-(chain.canonical_sql) and hand over whole ranges of chains at once; Python hashes and compares.
+(chain.canonical_sql) and hand over whole ranges of chains at once, on two connections in one
+snapshot where there are two cores; Python hashes and compares.
 It can only conclude "clean"; at the first sign of anything else it stops, and the walk (every
 row read and encoded in Python, as before) finds and names the problems. A clean database is
 verified by the fast pass alone; a tampered one by both (the walk's findings are the report).
@@ -23,10 +24,12 @@ its digest, published (e.g. in the results announcement), fixes every head it co
 from __future__ import annotations
 
 import hashlib
+import os
 import queue
+import re
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
@@ -275,8 +278,8 @@ def _chain_finding(kind: str, chain_id: int, rows: list[Any], head_seq: int | No
 # concatenated; a second statement the owners (the application's state, the heads). Python
 # hashes the encodings, compares the digests with the stored hashes in one comparison per range,
 # and looks each signature up in a small cache of replayed histories (chains share a few
-# shapes). Read through the DBAPI cursor of the caller's connection (the same snapshot), a range
-# at a time, so memory stays constant.
+# shapes). Read through DBAPI cursors (the caller's connection, and a second one in its
+# snapshot: below), a few ranges at a time, so memory stays constant.
 #
 # It can only conclude "clean": every row recomputes to its stored hash from its canonical
 # encoding, seqs run 1, 2, ..., the heads are the last rows', every history replays to its
@@ -297,56 +300,158 @@ def _fast_verify(conn: Connection, table: Table) -> Report | None:
     errors = (conn.dialect.loaded_dbapi.Error, ValueError, UnicodeError)
     try:
         if dialect == "postgresql":  # a failed statement must not end the caller's transaction
+            exported = _export_snapshot(conn)
             with conn.begin_nested():
-                return _fast(conn, dialect, table)
-        return _fast(conn, dialect, table)
+                return _fast(conn, dialect, table, exported)
+        return _fast(conn, dialect, table, None)
     except errors:
         return None
 
 
-def _fast(conn: Connection, dialect: str, table: Table) -> Report | None:
-    driver = conn.connection.driver_connection
+def _fast(conn: Connection, dialect: str, table: Table, exported: str | None) -> Report | None:
     histories: dict[str, str | None] = {}
     apps = audit_rows = event_rows = chains = 0
-    for kind in chain.KINDS:
-        with _prefetched(_ranges(driver, dialect, kind)) as ranges:
-            for owners, found in ranges:
-                verdict = _fast_range(kind, table, owners, found, histories)
-                if verdict is None:
-                    return None
-                owned, counted, walked = verdict
-                chains += walked
-                if kind == chain.AUDIT:
-                    apps, audit_rows = apps + owned, audit_rows + counted
-                else:
-                    event_rows += counted
+    with _connections(conn, dialect, exported) as drivers, _produced(drivers, dialect) as ranges:
+        for kind, owners, found in ranges:
+            verdict = _fast_range(kind, table, owners, found, histories)
+            if verdict is None:
+                return None
+            owned, counted, walked = verdict
+            chains += walked
+            if kind == chain.AUDIT:
+                apps, audit_rows = apps + owned, audit_rows + counted
+            else:
+                event_rows += counted
     return Report(apps, audit_rows, [], event_rows, chains)
 
 
-def _ranges(driver: Any, dialect: str, kind: str) -> Iterator[tuple[list[Any], Any]]:
-    """(owners, the chains' row) of each range of RANGE owners of the kind, by id: three
-    statements per range (its upper bound, its owners, its chains), each on a few hundred
-    owners, so the database works on a range while Python checks the previous one."""
+def _ranges(
+    driver: Any, dialect: str, kind: str, mine: int, workers: int
+) -> Generator[tuple[list[Any], Any], None, None]:
+    """(owners, the chains' row) of each range of RANGE owners of the kind, by id, whose number
+    modulo `workers` is `mine`: three statements per range (its upper bound, its owners, its
+    chains; only the bounds for the others' ranges), each on a few hundred owners."""
     bound, owners, chains = _range_sql(kind, dialect)
     binary = {"binary": True} if dialect == "postgresql" else {}  # bytea as it is, not as hex text
     cursor = driver.cursor()
     try:
-        low = -1
+        low, number = -1, 0
         while True:
             high = _BEYOND
             if bound:
                 cursor.execute(bound, (low,))
                 row = cursor.fetchone()
                 high = _BEYOND if row is None else int(row[0])
-            cursor.execute(owners, (low, high))
-            found = cursor.fetchall()
-            cursor.execute(chains, (low, high), **binary)
-            yield found, cursor.fetchone()
+            if number % workers == mine:
+                cursor.execute(owners, (low, high))
+                found = cursor.fetchall()
+                cursor.execute(chains, (low, high), **binary)
+                yield found, cursor.fetchone()
             if high == _BEYOND:
                 return
-            low = high
+            low, number = high, number + 1
     finally:
         cursor.close()
+
+
+# -- the fast pass on two connections ------------------------------------------------------------
+#
+# On a machine with two cores or more, the ranges are shared between two connections, the
+# caller's and one more taken from the pool, each driven by a thread (SQLite's step and psycopg's
+# wait release the GIL; PostgreSQL works in server processes of its own), while the caller's
+# thread hashes: the database's work for two ranges and Python's for a third run at once. The
+# second connection sees the caller's snapshot: on PostgreSQL it imports it (pg_export_snapshot);
+# on SQLite, which cannot share one, it opens its own read transaction and is used only if it
+# sees the same last ids of every table of the chains (rows are only ever appended, and every
+# head moves with a row appended); otherwise the caller's connection does all the ranges.
+
+_FINGERPRINT = (
+    "SELECT (SELECT max(id) FROM audit), (SELECT max(id) FROM event), (SELECT max(id) FROM application),"
+    " (SELECT max(id) FROM track), (SELECT max(seq) FROM chain_head)"
+)
+
+
+def _export_snapshot(conn: Connection) -> str | None:
+    """PostgreSQL: the caller's snapshot, exported for a second connection (None: not here)."""
+    if (os.cpu_count() or 1) < 2 or conn.in_nested_transaction():  # not from a subtransaction
+        return None
+    if conn.exec_driver_sql("SELECT pg_is_in_recovery()").scalar():
+        return None
+    exported = conn.exec_driver_sql("SELECT pg_export_snapshot()").scalar()
+    return str(exported) if exported else None
+
+
+@contextmanager
+def _connections(conn: Connection, dialect: str, exported: str | None) -> Iterator[list[Any]]:
+    """The DBAPI connections of the fast pass: the caller's, and a second in the same snapshot."""
+    drivers: list[Any] = [conn.connection.driver_connection]
+    second = None
+    if (os.cpu_count() or 1) >= 2 and (dialect == "sqlite" or exported):
+        try:
+            second = conn.engine.raw_connection()
+            driver: Any = second.driver_connection
+            if dialect == "postgresql" and re.fullmatch(r"[0-9A-Fa-f-]+", exported or ""):
+                driver.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                driver.execute(f"SET TRANSACTION SNAPSHOT '{exported}'")
+                drivers.append(driver)
+            elif dialect == "sqlite":
+                driver.execute("BEGIN")
+                theirs = driver.execute(_FINGERPRINT).fetchone()
+                if theirs == drivers[0].execute(_FINGERPRINT).fetchone():
+                    drivers.append(driver)
+        except conn.dialect.loaded_dbapi.Error:
+            pass  # the caller's connection alone
+    try:
+        yield drivers
+    finally:
+        if second is not None:
+            second.rollback()
+            second.close()
+
+
+@contextmanager
+def _produced(drivers: list[Any], dialect: str) -> Iterator[Iterator[tuple[str, list[Any], Any]]]:
+    """(kind, owners, chains' row) of every range, each connection's produced by a thread of its
+    own (one item ahead): while Python checks a range, the database computes the next ones. The
+    order is not kept (a clean verdict does not depend on it)."""
+    handed: queue.Queue[Any] = queue.Queue(maxsize=2 * len(drivers))
+    stop = threading.Event()
+    end = object()
+
+    def produce(mine: int, driver: Any) -> None:
+        try:
+            for kind in chain.KINDS:
+                with closing(_ranges(driver, dialect, kind, mine, len(drivers))) as ranges:
+                    for owners, found in ranges:
+                        if not _put(handed, stop, (kind, owners, found)):
+                            return
+            _put(handed, stop, end)
+        except BaseException as exc:  # handed to the caller's thread, raised there
+            _put(handed, stop, exc)
+
+    def consume() -> Iterator[tuple[str, list[Any], Any]]:
+        ended = 0
+        while ended < len(drivers):
+            item = handed.get()
+            if item is end:
+                ended += 1
+                continue
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    workers = [
+        threading.Thread(target=produce, args=(mine, driver), name=f"gongmo-verify-{mine}", daemon=True)
+        for mine, driver in enumerate(drivers)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join()
 
 
 def _fast_range(
@@ -403,47 +508,6 @@ def _fast_range(
     if digests and b"".join(digests).hex() != hashes:
         return None
     return len(owners), walked, chains
-
-
-@contextmanager
-def _prefetched(items: Iterator[Any]) -> Iterator[Iterator[Any]]:
-    """The items, produced by a thread one item ahead: while Python checks a range, the
-    database computes the next (SQLite's step and psycopg's wait release the GIL; PostgreSQL
-    works in its own process). The same connection, so the same snapshot; the caller's thread
-    does not use it meanwhile."""
-    handed: queue.Queue[Any] = queue.Queue(maxsize=2)
-    stop = threading.Event()
-    end = object()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                if not _put(handed, stop, item):
-                    return
-            _put(handed, stop, end)
-        except BaseException as exc:  # handed to the caller's thread, raised there
-            _put(handed, stop, exc)
-        finally:
-            close = getattr(items, "close", None)
-            if close is not None:
-                close()
-
-    def consume() -> Iterator[Any]:
-        while True:
-            item = handed.get()
-            if item is end:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-
-    worker = threading.Thread(target=produce, name="gongmo-verify-fetch", daemon=True)
-    worker.start()
-    try:
-        yield consume()
-    finally:
-        stop.set()
-        worker.join()
 
 
 def _put(handed: queue.Queue[Any], stop: threading.Event, item: Any) -> bool:

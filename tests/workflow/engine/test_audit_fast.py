@@ -102,8 +102,11 @@ def walked(app: App) -> audit.Report:
         return audit._walk_verify(conn, TABLE, 1000)
 
 
-def test_the_fast_pass_concludes_clean_as_the_walk_does_on_every_kind_of_chain(app: App) -> None:
+def test_the_fast_pass_concludes_clean_as_the_walk_does_on_every_kind_of_chain(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
     history(app)  # audit and event chains of two applications, a track's chain, the global one
+    monkeypatch.setattr(audit, "RANGE", 1)  # a range per owner: both connections have some
     quick, slow = fast(app), walked(app)
     assert quick is not None and slow.clean
     assert quick == slow and quick.event_rows > 0 and quick.chains == 6
@@ -186,3 +189,14 @@ def test_a_hash_moved_into_its_neighbour_is_left_to_the_walk(app: App) -> None:
     assert fast(app) is None
     [f] = verify(app).findings
     assert f.row_id == first["id"] and "does not match its hash" in f.problem
+
+
+def test_the_fast_pass_sees_the_callers_snapshot_on_both_connections(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
+    h = history(app)
+    monkeypatch.setattr(audit, "RANGE", 1)
+    with audit.snapshot(app.db) as conn:
+        before = audit._walk_verify(conn, TABLE, 1000)
+        app.moves.apply(h.second, "disqualify", ADMIN, reason="committed meanwhile")  # another connection
+        quick = audit._fast_verify(conn, TABLE)
+    assert quick == before and before.clean
+    assert fast(app) == walked(app) and walked(app).audit_rows == before.audit_rows + 1
