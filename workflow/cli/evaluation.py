@@ -6,7 +6,7 @@ Registered on the shared CLI app (cli/shared.py) when workflow.cli imports this 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -391,16 +391,34 @@ def _how(text: str) -> str:
 
 
 @kickoff_app.command("receive")
-def kickoff_receive(application: str, actor: ActorOpt = "admin", as_json: ChangedJson = False) -> None:
-    """Record a detailed implementation plan received."""
+def kickoff_receive(
+    application: str,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="The plan's file (pdf, hwp, hwpx, docx), kept with the round; without it, a plan received on paper.",
+        ),
+    ] = None,
+    actor: ActorOpt = "admin",
+    as_json: ChangedJson = False,
+) -> None:
+    """Record a detailed implementation plan received (its file kept, with --file)."""
     a = state.app()
     app_id = resolve(a, application)
-    round_ = kickoff.receive(a, app_id, _admin(actor))
-    output.done(
-        as_json,
-        {"application_id": app_id, "round": round_, "status": "received"},
-        f"application {application}: implementation plan round {round_} received",
-    )
+    round_ = kickoff.receive(a, app_id, _admin(actor), file)
+    kept = kickoff.plans(a, app_id)[-1]
+    changed: dict[str, Any] = {"application_id": app_id, "round": round_, "status": "received"}
+    line = f"application {application}: implementation plan round {round_} received"
+    if kept["sha256"] is not None:
+        changed |= {"file_name": kept["file_name"], "size": kept["size"], "sha256": kept["sha256"]}
+        line += f": {kept['file_name']} ({kept['size']:,} bytes, SHA-256 {kept['sha256']})"
+    else:
+        line += " (on paper: no file kept)"
+    output.done(as_json, changed, line)
 
 
 @kickoff_app.command("return")

@@ -339,6 +339,11 @@ class KickoffPlan(SQLModel, table=True):
     comments: str | None = Field(default=None, sa_type=sa.Text)
     decided_at: datetime | None = utc_field(nullable=True)
     decided_by: str | None = None
+    # The plan's file, kept in the blob store (none for a plan received on paper: `kickoff receive`).
+    sha256: str | None = Field(default=None, foreign_key="blob.sha256", max_length=64)
+    file_name: str | None = None  # as sent, cleaned (states/documents.py clean_name)
+    size: int | None = Field(default=None, sa_type=sa.BigInteger)
+    file_type: str | None = Field(default=None, max_length=8)  # pdf | hwp | hwpx | docx (from the bytes)
 
 
 class FundingYear(SQLModel, table=True):

@@ -5,30 +5,48 @@ funding schedule by year, which moves the application to kickoff.
 Plans are accepted until the kickoff deadline's grace ends (the
 `kickoff_closes` deadline then cancels what has no approved plan); a plan
 received after kickoff_due is recorded as late.
+
+Each round keeps the file it was filed with, in the blob store as the plan documents are
+(core/files.py: by SHA-256, in chunks, written once), named by its kickoff_plan row (sha256,
+file_name, size, file_type) and by its plan_received event; a plan received on paper (`gongmo
+kickoff receive` without --file) has none. read/documents.open_plan_file serves it to the office
+and the applicant, never to an evaluator.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from gongmo.states.documents import clean_name
 from gongmo.states.eligibility import Year, check_schedule, default_schedule
 from gongmo.states.errors import Conflict, IllegalMove, InvalidInput, NotFound, OutsideWindow
 from gongmo.workflow.core import lookups
 from gongmo.workflow.core.actors import Actor
+from gongmo.workflow.core.contest_config import DocumentKind, FileType, Track
 from gongmo.workflow.core.csvfile import shown
 from gongmo.workflow.core.db import read, write
-from gongmo.workflow.core.models import APPLICATION, FUNDING_YEAR, KICKOFF_PLAN
+from gongmo.workflow.core.files import store_blob
+from gongmo.workflow.core.filetypes import examine
+from gongmo.workflow.core.models import APPLICATION, CHUNK_BYTES, FUNDING_YEAR, KICKOFF_PLAN
 from gongmo.workflow.engine import events
+from gongmo.workflow.engine.uploads import Spool
 
 if TYPE_CHECKING:
     from gongmo.workflow.engine.app import App
 
+PlanFile = Path | BinaryIO
+PLAN_KIND = "kickoff_plan"
+# The plan document types (core/filetypes.py decides from the bytes).
+PLAN_TYPES: tuple[FileType, ...] = ("pdf", "hwp", "hwpx", "docx")
+DEFAULT_PLAN_MB = 50
 SCHEDULE = re.compile(r"^\s*([0-9]{4})\s*=\s*([0-9]{1,19})\s*/\s*([0-9]{1,19})\s*$")  # [0-9]: \d takes any digit
 
 
@@ -47,31 +65,123 @@ def parse_schedule(items: list[str]) -> list[Year]:
     return years
 
 
-def receive(app: App, application_id: int, actor: Actor) -> int:
-    """Record a plan received; returns its round (1 for the first filing)."""
+def receive(
+    app: App, application_id: int, actor: Actor, file: PlanFile | None = None, file_name: str | None = None
+) -> int:
+    """Record a plan received; returns its round (1 for the first filing).
+
+    `file` is the plan's file (a path, or an open binary file such as a form's spooled upload,
+    then with its `file_name`), kept in the blob store and named by the round's row and its
+    event; none for a plan received on paper. The round is checked (selected, the window, no
+    round waiting) before a byte of the file is read, the file whole (not empty, within the
+    track's largest document, a plan document type from its bytes) before anything is written,
+    and again in the one transaction that stores the file and records the round: a refusal
+    stores nothing."""
+    if file is None:
+        with write(app.db) as conn:
+            return _record(app, conn, application_id, actor, None)
+    name = clean_name(file_name if file_name is not None else (file.name if isinstance(file, Path) else ""))
+    with read(app.db) as conn:
+        _, _, _, track = _receivable(app, conn, application_id)
+    spec = plan_spec(track)
+    with Spool(name, spec) as spool:
+        if isinstance(file, Path):
+            with file.open("rb") as source:
+                _copy(source, spool)
+        else:
+            _copy(file, spool)
+        spool.close()
+        kept = PlanFileInfo(spool.sha256, name, spool.size, _file_type(spool.path, name, spec, spool.size))
+        with write(app.db, bulk=True) as conn:
+            with spool.path.open("rb") as f:
+                store_blob(conn, f, kept.sha256, kept.size, app.clock.now())
+            return _record(app, conn, application_id, actor, kept)
+
+
+def plan_spec(track: Track) -> DocumentKind:
+    """What a plan's file is checked against: a plan document type (PLAN_TYPES), at most the largest
+    file any of the track's document kinds takes (DEFAULT_PLAN_MB when it declares none)."""
+    max_mb = max((d.max_mb for d in track.documents), default=DEFAULT_PLAN_MB)
+    return DocumentKind(
+        kind=PLAN_KIND, name_ko="세부 실시계획", name_en="implementation plan", types=list(PLAN_TYPES), max_mb=max_mb
+    )
+
+
+@dataclass(frozen=True)
+class PlanFileInfo:
+    """The kept file of a round: its SHA-256, cleaned name, size in bytes and type (from the bytes)."""
+
+    sha256: str
+    file_name: str
+    size: int
+    file_type: str
+
+
+def _copy(source: BinaryIO, spool: Spool) -> None:
+    if source.seekable():
+        source.seek(0)
+    while piece := source.read(min(CHUNK_BYTES, spool.room)):  # never more than 1 byte past the limit
+        spool.write(piece)
+
+
+def _file_type(path: Path, name: str, spec: DocumentKind, size: int) -> str:
+    if size == 0:
+        raise InvalidInput(
+            f"{name}: the file is empty (0 bytes); send the plan's file itself", field="file", value=name
+        )
+    found = examine(path)
+    if found.type is None or found.type not in spec.types:
+        raise InvalidInput(
+            f"{name} is not an accepted type: {found.why}; an implementation plan is {', '.join(spec.types)}",
+            field="file",
+            value=name,
+        )
+    return found.type
+
+
+def _receivable(app: App, conn: Connection, application_id: int) -> tuple[Any, Any, Any, Track]:
+    """The application, its track's row and config, once a plan may be received for it now
+    (selected, before the kickoff grace ends, no round waiting for a decision)."""
     now = app.clock.now()
-    with write(app.db) as conn:
-        row, track_row, contest, track = _selected(app, conn, application_id, "receive a plan for")
-        # The kickoff grace is a period: it ends where the kickoff_closes deadline row does (Civil Act art. 161).
-        closes = contest.closures().period_end(track_row["kickoff_due"], track.kickoff_grace_days, contest.timezone)
-        if now >= closes:
-            tz = ZoneInfo(contest.timezone)
-            raise OutsideWindow(
-                f"plans for track {track.key} were accepted until {closes.astimezone(tz):%Y-%m-%d %H:%M %Z}"
-            )
-        last = _last_plan(conn, application_id)
-        if last is not None and last["status"] == "received":
-            raise Conflict(f"plan round {last['round']} of application {application_id} is waiting for a decision")
-        round_ = 1 if last is None else int(last["round"]) + 1
-        conn.execute(
-            sa.insert(KICKOFF_PLAN).values(
-                application_id=application_id, round=round_, received_at=now, received_by=actor.name, status="received"
-            )
+    row, track_row, contest, track = _selected(app, conn, application_id, "receive a plan for")
+    # The kickoff grace is a period: it ends where the kickoff_closes deadline row does (Civil Act art. 161).
+    closes = contest.closures().period_end(track_row["kickoff_due"], track.kickoff_grace_days, contest.timezone)
+    if now >= closes:
+        tz = ZoneInfo(contest.timezone)
+        raise OutsideWindow(
+            f"plans for track {track.key} were accepted until {closes.astimezone(tz):%Y-%m-%d %H:%M %Z}"
         )
-        late = now >= track_row["kickoff_due"]
-        events.record(
-            conn, now, actor, "plan_received", {"round": round_, "late": late}, row["track_id"], application_id
+    last = _last_plan(conn, application_id)
+    if last is not None and last["status"] == "received":
+        raise Conflict(f"plan round {last['round']} of application {application_id} is waiting for a decision")
+    return row, track_row, contest, track
+
+
+def _record(app: App, conn: Connection, application_id: int, actor: Actor, kept: PlanFileInfo | None) -> int:
+    """The next round, with its file if any, and its plan_received event (under the application's lock)."""
+    now = app.clock.now()
+    lookups.locked_application(conn, application_id)  # two filings at once: the second waits, then is refused
+    row, track_row, _, _ = _receivable(app, conn, application_id)
+    last = _last_plan(conn, application_id)
+    round_ = 1 if last is None else int(last["round"]) + 1
+    stored = {} if kept is None else kept.__dict__
+    conn.execute(
+        sa.insert(KICKOFF_PLAN).values(
+            application_id=application_id,
+            round=round_,
+            received_at=now,
+            received_by=actor.name,
+            status="received",
+            **stored,
         )
+    )
+    late = now >= track_row["kickoff_due"]
+    detail: dict[str, Any] = {"round": round_, "late": late}
+    if kept is None:
+        detail["on_paper"] = True
+    else:
+        detail |= {"sha256": kept.sha256, "file_name": kept.file_name, "size": kept.size, "file_type": kept.file_type}
+    events.record(conn, now, actor, "plan_received", detail, row["track_id"], application_id)
     return round_
 
 

@@ -6,6 +6,7 @@ tests/workflow/contest_2024.py from the call to the first kickoff."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from gongmo.workflow.core import samples
 from tests.conftest import config_copy, run_cli
 from tests.workflow import contest_2024 as sc
 from tests.workflow.cli.documents_args import document_args
@@ -456,15 +458,31 @@ def test_select_confirm_is_refused_before_the_presentation_evaluation_ends(
 # -- kickoff -------------------------------------------------------------------------------------
 
 
-def test_kickoff_receive_return_and_approve_with_a_schedule(gongmo: Gongmo, selected: dict[str, str]) -> None:
+def test_kickoff_receive_return_and_approve_with_a_schedule(
+    gongmo: Gongmo, selected: dict[str, str], tmp_path: Path
+) -> None:
     sejong = selected["36110"]  # 7,500,000,000 + 7,500,000,000 over 2 years
 
     first = ok(gongmo("kickoff", "receive", sejong, now=KICKOFF))
-    assert f"application {sejong}: implementation plan round 1 received" in first.text
+    assert f"application {sejong}: implementation plan round 1 received (on paper: no file kept)" in first.text
     returned = ok(gongmo("kickoff", "return", sejong, "--comments", "지방비 확보 근거 첨부", now="2024-07-02T10:00"))
     assert f"application {sejong}: plan round 1 returned with comments" in returned.text
-    second = ok(gongmo("kickoff", "receive", sejong, now="2024-07-08T10:00"))
-    assert "implementation plan round 2 received" in second.text
+    not_a_plan = tmp_path / "실시계획.pdf"
+    not_a_plan.write_bytes(b"MZ\x90\x00" + b"\x00" * 200)
+    refused = gongmo("kickoff", "receive", sejong, "--file", str(not_a_plan), now="2024-07-08T10:00")
+    assert "실시계획.pdf is not an accepted type" in error_line(refused)
+    plan = tmp_path / "세부실시계획.pdf"
+    plan.write_bytes(samples.pdf("implementation plan v2"))
+    sha = hashlib.sha256(plan.read_bytes()).hexdigest()
+    second = ok(gongmo("kickoff", "receive", sejong, "--file", str(plan), "--json", now="2024-07-08T10:00"))
+    assert second.json() | {"application_id": None} == {
+        "application_id": None,
+        "round": 2,
+        "status": "received",
+        "file_name": "세부실시계획.pdf",
+        "size": plan.stat().st_size,
+        "sha256": sha,
+    }
     wrong = gongmo("kickoff", "approve", sejong, "--schedule", "2024=7500000000/7500000000", now="2024-07-09T10:00")
     assert "--schedule: 1 year(s) given, the plan runs 2" in error_line(wrong)
     assert status(gongmo)["selected"] == 3
@@ -487,9 +505,19 @@ def test_kickoff_receive_return_and_approve_with_a_schedule(gongmo: Gongmo, sele
     assert [n["notice"] for n in shown["notices"]][-2:] == ["kickoff_plan_returned", "kickoff_confirmed"]
     plan_events = [(e["kind"], e["detail"]) for e in shown["events"] if e["kind"].startswith("plan_")]
     assert plan_events == [
-        ("plan_received", {"round": 1, "late": False}),
+        ("plan_received", {"round": 1, "late": False, "on_paper": True}),
         ("plan_returned", {"round": 1, "comments": "지방비 확보 근거 첨부"}),
-        ("plan_received", {"round": 2, "late": False}),
+        (
+            "plan_received",
+            {
+                "round": 2,
+                "late": False,
+                "sha256": sha,
+                "file_name": "세부실시계획.pdf",
+                "size": plan.stat().st_size,
+                "file_type": "pdf",
+            },
+        ),
         (
             "plan_approved",
             {

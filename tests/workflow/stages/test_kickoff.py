@@ -9,6 +9,8 @@ selected. kickoff_due is 2024-07-31 18:00 KST, with 14 days of grace.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,10 @@ import sqlalchemy as sa
 
 from gongmo.states.eligibility import Year
 from gongmo.states.errors import Conflict, IllegalMove, InvalidInput, OutsideWindow
+from gongmo.workflow.core import files, samples
 from gongmo.workflow.core.clock import FixedClock
 from gongmo.workflow.core.db import read
-from gongmo.workflow.core.models import EVENT, FUNDING_YEAR, KICKOFF_PLAN, OUTBOX
+from gongmo.workflow.core.models import BLOB, CHUNK_BYTES, EVENT, FUNDING_YEAR, KICKOFF_PLAN, OUTBOX
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.stages import committee, kickoff, review, selection
 from tests.conftest import kst
@@ -111,8 +114,132 @@ def test_receiving_plans_numbers_the_rounds_from_one(app: App, clock: FixedClock
     second = kickoff.plans(app, sejong)[1]
     assert second["received_at"] == kst("2024-07-08 10:00")
     assert second["received_by"] == OFFICE.name
-    assert _events(app, sejong, "plan_received") == [{"round": 1, "late": False}, {"round": 2, "late": False}]
+    assert _events(app, sejong, "plan_received") == [
+        {"round": 1, "late": False, "on_paper": True},
+        {"round": 2, "late": False, "on_paper": True},
+    ]
     assert kickoff.plans(app, selected["41390"]) == []  # rounds count per application
+
+
+class Counted(io.BytesIO):
+    """A file that counts how many times it was read from."""
+
+    reads = 0
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.reads += 1
+        return super().read(size)
+
+
+def _blob_bytes(app: App, sha256: str) -> bytes:
+    with read(app.db) as conn:
+        return b"".join(files.chunks(conn, sha256))
+
+
+def _counts(app: App) -> tuple[int, int, int]:
+    with read(app.db) as conn:
+        return tuple(  # type: ignore[return-value]
+            int(conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one())
+            for t in (KICKOFF_PLAN, BLOB, EVENT)
+        )
+
+
+def test_a_plan_s_file_is_kept_by_its_hash_and_named_by_its_round_and_event(
+    app: App, clock: FixedClock, selected: dict[str, int], tmp_path: Path
+) -> None:
+    sejong = selected["36110"]
+    clock.set(kst("2024-07-01 10:00"))
+    data = samples.pdf("implementation plan") + b"%" * (3 * CHUNK_BYTES // 2)  # more than one chunk
+    data = data.replace(b"%%EOF", b"") + b"\n%%EOF\n"
+    path = tmp_path / "세부 실시계획.pdf"
+    path.write_bytes(data)
+    sha = hashlib.sha256(data).hexdigest()
+
+    assert kickoff.receive(app, sejong, OFFICE, path) == 1
+
+    (plan,) = kickoff.plans(app, sejong)
+    assert (plan["sha256"], plan["file_name"], plan["size"], plan["file_type"]) == (
+        sha,
+        "세부 실시계획.pdf",
+        len(data),
+        "pdf",
+    )
+    assert _blob_bytes(app, sha) == data
+    assert _events(app, sejong, "plan_received") == [
+        {
+            "round": 1,
+            "late": False,
+            "sha256": sha,
+            "file_name": "세부 실시계획.pdf",
+            "size": len(data),
+            "file_type": "pdf",
+        }
+    ]
+    # an open file (a form's spooled upload) with its name; the same bytes are stored once
+    kickoff.return_plan(app, sejong, "보완", OFFICE)
+    assert kickoff.receive(app, sejong, OFFICE, io.BytesIO(data), "../v2.pdf") == 2
+    second = kickoff.plans(app, sejong)[1]
+    assert (second["sha256"], second["file_name"]) == (sha, "v2.pdf")
+    with read(app.db) as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(BLOB).where(BLOB.c.sha256 == sha)).scalar_one() == 1
+
+
+def test_a_plan_received_on_paper_keeps_no_file(app: App, clock: FixedClock, selected: dict[str, int]) -> None:
+    sejong = selected["36110"]
+    clock.set(kst("2024-07-01 10:00"))
+    blobs = _counts(app)[1]
+    assert kickoff.receive(app, sejong, OFFICE) == 1
+    (plan,) = kickoff.plans(app, sejong)
+    assert (plan["sha256"], plan["file_name"], plan["size"], plan["file_type"]) == (None, None, None, None)
+    assert _events(app, sejong, "plan_received") == [{"round": 1, "late": False, "on_paper": True}]
+    assert _counts(app)[1] == blobs
+
+
+@pytest.mark.parametrize(
+    ("data", "name", "expected"),
+    [
+        (b"", "plan.pdf", "plan.pdf: the file is empty (0 bytes)"),
+        (b"MZ\x90\x00" + b"\x00" * 100, "plan.pdf", "plan.pdf is not an accepted type: its bytes are a Windows"),
+        (None, "photo.png", "photo.png is not an accepted type: its bytes are a PNG image"),
+        (b"%PDF-1.4 cut short", "plan.pdf", "plan.pdf is not an accepted type"),
+    ],
+)
+def test_a_file_that_is_no_plan_document_is_refused_and_nothing_is_stored(
+    app: App, clock: FixedClock, selected: dict[str, int], data: bytes | None, name: str, expected: str
+) -> None:
+    clock.set(kst("2024-07-01 10:00"))
+    before = _counts(app)
+    body = samples.png() if data is None else data
+    with pytest.raises(InvalidInput) as refused:
+        kickoff.receive(app, selected["36110"], OFFICE, io.BytesIO(body), name)
+    assert expected in str(refused.value)
+    assert _counts(app) == before
+
+
+def test_a_refused_round_reads_none_of_its_file(app: App, clock: FixedClock, selected: dict[str, int]) -> None:
+    sejong = selected["36110"]
+    clock.set(kst("2024-07-01 10:00"))
+    kickoff.receive(app, sejong, OFFICE)
+    before = _counts(app)
+    waiting = Counted(samples.pdf("v2"))
+    with pytest.raises(Conflict, match="is waiting for a decision"):
+        kickoff.receive(app, sejong, OFFICE, waiting, "v2.pdf")
+    waitlisted = Counted(samples.pdf("v1"))
+    with pytest.raises(IllegalMove):
+        kickoff.receive(app, selected["43110"], OFFICE, waitlisted, "v1.pdf")
+    clock.set(kst("2024-08-14 18:00"))  # the grace is over
+    late = Counted(samples.pdf("v1"))
+    with pytest.raises(OutsideWindow):
+        kickoff.receive(app, selected["41390"], OFFICE, late, "v1.pdf")
+    assert (waiting.reads, waitlisted.reads, late.reads) == (0, 0, 0)
+    assert _counts(app) == before
+
+
+def test_a_plan_file_may_be_as_large_as_the_track_s_largest_document(app: App) -> None:
+    _, track = app.loaded.config.track(sc.TRACK)
+    spec = kickoff.plan_spec(track)
+    assert spec.max_mb == max(d.max_mb for d in track.documents)
+    assert spec.types == ["pdf", "hwp", "hwpx", "docx"]
 
 
 def test_a_second_plan_is_refused_while_one_is_waiting_for_a_decision(
@@ -168,9 +295,9 @@ def test_a_plan_received_after_kickoff_due_but_inside_the_grace_is_accepted_as_l
     clock.set(kst("2024-08-14 17:59"))  # the last minute of the grace
     assert kickoff.receive(app, selected["44130"], OFFICE) == 1
 
-    assert _events(app, selected["36110"], "plan_received") == [{"round": 1, "late": False}]
-    assert _events(app, selected["41390"], "plan_received") == [{"round": 1, "late": True}]
-    assert _events(app, selected["44130"], "plan_received") == [{"round": 1, "late": True}]
+    assert _events(app, selected["36110"], "plan_received") == [{"round": 1, "late": False, "on_paper": True}]
+    assert _events(app, selected["41390"], "plan_received") == [{"round": 1, "late": True, "on_paper": True}]
+    assert _events(app, selected["44130"], "plan_received") == [{"round": 1, "late": True, "on_paper": True}]
     assert _plans(app, selected["44130"]) == [(1, "received")]
 
 
