@@ -82,18 +82,22 @@ _PIECES_MAX = 65_536
 
 def piece(line: Check) -> str:
     """One line as JSON, as json.dumps(line._asdict(), ensure_ascii=False, separators=(",", ":"))."""
-    found = _PIECES.get(line)
-    if found is not None:
-        return found
     rule, passed, value, expected = line
-    if type(passed) is bool and type(rule) is str and type(value) is str and type(expected) is str:
-        text = _PIECE % (_json_string(rule), "true" if passed else "false", _json_string(value), _json_string(expected))
-    else:  # not the types a line has: whatever json.dumps makes of it
-        text = json.dumps(line._asdict(), ensure_ascii=False, separators=(",", ":"))
-    if len(_PIECES) >= _PIECES_MAX:
-        _PIECES.clear()
-    _PIECES[line] = text
-    return text
+    if not (type(passed) is bool and type(rule) is str and type(value) is str and type(expected) is str):
+        # not the types a line has (and 1 == True: such a line must not find a remembered one)
+        return json.dumps(line._asdict(), ensure_ascii=False, separators=(",", ":"))
+    found = _PIECES.get(line)
+    if found is None:
+        found = _PIECE % (
+            _json_string(rule),
+            "true" if passed else "false",
+            _json_string(value),
+            _json_string(expected),
+        )
+        if len(_PIECES) >= _PIECES_MAX:
+            _PIECES.clear()
+        _PIECES[line] = found
+    return found
 
 
 def encode(checks: Iterable[Check]) -> str:
@@ -103,9 +107,13 @@ def encode(checks: Iterable[Check]) -> str:
 
 class Checklists:
     """The checklists of many applications of one track, as stored, each distinct line made once:
-    a fixed rule's line is remembered by the facts it reads (states/eligibility.Line.reads), as its
-    JSON piece and whether it passed; the lines on answers are made for each application. The
-    same text as encode(check(rules, facts)) (a test holds the two equal)."""
+    a fixed rule's line is remembered by the values it reads (states/eligibility.Line.reads, read
+    from the row: its columns have the Facts' names, and turn into the same Facts for every row of
+    the track), as its JSON piece and whether it passed; the Facts are built only to make a line
+    not made yet, and for the lines on answers, made for each application. The same text as
+    encode(check(rules, facts_of(row))) (a test holds the two equal)."""
+
+    REMEMBERED = 4_096  # lines kept (a rule on a value nearly every applicant has its own of: the population)
 
     def __init__(self, track: Track) -> None:
         self.track = track
@@ -113,20 +121,25 @@ class Checklists:
         self.lines = [(line.rule, line.make, line.reads) for line in lines(self.rules)]
         self._made: dict[tuple[str, Hashable], tuple[str, bool]] = {}
 
-    def of(self, facts: Facts) -> tuple[str, bool]:
-        """One application's checklist as stored, and whether it passed every rule."""
+    def of(self, row: Any) -> tuple[str, bool]:
+        """One application's checklist as stored, and whether it passed every rule; `row` has the
+        columns of FACTS (or FACT_COLUMNS)."""
         made, rules = self._made, self.rules
+        facts = None
         parts, eligible = [], True
         for rule, make, reads in self.lines:
-            key = (rule, reads(facts))
+            key = (rule, reads(row))
             found = made.get(key)
             if found is None:
+                facts = facts or facts_of(row, self.track)
                 line = make(rules, facts)
+                if len(made) >= self.REMEMBERED:
+                    made.clear()
                 made[key] = found = (piece(line), line.passed)
             parts.append(found[0])
             eligible = eligible and found[1]
         if rules.answer_rules:
-            for line in answer_checks(rules, facts):
+            for line in answer_checks(rules, facts or facts_of(row, self.track)):
                 parts.append(piece(line))
                 eligible = eligible and line.passed
         return "[" + ",".join(parts) + "]", eligible
@@ -135,7 +148,7 @@ class Checklists:
 def checked(conn: Connection, ids: Sequence[int], track: Track) -> dict[int, tuple[str, bool]]:
     """Every rule checked for these applications: id -> (the checklist as stored, eligible)."""
     checklists = Checklists(track)
-    return {r.id: checklists.of(facts_of(r, track)) for r in conn.execute(FACTS.where(APPLICATION.c.id.in_(ids)))}
+    return {r.id: checklists.of(r) for r in conn.execute(FACTS.where(APPLICATION.c.id.in_(ids)))}
 
 
 def record_checks(conn: Connection, ids: list[int], track: Track) -> int:

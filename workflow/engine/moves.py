@@ -36,10 +36,10 @@ from gongmo.workflow.core.actors import SYSTEM, Actor
 from gongmo.workflow.core.chain import Chainer
 from gongmo.workflow.core.clock import Clock
 from gongmo.workflow.core.config import Loaded
-from gongmo.workflow.core.db import custom_plans, write
+from gongmo.workflow.core.db import unprepared, write
 from gongmo.workflow.core.lookups import locked_application, track_by_key, track_row
 from gongmo.workflow.core.models import APPLICATION, CALENDAR_CHANGE
-from gongmo.workflow.engine.checklist import Checklists, checked, facts_of, with_facts
+from gongmo.workflow.engine.checklist import Checklists, checked, with_facts
 from gongmo.workflow.engine.effects import Effect, Moving, checklist_on_review
 from gongmo.workflow.engine.hooks import NoticeQueue
 from gongmo.workflow.engine.intake import Intake
@@ -123,8 +123,7 @@ class Mover:
     ) -> Moved:
         """One move in its own transaction (`waitlist_position`: the place an
         admin gives a manual waitlisting; without it, the next free one)."""
-        with write(self.db) as conn:
-            custom_plans(conn)
+        with write(self.db) as conn, unprepared(conn):
             return self.move(
                 conn, application_id, trigger, actor, reason, expected_version, waitlist_position=waitlist_position
             )
@@ -161,10 +160,10 @@ class Mover:
                 f" {expected_version}: someone changed it first; reload and try again"
             )
         dest = self.steps.check(row, trigger)
-        if trigger in OVERRIDING:  # a move against a rule says why (states/rules.py)
-            facts = move_facts(conn, self.loaded.config, row)
-            check_override(str(application_id), row["state"], trigger, facts, reason)
         track = track_row(conn, row["track_id"])
+        if trigger in OVERRIDING:  # a move against a rule says why (states/rules.py)
+            facts = move_facts(conn, self.loaded.config, row, track["key"])
+            check_override(str(application_id), row["state"], trigger, facts, reason)
         if dest == "waitlisted" and "waitlist_position" not in (fields or {}):
             position = waitlist_place(conn, row, track, waitlist_position)
             fields = {**(fields or {}), "waitlist_position": position}
@@ -268,7 +267,7 @@ class Mover:
                     refuse_overrides(conn, config, track_key, trigger, from_state, where, ids)
                 checks = None
                 if checklists is not None:
-                    checks = {r.id: checklists.of(facts_of(r, checklists.track)) for r in rows}
+                    checks = {r.id: checklists.of(r) for r in rows}
                 _bulk_move(conn, heads, spec, from_state, dest, actor, reason, now, self.steps.chain, checks)
                 self.queue(conn, spec.notice, ids, track, now, {"reason": reason or ""})
                 self._after(conn, ids, from_state, dest, track, now, checked=checks is not None)
@@ -416,7 +415,29 @@ def _sqlite_insert_audit(conn: Connection, shared: Mapping[str, Any], own: list[
 
 
 # The types of the PostgreSQL arrays a chunk's values travel in.
-_PG_TYPES = {"audit_seq": "integer", "audit_hash": "text", "checklist": "text", "eligible": "boolean"}
+_PG_TYPES = {"id": "integer", "audit_seq": "integer", "audit_hash": "text", "checklist": "text", "eligible": "boolean"}
+
+# A chunk's column travels as ONE text, its values joined by this separator, and the server splits it
+# (string_to_array; '' is NULL): psycopg's dump of a text[] in text format escapes each element with a
+# regular expression and a Python call per quote, and a checklist is full of quotes (a chunk of 2,000
+# cost 0.7 s). No value holds it: JSON escapes every control character, ids, seqs and hashes are
+# digits and hex, and _pg_values checks.
+_SEP = "\x1e"
+
+
+def _pg_values(values: Sequence[Any]) -> str:
+    """One column of a chunk as its text (None as '', True and False as 't' and 'f'). (A column of one
+    None is '', which the server splits into no element: unnest() of several arrays pads the shorter
+    with NULL, the same.)"""
+    texts = ["" if v is None else ("t" if v else "f") if type(v) is bool else str(v) for v in values]
+    joined = _SEP.join(texts)
+    if joined.count(_SEP) != len(texts) - 1 or texts.count("") != list(values).count(None):
+        raise ValueError("a value holds the chunk's separator or is empty text: it cannot travel joined")
+    return joined
+
+
+def _pg_array(name: str, type_name: str) -> str:
+    return f"string_to_array(%({name})s, chr(30), '')::{type_name}[]"
 
 
 def _pg_update(
@@ -424,13 +445,14 @@ def _pg_update(
 ) -> int:
     """The chunk's UPDATE on PostgreSQL: one statement, each row's values from arrays (unnest)."""
     names = ["id", *columns]
-    arrays = ", ".join(f"%(v_{c})s::{_PG_TYPES.get(c, 'integer')}[]" for c in names)
+    arrays = ", ".join(_pg_array(f"v_{c}", _PG_TYPES[c]) for c in names)
     sets = "".join(f", {c} = v.{c}" for c in columns)
     sql = (
         "UPDATE application AS a SET state = %(dest)s, version = a.version + 1, updated_at = %(at)s" + sets
         + f" FROM unnest({arrays}) AS v({', '.join(names)}) WHERE a.id = v.id AND a.state = %(from)s"
     )  # fmt: skip
-    params = {"dest": dest, "at": now, "from": from_state, "v_id": ids} | {f"v_{c}": v for c, v in columns.items()}
+    params = {"dest": dest, "at": now, "from": from_state, "v_id": _pg_values(ids)}
+    params |= {f"v_{c}": _pg_values(v) for c, v in columns.items()}
     return int(conn.exec_driver_sql(sql, params).rowcount)
 
 
@@ -438,13 +460,13 @@ _PG_AUDIT = (
     f"INSERT INTO audit ({', '.join(_AUDIT_SHARED + _AUDIT_OWN)})"
     " SELECT %(at)s::timestamptz, %(actor)s::text, %(role)s::text, %(trigger)s::text, %(from_state)s::text,"
     " %(to_state)s::text, %(reason)s::text, %(detail)s::text, v.application_id, v.seq, v.hash"
-    " FROM unnest(%(ids)s::integer[], %(seqs)s::integer[], %(hashes)s::text[]) WITH ORDINALITY"
-    " AS v(application_id, seq, hash, n) ORDER BY v.n"
+    f" FROM unnest({_pg_array('ids', 'integer')}, {_pg_array('seqs', 'integer')}, {_pg_array('hashes', 'text')})"
+    " WITH ORDINALITY AS v(application_id, seq, hash, n) ORDER BY v.n"
 )
 
 
 def _pg_insert_audit(conn: Connection, shared: Mapping[str, Any], own: list[list[Any]]) -> None:
-    ids, seqs, hashes = own
+    ids, seqs, hashes = (_pg_values(v) for v in own)
     conn.exec_driver_sql(_PG_AUDIT, {**shared, "ids": ids, "seqs": seqs, "hashes": hashes})
 
 

@@ -498,3 +498,11 @@ def test_a_row_changed_underneath_a_chained_bulk_move_is_a_conflict_and_nothing_
     with read(app.db) as conn:
         assert raw_heads(conn) == stored
     verify_clean(app)
+
+
+def test_a_chunk_column_travels_to_postgresql_as_one_text_or_not_at_all() -> None:
+    assert moves._pg_values([7, None, True, False, "ab"]) == "7\x1e\x1et\x1ef\x1eab"
+    with pytest.raises(ValueError, match="separator"):
+        moves._pg_values(["a\x1eb", "c"])
+    with pytest.raises(ValueError, match="empty text"):
+        moves._pg_values(["", "c"])
