@@ -4,7 +4,9 @@ Who reads what (read/visibility.check_access decides who sees the application):
 - the office (admin) and the applicant itself: every version, with its `current` flag;
 - an evaluator assigned to the application, with no conflict: the current files only;
 - anybody else: nothing (NotVisible).
-Every download is recorded in the event log (`document_downloaded`: who, which file, when)
+An implementation plan's file (stages/kickoff.py, open_plan_file): the office and the applicant
+itself only, never an evaluator.
+Every download is recorded in the event log (`document_downloaded`, `plan_downloaded`: who, which file, when)
 in its own committed transaction before a byte is served. The bytes are then read one chunk
 per short read transaction, so a slow client holds no transaction open.
 """
@@ -21,14 +23,16 @@ from sqlalchemy.engine import RowMapping
 
 from gongmo.states.documents import MEDIA_TYPES
 from gongmo.states.errors import InvalidInput, NotFound, NotVisible
+from gongmo.states.lifecycle import Role
 from gongmo.workflow.core import files
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.db import read, write
-from gongmo.workflow.core.models import APPLICATION, BLOB, DOCUMENT
+from gongmo.workflow.core.models import APPLICATION, BLOB, DOCUMENT, KICKOFF_PLAN
 from gongmo.workflow.core.tokens import Principal
 from gongmo.workflow.engine import events
 from gongmo.workflow.engine.uploads import stored_answers
 from gongmo.workflow.read import visibility
+from gongmo.workflow.stages.kickoff import PLAN_KIND
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -102,6 +106,62 @@ def open_download(app: App, who: Principal, application_id: int, kind: str, vers
         application_id=application_id,
         kind=row["kind"],
         version=int(row["version"]),
+        file_name=row["file_name"],
+        size=int(row["size"]),
+        file_type=row["file_type"],
+        media_type=MEDIA_TYPES.get(row["file_type"], "application/octet-stream"),
+        sha256=row["sha256"],
+        chunk_count=int(stored["chunks"]),
+    )
+
+
+# Who downloads an implementation plan's file: the office and the applicant itself, never an evaluator.
+PLAN_READERS = (Role.ADMIN, Role.APPLICANT)
+
+
+def open_plan_file(app: App, who: Principal, application_id: int, round_: int) -> Download:
+    """The file of the application's implementation plan round `round_` (stages/kickoff.py) for
+    the office or the applicant itself, the download recorded in the event log (committed,
+    `plan_downloaded`) before it is returned; an evaluator never (NotVisible)."""
+    with read(app.db) as conn:
+        visibility.check_access(app, conn, who, application_id)
+        if who.role not in PLAN_READERS:
+            raise NotVisible(
+                f"the implementation plan of application {application_id} is read by the office and its applicant only"
+            )
+        row = (
+            conn.execute(
+                sa.select(KICKOFF_PLAN).where(
+                    KICKOFF_PLAN.c.application_id == application_id, KICKOFF_PLAN.c.round == round_
+                )
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            raise NotFound(f"application {application_id} has no implementation plan round {round_}")
+        if row["sha256"] is None:
+            raise NotFound(
+                f"implementation plan round {round_} of application {application_id} was received on paper:"
+                " no file is kept"
+            )
+        stored = files.blob(conn, row["sha256"])
+        track_id = conn.execute(
+            sa.select(APPLICATION.c.track_id).where(APPLICATION.c.id == application_id)
+        ).scalar_one()
+    if stored is None:
+        raise NotFound(f"implementation plan round {round_} ({row['file_name']}): its file is missing from storage")
+    detail = {"round": round_, "file_name": row["file_name"], "sha256": row["sha256"]}
+    with write(app.db) as conn:
+        events.record(
+            conn, app.clock.now(), Actor(who.subject, who.role), "plan_downloaded", detail, track_id, application_id
+        )
+    return Download(
+        db=app.db,
+        document_id=int(row["id"]),
+        application_id=application_id,
+        kind=PLAN_KIND,
+        version=round_,
         file_name=row["file_name"],
         size=int(row["size"]),
         file_type=row["file_type"],

@@ -16,8 +16,11 @@
   the stage in words, the next date, the receipt number and its documents' SHA-256, answers; the
   objection form while disqualified and the window is open (review.file_objection, its last day);
   after the release the explained result (read/portal.explained_result; nothing before); when
-  selected, the implementation plan's rounds, the office's comments and the funding by year, with
-  the form to file a plan (kickoff.receive); the way to withdraw.
+  selected, the implementation plan's rounds (each with its file's name, size, SHA-256 and download,
+  read/documents.open_plan_file), the office's comments and the funding by year, with the form to
+  file a plan (kickoff.receive keeps the file); the way to withdraw.
+  The plan's form and the kickoff form take files as large as the API's document upload
+  (api/limits.py: only with a live applicant session, checked before the body is read).
 - GET/POST .../withdraw: what withdrawing does, then the trigger through app.moves with the
   version the page was rendered with (a stale page: "someone changed this first", nothing changed).
 - GET /applicant/notices (and /{id}, /{id}/body.html in a sandboxed frame under a CSP of its own, as
@@ -27,7 +30,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any
@@ -53,10 +55,11 @@ from gongmo.workflow.core.db import read
 from gongmo.workflow.core.models import MAX_ID
 from gongmo.workflow.core.tokens import Principal
 from gongmo.workflow.engine.intake import MAX_YEARS
+from gongmo.workflow.read import documents as documents_read
 from gongmo.workflow.read import portal, visibility
 from gongmo.workflow.stages import kickoff, review
 from gongmo.workflow.web import pages, words
-from gongmo.workflow.web.applications import human_size, krw
+from gongmo.workflow.web.applications import human_size, krw, serve
 from gongmo.workflow.web.auth import Csrf, session
 from gongmo.workflow.web.pages import Forbidden
 
@@ -254,6 +257,8 @@ words.register(
         "applicant.kickoff.refused": ("실시계획을 제출하지 않았습니다: {message}", "Plan not filed: {message}"),
         "applicant.kickoff.no_file": ("실시계획 파일을 선택하십시오", "Choose the plan's file"),
         "applicant.kickoff.round": ("차수", "Round"),
+        "applicant.kickoff.plan_file": ("제출 파일", "File"),
+        "applicant.kickoff.on_paper": ("서면 접수 (파일 없음)", "on paper (no file)"),
         "applicant.kickoff.status": ("처리 상태", "Status"),
         "applicant.kickoff.comments": ("검토 의견", "The office's comments"),
         "applicant.kickoff.status.received": ("검토 중", "being reviewed"),
@@ -620,31 +625,28 @@ async def file_plan(request: Request, who: Applicant, application_id: AppId) -> 
 def _file_plan(
     request: Request, who: Principal, application_id: int, upload: UploadFile | None
 ) -> HTMLResponse | RedirectResponse:
-    """A selected applicant files its implementation plan: the file is checked (not empty) and
-    hashed, and the round recorded by the same service as `gongmo kickoff receive`."""
+    """A selected applicant files its implementation plan: the file is kept with its round by the
+    same service as `gongmo kickoff receive --file` (kickoff.receive: checked, stored by its SHA-256)."""
     a = pages.gongmo(request)
     t = words.translator(pages.language(request))
     with read(a.db) as conn:
         visibility.check_access(a, conn, who, application_id)
-    sha, size = _hash(upload)
-    if upload is None or not upload.filename or size == 0:
+    if upload is None or not upload.filename:
         return _page(request, who, application_id, form={"kickoff": t("applicant.kickoff.no_file")}, status=422)
     try:
-        round_ = kickoff.receive(a, application_id, who.actor)
+        round_ = kickoff.receive(a, application_id, who.actor, upload.file, upload.filename)
     except GongmoError as exc:
         return _page(request, who, application_id, form={"kickoff": pages.say(exc)}, status=errors.status_of(exc))
-    return _page(request, who, application_id, flash={"filed": round_, "file": (upload.filename, sha)}, status=200)
+    kept = kickoff.plans(a, application_id)[round_ - 1]
+    return _page(request, who, application_id, flash={"filed": round_, "file": (kept["file_name"], kept["sha256"])})
 
 
-def _hash(upload: UploadFile | None) -> tuple[str, int]:
-    digest, size = hashlib.sha256(), 0
-    if upload is None:
-        return digest.hexdigest(), 0
-    upload.file.seek(0)
-    while piece := upload.file.read(1024 * 1024):
-        digest.update(piece)
-        size += len(piece)
-    return digest.hexdigest(), size
+@router.get("/applicant/applications/{application_id}/kickoff/{round_}/file")
+def plan_file(
+    request: Request, who: Applicant, application_id: AppId, round_: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> StreamingResponse:
+    """Its implementation plan round's file (read/documents.open_plan_file: its own only, the download recorded)."""
+    return serve(documents_read.open_plan_file(pages.gongmo(request), who, application_id, round_))
 
 
 # -- withdrawing -----------------------------------------------------------------------------------------

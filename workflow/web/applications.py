@@ -11,11 +11,19 @@
   done; a move done sends the browser back to the page (303) with a confirmation line.
 - A document is downloaded through the API's own route function (read/documents.open_download,
   streamed one chunk at a time, the download recorded in the application's events).
+- The kickoff part (a selected application, or one with implementation plan rounds): each round with
+  its file (read/documents.open_plan_file: the office and the applicant, never an evaluator; streamed
+  as a document is, the download recorded), the office's comments, the funding by year once approved;
+  while a round waits, the two decisions: return it with comments (stages/kickoff.return_plan) and
+  approve it with the funding schedule by year, one row per year (kickoff.parse_schedule, then
+  kickoff.approve). A refusal is shown beside its form, nothing changed; the bare approve_kickoff
+  trigger is not offered among the moves (it would start a project with no plan and no schedule).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import base64
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -24,8 +32,12 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from gongmo.states import questions as questions_mod
+from gongmo.states.documents import content_disposition
+from gongmo.states.eligibility import Year, default_schedule
 from gongmo.states.errors import Conflict, GongmoError, InvalidInput
 from gongmo.states.lifecycle import APPLICATION as TABLE
 from gongmo.workflow.api import documents as api_documents
@@ -34,7 +46,9 @@ from gongmo.workflow.core.db import read
 from gongmo.workflow.core.models import MAX_ID
 from gongmo.workflow.core.tokens import Principal
 from gongmo.workflow.outbox import states as outbox_states
+from gongmo.workflow.read import documents as documents_read
 from gongmo.workflow.read import timeline, visibility
+from gongmo.workflow.stages import kickoff
 from gongmo.workflow.web import pages, words
 from gongmo.workflow.web.auth import Csrf, Office
 
@@ -42,6 +56,10 @@ router = APIRouter(include_in_schema=False)
 
 AppId = Annotated[int, Path(ge=1, le=MAX_ID)]
 REASON_MAX = 2000  # characters: a reason is a sentence or a paragraph, kept in the audit row and the notice
+COMMENTS_MAX = 4000  # characters: the office's comments on a returned plan
+SCHEDULE_ROWS_MAX = 20  # rows of a funding schedule taken from the form (a plan runs a few years)
+PLAN_TRIGGER = "approve_kickoff"  # fired by kickoff.approve only, with the plan and its schedule
+KICKOFF_DONE = ("returned", "approved")
 TRIGGERS: dict[str, tuple[str, str]] = {
     "invite": ("공고(신청 안내)", "invite (the call announced)"),
     "submit": ("제출(접수)", "submit"),
@@ -186,6 +204,47 @@ words.register(
         "application.superseded_by": ("{by}(으)로 대체", "superseded by {by}"),
         "application.reason_was": ("사유: {reason}", "reason: {reason}"),
         "application.answer_required": ("필수", "required"),
+        # the kickoff part
+        "application.kickoff": ("세부 실시계획", "Implementation plan"),
+        "application.kickoff.none": ("아직 접수된 실시계획이 없습니다", "No implementation plan received yet"),
+        "application.kickoff.round": ("차수", "Round"),
+        "application.kickoff.received": ("접수", "Received"),
+        "application.kickoff.status": ("처리 상태", "Status"),
+        "application.kickoff.file": ("파일", "File"),
+        "application.kickoff.on_paper": ("서면 접수 (파일 없음)", "on paper (no file)"),
+        "application.kickoff.comments": ("검토 의견", "Comments"),
+        "application.kickoff.status.received": ("검토 대기", "waiting for a decision"),
+        "application.kickoff.status.returned": ("보완 요구", "returned"),
+        "application.kickoff.status.approved": ("승인", "approved"),
+        "application.kickoff.funding": ("연차별 사업비 (승인)", "Funding by year (approved)"),
+        "application.kickoff.year": ("연도", "Year"),
+        "application.kickoff.return": ("보완 요구", "Return with comments"),
+        "application.kickoff.return_comments": ("보완 요구 의견 (필수)", "Comments (required)"),
+        "application.kickoff.return_send": ("의견과 함께 돌려보내기", "Return the plan with these comments"),
+        "application.kickoff.approve": ("승인 및 연차별 사업비", "Approve, with the funding by year"),
+        "application.kickoff.approve_help": (
+            "연도마다 국비와 지방비(원)를 적습니다. 합계가 선정 금액과 같고 해마다 지방비 매칭 비율을 지켜야 합니다."
+            " 빈 줄은 무시합니다.",
+            "One row per year: national and local money in won. The sums must equal the selected amounts and"
+            " each year must meet the local match; empty rows are ignored.",
+        ),
+        "application.kickoff.year_n": ("{n}차년도 연도", "Year {n}"),
+        "application.kickoff.national_n": ("{n}차년도 국비 (원)", "Year {n}: national (won)"),
+        "application.kickoff.local_n": ("{n}차년도 지방비 (원)", "Year {n}: local (won)"),
+        "application.kickoff.approve_send": ("실시계획 승인 (사업 착수)", "Approve the plan (the project starts)"),
+        "application.kickoff.refused": ("처리하지 않았습니다: {message}", "Nothing was done: {message}"),
+        "application.kickoff.returned": (
+            "실시계획 {round}차를 의견과 함께 돌려보냈습니다.",
+            "Plan round {round} was returned with comments.",
+        ),
+        "application.kickoff.approved": (
+            "실시계획을 승인했습니다: 사업이 착수되었습니다.",
+            "The plan was approved: the project has started.",
+        ),
+        "application.kickoff.no_rows": (
+            "연차별 사업비를 한 줄 이상 적으십시오",
+            "write the funding of at least one year",
+        ),
     }
 )
 words.register({f"application.trigger.{k}": v for k, v in TRIGGERS.items()})
@@ -200,9 +259,11 @@ def application_page(
     application_id: AppId,
     done: Annotated[str | None, Query(max_length=32)] = None,
     version: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    kickoff: Annotated[str | None, Query(max_length=16)] = None,
 ) -> HTMLResponse:
     confirmation = {"trigger": done, "version": version} if done and TABLE.has_trigger(done) else None
-    return _page(request, who, application_id, confirmation=confirmation)
+    decided = kickoff if kickoff in KICKOFF_DONE else None
+    return _page(request, who, application_id, confirmation=confirmation, kickoff_done=decided)
 
 
 @router.post("/office/applications/{application_id}/transitions", dependencies=[Csrf], response_model=None)
@@ -224,6 +285,13 @@ def transition(
         if len(reason) > REASON_MAX:
             raise InvalidInput(
                 f"{{field}} is {len(reason)} characters long: write at most {REASON_MAX}", field="reason"
+            )
+        if trigger == PLAN_TRIGGER:
+            raise InvalidInput(
+                "{given}: approve the implementation plan with its funding by year (the kickoff part of this page)",
+                field="trigger",
+                value=trigger,
+                shown=repr(trigger),
             )
         if not TABLE.has_trigger(trigger):
             raise InvalidInput(
@@ -260,6 +328,88 @@ def download(
     return api_documents.download(pages.gongmo(request), who, application_id, kind, version)
 
 
+@router.get("/office/applications/{application_id}/kickoff/{round_}/file")
+def plan_file(
+    request: Request, who: Office, application_id: AppId, round_: Annotated[int, Path(ge=1, le=MAX_ID)]
+) -> StreamingResponse:
+    """An implementation plan round's file (read/documents.open_plan_file: the download recorded)."""
+    return serve(documents_read.open_plan_file(pages.gongmo(request), who, application_id, round_))
+
+
+def serve(found: documents_read.Download) -> StreamingResponse:
+    """A stored file's bytes, one chunk at a time, with the headers the API's download sends."""
+    digest = base64.b64encode(bytes.fromhex(found.sha256)).decode("ascii")
+    headers = {
+        "Content-Length": str(found.size),
+        "Content-Disposition": content_disposition(found.file_name),
+        "ETag": f'"{found.sha256}"',
+        "Repr-Digest": f"sha-256=:{digest}:",
+        "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store",
+    }
+    return StreamingResponse(found.chunks(), media_type=found.media_type, headers=headers)
+
+
+@router.post("/office/applications/{application_id}/kickoff/return", dependencies=[Csrf], response_model=None)
+def return_plan(
+    request: Request, who: Office, application_id: AppId, comments: Annotated[str, Form()] = ""
+) -> HTMLResponse | RedirectResponse:
+    """Return the waiting round with comments (kickoff.return_plan, as `gongmo kickoff return`)."""
+    a = pages.gongmo(request)
+    with read(a.db) as conn:
+        visibility.check_access(a, conn, who, application_id)
+    try:
+        if len(comments) > COMMENTS_MAX:
+            raise InvalidInput(
+                f"{{field}} is {len(comments)} characters long: write at most {COMMENTS_MAX}", field="comments"
+            )
+        kickoff.return_plan(a, application_id, comments, who.actor)
+    except GongmoError as exc:
+        refused = {"form": "return", "message": pages.say(exc), "comments": comments}
+        return _page(request, who, application_id, kickoff_form=refused, status=errors.status_of(exc))
+    return RedirectResponse(f"/office/applications/{application_id}?kickoff=returned#kickoff", status_code=303)
+
+
+@router.post("/office/applications/{application_id}/kickoff/approve", dependencies=[Csrf], response_model=None)
+async def approve_plan(request: Request, who: Office, application_id: AppId) -> HTMLResponse | RedirectResponse:
+    form = await request.form(max_files=0, max_fields=4 + 3 * SCHEDULE_ROWS_MAX)
+    return await run_in_threadpool(_approve_plan, request, who, application_id, form)
+
+
+def _approve_plan(
+    request: Request, who: Principal, application_id: int, form: FormData
+) -> HTMLResponse | RedirectResponse:
+    """Approve the waiting round with the schedule's rows (kickoff.parse_schedule, kickoff.approve)."""
+    a = pages.gongmo(request)
+    with read(a.db) as conn:
+        visibility.check_access(a, conn, who, application_id)
+    rows = schedule_rows(form)
+    try:
+        kickoff.approve(a, application_id, parse_rows(rows), who.actor)
+    except GongmoError as exc:
+        refused = {"form": "approve", "message": pages.say(exc), "rows": rows}
+        return _page(request, who, application_id, kickoff_form=refused, status=errors.status_of(exc))
+    return RedirectResponse(f"/office/applications/{application_id}?kickoff=approved#kickoff", status_code=303)
+
+
+def schedule_rows(form: FormData) -> list[tuple[str, str, str]]:
+    """The form's (year, national, local) rows, in order, as typed (at most SCHEDULE_ROWS_MAX)."""
+    years, nationals, locals_ = (
+        [str(v)[:40] for v in form.getlist(name)][:SCHEDULE_ROWS_MAX] for name in ("year", "national", "local")
+    )
+    width = max(len(years), len(nationals), len(locals_))
+    pad = [*([""] * width)]
+    return [((years + pad)[i].strip(), (nationals + pad)[i].strip(), (locals_ + pad)[i].strip()) for i in range(width)]
+
+
+def parse_rows(rows: Iterable[tuple[str, str, str]]) -> list[Year]:
+    """The schedule of the non-empty rows, as `--schedule YEAR=NATIONAL/LOCAL` takes each (at least one)."""
+    items = [f"{y}={n}/{loc}" for y, n, loc in rows if y or n or loc]
+    if not items:
+        raise InvalidInput("{field}: " + words.WORDS["application.kickoff.no_rows"][1], field="schedule")
+    return kickoff.parse_schedule(items)
+
+
 def _version(given: str) -> int:
     text = given.strip()[:12]
     if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_ID):
@@ -282,6 +432,8 @@ def _page(
     decided_on: int | None = None,
     status: int = 200,
     given: Mapping[str, str] | None = None,
+    kickoff_form: Mapping[str, Any] | None = None,
+    kickoff_done: str | None = None,
 ) -> HTMLResponse:
     """The page; after a refused form, with the refusal (`decided_on`: the version a Conflict's form
     carried; if the application has moved on since, the answer is "someone changed this first")."""
@@ -294,6 +446,9 @@ def _page(
     lang = pages.language(request)
     when = _when(zone)
     label, t, named = _state_label(lang), words.translator(lang), _named(lang)
+    shown["choices"] = [c for c in shown["choices"] if c.trigger != PLAN_TRIGGER]
+    plans = kickoff.plans(a, application_id)
+    waiting = shown["state"] == "selected" and bool(plans) and plans[-1]["status"] == "received"
     return pages.render(
         request,
         "office/application.html",
@@ -312,7 +467,28 @@ def _page(
         trigger_label=lambda name: named("trigger", name),
         krw=krw,
         size=human_size,
+        plans=plans,
+        funding=kickoff.funding(a, application_id) if plans else [],
+        waiting=waiting,
+        schedule=_schedule_rows(shown, track, zone, a.clock.now(), kickoff_form) if waiting else [],
+        kickoff_form=kickoff_form or {},
+        kickoff_done=kickoff_done,
     )
+
+
+def _schedule_rows(
+    shown: Mapping[str, Any], track: Any, zone: ZoneInfo, now: datetime, refused: Mapping[str, Any] | None
+) -> list[tuple[str, str, str]]:
+    """The approve form's rows: as typed when a refusal brings them back, else an even split of the
+    selected amounts over the plan's years from this year (what `kickoff approve` does without
+    --schedule), for the office to adjust."""
+    if refused and refused.get("form") == "approve" and refused.get("rows"):
+        return list(refused["rows"])
+    years = int(shown.get("years") or track.funding.years)
+    split = default_schedule(
+        now.astimezone(zone).year, years, int(shown.get("national_krw") or 0), int(shown.get("local_krw") or 0)
+    )
+    return [(str(y.year), f"{y.national_krw:,}", f"{y.local_krw:,}") for y in split]
 
 
 @dataclass(frozen=True)

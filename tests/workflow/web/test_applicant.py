@@ -15,9 +15,10 @@ import sqlalchemy as sa
 
 from gongmo.workflow.core import samples
 from gongmo.workflow.core.db import write
-from gongmo.workflow.core.models import DOCUMENT, KICKOFF_PLAN, OBJECTION, OUTBOX
+from gongmo.workflow.core.models import DOCUMENT, EVENT, KICKOFF_PLAN, OBJECTION, OUTBOX
 from gongmo.workflow.outbox import office as outbox_office
 from gongmo.workflow.stages import kickoff, selection
+from gongmo.workflow.web.applications import human_size
 from tests.conftest import kst
 from tests.workflow import plans
 from tests.workflow.api.conftest import ADMIN, CHANGWON, SEJONG, SIHEUNG, TRACK_KEY
@@ -300,12 +301,40 @@ def test_the_selected_file_their_plan_read_the_comments_and_the_funding_by_year(
         files={"plan": ("실시계획.pdf", data, "application/pdf")},
     )
     assert filed.status_code == 200, filed.text
-    assert hashlib.sha256(data).hexdigest() in filed.text
+    sha = hashlib.sha256(data).hexdigest()
+    assert f"실시계획(1차)을 제출했습니다: 실시계획.pdf, SHA-256 {sha}" in text_of(filed.text)
     (plan,) = w.rows(KICKOFF_PLAN)
     assert plan["round"] == 1 and plan["status"] == "received" and plan["received_by"].startswith(SEJONG)
+    assert (plan["sha256"], plan["file_name"], plan["size"], plan["file_type"]) == (
+        sha,
+        "실시계획.pdf",
+        len(data),
+        "pdf",
+    )
+    # the round's file: its name (the download), size and SHA-256 on the page
+    page = b.get(f"/applicant/applications/{app_id}")
+    link = f"/applicant/applications/{app_id}/kickoff/1/file"
+    row = re.search(r'<table class="plans">.*?</table>', page.text, re.S)
+    assert (
+        row is not None and f'<a href="{link}">실시계획.pdf</a>' in row[0] and f'<td class="hash">{sha}</td>' in row[0]
+    )
+    assert human_size(len(data)) in text_of(row[0])
+    got = b.get(link)
+    assert got.status_code == 200 and got.content == data and got.headers["etag"] == f'"{sha}"'
+    assert [e["actor"].startswith(SEJONG) for e in w.rows(EVENT, EVENT.c.kind == "plan_downloaded")] == [True]
+    assert portal(w, SIHEUNG).get(link).status_code == 403  # another applicant
+    assert b.get(f"/applicant/applications/{app_id}/kickoff/2/file").status_code == 404
     kickoff.return_plan(w.app, app_id, "예산 연차별 계획을 보완하십시오", OFFICE)
     text = text_of(b.get(f"/applicant/applications/{app_id}").text)
     assert "보완 요청" in text and "예산 연차별 계획을 보완하십시오" in text
+    not_a_plan = b.http.post(
+        f"/applicant/applications/{app_id}/kickoff",
+        data={"csrf": b.csrf},
+        files={"plan": ("plan.pdf", samples.png(), "application/pdf")},
+    )
+    assert not_a_plan.status_code == 422
+    assert "plan.pdf is not an accepted type: its bytes are a PNG image" in html.unescape(text_of(not_a_plan.text))
+    assert w.count(KICKOFF_PLAN) == 1
     b.http.post(
         f"/applicant/applications/{app_id}/kickoff", data={"csrf": b.csrf}, files={"plan": ("v2.pdf", data, "x")}
     )

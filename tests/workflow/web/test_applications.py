@@ -6,24 +6,30 @@ forms that carry the version they were decided on."""
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 import re
 from collections.abc import Callable
 from html import unescape
 
+import pytest
 import sqlalchemy as sa
 
+from gongmo.states.errors import NotVisible
 from gongmo.states.lifecycle import Role
-from gongmo.workflow.core import tokens
+from gongmo.workflow.core import samples, tokens
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.db import read, write
-from gongmo.workflow.core.models import AUDIT, EVENT, OUTBOX
+from gongmo.workflow.core.models import AUDIT, EVENT, FUNDING_YEAR, KICKOFF_PLAN, OUTBOX
 from gongmo.workflow.deadlines import changes
 from gongmo.workflow.engine import events
-from gongmo.workflow.read import timeline
+from gongmo.workflow.read import documents as documents_read
+from gongmo.workflow.read import timeline, visibility
+from gongmo.workflow.stages import kickoff, selection
 from tests.conftest import kst
-from tests.workflow.api.conftest import ADMIN, APP_SIHEUNG, CHANGWON, KIM, SIHEUNG, SUWON, World
-from tests.workflow.contest_2024 import TRACK
-from tests.workflow.web.conftest import Browser, text_of
+from tests.workflow.api.conftest import ADMIN, APP_SIHEUNG, CHANGWON, EV_KIM, KIM, SEJONG, SIHEUNG, SUWON, World
+from tests.workflow.contest_2024 import OFFICE, TRACK
+from tests.workflow.web.conftest import OFFICE_EMAIL, Browser, text_of
 
 Make = Callable[[World], Browser]
 
@@ -337,3 +343,165 @@ def test_a_trigger_that_overrides_a_rule_asks_for_a_reason(written: World) -> No
     assert not by_trigger["withdraw"].needs_reason
     eligible = {c.trigger: c for c in timeline.choices(written.app, {**shown, "checklist": [], "eligible": True})}
     assert not eligible["pass_review"].needs_reason
+
+
+# -- the kickoff part ----------------------------------------------------------------------------
+
+
+def selected_world(w: World) -> int:
+    """The selection confirmed (세종 selected); 세종's application id."""
+    w.clock.set(kst("2024-06-26 10:00"))
+    selection.select(w.app, TRACK, OFFICE, confirm=True)
+    w.clock.set(kst("2024-07-01 10:00"))
+    return w.id(SEJONG)
+
+
+def kickoff_forms(html: str) -> dict[str, str]:
+    """return/approve -> the kickoff form's HTML."""
+    found = re.findall(r'<form method="post" action="/office/applications/\d+/kickoff/(\w+)".*?</form>', html, re.S)
+    forms = re.findall(r'<form method="post" action="/office/applications/\d+/kickoff/\w+".*?</form>', html, re.S)
+    return dict(zip(found, forms, strict=True))
+
+
+def schedule_of(form: str) -> list[tuple[str, str, str]]:
+    values = {name: re.findall(rf'name="{name}" value="([^"]*)"', form) for name in ("year", "national", "local")}
+    return list(zip(values["year"], values["national"], values["local"], strict=True))
+
+
+def test_the_kickoff_part_lists_each_round_with_its_file_and_the_office_downloads_it(
+    presentation: World, browser: Make
+) -> None:
+    w = presentation
+    app_id = selected_world(w)
+    kickoff.receive(w.app, app_id, OFFICE)  # on paper
+    kickoff.return_plan(w.app, app_id, "연차별 지방비 확보 근거를 첨부하십시오", OFFICE)
+    data = samples.pdf("implementation plan v2")
+    kickoff.receive(w.app, app_id, Actor(SEJONG, Role.APPLICANT), io.BytesIO(data), "세부실시계획 v2.pdf")
+    b = browser(w).sign_in()
+    page = b.get(f"/office/applications/{app_id}")
+    assert page.status_code == 200, page.text
+    text = said(page.text)
+    assert (
+        "세부 실시계획" in text and "서면 접수 (파일 없음)" in text and "연차별 지방비 확보 근거를 첨부하십시오" in text
+    )
+    sha = hashlib.sha256(data).hexdigest()
+    assert "세부실시계획 v2.pdf (pdf)" in text and sha in text and "검토 대기" in text
+    link = f"/office/applications/{app_id}/kickoff/2/file"
+    assert f'href="{link}"' in page.text
+    got = b.get(link)
+    assert got.status_code == 200 and got.content == data
+    assert got.headers["etag"] == f'"{sha}"' and got.headers["content-type"] == "application/pdf"
+    assert "attachment" in got.headers["content-disposition"]
+    (seen,) = w.rows(EVENT, EVENT.c.kind == "plan_downloaded")
+    assert seen["actor"] == OFFICE_EMAIL and json.loads(seen["detail"])["sha256"] == sha
+    assert b.get(f"/office/applications/{app_id}/kickoff/1/file").status_code == 404  # on paper: no file
+    assert b.get(f"/office/applications/{app_id}/kickoff/3/file").status_code == 404
+
+
+def test_an_evaluator_never_downloads_a_plan_s_file(presentation: World, browser: Make) -> None:
+    w = presentation
+    app_id = selected_world(w)
+    kickoff.receive(w.app, app_id, OFFICE, io.BytesIO(samples.pdf("plan")), "plan.pdf")
+    ev = browser(w).sign_in("evaluator", KIM)
+    for path in (f"/office/applications/{app_id}/kickoff/1/file", f"/applicant/applications/{app_id}/kickoff/1/file"):
+        assert ev.get(path).status_code == 403, path
+    with read(w.app.db) as conn:
+        kim = tokens.principal(conn, *EV_KIM)
+        visibility.check_access(w.app, conn, kim, app_id)  # the application is the evaluator's to read...
+    with pytest.raises(NotVisible, match="the office and its applicant only"):
+        documents_read.open_plan_file(w.app, kim, app_id, 1)  # ...its implementation plan is not
+    assert w.count(EVENT, EVENT.c.kind == "plan_downloaded") == 0
+
+
+def test_the_office_returns_a_plan_with_comments_and_empty_comments_are_refused(
+    presentation: World, browser: Make
+) -> None:
+    w = presentation
+    app_id = selected_world(w)
+    kickoff.receive(w.app, app_id, OFFICE, io.BytesIO(samples.pdf("plan")), "plan.pdf")
+    b = browser(w).sign_in()
+    forms = kickoff_forms(b.get(f"/office/applications/{app_id}").text)
+    assert set(forms) == {"return", "approve"}
+    assert '<label for="kickoff-comments">' in forms["return"] and 'name="csrf"' in forms["return"]
+    before = w.footprint()
+    refused = b.post(f"/office/applications/{app_id}/kickoff/return", {"comments": "   "})
+    assert refused.status_code == 422
+    assert "'comments' is empty: say what the plan must change" in said(kickoff_forms(refused.text)["return"])
+    assert w.footprint() == before and w.rows(KICKOFF_PLAN)[0]["status"] == "received"
+    no_csrf = b.post(f"/office/applications/{app_id}/kickoff/return", {"comments": "보완"}, csrf=False)
+    assert no_csrf.status_code == 403 and w.footprint() == before
+    done = b.post(f"/office/applications/{app_id}/kickoff/return", {"comments": "예산 근거를 보완하십시오"})
+    assert done.status_code == 303 and done.headers["location"].endswith("?kickoff=returned#kickoff")
+    (plan,) = w.rows(KICKOFF_PLAN)
+    assert (plan["status"], plan["comments"], plan["decided_by"]) == (
+        "returned",
+        "예산 근거를 보완하십시오",
+        OFFICE_EMAIL,
+    )
+    after = b.get(done.headers["location"])
+    assert "실시계획 1차를 의견과 함께 돌려보냈습니다." in said(after.text)
+    assert kickoff_forms(after.text) == {}  # nothing waits now
+    assert w.count(OUTBOX, OUTBOX.c.notice == "kickoff_plan_returned") == 1
+
+
+def test_the_office_approves_a_plan_with_the_funding_by_year_and_a_wrong_schedule_changes_nothing(
+    presentation: World, browser: Make
+) -> None:
+    w = presentation
+    app_id = selected_world(w)
+    row = w.row(SEJONG)
+    national, local, years = int(row["national_krw"]), int(row["local_krw"]), int(row["years"])
+    kickoff.receive(w.app, app_id, OFFICE, io.BytesIO(samples.pdf("plan")), "plan.pdf")
+    b = browser(w).sign_in()
+    form = kickoff_forms(b.get(f"/office/applications/{app_id}").text)["approve"]
+    prefilled = schedule_of(form)
+    assert [y for y, _, _ in prefilled] == [str(2024 + i) for i in range(years)]  # an even split from this year
+    for n in range(1, years + 1):
+        for name in ("year", "national", "local"):
+            assert f'<label for="{name}-{n}">' in form and f'id="{name}-{n}"' in form
+    before = w.footprint()
+    wrong = {"year": [y for y, _, _ in prefilled], "national": ["1"] * years, "local": ["1"] * years}
+    refused = b.post(f"/office/applications/{app_id}/kickoff/approve", wrong)
+    assert refused.status_code == 422, refused.text
+    shown = kickoff_forms(refused.text)["approve"]
+    assert f"national amounts add up to {years:,} won, the selected national share is {national:,}" in said(shown)
+    assert schedule_of(shown) == [(y, "1", "1") for y, _, _ in prefilled]  # as typed
+    garbage = b.post(f"/office/applications/{app_id}/kickoff/approve", {"year": "20x4", "national": "1", "local": "1"})
+    assert garbage.status_code == 422 and "write YEAR=NATIONAL/LOCAL in won" in said(garbage.text)
+    empty = b.post(f"/office/applications/{app_id}/kickoff/approve", {"year": "", "national": "", "local": ""})
+    assert empty.status_code == 422 and "write the funding of at least one year" in said(empty.text)
+    assert w.footprint() == before and w.count(FUNDING_YEAR) == 0 and w.state(SEJONG) == "selected"
+    # the office's own split: the first year a quarter, the rest in the last year
+    first_n, first_l = national // 4, local // 4
+    mine = [(2024, first_n, first_l)] + [(2024 + i, 0, 0) for i in range(1, years - 1)]
+    mine.append((2024 + years - 1, national - first_n, local - first_l))
+    given = {
+        "year": [str(y) for y, _, _ in mine],
+        "national": [f"{n:,}" for _, n, _ in mine],
+        "local": [f"{loc:,}" for _, _, loc in mine],
+    }
+    done = b.post(f"/office/applications/{app_id}/kickoff/approve", given)
+    assert done.status_code == 303, done.text
+    assert w.state(SEJONG) == "kickoff"
+    funding = [(r["year"], r["national_krw"], r["local_krw"]) for r in w.rows(FUNDING_YEAR)]
+    assert funding == mine
+    after = b.get(done.headers["location"])
+    text = said(after.text)
+    assert "실시계획을 승인했습니다" in text and f"2024 {first_n:,} {first_l:,}" in text
+    assert kickoff_forms(after.text) == {}
+    again = b.post(f"/office/applications/{app_id}/kickoff/approve", given)  # a second approval: refused beside
+    assert again.status_code == 409 and "kickoff-refusal" in again.text
+
+
+def test_the_bare_approve_kickoff_trigger_is_not_offered_nor_taken(presentation: World, browser: Make) -> None:
+    w = presentation
+    app_id = selected_world(w)
+    b = browser(w).sign_in()
+    page = b.get(f"/office/applications/{app_id}")
+    assert "approve_kickoff" not in forms_of(page.text) and "cancel" in forms_of(page.text)
+    before = w.footprint()
+    refused = b.post(
+        f"/office/applications/{app_id}/transitions", {"trigger": "approve_kickoff", "version": str(w.version(SEJONG))}
+    )
+    assert refused.status_code == 422 and "approve the implementation plan with its funding by year" in refused.text
+    assert w.footprint() == before
