@@ -258,6 +258,7 @@ words.register(
         "applicant.kickoff.no_file": ("실시계획 파일을 선택하십시오", "Choose the plan's file"),
         "applicant.kickoff.round": ("차수", "Round"),
         "applicant.kickoff.plan_file": ("제출 파일", "File"),
+        "applicant.kickoff.rounds": ("실시계획 제출 차수", "Plan rounds"),
         "applicant.kickoff.on_paper": ("서면 접수 (파일 없음)", "on paper (no file)"),
         "applicant.kickoff.status": ("처리 상태", "Status"),
         "applicant.kickoff.comments": ("검토 의견", "The office's comments"),

@@ -45,6 +45,7 @@ BLOCKING = ("serious", "critical")
 # GET routes of the routers that answer something other than a console page.
 NOT_PAGES = {
     "/office/applications/{application_id}/documents/{kind}",  # a file download
+    "/office/applications/{application_id}/kickoff/{round_}/file",  # an implementation plan's file
     "/office/outbox/{outbox_id}/body.html",  # a notice's own HTML as mailed, shown in a sandboxed frame
 }
 # Pages that need the confirmed selection (the others are opened before it, where they offer more).
