@@ -113,14 +113,15 @@ def consoles(templates: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 PAGES = [*page_routes(), *EXTRA]
 
 
+@pytest.mark.parametrize("width", (1280, 390))
 @pytest.mark.parametrize("lang", LANGUAGES)
 @pytest.mark.parametrize("route", PAGES)
 def test_the_page_has_no_serious_accessibility_violation_and_labels_every_field(
-    route: str, lang: str, consoles: dict[bool, tuple[World, Console]], chromium: Browser
+    route: str, lang: str, width: int, consoles: dict[bool, tuple[World, Console]], chromium: Browser
 ) -> None:
     w, c = consoles[route in AFTER_SELECTION]
     path = fill(route, w) if "{" in route else route
-    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    context = chromium.new_context(viewport={"width": width, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     try:
         if not route.startswith(PUBLIC):
@@ -140,7 +141,7 @@ def test_the_page_has_no_serious_accessibility_violation_and_labels_every_field(
         for v in violations
         if v["impact"] in BLOCKING
     ]
-    assert not blocking, f"{path}?lang={lang}:\n" + "\n".join(blocking)
+    assert not blocking, f"{path}?lang={lang} at {width} px:\n" + "\n".join(blocking)
     assert not unlabelled, f"{path}?lang={lang}: form fields without a label: {unlabelled}"
 
 
