@@ -36,7 +36,7 @@ from gongmo.workflow.core.actors import SYSTEM, Actor
 from gongmo.workflow.core.chain import Chainer
 from gongmo.workflow.core.clock import Clock
 from gongmo.workflow.core.config import Loaded
-from gongmo.workflow.core.db import unprepared, write
+from gongmo.workflow.core.db import custom_plans, write
 from gongmo.workflow.core.lookups import locked_application, track_by_key, track_row
 from gongmo.workflow.core.models import APPLICATION, CALENDAR_CHANGE
 from gongmo.workflow.engine.checklist import Checklists, checked, with_facts
@@ -123,7 +123,8 @@ class Mover:
     ) -> Moved:
         """One move in its own transaction (`waitlist_position`: the place an
         admin gives a manual waitlisting; without it, the next free one)."""
-        with write(self.db) as conn, unprepared(conn):
+        with write(self.db) as conn:
+            custom_plans(conn)
             return self.move(
                 conn, application_id, trigger, actor, reason, expected_version, waitlist_position=waitlist_position
             )
@@ -162,7 +163,7 @@ class Mover:
         dest = self.steps.check(row, trigger)
         track = track_row(conn, row["track_id"])
         if trigger in OVERRIDING:  # a move against a rule says why (states/rules.py)
-            facts = move_facts(conn, self.loaded.config, row, track["key"])
+            facts = move_facts(conn, self.loaded.config, row)
             check_override(str(application_id), row["state"], trigger, facts, reason)
         if dest == "waitlisted" and "waitlist_position" not in (fields or {}):
             position = waitlist_place(conn, row, track, waitlist_position)
@@ -232,10 +233,11 @@ class Mover:
         skip_extended: str | None = None,
         where: sa.ColumnElement[bool] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        only: Sequence[int] | None = None,
     ) -> int:
-        """Move every application of the track in `from_state`; with
-        `skip_extended` (a milestone), leave out those whose own extension of
-        that milestone is still running. `should_stop` is asked before each
+        """Move every application of the track in `from_state` (with `only`, of those applications:
+        a chunk of them at a time); with `skip_extended` (a milestone), leave out those whose own
+        extension of that milestone is still running. `should_stop` is asked before each
         chunk: True raises Interrupted (the chunks done stay; a rerun continues)."""
         spec = self._precheck(trigger, actor, reason, bulk=True)  # exactly the checks of a single move
         dest = self.table.dest(from_state, trigger)
@@ -243,28 +245,38 @@ class Mover:
             raise IllegalMove(f"of track {track_key}", from_state, trigger, self.table.triggers_from(from_state))
         config = self.loaded.config
         overrides = trigger in OVERRIDING and not (reason and reason.strip())
+        pending = sorted(set(only)) if only is not None else None  # `only`'s ids not yet looked at
         if overrides:  # checked on every row before the first chunk moves: all or nothing
             with write(self.db) as conn:
-                refuse_overrides(conn, config, track_key, trigger, from_state, where)
+                every = where if pending is None else _and(where, APPLICATION.c.id.in_(pending))
+                refuse_overrides(conn, config, track_key, trigger, from_state, every)
         moved = 0
         after = 0  # keyset: each chunk starts after the last id of the one before
         checklists = Checklists(config.track(track_key)[1]) if self._records_checklist(dest) else None
         while True:
             if should_stop is not None and should_stop():
                 raise Interrupted(f"'{trigger}' of track {track_key} stopped after {moved} moves; a rerun continues")
+            scope = where
+            if pending is not None:  # the next `chunk` of them (those still in from_state move)
+                if not pending:
+                    return moved
+                part, pending = pending[:chunk], pending[chunk:]
+                scope, after = _and(where, APPLICATION.c.id.in_(part)), 0
             now = self.clock.now()
             with write(self.db) as conn:
                 track = track_by_key(conn, config, track_key, lock=True)
                 rows = _ids_in_state(
-                    conn, track["id"], from_state, chunk, skip_extended, now, where, after, facts=checklists is not None
+                    conn, track["id"], from_state, chunk, skip_extended, now, scope, after, facts=checklists is not None
                 )
-                if not rows:
+                if not rows and pending is None:
                     return moved
+                if not rows:
+                    continue
                 heads: list[tuple[int, int | None, str | None]] = [(r.id, r.audit_seq, r.audit_hash) for r in rows]
                 ids = [h[0] for h in heads]
                 after = ids[-1]
                 if overrides:  # and again under the chunk's lock, as a single move does
-                    refuse_overrides(conn, config, track_key, trigger, from_state, where, ids)
+                    refuse_overrides(conn, config, track_key, trigger, from_state, scope, ids)
                 checks = None
                 if checklists is not None:
                     checks = {r.id: checklists.of(r) for r in rows}
@@ -323,6 +335,10 @@ class Mover:
     def spec(self, name: str) -> TriggerSpec:
         """The trigger of the table by name, or a clear refusal."""
         return self.steps.spec(name)
+
+
+def _and(where: sa.ColumnElement[bool] | None, more: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
+    return more if where is None else sa.and_(where, more)
 
 
 def _stored_time(conn: Connection, now: datetime) -> Any:
