@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from tests.workflow.api.conftest import World
-from tests.workflow.web.browser.serve import CHROMIUM, Console, launch
+from tests.workflow.web.browser.serve import CHROMIUM, Cast, Console, launch
 
 # a click that waits for more than this has failed (the default is 30 s)
 TIMEOUT_MS = 10_000
@@ -68,3 +69,17 @@ def context(chromium: Browser) -> Iterator[BrowserContext]:
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
+
+@pytest.fixture
+def cast(chromium: Browser, tmp_path: Path) -> Iterator[Callable[[Console], Cast]]:
+    """cast(console) -> a Cast: the people of one contest at one Chromium, signing in by mail."""
+    made: list[Cast] = []
+
+    def build(console: Console) -> Cast:
+        made.append(Cast(chromium, console, tmp_path / "maildir", TIMEOUT_MS))
+        return made[-1]
+
+    yield build
+    for c in made:
+        c.close()

@@ -12,13 +12,17 @@ import asyncio
 import email
 import email.message
 import email.policy
+import re
 import threading
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from urllib.parse import urlsplit
 
 import uvicorn
-from playwright.sync_api import Browser, BrowserContext, Playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright, expect
 
 from gongmo.notifications.transport import MaildirTransport
 from gongmo.workflow.core import sessions
@@ -41,6 +45,7 @@ ARGS = [
     "--disable-sync",
 ]
 OFFICE_EMAIL = "office-lee@molit.go.kr"
+HOME = {"admin": "/office", "evaluator": "/evaluator", "applicant": "/applicant"}  # where a link lands
 START_TIMEOUT_S = 20.0
 
 
@@ -136,3 +141,66 @@ class Console:
         raw = sessions.open_session(self.app, role, subject, client="browser-test")
         context.add_cookies([{"name": COOKIE, "value": raw, "url": self.url, "httpOnly": True, "sameSite": "Lax"}])
         return raw
+
+
+@dataclass
+class Person:
+    """One person at its own browser (a context: its own cookies), signed in by its mailed link."""
+
+    email: str
+    role: str
+    context: BrowserContext
+    page: Page
+
+
+@dataclass
+class Cast:
+    """Everyone of a contest in one Chromium, each signing in by the link mailed to it: the Maildir
+    the outbox delivers to is read as the person would read its mail (conftest's `cast` fixture)."""
+
+    chromium: Browser
+    console: Console
+    maildir: Path
+    timeout_ms: float = 10_000
+    people: dict[str, Person] = field(default_factory=dict)
+    used: set[str] = field(default_factory=set)  # links already followed (a link works once)
+
+    def person(self, email: str, role: str, locale: str = "ko-KR") -> Person:
+        if email not in self.people:
+            ctx = self.chromium.new_context(locale=locale, viewport={"width": 1280, "height": 900})
+            ctx.set_default_timeout(self.timeout_ms)
+            self.people[email] = Person(email, role, ctx, ctx.new_page())
+        return self.people[email]
+
+    def sign_in(self, people: Sequence[Person]) -> None:
+        """Each asks for a link on /signin; the outbox delivers to the Maildir (as the embedded default
+        does); each opens its newest link and presses the button, landing on its role's home."""
+        url = self.console.url
+        for p in people:
+            p.page.goto(url + "/signin")
+            p.page.fill("#signin-email", p.email)
+            p.page.locator("form.signin button[type=submit]").click()
+            expect(p.page.locator("main [role=status]")).to_be_visible()
+        deliver_to_maildir(self.console.app, self.maildir)
+        for p in people:
+            link = self.link_for(p.email)
+            address = urlsplit(link)
+            p.page.goto(url + address.path + (f"?{address.query}" if address.query else ""))
+            p.page.locator("form.signin button[type=submit]").click()
+            p.page.wait_for_url(url + HOME[p.role])
+
+    def link_for(self, email: str) -> str:
+        fresh = []
+        for mail in mails_to(self.maildir, email):
+            body = mail.get_body(preferencelist=("plain",))
+            assert body is not None
+            fresh += [
+                link for link in re.findall(r"https?://\S+/signin/\S+", body.get_content()) if link not in self.used
+            ]
+        assert len(fresh) == 1, f"{email}: {len(fresh)} unused sign-in links in the Maildir"
+        self.used.add(fresh[0])
+        return fresh[0]
+
+    def close(self) -> None:
+        for p in self.people.values():
+            p.context.close()
