@@ -25,10 +25,16 @@ def staff_add(
     email: str,
     name: Annotated[str | None, typer.Option("--name", help="The person's name (the sign-in mail greets it).")] = None,
     language: Annotated[str, typer.Option("--language", help="ko or en: the mails' and pages' language.")] = "ko",
+    role: Annotated[str, typer.Option("--role", help="The account's role: admin, the office's one role.")] = "admin",
     actor: Annotated[str, typer.Option("--actor", help="Who adds the account.")] = "cli",
     as_json: ChangedJson = False,
 ) -> None:
     """Add a staff account (role admin), or enable a disabled one again."""
+    if role != "admin":
+        raise InvalidInput(
+            f"--role {role!r}: a staff account is an admin (the office); an evaluator signs in with the"
+            " committee's e-mail and a local government with its contacts' addresses, no account needed"
+        )
     row, done = sessions.add_staff(state.app(), email, name, language, actor)
     output.done(
         as_json,

@@ -75,6 +75,15 @@ def test_init_creates_the_config_staff_and_staff_add_list_disable(gongmo: Run) -
     assert code == 1 and "not an e-mail address" in err
 
 
+def test_staff_add_takes_the_role_admin_and_refuses_any_other(gongmo: Run) -> None:
+    code, out, _ = gongmo("staff", "add", "choi@molit.go.kr", "--role", "admin")
+    assert code == 0 and "staff choi@molit.go.kr (admin, ko): added" in out
+    code, _, err = gongmo("staff", "add", "kim@univ.ac.kr", "--role", "evaluator")
+    assert code == 1 and "--role 'evaluator': a staff account is an admin" in err and "Traceback" not in err
+    code, out, _ = gongmo("staff", "list", "--json")
+    assert "kim@univ.ac.kr" not in out
+
+
 def test_console_link_prints_a_link_that_signs_in_once(gongmo: Run, app: App) -> None:
     code, out, _ = gongmo("console", "link", CONFIG_STAFF, "--next", "/office/outbox")
     assert code == 0 and "works once, for 15 minutes" in out
