@@ -11,14 +11,14 @@ reason) or Held (an announcement kept back for the office).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from gongmo.states.errors import Conflict, GongmoError, IllegalMove, OutsideWindow
+from gongmo.states.errors import GongmoError, OutsideWindow
 from gongmo.states.lifecycle import APPLICATION as TABLE
 from gongmo.workflow.core.actors import SYSTEM
 from gongmo.workflow.core.config import CALENDAR_ORDER
@@ -50,6 +50,8 @@ class Skipped(Exception):  # a verdict, not a failure: not a GongmoError, never 
 
 
 Action = Callable[[Mapping[str, Any], str], str]  # (the deadline row, the reason recorded) -> the summary
+# (a run of rows of one track, instant and action, the reason recorded) -> the summary
+GroupAction = Callable[[Sequence[Mapping[str, Any]], str], str]
 
 
 class Firing(Protocol):
@@ -251,30 +253,60 @@ class Actions:
                 queued += engine.queue(conn, "deadline_reminder", ids, track, self.app.clock.now(), extra, tag=tag)
             after = ids[-1]
 
+    def groups(self) -> dict[str, GroupAction]:
+        """The actions the ticker fires for a run of rows at once (same track, instant and action):
+        per-applicant rows, which would otherwise be a transaction each."""
+        return {"extension_closes": self.extensions_close}
+
     def extension_closes(self, row: Mapping[str, Any], reason: str) -> str:
-        """One applicant's own close: expire it, or send its late plan to review.
-        Another daemon's bulk move may get there first; that is not an error."""
-        app_id = row["application_id"]
+        """One applicant's own close (`gongmo deadlines --fire`): extensions_close of that row alone."""
+        return self.extensions_close([row], reason)
+
+    def extensions_close(self, rows: Sequence[Mapping[str, Any]], reason: str) -> str:
+        """Applicants' own closes due at one instant (one row each, of one track): each of them that
+        has not submitted expires, and each late plan goes to review (or waits in receipt for the
+        track's review to open), as two bulk moves of those applications in chunks, not a
+        transaction each. Idempotent: the bulk moves take only applications still in the source
+        state (another daemon, or this one before a crash, may have moved some); an application
+        whose own extension was moved further meanwhile is left to its row."""
+        track_key = rows[0]["track_key"]
+        ids = [r["application_id"] for r in rows]
         with read(self.app.db) as conn:
             close, review_starts = conn.execute(
-                sa.select(TRACK.c.receipt_closes, TRACK.c.review_starts).where(TRACK.c.key == row["track_key"])
+                sa.select(TRACK.c.receipt_closes, TRACK.c.review_starts).where(TRACK.c.key == track_key)
             ).one()
         now = self.app.clock.now()
-        if close > now:  # the track's close was moved past the extension
-            return f"application {app_id}: the track's receipt closes later; its close applies"
+        who = f"application {ids[0]}" if len(ids) == 1 else f"{len(ids):,} applications"
+        if close > now:  # the track's close was moved past the extensions
+            return f"{who}: the track's receipt closes later; its close applies"
+        moved: dict[str, int] = {}
         # A late plan waits in receipt, as the others did, until the track's review opens (open_review moves it).
-        triggers = ("expire",) if review_starts is not None and now < review_starts else ("expire", "start_review")
-        for trigger in triggers:
-            try:
-                self.app.moves.apply(app_id, trigger, SYSTEM, reason)
-            except (IllegalMove, Conflict):
-                continue
-            return f"application {app_id}: extension ran out, {trigger}"
+        waits = review_starts is not None and now < review_starts
+        for trigger in ("expire",) if waits else ("expire", "start_review"):
+            moved[trigger] = self.app.moves.apply_bulk(
+                track_key,
+                trigger,
+                "announcement" if trigger == "expire" else "receipt",
+                SYSTEM,
+                reason,
+                skip_extended="receipt_closes",
+                only=ids,
+                should_stop=self.ticker.stopping.is_set,
+            )
+        if len(ids) > 1:
+            done = ", ".join(f"{n:,} {_DONE[t]}" for t, n in moved.items())
+            return f"{who}: extensions ran out, {done}" + ("; late plans wait for the review to open" if waits else "")
+        for trigger, count in moved.items():
+            if count:
+                return f"{who}: extension ran out, {trigger}"
         with read(self.app.db) as conn:
-            state = conn.execute(sa.select(APPLICATION.c.state).where(APPLICATION.c.id == app_id)).scalar_one()
+            state = conn.execute(sa.select(APPLICATION.c.state).where(APPLICATION.c.id == ids[0])).scalar_one()
         if state == "receipt":
-            return f"application {app_id}: extension ran out; its plan waits for the review to open"
-        return f"application {app_id}: already '{state}', nothing to do"
+            return f"{who}: extension ran out; its plan waits for the review to open"
+        return f"{who}: already '{state}', nothing to do"
+
+
+_DONE = {"expire": "expired", "start_review": "to preliminary review"}
 
 
 def _local(zone: ZoneInfo, at: datetime) -> str:

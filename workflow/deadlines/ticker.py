@@ -32,7 +32,7 @@ from sqlalchemy.engine import Connection
 from gongmo.states.errors import Conflict, GongmoError, InvalidInput, NotFound
 from gongmo.workflow.core.db import read, write
 from gongmo.workflow.core.models import DEADLINE, TRACK, UTCDateTime
-from gongmo.workflow.deadlines.actions import SKIPPED, Action, Actions, Skipped
+from gongmo.workflow.deadlines.actions import SKIPPED, Action, Actions, GroupAction, Skipped
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.engine.steps import Interrupted
 
@@ -67,7 +67,11 @@ class Ticker:
         self.stopping = threading.Event()  # set by a stopping daemon: claim nothing more
         self.forced: set[str] = set()  # keys the office fires now (`gongmo deadlines --fire KEY`)
         # What a deadline row does, by its action (deadlines/actions.py).
-        self.actions: dict[str, Action] = Actions(self).table()
+        actions = Actions(self)
+        self.actions: dict[str, Action] = actions.table()
+        # Per-applicant actions fired together: a run of a track's rows due at the same instant with
+        # the same action (10,000 extensions closing) is one unit, one bulk move (actions.py).
+        self.grouped: dict[str, GroupAction] = actions.groups()
 
     # -- the loop --------------------------------------------------------------
 
@@ -82,17 +86,18 @@ class Ticker:
         if not rows:
             return []
         with _Renewal(self, [r["id"] for r in rows]) as renewal:
-            fired = []
+            fired: list[Fired] = []
             failed: set[int] = set()  # tracks with a row that failed in this batch: their later rows wait
-            for row in rows:
-                if row["track_id"] in failed or self.stopping.is_set():
-                    self._release(row["id"])
+            for unit in units(rows, self.grouped):
+                ids = [r["id"] for r in unit]
+                if unit[0]["track_id"] in failed or self.stopping.is_set():
+                    self._release(ids)
                 else:
-                    done = self._fire(row, now)
-                    fired.append(done)
-                    if done.error is not None and done.error != "lease lost":
-                        failed.add(row["track_id"])
-                renewal.done(row["id"])
+                    done = self._fire(unit, now)
+                    fired += done
+                    if any(d.error is not None and d.error != "lease lost" for d in done):
+                        failed.add(unit[0]["track_id"])
+                renewal.done(ids)
         return fired
 
     def run_until_idle(self, max_ticks: int = 10_000) -> list[Fired]:
@@ -122,7 +127,8 @@ class Ticker:
         self.forced.add(key)
         try:
             with _Renewal(self, [row["id"]]):
-                return self._fire(row, now)
+                [fired] = self._fire([row], now)
+                return fired
         finally:
             self.forced.discard(key)
 
@@ -237,69 +243,131 @@ class Ticker:
             rows: list[Mapping[str, Any]] = [dict(r) for r in conn.execute(query).mappings()]
             if not rows:
                 return []
-            claimed = conn.execute(
-                sa.update(DEADLINE)
-                .where(DEADLINE.c.id.in_([r["id"] for r in rows]), DEADLINE.c.fired_at.is_(None), free)
-                .values(claimed_by=self.worker, lease_until=now + self.lease, attempts=DEADLINE.c.attempts + 1)
-            )
-            if claimed.rowcount != len(rows):  # cannot happen under the lock; refuse to guess
-                raise RuntimeError(f"claimed {claimed.rowcount} of {len(rows)} deadline rows")
+            rows += self._rest_of_runs(conn, rows, now)
+            claimed = 0
+            for ids in _slices([r["id"] for r in rows]):
+                claimed += conn.execute(
+                    sa.update(DEADLINE)
+                    .where(DEADLINE.c.id.in_(ids), DEADLINE.c.fired_at.is_(None), free)
+                    .values(claimed_by=self.worker, lease_until=now + self.lease, attempts=DEADLINE.c.attempts + 1)
+                ).rowcount
+            if claimed != len(rows):  # cannot happen under the lock; refuse to guess
+                raise RuntimeError(f"claimed {claimed} of {len(rows)} deadline rows")
         return rows
+
+    def _rest_of_runs(self, conn: Connection, rows: list[Mapping[str, Any]], now: datetime) -> list[Mapping[str, Any]]:
+        """The batch's limit may cut a run of a grouped action in two (10,000 extensions closing at
+        one instant, 20 rows a batch): each track's last unit, if it is such a run, takes the rest of
+        its run with it, up to GROUP_MAX rows: the due rows of that track, instant and action after
+        it, up to the first row of that track and instant that is of another action or that someone
+        holds (calendar order: those wait for it, and it for them)."""
+        last: dict[int, list[Mapping[str, Any]]] = {}
+        for unit in units(rows, self.grouped):
+            last[unit[0]["track_id"]] = unit
+        more: list[Mapping[str, Any]] = []
+        for unit in last.values():
+            tail = unit[-1]
+            if tail["action"] not in self.grouped or len(unit) >= GROUP_MAX:
+                continue
+            same = sa.and_(
+                DEADLINE.c.track_id == tail["track_id"],
+                DEADLINE.c.due_at == tail["due_at"],
+                DEADLINE.c.fired_at.is_(None),
+                DEADLINE.c.id > tail["id"],
+            )
+            held = sa.and_(DEADLINE.c.lease_until.is_not(None), DEADLINE.c.lease_until >= now)
+            stop = conn.execute(
+                sa.select(sa.func.min(DEADLINE.c.id)).where(same, sa.or_(DEADLINE.c.action != tail["action"], held))
+            ).scalar()
+            query = (
+                sa.select(DEADLINE, TRACK.c.key.label("track_key"))
+                .join(TRACK, TRACK.c.id == DEADLINE.c.track_id)
+                .where(same, DEADLINE.c.action == tail["action"], ~held)
+                .order_by(DEADLINE.c.id)
+                .limit(GROUP_MAX - len(unit))
+            )
+            if stop is not None:
+                query = query.where(DEADLINE.c.id < stop)
+            if conn.dialect.name == "postgresql":
+                query = query.with_for_update(of=DEADLINE, skip_locked=True)
+            more += [dict(r) for r in conn.execute(query).mappings()]
+        return more
+
+    def _holds(self, ids: list[int]) -> sa.ColumnElement[bool]:
+        """Those of these rows this worker holds, unfired."""
+        return sa.and_(DEADLINE.c.id.in_(ids), DEADLINE.c.claimed_by == self.worker, DEADLINE.c.fired_at.is_(None))
 
     def _renew(self, ids: list[int]) -> int:
         """Push the lease of rows this daemon still works on; how many it still holds."""
+        held = 0
         with write(self.app.db) as conn:
-            result = conn.execute(
-                sa.update(DEADLINE)
-                .where(DEADLINE.c.id.in_(ids), DEADLINE.c.claimed_by == self.worker, DEADLINE.c.fired_at.is_(None))
-                .values(lease_until=self.app.clock.now() + self.lease)
-            )
-        return int(result.rowcount)
-
-    def _fire(self, row: Mapping[str, Any], now: datetime) -> Fired:
-        late = now - row["due_at"] > self.on_time
-        reason = self._reason(row, now, late)
-        try:
-            summary = self.actions[row["action"]](row, reason)
-        except Skipped as exc:  # nothing to send: fired, with the reason kept in the row
-            return self._mark(row, now, late, f"skipped: {exc}", f"{SKIPPED}{exc}")
-        except Interrupted as exc:  # the daemon is stopping: the chunks done stay, the row goes back
-            self._release(row["id"])
-            log.info("deadline %s: %s", row["key"], exc)
-            return Fired(row["key"], row["action"], row["milestone"], row["due_at"], now, late, "stopped", str(exc))
-        except GongmoError as exc:
-            return self._failed(row, now, late, str(exc))
-        except Exception as exc:  # a bug or the database: keep the row for a retry, log it
-            log.exception("deadline %s failed", row["key"])
-            return self._failed(row, now, late, f"{type(exc).__name__}: {exc}")
-        return self._mark(row, now, late, summary)
-
-    def _mark(self, row: Mapping[str, Any], now: datetime, late: bool, summary: str, note: str | None = None) -> Fired:
-        """Record the row fired (with `note` in last_error: why nothing was sent)."""
-        with write(self.app.db) as conn:
-            marked = conn.execute(
-                sa.update(DEADLINE)
-                .where(DEADLINE.c.id == row["id"], DEADLINE.c.claimed_by == self.worker, DEADLINE.c.fired_at.is_(None))
-                .values(fired_at=now, late=late, lease_until=None, last_error=note[:2000] if note else None)
-            )
-        if not marked.rowcount:  # the lease ran out and another daemon took the row (its action is idempotent)
-            log.warning("deadline %s: done, but another daemon holds it now; it records the firing", row["key"])
-            return Fired(row["key"], row["action"], row["milestone"], row["due_at"], now, late, summary, "lease lost")
-        log.info("deadline %s fired%s: %s", row["key"], " (catch-up)" if late else "", summary)
-        return Fired(row["key"], row["action"], row["milestone"], row["due_at"], now, late, summary)
-
-    def _release(self, row_id: int) -> None:
-        """Give a claimed row back untouched: the next tick (or daemon) takes it at once."""
-        with write(self.app.db) as conn:
-            conn.execute(
-                sa.update(DEADLINE)
-                .where(DEADLINE.c.id == row_id, DEADLINE.c.claimed_by == self.worker, DEADLINE.c.fired_at.is_(None))
-                .values(
-                    claimed_by=None,
-                    lease_until=None,
-                    attempts=sa.case((DEADLINE.c.attempts > 0, DEADLINE.c.attempts - 1), else_=0),
+            for part in _slices(ids):
+                result = conn.execute(
+                    sa.update(DEADLINE).where(self._holds(part)).values(lease_until=self.app.clock.now() + self.lease)
                 )
-            )
+                held += int(result.rowcount)
+        return held
+
+    def _fire(self, unit: list[Mapping[str, Any]], now: datetime) -> list[Fired]:
+        """Run a unit's action: one row, or a run of rows of one grouped action (same track, instant
+        and action), fired together; record each row fired, failed or given back."""
+        first = unit[0]
+        late = now - first["due_at"] > self.on_time
+        reason = self._reason(first, now, late, len(unit))
+        try:
+            if first["action"] in self.grouped:
+                summary = self.grouped[first["action"]](unit, reason)
+            else:
+                summary = self.actions[first["action"]](first, reason)
+        except Skipped as exc:  # nothing to send: fired, with the reason kept in the row
+            return self._mark(unit, now, late, f"skipped: {exc}", f"{SKIPPED}{exc}")
+        except Interrupted as exc:  # the daemon is stopping: the chunks done stay, the rows go back
+            self._release([r["id"] for r in unit])
+            log.info("deadline %s: %s", _keys(unit), exc)
+            return [_fired(r, now, late, "stopped", str(exc)) for r in unit]
+        except GongmoError as exc:
+            return self._failed(unit, now, late, str(exc))
+        except Exception as exc:  # a bug or the database: keep the row for a retry, log it
+            log.exception("deadline %s failed", _keys(unit))
+            return self._failed(unit, now, late, f"{type(exc).__name__}: {exc}")
+        return self._mark(unit, now, late, summary)
+
+    def _mark(
+        self, unit: list[Mapping[str, Any]], now: datetime, late: bool, summary: str, note: str | None = None
+    ) -> list[Fired]:
+        """Record the unit's rows fired (with `note` in last_error: why nothing was sent), each once:
+        only a row this worker still holds unfired is marked."""
+        marked: set[int] = set()
+        with write(self.app.db) as conn:
+            for ids in _slices([r["id"] for r in unit]):
+                marked.update(
+                    conn.execute(
+                        sa.update(DEADLINE)
+                        .where(self._holds(ids))
+                        .values(fired_at=now, late=late, lease_until=None, last_error=note[:2000] if note else None)
+                        .returning(DEADLINE.c.id)
+                    ).scalars()
+                )
+        lost = [r for r in unit if r["id"] not in marked]
+        if lost:  # the lease ran out and another daemon took the rows (the action is idempotent)
+            log.warning("deadline %s: done, but another daemon holds it now; it records the firing", _keys(lost))
+        if len(lost) < len(unit):
+            log.info("deadline %s fired%s: %s", _keys(unit), " (catch-up)" if late else "", summary)
+        return [_fired(r, now, late, summary, None if r["id"] in marked else "lease lost") for r in unit]
+
+    def _release(self, ids: list[int]) -> None:
+        """Give claimed rows back untouched: the next tick (or daemon) takes them at once."""
+        with write(self.app.db) as conn:
+            for part in _slices(ids):
+                conn.execute(
+                    sa.update(DEADLINE)
+                    .where(self._holds(part))
+                    .values(
+                        claimed_by=None,
+                        lease_until=None,
+                        attempts=sa.case((DEADLINE.c.attempts > 0, DEADLINE.c.attempts - 1), else_=0),
+                    )
+                )
 
     def release_all(self) -> int:
         """At a stop: give back every unfired row this worker holds (not those
@@ -317,24 +385,69 @@ class Ticker:
             )
         return int(result.rowcount)
 
-    def _failed(self, row: Mapping[str, Any], now: datetime, late: bool, error: str) -> Fired:
-        backoff = timedelta(seconds=min(3600, 30 * 2 ** min(row["attempts"], 7)))
+    def _failed(self, unit: list[Mapping[str, Any]], now: datetime, late: bool, error: str) -> list[Fired]:
+        attempts = max(r["attempts"] for r in unit)
+        backoff = timedelta(seconds=min(3600, 30 * 2 ** min(attempts, 7)))
         with write(self.app.db) as conn:
-            conn.execute(
-                sa.update(DEADLINE)
-                .where(DEADLINE.c.id == row["id"], DEADLINE.c.claimed_by == self.worker)
-                .values(last_error=error[:2000], lease_until=now + backoff)
-            )
-        log.warning("deadline %s failed (attempt %s): %s", row["key"], row["attempts"] + 1, error)
-        return Fired(row["key"], row["action"], row["milestone"], row["due_at"], now, late, "failed", error)
+            for ids in _slices([r["id"] for r in unit]):
+                conn.execute(
+                    sa.update(DEADLINE)
+                    .where(DEADLINE.c.id.in_(ids), DEADLINE.c.claimed_by == self.worker)
+                    .values(last_error=error[:2000], lease_until=now + backoff)
+                )
+        log.warning("deadline %s failed (attempt %s): %s", _keys(unit), attempts + 1, error)
+        return [_fired(r, now, late, "failed", error) for r in unit]
 
-    def _reason(self, row: Mapping[str, Any], now: datetime, late: bool) -> str:
+    def _reason(self, row: Mapping[str, Any], now: datetime, late: bool, rows: int = 1) -> str:
+        """What the audit rows of a firing say: the deadline's key, or for rows fired together (one
+        bulk move, one reason) what they share, its action and milestone, each application's own."""
         contest, _ = self.app.loaded.config.track(row["track_key"])
         due = row["due_at"].astimezone(ZoneInfo(contest.timezone))
-        text = f"deadline {row['key']} due {due:%Y-%m-%d %H:%M %Z}"
+        name = row["key"] if rows == 1 else f"{row['action']} ({row['milestone']}, the application's own)"
+        text = f"deadline {name} due {due:%Y-%m-%d %H:%M %Z}"
         if late:
             text += f" (catch-up: fired {_duration(now - row['due_at'])} late)"
         return text
+
+
+def units(rows: list[Mapping[str, Any]], grouped: Mapping[str, object]) -> list[list[Mapping[str, Any]]]:
+    """The claimed rows (in calendar order) as the units they fire in: each row alone, but a run of
+    a track's rows of a grouped action due at the same instant, with no other row of that track
+    between them, is one unit. A unit stands where its first row stood: each track keeps its order
+    (other tracks' rows between them do not matter, calendar order is per track)."""
+    out: list[list[Mapping[str, Any]]] = []
+    open_run: dict[int, list[Mapping[str, Any]]] = {}  # track -> its last unit, if a run that may grow
+    for row in rows:
+        run = open_run.get(row["track_id"])
+        if run is not None and (run[0]["action"], run[0]["due_at"]) == (row["action"], row["due_at"]):
+            run.append(row)
+            continue
+        unit = [row]
+        out.append(unit)
+        if row["action"] in grouped:
+            open_run[row["track_id"]] = unit
+        else:
+            open_run.pop(row["track_id"], None)
+    return out
+
+
+# Rows a grouped unit may claim at most (one bulk move, chunked by the Mover); a longer run of the
+# same instant fires as several units, one after the other.
+GROUP_MAX = 10_000
+SLICE = 2_000  # ids per IN (...) when marking, failing or giving back a unit's rows
+
+
+def _slices(ids: list[int]) -> list[list[int]]:
+    return [ids[i : i + SLICE] for i in range(0, len(ids), SLICE)]
+
+
+def _keys(unit: list[Mapping[str, Any]]) -> str:
+    """A unit's rows for the log: the key, or the first key and how many more."""
+    return unit[0]["key"] if len(unit) == 1 else f"{unit[0]['key']} and {len(unit) - 1} more of the same instant"
+
+
+def _fired(row: Mapping[str, Any], now: datetime, late: bool, summary: str, error: str | None = None) -> Fired:
+    return Fired(row["key"], row["action"], row["milestone"], row["due_at"], now, late, summary, error)
 
 
 def _earlier_unfired(name: str, condition: Callable[[Any], Any]) -> Any:
@@ -361,7 +474,7 @@ class _Renewal:
 
     def __init__(self, ticker: Ticker, ids: list[int]) -> None:
         self.ticker = ticker
-        self.ids = list(ids)
+        self.ids = set(ids)
         self.every = ticker.renew_every
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -375,14 +488,14 @@ class _Renewal:
         self._stop.set()
         self._thread.join()
 
-    def done(self, row_id: int) -> None:
+    def done(self, ids: list[int]) -> None:
         with self._lock:
-            self.ids.remove(row_id)
+            self.ids.difference_update(ids)
 
     def _run(self) -> None:
         while not self._stop.wait(self.every):
             with self._lock:
-                ids = list(self.ids)
+                ids = sorted(self.ids)
             if not ids:
                 return
             try:
