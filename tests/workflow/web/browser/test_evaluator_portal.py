@@ -3,8 +3,10 @@ corrected, the total kept live as it types), is refused a point out of range bes
 declares a conflict on a third; axe-core on every portal page in Korean and English, at 1280 and 390
 px wide (no serious or critical violation, every field labelled).
 
-The evaluator's session is opened by the service and set as the cookie (serve.Console.sign_in), as
-the office's browser tests do outside the Maildir sign-in test."""
+The evaluator who scores signs in as the issue says: its address on /signin, the link read from the
+Maildir, landing on its home in its language (Korean, from the committee import). The accessibility
+test does not test the sign-in: its session is opened by the service and set as the cookie
+(serve.Console.sign_in)."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from gongmo.workflow.core.models import ASSIGNMENT, EVALUATOR, EVENT, SCORE
 from tests.workflow.api.conftest import KIM, POINTS, SEJONG, SIHEUNG, World
-from tests.workflow.web.browser.serve import Console
+from tests.workflow.web.browser.serve import Cast, Console
 from tests.workflow.web.browser.test_accessibility import BLOCKING, UNLABELLED
 
 CHEONGJU = "43110"
@@ -70,13 +72,16 @@ def test_every_portal_page_passes_axe_in_both_languages_and_at_390_px(
     no_blocking_violation(page, "the refused sheet")
 
 
-def test_an_evaluator_scores_two_applications_corrects_one_and_declares_a_conflict_on_a_third(
-    written: World, console: Callable[[World], Console], context: BrowserContext
+def test_an_evaluator_signs_in_by_the_mailed_link_scores_two_corrects_one_and_declares_a_conflict(
+    written: World, console: Callable[[World], Console], cast: Callable[[Console], Cast]
 ) -> None:
     c = console(written)
-    c.sign_in(context, "evaluator", KIM)
-    page = context.new_page()
-    page.goto(f"{c.url}/evaluator")
+    people = cast(c)
+    kim = people.person(KIM, "evaluator")
+    people.sign_in([kim])  # /signin, the Maildir's link, its button: the evaluator's home
+    page = kim.page
+    assert page.url == f"{c.url}/evaluator"
+    assert page.evaluate("document.documentElement.lang") == "ko"
     expect(page.locator("#part-strong-small-2024-written")).to_contain_text("10건 미입력")
 
     # the first: the total follows the typing; one point out of range is refused beside its field
