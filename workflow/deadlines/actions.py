@@ -3,9 +3,11 @@
 The rows come from the lifecycle table (states/lifecycle.APPLICATION_DEADLINES):
 a row that reports or sends notices has its method here; every other one fires
 the automatic triggers the table puts at it (`transitions`). Reminders and one
-applicant's extension are rows of their own. An action returns the summary
-recorded for the office, raises Skipped (nothing to send: fired, with the
-reason) or Held (an announcement kept back for the office).
+applicant's extension are rows of their own; the extensions' closes due at one
+instant are fired together (`groups`: the ticker hands them over as a run of
+rows). An action returns the summary recorded for the office, raises Skipped
+(nothing to send: fired, with the reason) or Held (an announcement kept back for
+the office).
 """
 
 from __future__ import annotations

@@ -8,6 +8,15 @@ claim loses it when the lease runs out; every action is idempotent (it moves
 applications by state and suppresses duplicate notices by key), so the one
 that takes over finishes the work without doing it twice.
 
+Per-applicant rows scale: a track's rows due at the same instant with the same
+grouped action (an extension's close, one row per applicant: 10,000 extensions
+closing after downtime) fire as one unit, one action over all of them (bulk
+moves in chunks), instead of a transaction each. The claim takes the rest of
+such a run past the batch limit (up to GROUP_MAX rows), stopping at the first
+row of that track and instant of another action or that someone else holds;
+`units` keeps each track's order. Each row of the unit is marked fired, once,
+only while this worker still holds it.
+
 Calendar order survives errors: a row that failed (or an announcement held
 because it was caught up after the receipt close) holds back every later row
 of its track until it has fired; status.blocked says which and why (`gongmo

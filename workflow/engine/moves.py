@@ -7,10 +7,14 @@ stage effects (effects.py) and the follow-up moves they return, commit. A
 refused move changes nothing and raises an error naming the application, its
 state and the trigger.
 
-`apply_bulk` moves every application of a track in one state (deadlines):
-set-based SQL in chunks, the move checked once against the table's lookup,
-no Machine and no ORM object per row. Each chunk is its own transaction, so
-an interrupted bulk move resumes where it stopped when run again.
+`apply_bulk` moves every application of a track in one state (deadlines), or
+those of a given set (a run of per-applicant deadlines): set-based SQL in
+chunks, the move checked once against the table's lookup, no Machine and no
+ORM object per row. A chunk is one lock-and-read of its rows (with the facts
+its eligibility checklists need), one UPDATE carrying each row's state, chain
+head and checklist, one INSERT of its audit rows, its notices. Each chunk is
+its own transaction, so an interrupted bulk move resumes where it stopped
+when run again.
 
 Applications come in through the intake (intake.py: announce, start,
 submit); notices are queued through the hook the Mover is given (hooks.py),
