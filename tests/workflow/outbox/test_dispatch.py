@@ -182,12 +182,11 @@ def test_a_crash_between_send_and_mark_duplicates_at_most_that_message(
     expected = {r["message_id"] for r in outbox(app)}
     crashed = smtp_mailer(app, smtp_server)
     crashed.batch = 3
-    prepared = crashed.prepare(clock.now())
-    rows = [row for row, _ in prepared]
+    rows = crashed.prepare(clock.now())
 
     async def send_then_die() -> None:  # sent, but the process dies before it marks them
-        for _, envelope in prepared:
-            await crashed.transport.send(envelope)  # type: ignore[arg-type]
+        for row in rows:
+            await crashed.transport.send(crashed.compose(row))  # type: ignore[arg-type]
         await crashed.transport.close()
 
     asyncio.run(send_then_die())
