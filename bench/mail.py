@@ -3,8 +3,10 @@
 Both send the same N messages to an aiosmtpd sink running in another
 process (bench/sink.py), in the same run, with the same number of reused
 connections. gongmo's figure includes what the baseline does not: leasing
-rows from the outbox, composing each MIME message and marking it sent in
-the database. The notices are the call of the 2024 strong-and-small track
+rows from the outbox, composing each MIME message (from the skeleton,
+notifications/compose.py) and marking it sent in the database before its
+connection sends again. The baseline sends the very same bytes, composed in
+advance. The notices are the call of the 2024 strong-and-small track
 (text + HTML + .ics), queued by Mover.announce.
 
     python -m bench.mail [--n 5000] [--connections 4] [--db sqlite|postgres|both] [--pg-url URL] [--json PATH]
