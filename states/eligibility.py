@@ -15,11 +15,10 @@ rule, shown as "(no answer)".
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from fractions import Fraction
-from operator import attrgetter
 from typing import NamedTuple
 
 from gongmo.states.errors import InvalidInput
@@ -107,13 +106,13 @@ def check(rules: Rules, facts: Facts) -> list[Check]:
 @dataclass(frozen=True)
 class Line:
     """A fixed rule's line of the checklist: whether a track checks it, how, and which facts it
-    reads. A line is the same for the same values of those (`reads`), so a caller checking many
-    applications of a track may make each distinct line once (engine/checklist.py)."""
+    reads (Facts field names). A line is the same for the same values of those, so a caller
+    checking many applications of a track may make each distinct line once (engine/checklist.py)."""
 
     rule: str
     applies: Callable[[Rules], bool]
     make: Callable[[Rules, Facts], Check]
-    reads: Callable[[Facts], Hashable]
+    reads: tuple[str, ...]
 
 
 def lines(rules: Rules) -> list[Line]:
@@ -170,13 +169,13 @@ def _always(rules: Rules) -> bool:
 
 
 LINES: tuple[Line, ...] = (
-    Line("kind", _always, _kind, attrgetter("kind")),
-    Line("population", lambda r: r.population_below is not None, _population, attrgetter("population")),
-    Line("national_cap", _always, _national_cap, attrgetter("national_krw")),
-    Line("national_min", lambda r: bool(r.national_min_krw), _national_min, attrgetter("national_krw")),
-    Line("years", _always, _years, attrgetter("years")),
-    Line("local_match", _always, _local_match, attrgetter("national_krw", "local_krw")),
-    Line("type", lambda r: bool(r.types), _type, attrgetter("project_type")),
+    Line("kind", _always, _kind, ("kind",)),
+    Line("population", lambda r: r.population_below is not None, _population, ("population",)),
+    Line("national_cap", _always, _national_cap, ("national_krw",)),
+    Line("national_min", lambda r: bool(r.national_min_krw), _national_min, ("national_krw",)),
+    Line("years", _always, _years, ("years",)),
+    Line("local_match", _always, _local_match, ("national_krw", "local_krw")),
+    Line("type", lambda r: bool(r.types), _type, ("project_type",)),
 )
 assert tuple(line.rule for line in LINES) == RULES
 

@@ -15,9 +15,10 @@ so a receipt close of 100,000 plans encodes a few hundred pieces, not 600,000.
 from __future__ import annotations
 
 import json
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from fractions import Fraction
 from json.encoder import encode_basestring as _json_string  # the C encoder's own string escaping
+from operator import itemgetter
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,16 +44,9 @@ def rules_of(track: Track) -> Rules:
     )
 
 
-# What an application and its applicant state, as the checklist reads them.
-FACT_COLUMNS = (
-    APPLICATION.c.national_krw,
-    APPLICATION.c.local_krw,
-    APPLICATION.c.years,
-    APPLICATION.c.project_type,
-    APPLICATION.c.answers,
-    APPLICANT.c.kind,
-    APPLICANT.c.population,
-)
+# What an application and its applicant state, as the checklist reads them (Facts' names, in this order).
+FACT_NAMES = ("national_krw", "local_krw", "years", "project_type", "answers", "kind", "population")
+FACT_COLUMNS = (*(APPLICATION.c[name] for name in FACT_NAMES[:5]), APPLICANT.c.kind, APPLICANT.c.population)
 FACTS = sa.select(APPLICATION.c.id, *FACT_COLUMNS).join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
 
 
@@ -62,14 +56,21 @@ def with_facts(query: sa.Select[Any]) -> sa.Select[Any]:
 
 
 def facts_of(r: Any, track: Track) -> Facts:
+    """The Facts of a row with FACT_NAMES as attributes."""
+    return facts_from(tuple(getattr(r, name) for name in FACT_NAMES), track)
+
+
+def facts_from(values: Sequence[Any], track: Track) -> Facts:
+    """The Facts of FACT_COLUMNS' values, in that order."""
+    national_krw, local_krw, years, project_type, answers, kind, population = values
     return Facts(
-        kind=r.kind,
-        population=r.population,
-        national_krw=r.national_krw,  # a missing amount fails its rule, it is not 0
-        local_krw=r.local_krw,
-        years=r.years or track.funding.years,
-        project_type=r.project_type,
-        answers=json.loads(r.answers) if r.answers else {},  # as submit stored them (normalised)
+        kind=kind,
+        population=population,
+        national_krw=national_krw,  # a missing amount fails its rule, it is not 0
+        local_krw=local_krw,
+        years=years or track.funding.years,
+        project_type=project_type,
+        answers=json.loads(answers) if answers else {},  # as submit stored them (normalised)
     )
 
 
@@ -107,31 +108,34 @@ def encode(checks: Iterable[Check]) -> str:
 
 class Checklists:
     """The checklists of many applications of one track, as stored, each distinct line made once:
-    a fixed rule's line is remembered by the values it reads (states/eligibility.Line.reads, read
-    from the row: its columns have the Facts' names, and turn into the same Facts for every row of
-    the track), as its JSON piece and whether it passed; the Facts are built only to make a line
-    not made yet, and for the lines on answers, made for each application. The same text as
-    encode(check(rules, facts_of(row))) (a test holds the two equal)."""
+    a fixed rule's line is remembered by the values it reads (states/eligibility.Line.reads, taken
+    from the row's FACT_COLUMNS values: they turn into the same Facts for every row of the track),
+    as its JSON piece and whether it passed; the Facts are built only to make a line not made yet,
+    and for the lines on answers, made for each application. The same text as
+    encode(check(rules, facts_from(values))) (a test holds the two equal)."""
 
-    REMEMBERED = 4_096  # lines kept (a rule on a value nearly every applicant has its own of: the population)
+    REMEMBERED = 4_096  # lines kept per rule (nearly every applicant has a population of its own)
 
     def __init__(self, track: Track) -> None:
         self.track = track
         self.rules = rules_of(track)
-        self.lines = [(line.rule, line.make, line.reads) for line in lines(self.rules)]
-        self._made: dict[tuple[str, Hashable], tuple[str, bool]] = {}
+        # per fixed rule: what it reads from the values, the lines made (by those), how to make one
+        self._made: dict[str, dict[Hashable, tuple[str, bool]]] = {}
+        self._lines: list[tuple[Callable[[Sequence[Any]], Hashable], dict[Hashable, tuple[str, bool]], Any]] = []
+        for line in lines(self.rules):
+            made = self._made.setdefault(line.rule, {})
+            self._lines.append((itemgetter(*(FACT_NAMES.index(name) for name in line.reads)), made, line.make))
 
-    def of(self, row: Any) -> tuple[str, bool]:
-        """One application's checklist as stored, and whether it passed every rule; `row` has the
-        columns of FACTS (or FACT_COLUMNS)."""
-        made, rules = self._made, self.rules
-        facts = None
+    def of(self, values: Sequence[Any]) -> tuple[str, bool]:
+        """One application's checklist as stored, and whether it passed every rule; `values` are
+        its FACT_COLUMNS, in that order."""
+        rules, facts = self.rules, None
         parts, eligible = [], True
-        for rule, make, reads in self.lines:
-            key = (rule, reads(row))
+        for reads, made, make in self._lines:
+            key = reads(values)
             found = made.get(key)
             if found is None:
-                facts = facts or facts_of(row, self.track)
+                facts = facts or facts_from(values, self.track)
                 line = make(rules, facts)
                 if len(made) >= self.REMEMBERED:
                     made.clear()
@@ -139,7 +143,7 @@ class Checklists:
             parts.append(found[0])
             eligible = eligible and found[1]
         if rules.answer_rules:
-            for line in answer_checks(rules, facts or facts_of(row, self.track)):
+            for line in answer_checks(rules, facts or facts_from(values, self.track)):
                 parts.append(piece(line))
                 eligible = eligible and line.passed
         return "[" + ",".join(parts) + "]", eligible
@@ -148,7 +152,7 @@ class Checklists:
 def checked(conn: Connection, ids: Sequence[int], track: Track) -> dict[int, tuple[str, bool]]:
     """Every rule checked for these applications: id -> (the checklist as stored, eligible)."""
     checklists = Checklists(track)
-    return {r.id: checklists.of(r) for r in conn.execute(FACTS.where(APPLICATION.c.id.in_(ids)))}
+    return {r[0]: checklists.of(tuple(r)[1:]) for r in conn.execute(FACTS.where(APPLICATION.c.id.in_(ids)))}
 
 
 def record_checks(conn: Connection, ids: list[int], track: Track) -> int:

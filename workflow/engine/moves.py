@@ -276,14 +276,14 @@ class Mover:
                     return moved
                 if not rows:
                     continue
-                heads: list[tuple[int, int | None, str | None]] = [(r.id, r.audit_seq, r.audit_hash) for r in rows]
+                heads: list[tuple[int, int | None, str | None]] = [r[:3] for r in rows]  # type: ignore[misc]
                 ids = [h[0] for h in heads]
                 after = ids[-1]
                 if overrides:  # and again under the chunk's lock, as a single move does
                     refuse_overrides(conn, config, track_key, trigger, from_state, scope, ids)
                 checks = None
                 if checklists is not None:
-                    checks = {r.id: checklists.of(r) for r in rows}
+                    checks = {r[0]: checklists.of(r[3:]) for r in rows}
                 _bulk_move(conn, heads, spec, from_state, dest, actor, reason, now, self.steps.chain, checks)
                 self.queue(conn, spec.notice, ids, track, now, {"reason": reason or ""})
                 self._after(conn, ids, from_state, dest, track, now, checked=checks is not None)
@@ -500,7 +500,7 @@ def _ids_in_state(
     where: sa.ColumnElement[bool] | None = None,
     after: int = 0,
     facts: bool = False,
-) -> Sequence[sa.Row[Any]]:
+) -> list[tuple[Any, ...]]:
     """A chunk's rows: (id, audit_seq, audit_hash), their audit chain's head, and with `facts` what
     the checklist reads (checklist.FACT_COLUMNS), locked (FOR UPDATE on PostgreSQL)."""
     query = (
@@ -522,4 +522,4 @@ def _ids_in_state(
         query = with_facts(query)
     if conn.dialect.name != "sqlite":
         query = query.with_for_update(of=APPLICATION)
-    return conn.execute(query).all()
+    return [tuple(r) for r in conn.execute(query)]
