@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import PG_URL, ROOT
 
-SCENARIOS = {"close", "transitions", "mail", "catchup", "memory", "documents", "verify", "pages"}
+SCENARIOS = {"close", "transitions", "mail", "catchup", "memory", "documents", "verify", "pages", "portal"}
 
 
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -31,3 +31,10 @@ def test_small_run_writes_every_scenario(db: str, tmp_path: Path) -> None:
         assert r["gongmo"] > 0, r
         assert r["baseline"] is None or r["baseline"] > 0, r
     assert document["mode"] == "small" and document["machine"]["cores"]
+    catchup = {r["scenario"]: r for r in rows if r["group"] == "catchup"}
+    assert set(catchup) == {
+        "catch-up: firing the deadlines, no delivery (vs a bulk close of as many)",
+        "catch-up at start, with delivery (vs delivering its notices alone)",
+        "catch-up: peak SMTP connections",
+    }
+    assert all(r["baseline"] is not None and r["target"] for r in catchup.values())  # each against its baseline

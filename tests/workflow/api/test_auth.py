@@ -24,7 +24,7 @@ from gongmo.workflow.api import errors
 from gongmo.workflow.core import tokens
 from gongmo.workflow.core.config import ConfigError
 from gongmo.workflow.core.db import DatabaseError, write
-from gongmo.workflow.core.models import API_TOKEN, APPLICANT
+from gongmo.workflow.core.models import API_TOKEN, APPLICANT, APPLICANT_CONTACT
 from gongmo.workflow.stages import selection
 from tests.workflow.api.conftest import (
     ADMIN,
@@ -120,6 +120,8 @@ def test_a_token_whose_applicant_is_gone_no_longer_authenticates(written: World)
     seoul = ("applicant", "11000")  # 서울특별시: imported, never invited to this track
     assert w.get("/me", seoul).status_code == 200
     with write(w.app.db) as conn:
+        gone = sa.select(APPLICANT.c.id).where(APPLICANT.c.code == "11000").scalar_subquery()
+        conn.execute(sa.delete(APPLICANT_CONTACT).where(APPLICANT_CONTACT.c.applicant_id == gone))  # its contacts first
         conn.execute(sa.delete(APPLICANT).where(APPLICANT.c.code == "11000"))
     assert w.get("/me", seoul).status_code == 401
 
