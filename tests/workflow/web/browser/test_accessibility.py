@@ -135,7 +135,7 @@ def test_the_page_has_no_serious_accessibility_violation_and_labels_every_field(
     finally:
         context.close()
     violations = results.response["violations"]
-    _record(route, lang, violations, unlabelled)
+    _record(route, lang, width, violations, unlabelled)
     blocking = [
         f"{v['impact']} {v['id']}: {v['help']} ({len(v['nodes'])}x, e.g. {v['nodes'][0]['html'][:160]})"
         for v in violations
@@ -153,10 +153,11 @@ UNLABELLED = """() => Array.from(document.querySelectorAll('input, select, texta
   .map(e => e.outerHTML.slice(0, 160))"""
 
 
-def _record(route: str, lang: str, violations: list[dict[str, Any]], unlabelled: list[str]) -> None:
+def _record(route: str, lang: str, width: int, violations: list[dict[str, Any]], unlabelled: list[str]) -> None:
     line = {
         "page": route,
         "lang": lang,
+        "width": width,
         "violations": {v["id"]: v["impact"] for v in violations},
         "by_impact": dict(Counter(str(v["impact"]) for v in violations)),
         "unlabelled": len(unlabelled),
@@ -169,15 +170,16 @@ def _print_summary() -> None:
     if not SUMMARY.exists():
         return
     lines = [json.loads(line) for line in SUMMARY.read_text(encoding="utf-8").splitlines() if line.strip()]
-    latest = {(r["page"], r["lang"]): r for r in lines}  # the last run of each page
+    latest = {(r["page"], r["lang"], r.get("width", 1280)): r for r in lines}  # the last run of each page view
     impacts: Counter[str] = Counter()
     for r in latest.values():
         impacts.update(r["by_impact"])
-    print(f"\naxe: {len(latest)} page views ({len({p for p, _ in latest})} pages x ko/en), violations by impact:")
+    pages = len({p for p, _, _ in latest})
+    print(f"\naxe: {len(latest)} page views ({pages} pages x ko/en x 1280/390 px), violations by impact:")
     print("  " + (", ".join(f"{k} {impacts.get(k, 0)}" for k in ("critical", "serious", "moderate", "minor"))))
-    for (p, lang), r in sorted(latest.items()):
+    for (p, lang, width), r in sorted(latest.items()):
         if r["violations"] or r["unlabelled"]:
-            print(f"  {p} [{lang}]: {r['violations']} unlabelled {r['unlabelled']}")
+            print(f"  {p} [{lang}, {width} px]: {r['violations']} unlabelled {r['unlabelled']}")
 
 
 def test_the_check_finds_a_field_without_a_label_on_a_console_page(
