@@ -160,7 +160,7 @@ class Console(Strict):
         for email in found:
             local, at, domain = email.partition("@")
             if not (local and at and "." in domain) or any(c.isspace() for c in email):
-                raise ValueError(f"{email!r} is not an e-mail address: write e.g. \"office@molit.go.kr\"")
+                raise ValueError(f'{email!r} is not an e-mail address: write e.g. "office@molit.go.kr"')
         return found
 
     @field_validator("base_url")
