@@ -11,9 +11,12 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sqlite3
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,41 @@ class DatabaseError(GongmoError):
 def make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         return _sqlite_engine(url, **kwargs)
-    return sa.create_engine(url, pool_pre_ping=True, **kwargs)
+    return _pg_engine(url, **kwargs)
+
+
+# A pooled PostgreSQL connection idle longer than this is pinged before it is used again (seconds).
+PING_IDLE_S = 1.0
+
+
+def _pg_engine(url: str, **kwargs: Any) -> Engine:
+    """The pool pings a connection before handing it out only if it sat idle over PING_IDLE_S (a server
+    restarted meanwhile, an idle timeout): a dead one is replaced, unseen by the caller. SQLAlchemy's
+    pool_pre_ping pinged at every checkout, a round trip of its own before each transaction (a single
+    move's sixth, against the raw baseline's five); a connection used a moment ago is alive (and a
+    server lost in that moment fails the transaction once, as it could between ping and statement
+    anyway; the pool then replaces every connection)."""
+    engine = sa.create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _fresh(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkin")
+    def _idle(_dbapi_conn: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is not None and time.monotonic() - since <= PING_IDLE_S:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:  # the pool drops this connection and hands out a new one
+            raise sa.exc.DisconnectionError(f"a pooled connection idle since {since} is gone: {exc}") from exc
+
+    return engine
 
 
 def custom_plans(conn: Connection) -> None:
@@ -71,10 +108,9 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        if conn.get_execution_options().get(READ_ONLY):
-            conn.exec_driver_sql("BEGIN")
-        else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # on the driver's connection (driver_execute): SQLAlchemy's execution of it cost a third of a
+        # single move's own statements
+        driver_execute(conn, "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE", ())
 
     return engine
 
@@ -202,3 +238,129 @@ def lock_row(conn: Connection, table: sa.Table, row_id: int) -> sa.Row[Any] | No
 
 def row_by_id(conn: Connection, table: sa.Table, row_id: int) -> sa.Row[Any] | None:
     return conn.execute(_by_id(table, False), {"row_id": row_id}).first()
+
+
+# -- a single move's hot path: the driver's own cursor, no SQLAlchemy execution -------------------
+
+
+@contextmanager
+def unprepared(conn: Connection) -> Iterator[None]:
+    """What custom_plans() gives one transaction, without its round trip: while the block runs,
+    psycopg prepares no statement (prepare_threshold None), so PostgreSQL plans each one, unnamed,
+    with its values: a plan can never be a generic one made while the outbox was small. A single
+    move's transaction (Mover.apply) runs inside it; the connection's threshold comes back after.
+    Nothing on SQLite, which plans each statement anyway."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    raw: Any = conn.connection.driver_connection
+    threshold = raw.prepare_threshold
+    raw.prepare_threshold = None
+    try:
+        yield
+    finally:
+        raw.prepare_threshold = threshold
+
+
+def driver_execute(conn: Connection, sql: str, params: Any) -> int:
+    """Run one statement of SQL text with the driver's own placeholders inside `conn`'s transaction, and
+    return its row count. On SQLite on the driver's own connection: sqlite3 keeps the statement prepared
+    in its cache, and no SQLAlchemy execution context is built (that context cost more Python than
+    SQLite takes to run a single move's statements); errors come wrapped as SQLAlchemy wraps them
+    (IntegrityError, OperationalError...), but SQLAlchemy's cursor events do not see the statement: count
+    them with sqlite3's set_trace_callback. On PostgreSQL through exec_driver_sql (a round trip costs
+    more than SQLAlchemy's Python there; its events see it)."""
+    if conn.dialect.name != "sqlite":
+        return int(conn.exec_driver_sql(sql, params).rowcount)
+    raw: Any = conn.connection.driver_connection
+    try:
+        return int(raw.execute(sql, params).rowcount)
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
+
+
+def driver_fetch(conn: Connection, sql: str, params: Any) -> list[tuple[Any, ...]]:
+    """The rows of a query of SQL text, as the driver gives them (see driver_execute); as_row() makes
+    one a mapping of a table's columns with SQLAlchemy's values."""
+    if conn.dialect.name != "sqlite":
+        return [tuple(r) for r in conn.exec_driver_sql(sql, params)]
+    raw: Any = conn.connection.driver_connection
+    try:
+        return list(raw.execute(sql, params).fetchall())
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, params, exc, sqlite3.Error) from exc
+
+
+def column_list(table: sa.Table, alias: str | None = None) -> str:
+    """Every column of `table`, in its order, for SQL text whose rows as_row() reads."""
+    prefix = f"{alias or table.name}."
+    return ", ".join(f'{prefix}"{c.name}"' for c in table.columns)
+
+
+@functools.cache
+def _result_processors(table: sa.Table, dialect: sa.Dialect) -> tuple[tuple[str, Any], ...]:
+    return tuple((c.name, _result_processor(c.type, dialect)) for c in table.columns)
+
+
+def _result_processor(kind: Any, dialect: sa.Dialect) -> Any:
+    """SQLAlchemy's result processor of a column type, except a time on SQLite: the text SQLAlchemy stores
+    ('YYYY-MM-DD HH:MM:SS.ffffff') read by datetime.fromisoformat (C) instead of the dialect's regular
+    expression, a tenth of the time and the same datetime (anything else still goes the dialect's way);
+    a type decorator's own step (aware UTC) after it, as SQLAlchemy does."""
+    process = kind.dialect_impl(dialect).result_processor(dialect, None)
+    impl = kind.impl if isinstance(kind, sa.TypeDecorator) else kind
+    if dialect.name != "sqlite" or not isinstance(impl, sa.DateTime) or process is None:
+        return process
+    own = kind.process_result_value if isinstance(kind, sa.TypeDecorator) else None
+    parse = datetime.fromisoformat
+
+    def fast(value: Any) -> Any:
+        if type(value) is not str or len(value) != 26:
+            return process(value)
+        return parse(value) if own is None else own(parse(value), dialect)
+
+    return fast
+
+
+def as_row(table: sa.Table, dialect: sa.Dialect, values: Sequence[Any]) -> dict[str, Any]:
+    """A driver's row of column_list(table) as the mapping SQLAlchemy would give: each value through its
+    column's result processor (on SQLite a stored time text becomes an aware UTC datetime, 0/1 a bool)."""
+    return {
+        name: value if process is None or value is None else process(value)
+        for (name, process), value in zip(_result_processors(table, dialect), values, strict=True)
+    }
+
+
+@functools.cache
+def bind_processors(table: sa.Table, dialect: sa.Dialect) -> dict[str, Any]:
+    """Each column's bind processor on `dialect` (None: the value goes as it is), as SQLAlchemy binds
+    it: a type decorator's own step, then the dialect's (on SQLite a time becomes the naive UTC text
+    'YYYY-MM-DD HH:MM:SS.ffffff'), so driver_execute() stores byte for byte what execute() does."""
+    return {c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.columns}
+
+
+def bound(table: sa.Table, dialect: sa.Dialect, names: Iterable[str], values: Mapping[str, Any]) -> list[Any]:
+    """The values of `names`, in that order, bound for `table`'s columns on `dialect` (bind_processors)."""
+    processors = bind_processors(table, dialect)
+    out = []
+    for name in names:
+        value = values[name]
+        process = processors[name]
+        out.append(value if process is None or value is None else process(value))
+    return out
+
+
+def pg_type(column: sa.Column[Any]) -> str:
+    """The PostgreSQL type a parameter is cast to where it has no column to take its type from (a SELECT
+    list): the column's kind without a length, so a value too long is refused as an INSERT refuses it,
+    not cut short as a cast to varchar(n) would."""
+    kind = column.type.impl if isinstance(column.type, sa.TypeDecorator) else column.type
+    if isinstance(kind, sa.BigInteger):
+        return "bigint"
+    if isinstance(kind, sa.Integer):
+        return "integer"
+    if isinstance(kind, sa.Boolean):
+        return "boolean"
+    if isinstance(kind, sa.DateTime):
+        return "timestamptz"
+    return "text"

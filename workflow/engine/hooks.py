@@ -13,7 +13,9 @@ from sqlalchemy.engine import Connection, RowMapping
 class NoticeQueue(Protocol):
     """Render and insert the outbox rows of `notice` for the applications `ids`
     of `track`, inside the caller's transaction; returns how many were queued.
-    `notice` None or no ids queue nothing; with a `tag`, one already queued is skipped."""
+    `notice` None or no ids queue nothing; with a `tag`, one already queued is skipped. `party`: a single
+    move's one application as its write left it, with its applicant's name, contact, e-mail and language
+    (steps.Locked.party), so the queue need not read them again."""
 
     def __call__(
         self,
@@ -24,4 +26,5 @@ class NoticeQueue(Protocol):
         now: datetime,
         extra: Mapping[str, Any] | None = None,
         tag: str | None = None,
+        party: Mapping[str, Any] | None = None,
     ) -> int: ...

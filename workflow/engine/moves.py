@@ -40,15 +40,15 @@ from gongmo.workflow.core.actors import SYSTEM, Actor
 from gongmo.workflow.core.chain import Chainer
 from gongmo.workflow.core.clock import Clock
 from gongmo.workflow.core.config import Loaded
-from gongmo.workflow.core.db import custom_plans, write
-from gongmo.workflow.core.lookups import locked_application, track_by_key, track_row
+from gongmo.workflow.core.db import unprepared, write
+from gongmo.workflow.core.lookups import track_by_key
 from gongmo.workflow.core.models import APPLICATION, CALENDAR_CHANGE
 from gongmo.workflow.engine.checklist import Checklists, checked, with_facts
 from gongmo.workflow.engine.effects import Effect, Moving, checklist_on_review
 from gongmo.workflow.engine.hooks import NoticeQueue
 from gongmo.workflow.engine.intake import Intake
 from gongmo.workflow.engine.overrides import move_facts, refuse_overrides
-from gongmo.workflow.engine.steps import Interrupted, Moved, Steps
+from gongmo.workflow.engine.steps import Interrupted, Moved, Steps, locked
 from gongmo.workflow.engine.uploads import Uploads
 from gongmo.workflow.engine.waitlist import promote_after_dropout, waitlist_place
 
@@ -127,8 +127,7 @@ class Mover:
     ) -> Moved:
         """One move in its own transaction (`waitlist_position`: the place an
         admin gives a manual waitlisting; without it, the next free one)."""
-        with write(self.db) as conn:
-            custom_plans(conn)
+        with write(self.db) as conn, unprepared(conn):
             return self.move(
                 conn, application_id, trigger, actor, reason, expected_version, waitlist_position=waitlist_position
             )
@@ -158,16 +157,16 @@ class Mover:
                 value=waitlist_position,
             )
         now = self.clock.now()
-        row = locked_application(conn, application_id)
+        lock = locked(conn, application_id)  # with its track's row and its applicant's address, read once
+        row, track = lock.row, lock.track
         if expected_version is not None and row["version"] != expected_version:
             raise Conflict(
                 f"application {application_id} is at version {row['version']}, not"
                 f" {expected_version}: someone changed it first; reload and try again"
             )
         dest = self.steps.check(row, trigger)
-        track = track_row(conn, row["track_id"])
         if trigger in OVERRIDING:  # a move against a rule says why (states/rules.py)
-            facts = move_facts(conn, self.loaded.config, row)
+            facts = move_facts(conn, self.loaded.config, row, track["key"])
             check_override(str(application_id), row["state"], trigger, facts, reason)
         if dest == "waitlisted" and "waitlist_position" not in (fields or {}):
             position = waitlist_place(conn, row, track, waitlist_position)
@@ -179,7 +178,9 @@ class Mover:
             text, eligible = checks[application_id]
             fields = {**(fields or {}), "checklist": text, "eligible": eligible}
         moved = self.steps.write(conn, row, spec, dest, actor, reason, now, fields)
-        self.queue(conn, spec.notice, [moved.application_id], track, now, {"reason": reason or "", **(extra or {})})
+        party = lock.party(moved.version, fields)  # the notice's values as the write left them: no read
+        values = {"reason": reason or "", **(extra or {})}
+        self.queue(conn, spec.notice, [moved.application_id], track, now, values, party=party)
         self._after(conn, [moved.application_id], row["state"], dest, track, now, checked=checks is not None)
         return moved
 

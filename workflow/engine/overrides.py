@@ -16,9 +16,10 @@ from gongmo.workflow.core.lookups import track_row
 from gongmo.workflow.core.models import APPLICATION, TRACK
 
 
-def move_facts(conn: Connection, config: Config, row: RowMapping) -> MoveFacts:
-    """What the override rule (states/rules.py) needs of one application row."""
-    key = track_row(conn, row["track_id"])["key"]
+def move_facts(conn: Connection, config: Config, row: RowMapping, track_key: str | None = None) -> MoveFacts:
+    """What the override rule (states/rules.py) needs of one application row (`track_key`: its track's, if
+    the caller read it already: a single move does)."""
+    key = track_key if track_key is not None else track_row(conn, row["track_id"])["key"]
     _, track_cfg = config.track(key)
     checks = [Check(**c) for c in json.loads(row["checklist"] or "[]")]
     return MoveFacts(

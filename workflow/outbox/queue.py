@@ -9,6 +9,7 @@ after commit, in dispatch.py.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, RowMapping
 
 from gongmo.workflow.core.config import MILESTONES, Loaded
+from gongmo.workflow.core.db import bound, driver_execute
 from gongmo.workflow.core.models import APPLICANT, APPLICATION, OUTBOX, TRACK
 from gongmo.workflow.outbox.notifier import Notifier, Party, supersedes
 from gongmo.workflow.outbox.states import CANCELLED, SENDING, UNSENT
@@ -62,6 +64,11 @@ PARTIES = (
     .where(APPLICATION.c.id.in_(sa.bindparam("p_ids", expanding=True)))
     .order_by(APPLICATION.c.id)
 )
+PARTY = (  # the same of one application (a single move)
+    sa.select(*PARTIES.selected_columns)
+    .join(APPLICANT, APPLICANT.c.id == APPLICATION.c.applicant_id)
+    .where(APPLICATION.c.id == sa.bindparam("p_id"))
+)
 
 
 class OutboxQueue:
@@ -80,19 +87,26 @@ class OutboxQueue:
         now: datetime,
         extra: Mapping[str, Any] | None = None,
         tag: str | None = None,
+        party: Mapping[str, Any] | None = None,
     ) -> int:
-        """Render and insert the notices; with a tag, skip any already queued."""
+        """Render and insert the notices; with a tag, skip any already queued. `party`: the one
+        application's values as its move left them (hooks.py), read here otherwise."""
         if notice is None or not ids:
             return 0
         contest, track_cfg = self.loaded.config.track(track["key"])
         calendar = {m: track[m] for m in MILESTONES}
         # A result waits for the office's release while the track's results are not released.
         hold = notice in track_cfg.hold_notices and track["results_released_at"] is None
+        parties = [Party.from_row(party)] if party is not None and len(ids) == 1 else _parties(conn, ids)
         rows = [
-            self.notifier.row(notice, party, contest, track_cfg, calendar, now, extra, tag, hold=hold)
-            for party in _parties(conn, ids)
+            self.notifier.row(notice, one, contest, track_cfg, calendar, now, extra, tag, hold=hold) for one in parties
         ]
         older = supersedes(notice)
+        if hold:
+            conn.execute(EMBARGO, {"e_track": track["id"], "e_at": now})
+        if tag is None and len(rows) == 1:  # a single move's notice: its own hot path
+            queue_one(conn, rows[0], notice, older)
+            return 1
         if older:
             conn.execute(
                 SUPERSEDE,
@@ -104,8 +118,6 @@ class OutboxQueue:
                     "s_error": f"superseded by '{notice}' before it was sent",
                 },
             )
-        if hold:
-            conn.execute(EMBARGO, {"e_track": track["id"], "e_at": now})
         if tag is None:
             conn.execute(OUTBOX_INSERT, rows)
             return len(rows)
@@ -113,8 +125,69 @@ class OutboxQueue:
 
 
 def _parties(conn: Connection, ids: list[int]) -> Iterator[Party]:
-    for row in conn.execute(PARTIES, {"p_ids": ids}).mappings():
+    if len(ids) == 1:  # a single move: no IN list to expand (SQLAlchemy's expansion cost more than the query)
+        found = conn.execute(PARTY, {"p_id": ids[0]}).mappings()
+    else:
+        found = conn.execute(PARTIES, {"p_ids": ids}).mappings()
+    for row in found:
         yield Party.from_row(row)
+
+
+# The outbox row's columns, in the order the single notice's SQL binds them.
+ROW_COLUMNS = (
+    "application_id", "notice", "dedup_key", "message_id", "language", "to_addr", "subject", "body_text",
+    "body_html", "ics", "state", "attempts", "created_at", "next_attempt_at",
+)  # fmt: skip
+_CANCEL = (SENDING, SENDING, CANCELLED)  # CASE WHEN state = ? THEN ? ELSE ? END: one being sent stays sending
+
+
+def queue_one(conn: Connection, row: Mapping[str, Any], notice: str, family: frozenset[str]) -> None:
+    """One rendered notice inserted, after its family's older unsent notices of the same application
+    are superseded (as SUPERSEDE does; no UPDATE at all when the notice has no family).
+
+    On PostgreSQL one statement, one round trip: the superseding UPDATE in a data-modifying CTE before
+    the INSERT (the CTE does not see the new row; the same key is left out anyway). On SQLite SQL text
+    on the driver's own cursor (core/db.py driver_execute), values bound by each column's processor."""
+    dialect = conn.dialect
+    values = bound(OUTBOX, dialect, ROW_COLUMNS, row)
+    older = sorted(family)
+    supersede = [*_CANCEL, notice, f"superseded by '{notice}' before it was sent", row["application_id"]]
+    supersede += [*UNSENT, SENDING, *older, row["dedup_key"]]
+    if dialect.name == "postgresql":
+        params = {f"o{i}": v for i, v in enumerate(values)}
+        if older:
+            params |= {f"s{i}": v for i, v in enumerate(supersede)}
+        driver_execute(conn, _pg_queue_sql(len(older)), params)
+        return
+    if older:
+        driver_execute(conn, _supersede_sql(len(older), "?"), supersede)
+    driver_execute(conn, _insert_sql("?"), values)
+
+
+@functools.cache
+def _supersede_sql(family: int, mark: str) -> str:
+    def marks(start: int, n: int) -> str:
+        return ", ".join(mark.format(i) for i in range(start, start + n))
+
+    unsent = len(UNSENT) + 1
+    return (
+        f"UPDATE outbox SET state = CASE WHEN state = {mark.format(0)} THEN {mark.format(1)}"
+        f" ELSE {mark.format(2)} END, superseded_by = {mark.format(3)}, last_error = {mark.format(4)}"
+        f" WHERE application_id = {mark.format(5)} AND state IN ({marks(6, unsent)}) AND superseded_by IS NULL"
+        f" AND notice IN ({marks(6 + unsent, family)}) AND dedup_key <> {mark.format(6 + unsent + family)}"
+    )
+
+
+@functools.cache
+def _insert_sql(mark: str) -> str:
+    marks = ", ".join(mark.format(i) for i in range(len(ROW_COLUMNS)))
+    return f"INSERT INTO outbox ({', '.join(ROW_COLUMNS)}) VALUES ({marks})"
+
+
+@functools.cache
+def _pg_queue_sql(family: int) -> str:
+    insert = _insert_sql("%(o{})s")
+    return f"WITH superseded AS ({_supersede_sql(family, '%(s{})s')}) {insert}" if family else insert
 
 
 def insert_new(conn: Connection, table: sa.Table, rows: list[dict[str, Any]], unique: str) -> int:

@@ -125,3 +125,34 @@ def test_the_cli_creates_the_database_and_the_maildir_private_and_restores_the_u
     assert {str(p): oct(mode(p)) for p in folders} == {str(p): "0o700" for p in folders}
     assert {oct(mode(p)) for p in messages} == {"0o600"}
     assert os.umask(0o022) == 0o022  # the test process's umask is as it was
+
+
+@pytest.mark.postgres
+def test_a_pooled_postgres_connection_is_pinged_only_after_it_sat_idle(
+    pg_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ping before a connection used a moment ago (a single move's round trip saved); one idle longer
+    than PING_IDLE_S is pinged, and one the server ended meanwhile is replaced, unseen by the caller."""
+    from gongmo.workflow.core import db
+
+    engine = make_engine(pg_schema_url)
+    pings: list[object] = []
+    real = engine.dialect.do_ping
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda c: pings.append(c) or real(c))
+    try:
+        for _ in range(3):
+            with write(engine) as conn:
+                pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        assert pings == []
+        monkeypatch.setattr(db, "PING_IDLE_S", 0.0)
+        other = make_engine(pg_schema_url)
+        try:
+            with other.begin() as killer:
+                assert killer.exec_driver_sql("SELECT pg_terminate_backend(%(p)s)", {"p": pid}).scalar_one()
+        finally:
+            other.dispose()
+        with write(engine) as conn:  # the dead one pinged and replaced
+            assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
+        assert len(pings) >= 1
+    finally:
+        engine.dispose()

@@ -54,6 +54,7 @@ class Recorder:
         now: datetime,
         extra: Mapping[str, Any] | None = None,
         tag: str | None = None,
+        party: Mapping[str, Any] | None = None,
     ) -> int:
         self.calls.append((notice, list(ids), str(track["key"]), dict(extra or {})))
         return len(ids)
