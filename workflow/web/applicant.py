@@ -45,7 +45,6 @@ from gongmo.notifications import reasons
 from gongmo.notifications.render import MILESTONES
 from gongmo.states import questions as questions_mod
 from gongmo.states.errors import GongmoError, InvalidInput, NotFound
-from gongmo.states.lifecycle import APPLICATION as TABLE
 from gongmo.states.lifecycle import Role
 from gongmo.workflow.api import documents as api_documents
 from gongmo.workflow.api import errors
@@ -600,10 +599,7 @@ def object_to(
     with read(a.db) as conn:
         visibility.check_access(a, conn, who, application_id)
     try:
-        if len(grounds) > TEXT_MAX:
-            raise InvalidInput(
-                f"{{field}} is {len(grounds)} characters long: write at most {TEXT_MAX}", field="grounds"
-            )
+        pages.at_most(grounds, "grounds", TEXT_MAX)
         review.file_objection(a, application_id, grounds, who.actor)
     except GongmoError as exc:
         form = {"objection": pages.say(exc), "grounds": grounds}
@@ -671,8 +667,7 @@ def withdraw(
     with read(a.db) as conn:
         visibility.check_access(a, conn, who, application_id)
     try:
-        if len(reason) > TEXT_MAX:
-            raise InvalidInput(f"{{field}} is {len(reason)} characters long: write at most {TEXT_MAX}", field="reason")
+        pages.at_most(reason, "reason", TEXT_MAX)
         a.moves.apply(application_id, "withdraw", who.actor, reason.strip() or None, version)
     except GongmoError as exc:
         return _withdraw_page(
@@ -847,14 +842,7 @@ def _helpers(request: Request) -> dict[str, Any]:
     zone = ZoneInfo(pages.gongmo(request).loaded.config.contests[0].timezone)
     t = words.translator(lang)
 
-    def label(state: str | None) -> str:
-        if not state:
-            return ""
-        try:
-            spec = TABLE.state(state)
-        except KeyError:
-            return state
-        return spec.label_ko if lang == "ko" else spec.label_en
+    label = words.state_label(lang)
 
     def milestone(name: str) -> str:
         if name == "objection_until":

@@ -284,10 +284,7 @@ def transition(
     decided_on: int | None = None
     try:
         decided_on = _version(version)
-        if len(reason) > REASON_MAX:
-            raise InvalidInput(
-                f"{{field}} is {len(reason)} characters long: write at most {REASON_MAX}", field="reason"
-            )
+        pages.at_most(reason, "reason", REASON_MAX)
         if trigger == PLAN_TRIGGER:
             raise InvalidInput(
                 "{given}: approve the implementation plan with its funding by year (the kickoff part of this page)",
@@ -361,10 +358,7 @@ def return_plan(
     with read(a.db) as conn:
         visibility.check_access(a, conn, who, application_id)
     try:
-        if len(comments) > COMMENTS_MAX:
-            raise InvalidInput(
-                f"{{field}} is {len(comments)} characters long: write at most {COMMENTS_MAX}", field="comments"
-            )
+        pages.at_most(comments, "comments", COMMENTS_MAX)
         kickoff.return_plan(a, application_id, comments, who.actor)
     except GongmoError as exc:
         refused = {"form": "return", "message": pages.say(exc), "comments": comments}
@@ -447,7 +441,7 @@ def _page(
     zone = ZoneInfo(contest.timezone)
     lang = pages.language(request)
     when = _when(zone)
-    label, t, named = _state_label(lang), words.translator(lang), _named(lang)
+    label, t, named = words.state_label(lang), words.translator(lang), _named(lang)
     shown["choices"] = [c for c in shown["choices"] if c.trigger != PLAN_TRIGGER]
     plans = kickoff.plans(a, application_id)
     waiting = shown["state"] == "selected" and bool(plans) and plans[-1]["status"] == "received"
@@ -578,19 +572,6 @@ def _when(zone: ZoneInfo) -> Callable[[datetime | None], str]:
         return "" if at is None else f"{at.astimezone(zone):%Y-%m-%d %H:%M}"
 
     return when
-
-
-def _state_label(lang: str) -> Callable[[str | None], str]:
-    def label(state: str | None) -> str:
-        if not state:
-            return ""
-        try:
-            spec = TABLE.state(state)
-        except KeyError:
-            return state
-        return spec.label_ko if lang == "ko" else spec.label_en
-
-    return label
 
 
 def _named(lang: str) -> Callable[[str, str], str]:

@@ -33,7 +33,6 @@ from starlette.concurrency import run_in_threadpool
 
 from gongmo.states import questions as questions_mod
 from gongmo.states.errors import GongmoError, InvalidInput
-from gongmo.states.lifecycle import APPLICATION as TABLE
 from gongmo.states.lifecycle import Role
 from gongmo.states.scoring import PARTS
 from gongmo.workflow.api import documents as api_documents
@@ -232,7 +231,7 @@ def home(
         tracks={k: t for k, (_, t) in tracks.items()},
         when={k: _when(ZoneInfo(c.timezone)) for k, (c, _) in tracks.items()},
         declared=declared,
-        label=_state_label(lang),
+        label=words.state_label(lang),
         named=_named(lang),
     )
 
@@ -311,10 +310,7 @@ def declare(
     with read(a.db) as conn:
         shown = visibility.detail(a, conn, who, application_id)  # not yours: 403/404
     try:
-        if len(reason) > REASON_MAX:
-            raise InvalidInput(
-                f"{{field}} is {len(reason)} characters long: write at most {REASON_MAX}", field="reason"
-            )
+        pages.at_most(reason, "reason", REASON_MAX)
         committee.declare_conflict(a, who.subject, shown["applicant_code"], reason, who.actor)
     except GongmoError as exc:
         return _conflict_page(
@@ -382,7 +378,7 @@ def _page(
         saved=saved,
         invalid=bool(form and form.get("problems")),
         when=when,
-        label=_state_label(lang),
+        label=words.state_label(lang),
         named=_named(lang),
         krw=krw,
         size=human_size,
@@ -468,19 +464,6 @@ def _when(zone: ZoneInfo) -> Callable[[datetime | None], str]:
         return f"{local:%Y-%m-%d %H:%M} {local.tzname()}"
 
     return when
-
-
-def _state_label(lang: str) -> Callable[[str | None], str]:
-    def label(state: str | None) -> str:
-        if not state:
-            return ""
-        try:
-            spec = TABLE.state(state)
-        except KeyError:
-            return state
-        return spec.label_ko if lang == "ko" else spec.label_en
-
-    return label
 
 
 def _named(lang: str) -> Callable[[str], str]:

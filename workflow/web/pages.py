@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gongmo.states.errors import GongmoError, Wording
+from gongmo.states.errors import GongmoError, InvalidInput, Wording
 from gongmo.workflow.api import errors
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.web import words
@@ -118,6 +118,12 @@ PAGE = PageWording()
 
 def say(exc: GongmoError) -> str:
     return " ".join(exc.say(PAGE).split("\n"))
+
+
+def at_most(text: str, field: str, limit: int) -> None:
+    """Refuse a free-text form field longer than `limit` characters, naming the field."""
+    if len(text) > limit:
+        raise InvalidInput(f"{{field}} is {len(text)} characters long: write at most {limit}", field=field)
 
 
 def refusal(request: Request, message: str, status: int) -> HTMLResponse:

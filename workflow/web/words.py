@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gongmo.states.lifecycle import APPLICATION as LIFECYCLE
+
 WORDS: dict[str, tuple[str, str]] = {
     "app.name": ("공모 운영", "gongmo console"),
     "nav.contests": ("공모 현황", "Contests"),
@@ -45,3 +47,19 @@ def translator(lang: str) -> Callable[..., str]:
         return text.format(**values) if values else text
 
     return t
+
+
+def state_label(lang: str) -> Callable[[str | None], str]:
+    """A state's name in the page's language (states/lifecycle's label_ko/label_en); an unknown
+    state as it is, none as ''."""
+
+    def label(state: str | None) -> str:
+        if not state:
+            return ""
+        try:
+            spec = LIFECYCLE.state(state)
+        except KeyError:
+            return state
+        return spec.label_ko if lang == "ko" else spec.label_en
+
+    return label
