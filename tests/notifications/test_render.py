@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gongmo.notifications.notices import LANGUAGES, NOTICES, SAMPLE
-from gongmo.notifications.render import Renderer
+from gongmo.notifications.render import TZ_KEY, Renderer, Rendered
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 TZ = "Asia/Seoul"
@@ -457,3 +457,21 @@ def test_the_config_naming_the_packaged_directory_is_not_an_own_one() -> None:
     renderer = Renderer(TEMPLATES, packaged=TEMPLATES)
     assert {s.origin for s in renderer.sources()} == {"packaged"}
     assert "(none: the config names the packaged ones)" in renderer.source_lines()[0]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_render_gives_what_jinjas_own_render_gives_for_every_notice(renderer: Renderer, language: str) -> None:
+    """render() builds one context for both files from the templates' globals flattened once (issue
+    25): the subject, text and HTML are what Template.render and the .txt's blocks give, for every notice."""
+    env = renderer._envs[language]
+    for notice in NOTICES:
+        values = sample_for(notice)
+        context = {**values, TZ_KEY: "Asia/Seoul"}
+        txt = env.get_template(f"{notice}.txt")
+        ctx = txt.new_context(dict(context))
+        subject = "".join(txt.blocks["subject"](ctx)).strip()
+        text = "".join(txt.blocks["text"](ctx)).strip() + "\n"
+        html = env.get_template(f"{notice}.html").render(context)
+        assert renderer.render(notice, language, values, "Asia/Seoul") == Rendered(subject, text, html), notice
+        # the second time from the held templates: the same
+        assert renderer.render(notice, language, values, "Asia/Seoul") == Rendered(subject, text, html), notice

@@ -40,7 +40,7 @@ from gongmo.workflow.core.actors import SYSTEM, Actor
 from gongmo.workflow.core.chain import Chainer
 from gongmo.workflow.core.clock import Clock
 from gongmo.workflow.core.config import Loaded
-from gongmo.workflow.core.db import unprepared, write
+from gongmo.workflow.core.db import unprepared, write, write_one
 from gongmo.workflow.core.lookups import track_by_key
 from gongmo.workflow.core.models import APPLICATION, CALENDAR_CHANGE
 from gongmo.workflow.engine.checklist import Checklists, checked, with_facts
@@ -127,7 +127,7 @@ class Mover:
     ) -> Moved:
         """One move in its own transaction (`waitlist_position`: the place an
         admin gives a manual waitlisting; without it, the next free one)."""
-        with write(self.db) as conn, unprepared(conn):
+        with write_one(self.db) as conn, unprepared(conn):
             return self.move(
                 conn, application_id, trigger, actor, reason, expected_version, waitlist_position=waitlist_position
             )

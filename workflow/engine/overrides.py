@@ -21,7 +21,8 @@ def move_facts(conn: Connection, config: Config, row: RowMapping, track_key: str
     the caller read it already: a single move does)."""
     key = track_key if track_key is not None else track_row(conn, row["track_id"])["key"]
     _, track_cfg = config.track(key)
-    checks = [Check(**c) for c in json.loads(row["checklist"] or "[]")]
+    # the failed rules are named only when the checklist failed (rules.override): no parse otherwise
+    checks = [Check(**c) for c in json.loads(row["checklist"] or "[]")] if row["eligible"] is False else []
     return MoveFacts(
         eligible=row["eligible"],
         failed=failures(checks),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection, Dialect, RowMapping
 from transitions import MachineError
 
 from gongmo.states.errors import Conflict, IllegalMove, InvalidInput, NotFound
@@ -133,7 +133,7 @@ def locked(conn: Connection, application_id: int) -> Locked:
     """An application's row, locked for the caller's move (FOR UPDATE on PostgreSQL; SQLite's BEGIN
     IMMEDIATE holds the write lock already), its track's row and its applicant's name and address: the
     values lookups.locked_application and track_row give (as plain mappings), in one round trip on
-    PostgreSQL (a join), and on SQLite two statements on the driver's cursor (core/db.py driver_fetch)."""
+    PostgreSQL and SQLite alike (a join; on SQLite on the driver's cursor, core/db.py driver_fetch)."""
     dialect = conn.dialect
     width = len(APPLICATION.columns)
     if dialect.name == "postgresql":
@@ -145,21 +145,36 @@ def locked(conn: Connection, application_id: int) -> Locked:
     values = found[0]
     row = as_row(APPLICATION, dialect, values[:width])
     applicant = dict(zip(_APPLICANT_FIELDS, values[width : width + len(_APPLICANT_FIELDS)], strict=True))
+    track_values = values[width + len(_APPLICANT_FIELDS) :]
     if dialect.name == "postgresql":
-        track = as_row(TRACK, dialect, values[width + len(_APPLICANT_FIELDS) :])
+        track = as_row(TRACK, dialect, track_values)
     else:
-        track = as_row(TRACK, dialect, driver_fetch(conn, _TRACK_SQLITE, (row["track_id"],))[0])
+        track = _track_row(dialect, tuple(track_values))
     # plain dicts of the columns: every taker of a move's rows reads them by column name, as a RowMapping
     return Locked(cast(Row, row), cast(Row, track), applicant)
 
 
+_TRACKS: dict[tuple[Any, ...], dict[str, Any]] = {}  # a track's row as read -> as as_row() gives it
+
+
+def _track_row(dialect: Dialect, values: tuple[Any, ...]) -> dict[str, Any]:
+    """as_row(TRACK, ...) of a SQLite track row, remembered by the values read: the row changes
+    seldom (a reschedule, a release), and turning its two dozen columns (most of them times) into
+    Python values cost a third of the read. Equal values read give an equal row; a copy each time."""
+    found = _TRACKS.get(values)
+    if found is None:
+        if len(_TRACKS) >= 64:
+            _TRACKS.clear()
+        found = _TRACKS[values] = as_row(TRACK, dialect, values)
+    return dict(found)
+
+
 _APPLICANT_FIELDS = ("applicant_name", "contact_name", "email", "language")
 _APPLICANT = 'p."name", p."contact_name", p."email", p."language"'
-_LOCKED_SQLITE = (
-    f"SELECT {column_list(APPLICATION, 'a')}, {_APPLICANT} FROM application AS a"
-    " JOIN applicant AS p ON p.id = a.applicant_id WHERE a.id = ?"
+_LOCKED_SQLITE = (  # SQLite's BEGIN IMMEDIATE holds the write lock already
+    f"SELECT {column_list(APPLICATION, 'a')}, {_APPLICANT}, {column_list(TRACK, 't')} FROM application AS a"
+    " JOIN applicant AS p ON p.id = a.applicant_id JOIN track AS t ON t.id = a.track_id WHERE a.id = ?"
 )
-_TRACK_SQLITE = f"SELECT {column_list(TRACK)} FROM track WHERE id = ?"
 _LOCKED_PG = (
     f"SELECT {column_list(APPLICATION, 'a')}, {_APPLICANT}, {column_list(TRACK, 't')} FROM application AS a"
     " JOIN applicant AS p ON p.id = a.applicant_id JOIN track AS t ON t.id = a.track_id"

@@ -151,8 +151,10 @@ def queue_one(conn: Connection, row: Mapping[str, Any], notice: str, family: fro
     dialect = conn.dialect
     values = bound(OUTBOX, dialect, ROW_COLUMNS, row)
     older = sorted(family)
-    supersede = [*_CANCEL, notice, f"superseded by '{notice}' before it was sent", row["application_id"]]
-    supersede += [*UNSENT, SENDING, *older, row["dedup_key"]]
+    supersede: list[Any] = []
+    if older:
+        supersede = [*_CANCEL, notice, f"superseded by '{notice}' before it was sent", row["application_id"]]
+        supersede += [*UNSENT, SENDING, *older, row["dedup_key"]]
     if dialect.name == "postgresql":
         params = {f"o{i}": v for i, v in enumerate(values)}
         if older:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import stat
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
-from gongmo.workflow.core.db import custom_plans, make_engine, read, write
+from gongmo.workflow.core.db import WRITER, DatabaseError, custom_plans, make_engine, read, write, write_one
 from tests.conftest import SAMPLE_CSV, config_copy, run_cli
 from tests.workflow import contest_2024 as sc
 
@@ -154,5 +158,114 @@ def test_a_pooled_postgres_connection_is_pinged_only_after_it_sat_idle(
         with write(engine) as conn:  # the dead one pinged and replaced
             assert conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
         assert len(pings) >= 1
+    finally:
+        engine.dispose()
+
+
+# -- SQLite's one held writer for single moves (issue 25) -------------------------------------------
+
+
+def _driver(conn: Any) -> Any:
+    return conn.connection.driver_connection
+
+
+def test_single_writes_on_sqlite_take_turns_on_one_held_connection(tmp_path: Path) -> None:
+    """write_one() on SQLite: every short transaction on the same driver connection (no pool
+    checkout each), committed; an error rolls its own transaction back and the connection serves the
+    next one; disposing the engine closes it."""
+    engine = make_engine(f"sqlite:///{tmp_path}/gongmo.db")
+    try:
+        with write(engine) as conn:
+            conn.exec_driver_sql("CREATE TABLE t (v INTEGER)")
+        seen = []
+        for v in (1, 2):
+            with write_one(engine) as conn:
+                conn.exec_driver_sql(f"INSERT INTO t VALUES ({v})")
+                seen.append(_driver(conn))
+        with pytest.raises(RuntimeError), write_one(engine) as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (3)")
+            raise RuntimeError("refused half way")
+        with write_one(engine) as conn:
+            seen.append(_driver(conn))
+            assert conn.exec_driver_sql("SELECT group_concat(v) FROM t").scalar_one() == "1,2"
+        assert seen[0] is seen[1] is seen[2]
+        with read(engine) as conn:  # committed, as another connection sees it
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar_one() == 2
+        held = seen[0]
+        engine.dispose()
+        with pytest.raises(sqlite3.ProgrammingError):  # closed with the engine
+            held.execute("SELECT 1")
+    finally:
+        engine.dispose()
+
+
+def test_a_single_write_waits_its_turn_and_names_the_lock_when_it_cannot_get_it(tmp_path: Path) -> None:
+    """Two threads: the second waits while the first holds the writer, then goes on; one that waited
+    past the writer's timeout gets "database is locked" as a DatabaseError, and nothing of it is written."""
+    engine = make_engine(f"sqlite:///{tmp_path}/gongmo.db")
+    try:
+        with write(engine) as conn:
+            conn.exec_driver_sql("CREATE TABLE t (v INTEGER)")
+        inside, release = threading.Event(), threading.Event()
+
+        def first() -> None:
+            with write_one(engine) as conn:
+                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+                inside.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=first)
+        holder.start()
+        assert inside.wait(10)
+        writer = getattr(engine, WRITER)
+        writer.timeout_s = 0.01
+        with pytest.raises(DatabaseError, match="database is locked"), write_one(engine) as conn:
+            conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+        writer.timeout_s = 10
+        done: list[int] = []
+        waiter = threading.Thread(target=lambda: done.append(_insert(engine, 3)))
+        waiter.start()
+        release.set()
+        holder.join(10)
+        waiter.join(10)
+        assert done == [3]
+        with read(engine) as conn:
+            assert conn.exec_driver_sql("SELECT group_concat(v) FROM t ORDER BY v").scalar_one() == "1,3"
+    finally:
+        engine.dispose()
+
+
+def _insert(engine: Any, v: int) -> int:
+    with write_one(engine) as conn:
+        conn.exec_driver_sql(f"INSERT INTO t VALUES ({v})")
+    return v
+
+
+def test_a_single_write_inside_the_threads_own_takes_its_own_connection(tmp_path: Path) -> None:
+    """A write_one() nested in the same thread's write_one() does not wait on itself: it opens its own
+    transaction as write() does (and, SQLite having one writer, is told the database is locked)."""
+    engine = make_engine(f"sqlite:///{tmp_path}/gongmo.db")
+    event.listen(engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA busy_timeout=50"))  # after gongmo's
+    try:
+        with write(engine) as conn:
+            conn.exec_driver_sql("CREATE TABLE t (v INTEGER)")
+        with write_one(engine) as outer:
+            outer.exec_driver_sql("INSERT INTO t VALUES (1)")
+            with pytest.raises(DatabaseError, match="locked"), write_one(engine) as inner:
+                assert _driver(inner) is not _driver(outer)
+        with read(engine) as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM t").scalar_one() == 1
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_single_writes_on_postgres_use_the_pool(pg_schema_url: str) -> None:
+    """PostgreSQL's writers run side by side: write_one() is write(), a pooled connection each."""
+    engine = make_engine(pg_schema_url)
+    try:
+        with write_one(engine) as a:
+            assert a.exec_driver_sql("SELECT 1").scalar_one() == 1
+        assert getattr(engine, WRITER, None) is None
     finally:
         engine.dispose()

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 from typing import Any
 
 import pytest
@@ -15,11 +17,14 @@ from sqlalchemy.engine import Connection
 from gongmo.workflow.core.db import write
 from gongmo.workflow.core.lookups import locked_application, track_row
 from gongmo.workflow.core.models import AUDIT
+from gongmo.workflow.deadlines.changes import reschedule
 from gongmo.workflow.engine import steps
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.outbox.queue import queue_one
 from tests.conftest import kst
 from tests.workflow.engine.test_moves import ADMIN, TRACK_KEY, counts, outbox_rows, reviewed, verify_clean
+
+KST = ZoneInfo("Asia/Seoul")
 
 
 @contextmanager
@@ -76,6 +81,7 @@ def test_a_notice_without_a_family_supersedes_nothing_and_issues_no_update_of_th
 
 
 def test_a_single_move_reads_once_and_writes_in_two_statements_on_postgres_four_on_sqlite(app: App) -> None:
+    """One read on both: the application, its applicant and its track joined."""
     app_id = reviewed(app)
     seen = moved_in(app, app_id, "pass_review")
     if app.db.dialect.name == "postgresql":
@@ -84,10 +90,10 @@ def test_a_single_move_reads_once_and_writes_in_two_statements_on_postgres_four_
         assert "FOR UPDATE OF a" in seen[0] and "JOIN track" in seen[0] and "JOIN applicant" in seen[0]
         assert seen[1].startswith("WITH moved AS (UPDATE application") and "INSERT INTO audit" in seen[1]
         assert seen[2].startswith("WITH superseded AS (UPDATE outbox") and "INSERT INTO outbox" in seen[2]
-    else:  # the application with its applicant, the track, then the four writes
-        starts = ["SELECT", "SELECT", "UPDATE application", "INSERT INTO audit", "UPDATE outbox", "INSERT INTO outbox"]
+    else:  # the application with its applicant and track, then the four writes
+        starts = ["SELECT", "UPDATE application", "INSERT INTO audit", "UPDATE outbox", "INSERT INTO outbox"]
         assert [next(x for x in starts if s.startswith(x)) for s in seen] == starts, seen
-        assert "JOIN applicant" in seen[0] and "FROM track" in seen[1]
+        assert "JOIN applicant" in seen[0] and "JOIN track" in seen[0]
     assert not [s for s in seen if "SET LOCAL" in s or "plan_cache_mode" in s]
     assert outbox_rows(app, app_id)[-1]["notice"] == "review_passed"
     verify_clean(app)
@@ -106,6 +112,27 @@ def test_the_locked_rows_are_what_sqlalchemy_reads(app: App) -> None:
         party = got.party(got.row["version"] + 1, {"receipt_no": "R-1"})
         expected = (app_id, got.row["version"] + 1, "R-1")
         assert (party["application_id"], party["version"], party["receipt_no"]) == expected
+
+
+def test_a_track_changed_between_two_moves_is_read_as_it_is_now(app: App) -> None:
+    """The track's row is converted once per distinct row read (steps._track_row): a move after a
+    reschedule reads the new time (its notice states it), and a taker that changes its copy of the
+    track changes nothing for the next move."""
+    first, second = reviewed(app), reviewed(app, "41190")
+    app.moves.apply(first, "pass_review", ADMIN)
+    with write(app.db) as conn:
+        steps.locked(conn, second).track["written_starts"] = None  # a copy: the next read is whole
+        before = steps.locked(conn, second).track["written_starts"]
+    assert before is not None
+    later = before + timedelta(days=2)
+    reschedule(app, TRACK_KEY, "written_starts", later, "committee room moved", "park")
+    app.moves.apply(second, "pass_review", ADMIN)
+    with write(app.db) as conn:
+        assert steps.locked(conn, second).track["written_starts"] == later
+    rows = outbox_rows(app, first) + outbox_rows(app, second)
+    texts = {r["application_id"]: r["body_text"] for r in rows if r["notice"] == "review_passed"}
+    assert later.astimezone(KST).strftime("%Y-%m-%d") in texts[second]
+    assert later.astimezone(KST).strftime("%Y-%m-%d") not in texts[first]
 
 
 def test_a_stale_version_writes_neither_the_row_nor_its_audit_line(app: App) -> None:
