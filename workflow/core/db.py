@@ -424,7 +424,32 @@ def bind_processors(table: sa.Table, dialect: sa.Dialect) -> dict[str, Any]:
     """Each column's bind processor on `dialect` (None: the value goes as it is), as SQLAlchemy binds
     it: a type decorator's own step, then the dialect's (on SQLite a time becomes the naive UTC text
     'YYYY-MM-DD HH:MM:SS.ffffff'), so driver_execute() stores byte for byte what execute() does."""
-    return {c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.columns}
+    processors = {c.name: c.type.dialect_impl(dialect).bind_processor(dialect) for c in table.columns}
+    for c in table.columns:
+        kind = c.type.impl if isinstance(c.type, sa.TypeDecorator) else c.type
+        process = processors[c.name]
+        if dialect.name == "sqlite" and isinstance(kind, sa.DateTime) and process is not None:
+            processors[c.name] = _remembering(process)
+    return processors
+
+
+def _remembering(process: Any) -> Any:
+    """A time's bind processor that remembers its last value: a move binds the same `now` as the row's
+    updated_at, its audit line's at and its notice's created_at and next_attempt_at (on SQLite each
+    is formatted as text in Python). The pair is replaced whole, so threads sharing it are safe, and
+    it holds the value itself, so `is` cannot match another object at the same address."""
+    last: tuple[Any, Any] = (object(), None)
+
+    def bind(value: Any) -> Any:
+        nonlocal last
+        seen = last
+        if value is seen[0]:
+            return seen[1]
+        out = process(value)
+        last = (value, out)
+        return out
+
+    return bind
 
 
 def bound(table: sa.Table, dialect: sa.Dialect, names: Iterable[str], values: Mapping[str, Any]) -> list[Any]:

@@ -521,3 +521,16 @@ def test_a_chunk_chains_as_its_rows_one_by_one(
         chain.CHAINER.audit_row(app_id, seq, head, row)
     chain.CHAINER.audit_rows(chunk, rows)
     assert rows == one_by_one
+
+
+def test_a_single_moves_audit_row_hashes_the_documented_bytes_whatever_the_times_zone() -> None:
+    """Chainer.audit_row turns an aware time into its canonical text before encoding (the fast path):
+    the hash is link(previous, canonical(row)) as documented, for a time in KST as in UTC."""
+    local = datetime(2024, 6, 3, 10, 0, 0, 123456, tzinfo=kst("2024-06-03 10:00").tzinfo)
+    for at in (local, local.astimezone(UTC)):
+        row: dict[str, Any] = {"application_id": 7, "at": at, "actor": '박주무관 "office"', "role": "admin"}
+        row |= {"trigger": "pass_review", "from_state": "preliminary_review", "to_state": "written_evaluation"}
+        row |= {"reason": "줄\n바꿈", "detail": None}
+        chain.CHAINER.audit_row(7, 2, "ab" * 32, row)
+        assert row["seq"] == 3
+        assert row["hash"] == chain.link(bytes.fromhex("ab" * 32), chain.canonical("audit", row)).hex()

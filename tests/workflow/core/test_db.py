@@ -7,13 +7,24 @@ import sqlite3
 import stat
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import event
 
-from gongmo.workflow.core.db import WRITER, DatabaseError, custom_plans, make_engine, read, write, write_one
+from gongmo.workflow.core.db import (
+    WRITER,
+    DatabaseError,
+    bind_processors,
+    custom_plans,
+    make_engine,
+    read,
+    write,
+    write_one,
+)
+from gongmo.workflow.core.models import AUDIT
 from tests.conftest import SAMPLE_CSV, config_copy, run_cli
 from tests.workflow import contest_2024 as sc
 
@@ -267,5 +278,25 @@ def test_single_writes_on_postgres_use_the_pool(pg_schema_url: str) -> None:
         with write_one(engine) as a:
             assert a.exec_driver_sql("SELECT 1").scalar_one() == 1
         assert getattr(engine, WRITER, None) is None
+    finally:
+        engine.dispose()
+
+
+def test_a_time_bound_after_another_is_its_own_text(tmp_path: Path) -> None:
+    """bind_processors() remember the last time bound (a move binds one `now` four times): two times
+    bound in turn, and an equal time that is another object, each get their own text."""
+    engine = make_engine(f"sqlite:///{tmp_path}/gongmo.db")
+    try:
+        process = bind_processors(AUDIT, engine.dialect)["at"]
+        a, b = datetime(2024, 6, 3, 1, 0, tzinfo=UTC), datetime(2024, 6, 3, 1, 0, 1, 5, tzinfo=UTC)
+        texts = [process(t) for t in (a, b, a, a, b, b.astimezone(timezone(timedelta(hours=9))))]
+        assert texts == [
+            "2024-06-03 01:00:00.000000",
+            "2024-06-03 01:00:01.000005",
+            "2024-06-03 01:00:00.000000",
+            "2024-06-03 01:00:00.000000",
+            "2024-06-03 01:00:01.000005",
+            "2024-06-03 01:00:01.000005",
+        ]
     finally:
         engine.dispose()
