@@ -8,10 +8,12 @@ Anything about the transport (no connection, AUTH refused, MAIL FROM refused,
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiosmtplib
 import pytest
 
 from gongmo.notifications import transport as tr
@@ -174,3 +176,81 @@ def test_a_maildir_that_cannot_be_written_pauses_the_transport(tmp_path: Path) -
     outcome = asyncio.run(transport.send(envelope()))
     assert not outcome.ok and not outcome.permanent and outcome.paused
     assert outcome.error.startswith(f"maildir {tmp_path / 'var' / 'maildir'}: ")
+
+
+# -- a message held back at its final "." (SMTPTransport.stage) ---------------------------------
+
+TRICKY = (
+    b"From: gongmo@gongmo.example\nTo: smartcity@gimhae.lg.example\nSubject: dots\n"
+    b"Message-ID: <dots@gongmo.test>\n\n.a line that starts with a dot\n..two dots\n.\nbare LF\r\n"
+    b"a lone CR\rin the middle\r\n.\r\nlast line without an end"
+)
+
+
+def tricky(message_id: str = "<dots@gongmo.test>") -> Envelope:
+    return Envelope(sender="gongmo@gongmo.example", recipients=(TO,), data=TRICKY, message_id=message_id)
+
+
+def test_a_held_message_arrives_only_at_its_dot_and_byte_identical_to_aiosmtplib_s_sendmail(
+    smtp_server: FaultySMTP,
+) -> None:
+    """Lines starting with ".", a lone "." line, bare LF and CR, no final line end: the two halves
+    put on the wire exactly what aiosmtplib's data() does, and the SIZE its sendmail() declares."""
+
+    async def go() -> tuple[int, Outcome]:
+        reference = aiosmtplib.SMTP(hostname=smtp_server.host, port=smtp_server.port, local_hostname="ref")
+        await reference.connect()
+        await reference.sendmail(tricky().sender, list(tricky().recipients), TRICKY)
+        await reference.quit()
+        await asyncio.to_thread(smtp_server.wait_for, 1)
+        transport = SMTPTransport(SMTPSettings(host=smtp_server.host, port=smtp_server.port, security="none"))
+        try:
+            held = await transport.stage(tricky())
+            assert isinstance(held, tr.Held)
+            # the content is on the wire; without its "." the server has accepted nothing
+            stored_while_held = len(smtp_server.messages)
+            return stored_while_held, await held.finish()
+        finally:
+            await transport.close()
+
+    stored_while_held, outcome = asyncio.run(go())
+    assert stored_while_held == 1 and outcome.ok
+    reference, ours = smtp_server.wait_for(2)
+    assert ours.data == reference.data == re.sub(rb"\r\n|\n|\r", b"\r\n", TRICKY) + b"\r\n"  # arrived intact
+    assert ours.mail_from == reference.mail_from and ours.rcpt_tos == reference.rcpt_tos
+
+
+def test_an_aborted_message_is_never_delivered_and_the_next_goes_out(smtp_server: FaultySMTP) -> None:
+    """abort() in the middle of DATA: the connection is closed, so the server drops the message;
+    the pool opens a fresh connection for the next one."""
+
+    async def go() -> Outcome:
+        transport = SMTPTransport(SMTPSettings(host=smtp_server.host, port=smtp_server.port, connections=1))
+        try:
+            held = await transport.stage(envelope(TO, 1))
+            assert isinstance(held, tr.Held)
+            await held.abort()
+            return await transport.send(envelope(TO, 2))  # the one slot is free again
+        finally:
+            await transport.close()
+
+    assert asyncio.run(go()).ok
+    assert [m.message_id for m in smtp_server.wait_for(1)] == ["<t2@gongmo.test>"]
+    assert smtp_server.data_attempts == 1 and smtp_server.connections == 2
+
+
+def test_a_5xx_to_rcpt_refuses_the_stage_and_the_connection_goes_on(smtp_server: FaultySMTP) -> None:
+    smtp_server.refuse_recipient(TO, 550, "5.1.1 mailbox unavailable")
+
+    async def go() -> tuple[Outcome | tr.Held, Outcome]:
+        transport = SMTPTransport(SMTPSettings(host=smtp_server.host, port=smtp_server.port, connections=1))
+        try:
+            refused = await transport.stage(envelope(TO, 1))
+            return refused, await transport.send(envelope(OTHER, 2))
+        finally:
+            await transport.close()
+
+    refused, sent = asyncio.run(go())
+    assert isinstance(refused, Outcome) and refused.permanent and refused.code == 550
+    assert sent.ok and smtp_server.connections == 1  # RSET, and the same connection sent the next
+    assert [m.rcpt_tos for m in smtp_server.wait_for(1)] == [[OTHER]]

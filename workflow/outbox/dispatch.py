@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +25,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from gongmo.notifications.compose import Envelope, HeaderInjection, compose
-from gongmo.notifications.transport import MaildirTransport, Outcome, Pause, SMTPSettings, SMTPTransport, Transport
+from gongmo.notifications.transport import (
+    MaildirTransport,
+    Outcome,
+    Pause,
+    SMTPSettings,
+    SMTPTransport,
+    Transport,
+    stage,
+)
 from gongmo.workflow.core.config import ConfigError
 from gongmo.workflow.core.db import DatabaseError, read, write
 from gongmo.workflow.core.models import OUTBOX
@@ -35,6 +43,7 @@ from gongmo.workflow.outbox.states import CANCELLED, DEAD, DUE, RETRY, SENDING, 
 log = logging.getLogger("gongmo.mailer")
 
 MAX_ATTEMPTS = 8
+MARK_LINES = 2  # connections a batch's marks commit through on PostgreSQL (_Marks)
 BASE_BACKOFF_S = 30.0
 MAX_BACKOFF_S = 3600.0
 
@@ -98,10 +107,11 @@ def transport_for(app: App) -> Transport:
 
 class Mailer:
     """Claims due rows in leased batches and sends them over the transport's
-    connections. Each outcome is marked before its connection takes the next
-    message (the marks of all connections commit together), so a crash leaves at
-    most one sent-but-unmarked message per connection: a kill duplicates at
-    most `connections` messages, each one that was in flight."""
+    connections. Each outcome is marked before its connection has the server
+    accept the next message (the marks of all connections commit together; the
+    next message is transferred meanwhile, all but its final "."), so a crash
+    leaves at most one sent-but-unmarked message per connection: a kill
+    duplicates at most `connections` messages, each one that was in flight."""
 
     def __init__(
         self,
@@ -210,26 +220,48 @@ class Mailer:
         back: list[dict[str, Any]] = []  # sent into a failing transport: handed back untouched, no attempt spent
 
         async def lane() -> None:
-            while waiting and not self._stopping and not back:
-                row = waiting.popleft()
-                envelope = self.compose(row)
-                if isinstance(envelope, Outcome):
-                    await marks.put(row, envelope)
-                    continue
-                if not await leases.hold(row):
-                    if row["id"] in leases.superseded:  # replaced since the claim: settled, never sent
-                        await marks.put(row, Outcome(ok=False, detail="superseded before it was sent"))
-                    continue  # else another daemon has it now: it sends it
-                try:
-                    outcome = await self.transport.send(envelope)
+            # The message this lane had accepted last, while its mark commits: the lane meanwhile
+            # transfers the next one but for its final "." (transport.stage), and sends that "."
+            # only once the mark has committed. A kill leaves at most one accepted message unmarked
+            # per connection, as if the lane waited for the mark before starting the next message.
+            marking: tuple[dict[str, Any], asyncio.Future[None]] | None = None
+
+            async def settle() -> None:
+                nonlocal marking
+                if marking is not None:
+                    row, done = marking
+                    marking = None
+                    try:
+                        await done
+                    finally:
+                        leases.done(row)  # ours until marked: the keeper renews it while the mark waits
+
+            try:
+                while waiting and not self._stopping and not back:
+                    row = waiting.popleft()
+                    envelope = self.compose(row)
+                    if isinstance(envelope, Outcome):
+                        await settle()
+                        await marks.put(row, envelope)
+                        continue
+                    if not await leases.hold(row):
+                        if row["id"] in leases.superseded:  # replaced since the claim: settled, never sent
+                            await settle()
+                            await marks.put(row, Outcome(ok=False, detail="superseded before it was sent"))
+                        continue  # else another daemon has it now: it sends it
+                    outcome = await self._send(row, envelope, settle, waiting, leases)
                     if outcome.paused:
+                        leases.done(row)
                         self._transport_failed(outcome, back)
                         back.append(row)
                     else:
                         self._transport_answered()
-                        await marks.put(row, outcome)
-                finally:
-                    leases.done(row)  # ours until marked: the keeper renews it while the mark waits
+                        await settle()
+                        marking = row, marks.start(row, outcome)
+                await settle()
+            finally:
+                if marking is not None:  # the lane failed or was cancelled: the mark goes on without it
+                    marking[1].add_done_callback(_retrieved)
 
         await leases.refresh()  # a row superseded while the batch waited is not handed to the wire
         keeper = asyncio.create_task(leases.keep())
@@ -250,6 +282,34 @@ class Mailer:
             if unsent:  # stopping, the transport failing, or a lane failed: hand back what was not sent
                 await asyncio.shield(asyncio.to_thread(self.hand_back, unsent))
         return total
+
+    async def _send(
+        self,
+        row: dict[str, Any],
+        envelope: Envelope,
+        settle: Callable[[], Awaitable[None]],
+        waiting: collections.deque[dict[str, Any]],
+        leases: _Leases,
+    ) -> Outcome:
+        """Send `row`'s message, its final "." only once `settle` (the previous message's mark)
+        returned. A message not accepted when this fails or is cancelled (the mark failed, the
+        batch stopping) goes back to `waiting`, so it is handed back untouched."""
+        try:
+            held = await stage(self.transport, envelope)
+        except BaseException:
+            leases.done(row)
+            waiting.appendleft(row)
+            raise
+        if isinstance(held, Outcome):
+            return held
+        try:
+            await settle()
+        except BaseException:
+            await held.abort()
+            leases.done(row)
+            waiting.appendleft(row)
+            raise
+        return await held.finish()
 
     def _transport_failed(self, outcome: Outcome, back: list[dict[str, Any]]) -> None:
         """The first transport failure of a batch pauses the transport (the others of
@@ -461,48 +521,71 @@ class MarkLine:
 
 class _Marks:
     """Group commit of the outcomes: every connection's finished send goes into
-    the next transaction, and each connection waits for its own to commit."""
+    the next transaction, and each connection waits for its own to commit.
+
+    On PostgreSQL two lines (connections) commit side by side: a mark queued while one
+    commits (a WAL flush, ~1 ms) starts at once on the other, so it is done within the
+    next message's transfer (which waits for it only before its final "."). SQLite has
+    one writer at a time: one line."""
 
     def __init__(self, mailer: Mailer, total: Delivery) -> None:
         self.mailer = mailer
         self.total = total
         self.queued: list[tuple[dict[str, Any], Outcome, asyncio.Future[None]]] = []
-        self.flusher: asyncio.Task[None] | None = None
-        self.line = MarkLine(mailer.app.db)
+        count = min(MARK_LINES, mailer.transport.concurrency) if mailer.app.db.dialect.name == "postgresql" else 1
+        self.lines = [MarkLine(mailer.app.db) for _ in range(count)]
+        self.free = list(self.lines)
+        self.flushers: set[asyncio.Task[None]] = set()
 
     async def close(self) -> None:
-        """After the batch: the last marks done, the connection goes back."""
-        if self.flusher is not None:
-            await asyncio.wait([self.flusher])
-        await asyncio.to_thread(self.line.close)
+        """After the batch: the last marks done, the connections go back."""
+        while self.flushers:
+            await asyncio.wait(list(self.flushers))
+        for line in self.lines:
+            await asyncio.to_thread(line.close)
 
     async def put(self, row: dict[str, Any], outcome: Outcome) -> None:
+        await self.start(row, outcome)
+
+    def start(self, row: dict[str, Any], outcome: Outcome) -> asyncio.Future[None]:
+        """Queue the outcome's mark; the future is done when it has committed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.queued.append((row, outcome, done))
-        if self.flusher is None or self.flusher.done():
-            self.flusher = asyncio.create_task(self._flush())
-        await done
+        if self.free:
+            flusher = asyncio.create_task(self._flush(self.free.pop()))
+            self.flushers.add(flusher)
+            flusher.add_done_callback(self.flushers.discard)
+        return done
 
-    async def _flush(self) -> None:
+    async def _flush(self, line: MarkLine) -> None:
         # A task of its own: a lane that is cancelled does not cancel the marking
         # of the messages already sent.
-        while self.queued:
-            batch, self.queued = self.queued, []
-            try:
-                outcomes = [(row, outcome) for row, outcome, _ in batch]
-                result = await asyncio.to_thread(self.mailer._mark, outcomes, self.line)
-            except Exception as exc:
+        try:
+            while self.queued:
+                batch, self.queued = self.queued, []
+                try:
+                    outcomes = [(row, outcome) for row, outcome, _ in batch]
+                    result = await asyncio.to_thread(self.mailer._mark, outcomes, line)
+                except Exception as exc:
+                    for *_, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                self.total.sent += result.sent
+                self.total.retry += result.retry
+                self.total.dead += result.dead
+                self.total.errors += result.errors
                 for *_, done in batch:
                     if not done.done():
-                        done.set_exception(exc)
-                continue
-            self.total.sent += result.sent
-            self.total.retry += result.retry
-            self.total.dead += result.dead
-            self.total.errors += result.errors
-            for *_, done in batch:
-                if not done.done():
-                    done.set_result(None)
+                        done.set_result(None)
+        finally:
+            self.free.append(line)
+
+
+def _retrieved(done: asyncio.Future[None]) -> None:
+    """A mark no lane waits for any more: its failure is the batch's, not a stray log line."""
+    if not done.cancelled():
+        done.exception()
 
 
 class _Leases:

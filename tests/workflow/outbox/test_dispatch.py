@@ -6,6 +6,7 @@ import asyncio
 import json
 import mailbox
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from gongmo.notifications.transport import MaildirTransport, SMTPSettings, SMTPTransport
+from gongmo.notifications.transport import MaildirTransport, Outcome, SMTPSettings, SMTPTransport
 from gongmo.states.lifecycle import Role
 from gongmo.workflow.core.actors import Actor
 from gongmo.workflow.core.clock import FixedClock
@@ -26,7 +27,7 @@ from gongmo.workflow.outbox import dispatch as mailer
 from gongmo.workflow.outbox import office
 from gongmo.workflow.outbox.dispatch import Mailer
 from tests.conftest import config_copy, kst
-from tests.smtp_server import FaultySMTP, smtp_server_fixture  # noqa: F401
+from tests.smtp_server import FaultySMTP, _Handler, smtp_server_fixture  # noqa: F401
 from tests.workflow import plans
 
 ADMIN = Actor("park", Role.ADMIN)
@@ -281,23 +282,45 @@ def test_starttls_verifies_the_certificate(app: App, clock: FixedClock, tmp_path
 
 
 class Watched:
-    """The transport of a mailer, checked at the start of every send: the messages the server
-    has but the outbox does not yet call sent are at most one per other connection."""
+    """The transport of a mailer, checked as each message starts (stage) and as its final "."
+    goes out (finish): the messages the server has but the outbox does not yet call sent."""
 
     def __init__(self, app: App, inner: Any, server: FaultySMTP) -> None:
         self.app, self.inner, self.server = app, inner, server
         self.concurrency = inner.concurrency
-        self.unmarked: list[int] = []
+        self.unmarked: list[int] = []  # as each message starts: its lane's last one may still be marking
+        self.at_dot: list[int] = []  # as each message's "." goes out: only the other lanes' last ones
         self.leases: list[tuple[Any, Any]] = []
 
-    async def send(self, envelope: Any) -> Any:
+    def _unmarked(self) -> int:
         with read(self.app.db) as conn:
             sent = conn.execute(sa.select(sa.func.count()).where(OUTBOX.c.state == "sent")).scalar_one()
+        return len(self.server.messages) - int(sent)
+
+    async def stage(self, envelope: Any) -> Any:
+        with read(self.app.db) as conn:
             lease = conn.execute(
                 sa.select(OUTBOX.c.lease_until).where(OUTBOX.c.message_id == envelope.message_id)
             ).scalar_one()
-        self.unmarked.append(len(self.server.messages) - sent)
+        self.unmarked.append(self._unmarked())
         self.leases.append((self.app.clock.now(), lease))
+        held = await self.inner.stage(envelope)
+        if isinstance(held, Outcome):
+            return held
+        watched = self
+
+        class Dot:
+            async def finish(self) -> Outcome:
+                watched.at_dot.append(watched._unmarked())
+                outcome: Outcome = await held.finish()
+                return outcome
+
+            async def abort(self) -> None:
+                await held.abort()
+
+        return Dot()
+
+    async def send(self, envelope: Any) -> Any:
         return await self.inner.send(envelope)
 
     async def close(self) -> None:
@@ -318,8 +341,9 @@ def test_each_outcome_is_marked_before_its_connection_sends_again(
     watched = Watched(app, m.transport, smtp_server)
     m.transport = watched  # type: ignore[assignment]
     result = deliver(m)
-    assert result.sent == total == len(watched.unmarked) > 3 * 5
-    assert max(watched.unmarked) <= 2  # the other two connections' last sends, at most
+    assert result.sent == total == len(watched.unmarked) == len(watched.at_dot) > 3 * 5
+    assert max(watched.at_dot) <= 2  # the other two connections' last sends, at most
+    assert max(watched.unmarked) <= 3  # and, while a message is transferred, its own lane's last one
     assert set(smtp_server.received_ids().values()) == {1}
 
 
@@ -569,6 +593,22 @@ def test_the_next_batch_claimed_while_the_transport_failed_goes_back_untouched(
     smtp_server.refuse_mail(421, "4.3.2 closing")
     m = smtp_mailer(app, smtp_server, connections=1)
     m.batch = 5
+    # The next batch's claim runs beside the first batch's sends: have it done before they fail (on a
+    # loaded machine it could run after the first batch went back and claim the same five again).
+    claimed, real_prepare, real_compose, claims = threading.Event(), m.prepare, m.compose, []
+
+    def prepare(now: Any) -> Any:
+        rows = real_prepare(now)
+        claims.append(rows)
+        if len(claims) == 2:
+            claimed.set()
+        return rows
+
+    def compose(row: dict[str, Any]) -> Any:
+        assert claimed.wait(30)
+        return real_compose(row)
+
+    m.prepare, m.compose = prepare, compose  # type: ignore[method-assign]
     result = deliver(m)
     assert untouched(app) == before and result.paused == 10 and smtp_server.mail_refusals == 1
 
@@ -645,3 +685,103 @@ def test_an_unset_password_env_refuses_delivery_and_the_daemon_s_start_in_one_li
     assert code == 1 and err.count("\n") == 1 and err.startswith(f"error: [mail.smtp] password_env = '{PASSWORD_ENV}'")
     assert "Traceback" not in err and out == ""
     assert untouched(app) == before and smtp_server.logins == [] and smtp_server.messages == []
+
+
+# -- the next message is transferred while the last one's mark commits; its "." waits -------------
+
+
+class _SeesRcpt(_Handler):
+    """The test server's hooks, and an event once the `nth` RCPT TO has been answered."""
+
+    def __init__(self, owner: FaultySMTP, nth: int) -> None:
+        super().__init__(owner)
+        self.nth, self.rcpts, self.seen = nth, 0, threading.Event()
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]) -> str:
+        reply = await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+        self.rcpts += 1
+        if self.rcpts >= self.nth:
+            self.seen.set()
+        return reply
+
+
+@pytest.fixture
+def watched_server() -> Iterator[tuple[FaultySMTP, _SeesRcpt]]:
+    """A test SMTP server that tells when the second message's RCPT TO has arrived."""
+    server = FaultySMTP()
+    hooks = server._handler = _SeesRcpt(server, nth=2)
+    server.up()
+    try:
+        yield server, hooks
+    finally:
+        server.down()
+
+
+def first_mark_held(m: Mailer, server: FaultySMTP, hooks: _SeesRcpt, fail: bool = False) -> list[tuple[bool, int]]:
+    """The first mark of `m` commits only once the server has seen the next message's RCPT TO (or
+    after 10 s: then it never did); it records whether it did and how many messages the server had
+    accepted then, and fails as a lost database would if `fail`."""
+    real, held = m._mark, []
+
+    def mark(outcomes: Any, line: Any) -> Any:
+        if not held:
+            held.append((hooks.seen.wait(10), len(server.messages)))
+            if fail:
+                raise DatabaseError("database sqlite:///gongmo.db: disk I/O error")
+        return real(outcomes, line)
+
+    m._mark = mark  # type: ignore[method-assign]
+    return held
+
+
+def test_the_next_message_is_on_the_wire_before_the_last_mark_commits_and_accepted_after(
+    app: App, clock: FixedClock, watched_server: tuple[FaultySMTP, _SeesRcpt]
+) -> None:
+    """One connection: message 2's MAIL, RCPT, DATA and content go out while message 1's mark
+    commits; the server accepts message 2 only after that (its "." waits for the mark)."""
+    server, hooks = watched_server
+    clock.set(kst("2024-03-29 10:00"))
+    total = app.moves.announce(TRACK, ADMIN)
+    m = smtp_mailer(app, server, connections=1)
+    held = first_mark_held(m, server, hooks)
+    assert deliver(m).sent == total
+    assert held == [(True, 1)]  # message 2's RCPT arrived during message 1's mark; only message 1 accepted
+    assert set(server.received_ids().values()) == {1} and len(server.messages) == total
+
+
+def test_a_mark_that_fails_keeps_the_next_message_from_being_delivered_and_hands_it_back_unspent(
+    app: App, clock: FixedClock, watched_server: tuple[FaultySMTP, _SeesRcpt]
+) -> None:
+    """Message 2 is transferred but for its "."; message 1's mark fails: the "." is never sent, the
+    connection is dropped (the server discards message 2), and row 2 goes back with no attempt spent."""
+    server, hooks = watched_server
+    clock.set(kst("2024-03-29 10:00"))
+    app.moves.announce(TRACK, ADMIN)
+    m = smtp_mailer(app, server, connections=1)
+    held = first_mark_held(m, server, hooks, fail=True)
+    with pytest.raises(DatabaseError):
+        deliver(m)
+    assert held == [(True, 1)]  # message 2 was on the wire when the mark failed
+    first, second, *rest = outbox(app)
+    assert [msg.message_id for msg in server.messages] == [first["message_id"]]  # never message 2
+    assert (first["state"], first["attempts"]) == ("sending", 1)  # sent, unmarked: its lease runs out
+    assert {(r["state"], r["attempts"], r["last_error"]) for r in [second, *rest]} == {("pending", 0, None)}
+
+
+def test_a_5xx_to_the_next_message_s_rcpt_makes_it_dead_and_leaves_the_last_one_sent(
+    app: App, clock: FixedClock, watched_server: tuple[FaultySMTP, _SeesRcpt]
+) -> None:
+    server, hooks = watched_server
+    clock.set(kst("2024-03-29 10:00"))
+    total = app.moves.announce(TRACK, ADMIN)
+    first, second, *_ = outbox(app)
+    server.refuse_recipient(second["to_addr"], 550, "5.1.1 mailbox unavailable")
+    dead = sum(r["to_addr"] == second["to_addr"] for r in outbox(app))
+    m = smtp_mailer(app, server, connections=1)
+    held = first_mark_held(m, server, hooks)
+    result = deliver(m)
+    assert held == [(True, 1)]  # refused while message 1's mark was committing
+    assert (result.sent, result.dead, result.retry, result.paused) == (total - dead, dead, 0, 0)
+    rows = {r["id"]: r for r in outbox(app)}
+    assert rows[first["id"]]["state"] == "sent"
+    assert rows[second["id"]]["state"] == "dead" and rows[second["id"]]["last_error"].startswith("550 ")
