@@ -293,7 +293,7 @@ class SMTPTransport:
                 stage = "mail"
             if client.is_ehlo_or_helo_needed:
                 await _greet(client)
-            options = [b"SIZE=%d" % size] if client.supports_extension("size") else []
+            options = [b"size=%d" % size] if client.supports_extension("size") else []
             reply = await client.execute_command(b"MAIL", b"FROM:" + _quoted(envelope.sender), *options)
             if reply.code != SMTPStatus.completed:
                 raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, envelope.sender)
@@ -400,6 +400,9 @@ class Held:
                 # accepted (it carries the same Message-ID when it is sent again)
                 await _discard(client)
                 return paused(f"data: {type(exc).__name__}: {exc}".strip())
+            except BaseException:  # cancelled while the server answers: the session is in an unknown state
+                await _discard(client)
+                raise
             if reply.code != SMTPStatus.completed:  # the content refused (a 421 pauses and closes)
                 return await transport._refused(_from_code(reply.code, reply.message), client, reused=False)
             transport._idle.put_nowait(client)

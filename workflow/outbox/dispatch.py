@@ -43,7 +43,6 @@ from gongmo.workflow.outbox.states import CANCELLED, DEAD, DUE, RETRY, SENDING, 
 log = logging.getLogger("gongmo.mailer")
 
 MAX_ATTEMPTS = 8
-MARK_LINES = 2  # connections a batch's marks commit through on PostgreSQL (_Marks)
 BASE_BACKOFF_S = 30.0
 MAX_BACKOFF_S = 3600.0
 
@@ -521,28 +520,20 @@ class MarkLine:
 
 class _Marks:
     """Group commit of the outcomes: every connection's finished send goes into
-    the next transaction, and each connection waits for its own to commit.
-
-    On PostgreSQL two lines (connections) commit side by side: a mark queued while one
-    commits (a WAL flush, ~1 ms) starts at once on the other, so it is done within the
-    next message's transfer (which waits for it only before its final "."). SQLite has
-    one writer at a time: one line."""
+    the next transaction, and each connection waits for its own to commit."""
 
     def __init__(self, mailer: Mailer, total: Delivery) -> None:
         self.mailer = mailer
         self.total = total
         self.queued: list[tuple[dict[str, Any], Outcome, asyncio.Future[None]]] = []
-        count = min(MARK_LINES, mailer.transport.concurrency) if mailer.app.db.dialect.name == "postgresql" else 1
-        self.lines = [MarkLine(mailer.app.db) for _ in range(count)]
-        self.free = list(self.lines)
-        self.flushers: set[asyncio.Task[None]] = set()
+        self.flusher: asyncio.Task[None] | None = None
+        self.line = MarkLine(mailer.app.db)
 
     async def close(self) -> None:
-        """After the batch: the last marks done, the connections go back."""
-        while self.flushers:
-            await asyncio.wait(list(self.flushers))
-        for line in self.lines:
-            await asyncio.to_thread(line.close)
+        """After the batch: the last marks done, the connection goes back."""
+        if self.flusher is not None:
+            await asyncio.wait([self.flusher])
+        await asyncio.to_thread(self.line.close)
 
     async def put(self, row: dict[str, Any], outcome: Outcome) -> None:
         await self.start(row, outcome)
@@ -551,35 +542,30 @@ class _Marks:
         """Queue the outcome's mark; the future is done when it has committed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.queued.append((row, outcome, done))
-        if self.free:
-            flusher = asyncio.create_task(self._flush(self.free.pop()))
-            self.flushers.add(flusher)
-            flusher.add_done_callback(self.flushers.discard)
+        if self.flusher is None or self.flusher.done():
+            self.flusher = asyncio.create_task(self._flush())
         return done
 
-    async def _flush(self, line: MarkLine) -> None:
+    async def _flush(self) -> None:
         # A task of its own: a lane that is cancelled does not cancel the marking
         # of the messages already sent.
-        try:
-            while self.queued:
-                batch, self.queued = self.queued, []
-                try:
-                    outcomes = [(row, outcome) for row, outcome, _ in batch]
-                    result = await asyncio.to_thread(self.mailer._mark, outcomes, line)
-                except Exception as exc:
-                    for *_, done in batch:
-                        if not done.done():
-                            done.set_exception(exc)
-                    continue
-                self.total.sent += result.sent
-                self.total.retry += result.retry
-                self.total.dead += result.dead
-                self.total.errors += result.errors
+        while self.queued:
+            batch, self.queued = self.queued, []
+            try:
+                outcomes = [(row, outcome) for row, outcome, _ in batch]
+                result = await asyncio.to_thread(self.mailer._mark, outcomes, self.line)
+            except Exception as exc:
                 for *_, done in batch:
                     if not done.done():
-                        done.set_result(None)
-        finally:
-            self.free.append(line)
+                        done.set_exception(exc)
+                continue
+            self.total.sent += result.sent
+            self.total.retry += result.retry
+            self.total.dead += result.dead
+            self.total.errors += result.errors
+            for *_, done in batch:
+                if not done.done():
+                    done.set_result(None)
 
 
 def _retrieved(done: asyncio.Future[None]) -> None:
