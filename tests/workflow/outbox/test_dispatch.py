@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import mailbox
+import sqlite3
 import threading
 from collections.abc import Iterator
 from datetime import timedelta
@@ -723,12 +724,14 @@ def first_mark_held(m: Mailer, server: FaultySMTP, hooks: _SeesRcpt, fail: bool 
     accepted then, and fails as a lost database would if `fail`."""
     real, held = m._mark, []
 
-    def mark(outcomes: Any, line: Any) -> Any:
+    def mark(outcomes: Any, line: Any, wait: bool = True) -> Any:
         if not held:
+            if not wait:  # on the event loop: this one goes to the worker thread, where it may wait
+                return None
             held.append((hooks.seen.wait(10), len(server.messages)))
             if fail:
                 raise DatabaseError("database sqlite:///gongmo.db: disk I/O error")
-        return real(outcomes, line)
+        return real(outcomes, line, wait)
 
     m._mark = mark  # type: ignore[method-assign]
     return held
@@ -785,3 +788,38 @@ def test_a_5xx_to_the_next_message_s_rcpt_makes_it_dead_and_leaves_the_last_one_
     rows = {r["id"]: r for r in outbox(app)}
     assert rows[first["id"]]["state"] == "sent"
     assert rows[second["id"]]["state"] == "dead" and rows[second["id"]]["last_error"].startswith("550 ")
+
+
+def test_a_mark_that_finds_sqlite_s_write_lock_taken_waits_in_a_thread_not_on_the_event_loop(
+    app: App, clock: FixedClock, watched_server: tuple[FaultySMTP, _SeesRcpt]
+) -> None:
+    """A mark runs on the event loop only if SQLite's write lock is free at once. Another writer
+    holds it from the first claim on: message 1's mark waits for it in a worker thread, and the
+    loop meanwhile transfers message 2 (its RCPT reaches the server); the lock is let go only then."""
+    if app.db.dialect.name != "sqlite":
+        pytest.skip("SQLite's write lock")
+    server, hooks = watched_server
+    clock.set(kst("2024-03-29 10:00"))
+    total = app.moves.announce(TRACK, ADMIN)
+    other = sqlite3.connect(str(app.db.url.database), isolation_level=None, check_same_thread=False)
+    m = smtp_mailer(app, server, connections=1)
+    real_prepare, seen_while_locked = m.prepare, []
+
+    def release_after_rcpt() -> None:
+        seen_while_locked.append(hooks.seen.wait(10))
+        other.execute("ROLLBACK")
+
+    def prepare(now: Any) -> Any:
+        rows = real_prepare(now)
+        if not seen_while_locked and not other.in_transaction:  # after the first claim: another writer
+            other.execute("BEGIN IMMEDIATE")
+            threading.Thread(target=release_after_rcpt, daemon=True).start()
+        return rows
+
+    m.prepare = prepare  # type: ignore[method-assign]
+    try:
+        result = deliver(m)
+    finally:
+        other.close()
+    assert seen_while_locked == [True]
+    assert result.sent == total and set(server.received_ids().values()) == {1}
