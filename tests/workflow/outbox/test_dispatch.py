@@ -718,11 +718,20 @@ def watched_server() -> Iterator[tuple[FaultySMTP, _SeesRcpt]]:
         server.down()
 
 
-def first_mark_held(m: Mailer, server: FaultySMTP, hooks: _SeesRcpt, fail: bool = False) -> list[tuple[bool, int]]:
+def first_mark_held(
+    m: Mailer, server: FaultySMTP, hooks: _SeesRcpt, monkeypatch: pytest.MonkeyPatch, fail: bool = False
+) -> list[tuple[bool, int]]:
     """The first mark of `m` commits only once the server has seen the next message's RCPT TO (or
-    after 10 s: then it never did); it records whether it did and how many messages the server had
-    accepted then, and fails as a lost database would if `fail`."""
+    after 10 s: then it never did), in the worker thread (not on the event loop); it records whether
+    it did and how many messages the server had accepted then, and fails as a lost database would if
+    `fail`."""
     real, held = m._mark, []
+    real_sent = mailer.MarkLine.mark_sent
+
+    async def mark_sent(line: mailer.MarkLine, sent: Any, now: Any) -> bool:
+        return bool(held) and await real_sent(line, sent, now)  # the first: through _mark, below
+
+    monkeypatch.setattr(mailer.MarkLine, "mark_sent", mark_sent)
 
     def mark(outcomes: Any, line: Any, wait: bool = True) -> Any:
         if not held:
@@ -738,7 +747,10 @@ def first_mark_held(m: Mailer, server: FaultySMTP, hooks: _SeesRcpt, fail: bool 
 
 
 def test_the_next_message_is_on_the_wire_before_the_last_mark_commits_and_accepted_after(
-    app: App, clock: FixedClock, watched_server: tuple[FaultySMTP, _SeesRcpt]
+    app: App,
+    clock: FixedClock,
+    watched_server: tuple[FaultySMTP, _SeesRcpt],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """One connection: message 2's MAIL, RCPT, DATA and content go out while message 1's mark
     commits; the server accepts message 2 only after that (its "." waits for the mark)."""
@@ -746,14 +758,17 @@ def test_the_next_message_is_on_the_wire_before_the_last_mark_commits_and_accept
     clock.set(kst("2024-03-29 10:00"))
     total = app.moves.announce(TRACK, ADMIN)
     m = smtp_mailer(app, server, connections=1)
-    held = first_mark_held(m, server, hooks)
+    held = first_mark_held(m, server, hooks, monkeypatch)
     assert deliver(m).sent == total
     assert held == [(True, 1)]  # message 2's RCPT arrived during message 1's mark; only message 1 accepted
     assert set(server.received_ids().values()) == {1} and len(server.messages) == total
 
 
 def test_a_mark_that_fails_keeps_the_next_message_from_being_delivered_and_hands_it_back_unspent(
-    app: App, clock: FixedClock, watched_server: tuple[FaultySMTP, _SeesRcpt]
+    app: App,
+    clock: FixedClock,
+    watched_server: tuple[FaultySMTP, _SeesRcpt],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Message 2 is transferred but for its "."; message 1's mark fails: the "." is never sent, the
     connection is dropped (the server discards message 2), and row 2 goes back with no attempt spent."""
@@ -761,7 +776,7 @@ def test_a_mark_that_fails_keeps_the_next_message_from_being_delivered_and_hands
     clock.set(kst("2024-03-29 10:00"))
     app.moves.announce(TRACK, ADMIN)
     m = smtp_mailer(app, server, connections=1)
-    held = first_mark_held(m, server, hooks, fail=True)
+    held = first_mark_held(m, server, hooks, monkeypatch, fail=True)
     with pytest.raises(DatabaseError):
         deliver(m)
     assert held == [(True, 1)]  # message 2 was on the wire when the mark failed
@@ -772,7 +787,10 @@ def test_a_mark_that_fails_keeps_the_next_message_from_being_delivered_and_hands
 
 
 def test_a_5xx_to_the_next_message_s_rcpt_makes_it_dead_and_leaves_the_last_one_sent(
-    app: App, clock: FixedClock, watched_server: tuple[FaultySMTP, _SeesRcpt]
+    app: App,
+    clock: FixedClock,
+    watched_server: tuple[FaultySMTP, _SeesRcpt],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server, hooks = watched_server
     clock.set(kst("2024-03-29 10:00"))
@@ -781,7 +799,7 @@ def test_a_5xx_to_the_next_message_s_rcpt_makes_it_dead_and_leaves_the_last_one_
     server.refuse_recipient(second["to_addr"], 550, "5.1.1 mailbox unavailable")
     dead = sum(r["to_addr"] == second["to_addr"] for r in outbox(app))
     m = smtp_mailer(app, server, connections=1)
-    held = first_mark_held(m, server, hooks)
+    held = first_mark_held(m, server, hooks, monkeypatch)
     result = deliver(m)
     assert held == [(True, 1)]  # refused while message 1's mark was committing
     assert (result.sent, result.dead, result.retry, result.paused) == (total - dead, dead, 0, 0)
