@@ -281,8 +281,8 @@ class SMTPTransport:
     ) -> Outcome | Held:
         """MAIL, RCPT, DATA and the content on `client` (a fresh connection if None). A paused
         outcome from a reused connection that was dropped starts with STALE: the caller tries a
-        fresh one. The replies are aiosmtplib's (execute_command through mail() and rcpt()), and so
-        are its exceptions, classified as its sendmail() raised them."""
+        fresh one. The commands go through aiosmtplib's execute_command; their replies are checked,
+        and refusals raised, as its mail(), rcpt() and data() do, then classified as before."""
         reused = client is not None
         stage = "mail"
         refused: dict[str, aiosmtplib.SMTPRecipientRefused] = {}
