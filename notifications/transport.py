@@ -267,8 +267,11 @@ class SMTPTransport:
 
     async def _stage(self, envelope: Envelope) -> Outcome | Held:
         assert self._idle is not None
-        for address in (envelope.sender, *envelope.recipients):  # as sendmail(): nothing half-sent for a bad one
-            _quoted(address)
+        for address in (envelope.sender, *envelope.recipients):  # nothing half-sent for a bad one
+            try:
+                _quoted(address)
+            except ValueError as exc:  # it would raise at MAIL or RCPT, in every batch, for ever
+                return Outcome(ok=False, permanent=True, detail=f"{address!r} cannot be sent: {exc}")
         payload, size = _content(envelope.data)
         while not self._idle.empty():  # a reused connection the server dropped while idle: try the next
             held = await self._begin(envelope, payload, size, self._idle.get_nowait())
@@ -442,9 +445,24 @@ def _content(data: bytes) -> tuple[bytes, int]:
 
 @functools.lru_cache(maxsize=256)
 def _quoted(address: str) -> bytes:
-    """The address as aiosmtplib's mail() and rcpt() put it on the command line (ValueError if
-    it cannot be sent there), parsed once per address (the sender of every message is one)."""
-    return quote_address(address).encode("ascii")
+    """The address as aiosmtplib's mail() and rcpt() put it on the command line, parsed once per
+    address (the sender of every message is one). A domain in another script goes as its IDNA
+    (punycode) form, which every server takes; a mailbox name that is not ASCII would need
+    SMTPUTF8, which gongmo does not use: ValueError, naming the fix."""
+    quoted = quote_address(address)
+    local, at, domain = quoted.rpartition("@")
+    if at and not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError as exc:
+            raise ValueError(f"its domain is not a valid international domain name ({exc})") from None
+        quoted = f"{local}@{domain}"
+    if not quoted.isascii():
+        raise ValueError(
+            "the part before the @ is not ASCII (it would need SMTPUTF8);"
+            " ask for an address in ASCII letters and correct the contact"
+        )
+    return quoted.encode("ascii")
 
 
 async def _greet(client: aiosmtplib.SMTP) -> None:

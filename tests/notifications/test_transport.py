@@ -254,3 +254,20 @@ def test_a_5xx_to_rcpt_refuses_the_stage_and_the_connection_goes_on(smtp_server:
     assert isinstance(refused, Outcome) and refused.permanent and refused.code == 550
     assert sent.ok and smtp_server.connections == 1  # RSET, and the same connection sent the next
     assert [m.rcpt_tos for m in smtp_server.wait_for(1)] == [[OTHER]]
+
+
+def test_an_address_in_another_script_is_sent_by_its_idna_domain_or_refused_for_that_message_only(
+    smtp_server: FaultySMTP,
+) -> None:
+    """An applicant's address may be international (the importer's EmailStr takes both): a domain in
+    Hangul goes as its punycode form; a mailbox name in Hangul cannot go without SMTPUTF8, so that
+    one message is dead with a line saying why, and the next one goes out on the same transport
+    (it raised UnicodeEncodeError out of the transport before, in every batch)."""
+    refused, sent, plain = send_all(
+        smtp_server, envelope("김@gimhae.example", 1), envelope("kim@김해.kr", 2), envelope()
+    )
+    assert refused.permanent and not refused.paused and "not ASCII" in refused.detail, refused
+    assert sent.ok and plain.ok
+    got = smtp_server.wait_for(2)
+    assert [m.rcpt_tos for m in got] == [["kim@" + "김해.kr".encode("idna").decode()], [TO]]
+    assert got[0].rcpt_tos == ["kim@xn--4k0bl75e.kr"]
