@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gongmo.notifications.notices import LANGUAGES, NOTICES, SAMPLE
-from gongmo.notifications.render import TZ_KEY, Renderer, Rendered
+from gongmo.notifications.render import TZ_KEY, Rendered, Renderer
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 TZ = "Asia/Seoul"
