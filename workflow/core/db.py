@@ -178,7 +178,8 @@ class _Writer:
     """A SQLite engine's one held connection for short write transactions (single moves): SQLite lets
     one writer in at a time anyway (BEGIN IMMEDIATE), so taking turns on one connection, under a lock,
     loses no concurrency, and spares each transaction the pool's checkout, reset and checkin and a new
-    Connection (about 18 us of a single move's ~300). Closed when the engine is disposed."""
+    Connection (single moves went from 4.2-4.5x their raw baseline to 3.5x with this alone). Closed
+    when the engine is disposed."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
