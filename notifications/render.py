@@ -200,28 +200,18 @@ class Renderer:
     def render(self, notice: str, language: str, values: Mapping[str, Any], timezone: str) -> Rendered:
         if language not in self._envs:
             language = "ko"
-        env = self._envs[language]
-        txt, txt_globals = self._template(language, f"{notice}.txt")
-        page, page_globals = self._template(language, f"{notice}.html")
         context = {**values, TZ_KEY: timezone}
-        try:
-            # What Template.render does, with the template's globals flattened once (not per render:
-            # iterating their ChainMap was a third of the time), the context built once for the
-            # two files and no look-up in the environment's template cache.
-            ctx = txt.new_context({**txt_globals, **context}, shared=True)
-            subject = "".join(txt.blocks["subject"](ctx)).strip()
-            text = "".join(txt.blocks["text"](ctx)).strip() + "\n"
-            html = env.concat(page.root_render_func(page.new_context({**page_globals, **context}, shared=True)))
-        except Exception:
-            # Blocks called directly skip Jinja's traceback rewriting; this
-            # maps the error back to the template's file and line.
-            env.handle_exception()
+        subject, text = self._render_txt(language, notice, context)
+        html = self._render_html(language, notice, context)
         if "\n" in subject or "\r" in subject:
             raise TemplateProblem(f"{self.source(notice, language, '.txt').path}:1: the subject must be one line")
         return Rendered(subject=subject, text=text, html=html)
 
+    # What Template.render does, from a template held with its globals flattened once (iterating their
+    # ChainMap on every render was a third of the time) and no look-up in the environment's cache.
+
     def _render_txt(self, language: str, notice: str, context: Mapping[str, Any]) -> tuple[str, str]:
-        """The .txt file alone (check(): a problem is named by its own file)."""
+        """The .txt file's subject and text blocks."""
         env = self._envs[language]
         template, flat = self._template(language, f"{notice}.txt")
         try:
@@ -229,8 +219,18 @@ class Renderer:
             subject = "".join(template.blocks["subject"](ctx)).strip()
             text = "".join(template.blocks["text"](ctx)).strip() + "\n"
         except Exception:
+            # Blocks called directly skip Jinja's traceback rewriting; this
+            # maps the error back to the template's file and line.
             env.handle_exception()
         return subject, text
+
+    def _render_html(self, language: str, notice: str, context: Mapping[str, Any]) -> str:
+        env = self._envs[language]
+        template, flat = self._template(language, f"{notice}.html")
+        try:
+            return env.concat(template.root_render_func(template.new_context({**flat, **context}, shared=True)))
+        except Exception:
+            env.handle_exception()
 
     def _template(self, language: str, name: str) -> tuple[Template, dict[str, Any]]:
         """A template file, loaded once (templates are not reloaded while running: _environment), and
@@ -291,7 +291,7 @@ class Renderer:
                     if "\n" in subject or "\r" in subject:
                         problems.append(f"{path}:1: the subject must be one line")
                 else:
-                    env.get_template(path.name).render(context)
+                    self._render_html(language, notice, context)
             except Exception as exc:  # any error of a template is a problem to report, not a crash
                 problems.append(f"{path}:{_traceback_line(exc)}: {type(exc).__name__}: {exc}")
         return problems

@@ -8,6 +8,7 @@ deferred BEGIN and does not block writers.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -114,6 +115,8 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         # single move's own statements
         driver_execute(conn, "BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE", ())
 
+    if isinstance(engine.pool, QueuePool):  # a file (in memory, each thread has a database of its own)
+        setattr(engine, WRITER, _Writer(engine))  # on the engine: gone with it
     return engine
 
 
@@ -196,7 +199,7 @@ class _Writer:
     def _close(self, detach: bool = False) -> None:
         conn, self.conn = self.conn, None
         if conn is not None:
-            with _suppress():
+            with contextlib.suppress(Exception):  # closing a connection that failed already
                 if detach and not conn.invalidated:
                     conn.detach()
                 conn.close()
@@ -229,35 +232,18 @@ class _Writer:
             self.lock.release()
 
 
-_writers_lock = threading.Lock()
-
-
 @contextmanager
 def write_one(engine: Engine) -> Iterator[Connection]:
     """A short write transaction (a single move): write(), on SQLite through the engine's one held
-    writer connection (_Writer), on PostgreSQL a pooled connection as usual (there writers do run
-    side by side)."""
-    if engine.dialect.name != "sqlite" or not isinstance(engine.pool, QueuePool):  # in memory: a thread's own
+    writer connection (_Writer, made with the engine), on PostgreSQL a pooled connection as usual
+    (there writers do run side by side)."""
+    writer: _Writer | None = getattr(engine, WRITER, None)
+    if writer is None:
         with write(engine) as conn:
             yield conn
         return
-    writer: _Writer | None = getattr(engine, WRITER, None)  # on the engine: gone with it
-    if writer is None:
-        with _writers_lock:
-            writer = getattr(engine, WRITER, None)
-            if writer is None:
-                writer = _Writer(engine)
-                setattr(engine, WRITER, writer)
     with writer.begin() as conn:
         yield conn
-
-
-@contextmanager
-def _suppress() -> Iterator[None]:
-    try:
-        yield
-    except Exception:  # closing a connection that failed already
-        log.debug("closing the held writer connection failed", exc_info=True)
 
 
 _checkpointing: set[int] = set()

@@ -377,12 +377,18 @@ def test_bulk_pass_review_over_a_failed_checklist_needs_a_reason_and_moves_nothi
     assert last_audit(app, bad)["reason"] == last_audit(app, good)["reason"] == "일괄 통과: 위원회 의결"
 
 
-def test_correcting_a_selection_needs_a_reason(app: App) -> None:
+def selected(app: App) -> int:
+    """An application reviewed, passed, taken to the presentation and selected."""
     app_id = reviewed(app)
     app.moves.apply(app_id, "pass_review", ADMIN)
     app.clock.set(kst("2024-06-12 18:00"))  # type: ignore[attr-defined]
     app.moves.apply_bulk(TRACK_KEY, "start_presentation", "written_evaluation")
     app.moves.apply(app_id, "select", ADMIN)
+    return app_id
+
+
+def test_correcting_a_selection_needs_a_reason(app: App) -> None:
+    app_id = selected(app)
     before = counts(app)
     with pytest.raises(MissingReason, match=rf"application {app_id}: 'waitlist' overrides a rule: it corrects"):
         app.moves.apply(app_id, "waitlist", ADMIN)

@@ -22,7 +22,15 @@ from gongmo.workflow.engine import steps
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.outbox.queue import queue_one
 from tests.conftest import kst
-from tests.workflow.engine.test_moves import ADMIN, TRACK_KEY, counts, outbox_rows, reviewed, verify_clean
+from tests.workflow.engine.test_moves import (
+    ADMIN,
+    TRACK_KEY,
+    counts,
+    outbox_rows,
+    reviewed,
+    selected,
+    verify_clean,
+)
 
 KST = ZoneInfo("Asia/Seoul")
 
@@ -56,15 +64,6 @@ def moved_in(app: App, application_id: int, trigger: str, reason: str | None = N
     with write(app.db) as conn, statements(conn) as seen:
         app.moves.move(conn, application_id, trigger, ADMIN, reason)
     return seen
-
-
-def selected(app: App) -> int:
-    app_id = reviewed(app)
-    app.moves.apply(app_id, "pass_review", ADMIN)
-    app.clock.set(kst("2024-06-12 18:00"))  # type: ignore[attr-defined]
-    app.moves.apply_bulk(TRACK_KEY, "start_presentation", "written_evaluation")
-    app.moves.apply(app_id, "select", ADMIN)
-    return app_id
 
 
 def test_a_notice_without_a_family_supersedes_nothing_and_issues_no_update_of_the_outbox(app: App) -> None:

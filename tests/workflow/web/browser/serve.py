@@ -204,3 +204,18 @@ class Cast:
     def close(self) -> None:
         for p in self.people.values():
             p.context.close()
+
+
+def dry_run(page: Page, track_key: str) -> dict[str, str]:
+    """The office opens the track's ranking page (from the track's page): its dry run's decisions
+    by receipt number."""
+    page.get_by_role("link", name="순위·선정").first.click()
+    page.wait_for_url(f"**/office/tracks/{track_key}/ranking")
+    dry = page.locator("tr[data-decision]")
+    return dict(
+        zip(
+            dry.evaluate_all("rows => rows.map(r => r.dataset.receipt)"),
+            dry.evaluate_all("rows => rows.map(r => r.dataset.decision)"),
+            strict=True,
+        )
+    )

@@ -17,7 +17,7 @@ from gongmo.workflow.stages import committee
 from tests.conftest import kst
 from tests.workflow import contest_2024 as sc
 from tests.workflow.api.conftest import IN_EVALUATION, TRACK_KEY, World
-from tests.workflow.web.browser.serve import Console
+from tests.workflow.web.browser.serve import Console, dry_run
 
 # a decision of the dry run (the trigger it fires) -> the state it leads to
 OUTCOME = {"select": "selected", "waitlist": "waitlisted", "reject": "not_selected"}
@@ -70,16 +70,7 @@ def test_the_2024_scenario_from_review_to_release_by_clicking(
     w.clock.set(kst("2024-06-26 09:00"))  # the selection day
     c.sign_in(context)  # three weeks later: the first session has ended long ago
 
-    page.get_by_role("link", name="순위·선정").first.click()
-    page.wait_for_url(f"**/office/tracks/{TRACK_KEY}/ranking")
-    dry = page.locator("tr[data-decision]")
-    decided = dict(
-        zip(
-            dry.evaluate_all("rows => rows.map(r => r.dataset.receipt)"),
-            dry.evaluate_all("rows => rows.map(r => r.dataset.decision)"),
-            strict=True,
-        )
-    )
+    decided = dry_run(page, TRACK_KEY)
     assert Counter(decided.values()) == {"select": 3, "waitlist": 2, "reject": 5}, decided
     assert Counter(sc.states(w.app).values())["presentation_evaluation"] == 10  # a dry run changes nothing
 

@@ -36,7 +36,7 @@ from tests.conftest import kst
 from tests.workflow import contest_2024 as sc
 from tests.workflow import plans
 from tests.workflow.api.conftest import IN_EVALUATION, TRACK_KEY, World
-from tests.workflow.web.browser.serve import OFFICE_EMAIL, Cast, Console, Person, staff
+from tests.workflow.web.browser.serve import OFFICE_EMAIL, Cast, Console, Person, dry_run, staff
 from tests.workflow.web.browser.test_scenario import OUTCOME, bulk
 
 SUWON = "41110"  # submits too, and is disqualified (population over 1,000,000) as 창원 48120
@@ -123,16 +123,7 @@ def rank_confirm_release(office: Person) -> dict[str, str]:
     run's decisions by receipt number."""
     page = office.page
     page.locator(f"a[href='/office/tracks/{TRACK_KEY}']").first.click()
-    page.get_by_role("link", name="순위·선정").first.click()
-    page.wait_for_url(f"**/office/tracks/{TRACK_KEY}/ranking")
-    dry = page.locator("tr[data-decision]")
-    decided = dict(
-        zip(
-            dry.evaluate_all("rows => rows.map(r => r.dataset.receipt)"),
-            dry.evaluate_all("rows => rows.map(r => r.dataset.decision)"),
-            strict=True,
-        )
-    )
+    decided = dry_run(page, TRACK_KEY)
     page.get_by_label(TRACK_KEY).fill(TRACK_KEY)
     page.get_by_role("button", name="선정 확정").click()
     page.wait_for_url(f"**/office/tracks/{TRACK_KEY}/release?**")
