@@ -117,6 +117,7 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
 
     if isinstance(engine.pool, QueuePool):  # a file (in memory, each thread has a database of its own)
         setattr(engine, WRITER, _Writer(engine))  # on the engine: gone with it
+        event.listen(engine, "engine_disposed", _await_checkpoint)
     return engine
 
 
@@ -246,7 +247,7 @@ def write_one(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-_checkpointing: set[int] = set()
+_checkpointing: dict[int, threading.Thread] = {}  # id(engine) -> its running background checkpoint
 _checkpoint_lock = threading.Lock()
 
 
@@ -254,15 +255,14 @@ def checkpoint_soon(engine: Engine) -> threading.Thread | None:
     """A PASSIVE WAL checkpoint of a SQLite database, in a background thread (one per engine
     at a time; None if one runs already): it copies what the WAL holds into the database file
     without blocking readers or writers; a writer whose commit would auto-checkpoint meanwhile
-    skips it (busy)."""
-    with _checkpoint_lock:
-        if id(engine) in _checkpointing:
-            return None
-        _checkpointing.add(id(engine))
+    skips it (busy). Its connection is its own, closed when it is done (not pooled), and the
+    engine's dispose() waits for it (_await_checkpoint): a connection left open past the
+    dispose would keep the WAL (and its lock) until the garbage collector found it."""
 
     def run() -> None:
         try:
             with engine.connect() as conn:
+                conn.detach()  # closed at the end of the block, even if the pool is disposed meanwhile
                 raw = conn.connection.driver_connection
                 assert raw is not None
                 raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
@@ -270,11 +270,23 @@ def checkpoint_soon(engine: Engine) -> threading.Thread | None:
             log.warning("background WAL checkpoint failed", exc_info=True)
         finally:
             with _checkpoint_lock:
-                _checkpointing.discard(id(engine))
+                _checkpointing.pop(id(engine), None)
 
-    thread = threading.Thread(target=run, name="gongmo-wal-checkpoint", daemon=True)
+    with _checkpoint_lock:
+        if id(engine) in _checkpointing:
+            return None
+        thread = _checkpointing[id(engine)] = threading.Thread(target=run, name="gongmo-wal-checkpoint", daemon=True)
     thread.start()
     return thread
+
+
+def _await_checkpoint(engine: Engine) -> None:
+    """engine_disposed: the engine's background checkpoint, if one runs, finishes (and closes its
+    connection) before dispose() returns; it waits no longer than a busy database would."""
+    with _checkpoint_lock:
+        thread = _checkpointing.get(id(engine))
+    if thread is not None and thread is not threading.current_thread():
+        thread.join(BUSY_TIMEOUT_MS / 1000)
 
 
 @contextmanager

@@ -18,6 +18,7 @@ from gongmo.workflow.core.db import (
     WRITER,
     DatabaseError,
     bind_processors,
+    checkpoint_soon,
     custom_plans,
     make_engine,
     read,
@@ -300,3 +301,33 @@ def test_a_time_bound_after_another_is_its_own_text(tmp_path: Path) -> None:
         ]
     finally:
         engine.dispose()
+
+
+def test_dispose_waits_for_the_background_checkpoint_and_leaves_no_connection_open(tmp_path: Path) -> None:
+    """A background checkpoint still running when the engine is disposed (the CLI disposes as soon as
+    its command is done) finishes and closes its connection before dispose() returns: the last
+    connection closed, SQLite folds the WAL into the file and removes it. Its connection had gone
+    back into the disposed pool and stayed open, WAL and all (CI, 2026-12-06)."""
+    path = tmp_path / "gongmo.db"
+    engine = make_engine(f"sqlite:///{path}")
+    inside, go = threading.Event(), threading.Event()
+
+    def held_back(_dbapi: Any, _record: Any, _proxy: Any) -> None:
+        if threading.current_thread().name == "gongmo-wal-checkpoint":
+            inside.set()
+            go.wait(10)
+
+    event.listen(engine, "checkout", held_back)
+    with write(engine) as conn:
+        conn.exec_driver_sql("CREATE TABLE t (v INTEGER)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    thread = checkpoint_soon(engine)
+    assert thread is not None and inside.wait(10)
+    timer = threading.Timer(0.05, go.set)  # the checkpoint goes on while dispose() is under way
+    timer.start()
+    engine.dispose()
+    assert not thread.is_alive()
+    timer.join(10)
+    assert not Path(f"{path}-wal").exists()
+    with sqlite3.connect(path) as raw:
+        assert raw.execute("SELECT v FROM t").fetchall() == [(1,)]
