@@ -108,6 +108,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = [item for item in items if item not in dropped]
+    # The long tests (`slow`: 8-90 s each, and the crash harness's short form) go first, so xdist
+    # spreads them over the workers at the start instead of one worker finishing them alone at the end
+    # (a 90 s browser scenario or the harness picked up late kept one worker going alone). The order within each
+    # group is kept.
+    items.sort(key=lambda item: not (item.get_closest_marker("slow") or item.get_closest_marker("chaos")))
 
 
 @pytest.fixture(params=BACKENDS)

@@ -14,6 +14,7 @@ from tests.conftest import PG_URL, ROOT
 SCENARIOS = {"close", "transitions", "mail", "catchup", "memory", "documents", "verify", "pages", "portal"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("db", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_small_run_writes_every_scenario(db: str, tmp_path: Path) -> None:
     if db == "postgres" and not PG_URL:

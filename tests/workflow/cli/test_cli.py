@@ -635,6 +635,7 @@ def _demo_mail(result: Result) -> tuple[Path, dict[str, int], Path]:
     return Path(folder.group(1)), counts, Path(one.group(1))
 
 
+@pytest.mark.slow
 def test_the_demo_leaves_mail_to_read_in_a_maildir(gongmo: Gongmo, tmp_path: Path) -> None:
     """Was: 'notices queued' and no Maildir anywhere."""
     import email
@@ -657,6 +658,7 @@ def test_the_demo_leaves_mail_to_read_in_a_maildir(gongmo: Gongmo, tmp_path: Pat
     assert "results held under embargo released at the end" in result.out
 
 
+@pytest.mark.slow
 def test_the_demo_keeps_its_maildir_in_its_own_folder_without_the_option(gongmo: Gongmo) -> None:
     import shutil
 

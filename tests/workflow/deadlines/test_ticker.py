@@ -307,6 +307,7 @@ def test_rehearsal_of_the_2022_contest_prints_its_real_calendar(capsys: pytest.C
         assert line in out, line
 
 
+@pytest.mark.slow
 def test_demo_runs_both_contests_and_exits_0(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     from gongmo.workflow.cli import run
 

@@ -275,6 +275,7 @@ def seed_received(app: App, n: int) -> None:
             )
 
 
+@pytest.mark.slow
 def test_bulk_move_of_100000_applications(app: App, capsys: pytest.CaptureFixture[str]) -> None:
     n = 100_000
     seed_received(app, n)

@@ -228,6 +228,7 @@ def test_a_call_held_after_the_close_makes_health_degraded_until_the_office_deci
 # -- a bounded stop (issue 18, point 5) ---------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_large_close_exits_within_the_bound_and_a_rerun_finishes_it(
     tmp_path: Path, clock: FixedClock
 ) -> None:

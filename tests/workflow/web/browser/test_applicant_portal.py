@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Page
 
@@ -77,6 +78,7 @@ def fill_plan(page: Page, plan: Path, budget: Path) -> None:
     page.set_input_files("#doc-budget", str(budget))
 
 
+@pytest.mark.slow
 def test_a_plan_one_second_before_the_close_and_one_refused_at_it(
     opened: World, console: Callable[[World], Console], cast: Callable[[Console], Cast], tmp_path: Path
 ) -> None:
@@ -114,6 +116,7 @@ def test_a_plan_one_second_before_the_close_and_one_refused_at_it(
     assert w.footprint() == before and w.state(SIHEUNG) == "announcement"
 
 
+@pytest.mark.slow
 def test_an_objection_after_the_disqualification(
     written: World, console: Callable[[World], Console], cast: Callable[[Console], Cast]
 ) -> None:

@@ -19,6 +19,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlsplit
 
+import pytest
 from playwright.sync_api import APIResponse
 
 from gongmo.workflow.core.models import DOCUMENT, EVALUATOR, EVENT
@@ -112,6 +113,7 @@ def leaked(answer: APIResponse, markers: list[str]) -> list[str]:
     return [m for m in markers if m in body]
 
 
+@pytest.mark.slow
 def test_two_applicants_and_two_evaluators_reach_nothing_of_each_other(
     written: World, console: Callable[[World], Console], cast: Callable[[Console], Cast], tmp_path: Path
 ) -> None:

@@ -26,6 +26,7 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 from playwright.sync_api import Page, expect
 
 from gongmo.workflow.core import samples
@@ -174,6 +175,7 @@ class Laps:
         return f"{self.total():.1f} s: " + ", ".join(f"{b[0]} {b[1] - a[1]:.1f}" for a, b in steps)
 
 
+@pytest.mark.slow
 def test_the_2024_scenario_from_the_open_call_to_kickoff_each_step_by_its_person(
     opened: World,
     world: Callable[..., World],
@@ -285,6 +287,7 @@ def test_the_2024_scenario_from_the_open_call_to_kickoff_each_step_by_its_person
     print(f"\nthe whole 2024 scenario in the browser: {lap}")
 
 
+@pytest.mark.slow
 def test_one_applicant_and_one_evaluator_in_the_browser_on_postgresql(
     world: Callable[..., World],
     pg_schema_url: str,
