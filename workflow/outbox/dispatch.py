@@ -37,7 +37,18 @@ from gongmo.notifications.transport import (
     stage,
 )
 from gongmo.workflow.core.config import ConfigError
-from gongmo.workflow.core.db import BUSY_TIMEOUT_MS, WAL_AUTOCHECKPOINT, DatabaseError, checkpoint_soon, read, write
+from gongmo.workflow.core.db import (
+    BUSY_TIMEOUT_MS,
+    WAL_AUTOCHECKPOINT,
+    DatabaseError,
+    as_row,
+    checkpoint_soon,
+    column_list,
+    driver_execute,
+    driver_fetch,
+    read,
+    write,
+)
 from gongmo.workflow.core.models import OUTBOX
 from gongmo.workflow.engine.app import App
 from gongmo.workflow.outbox.pgsent import PgSent
@@ -134,6 +145,7 @@ class Mailer:
         self._stopping = False
         self.pause = Pause()  # the transport's own failures: nothing is sent while it waits
         self.checked_at: datetime | None = None  # the last claim that went through: delivery is running
+        self.pg_sent: PgSent | None = None  # PostgreSQL: deliver_due()'s line for the sent marks, all batches
 
     def stop(self) -> None:
         """Wind down: the sends on the wire finish and are marked, the rest of the
@@ -153,6 +165,8 @@ class Mailer:
         total = Delivery()
         if self.pause.active(self.app.clock.now()):  # the transport failed a moment ago: claim nothing
             return total
+        if self.app.db.dialect.name == "postgresql":
+            self.pg_sent = pg_sent_line(self.app.db)
         upcoming = asyncio.create_task(asyncio.to_thread(self.prepare, self.app.clock.now()))
         try:
             while not self._stopping:
@@ -163,6 +177,9 @@ class Mailer:
                 upcoming = asyncio.create_task(asyncio.to_thread(self.prepare, self.app.clock.now()))
                 await self.send_batch(prepared, total)
         finally:
+            pg_sent, self.pg_sent = self.pg_sent, None
+            if pg_sent is not None:
+                await asyncio.shield(pg_sent.close())
             left = await asyncio.shield(upcoming)  # claimed while stopping (or failing): hand it back
             if left:
                 await asyncio.to_thread(self.hand_back, left)
@@ -188,6 +205,8 @@ class Mailer:
             sa.and_(expired, OUTBOX.c.superseded_by.is_(None)),
         )
         with write(self.app.db) as conn:
+            if conn.dialect.name == "postgresql":
+                return self._claim_pg(conn, now)
             # A row superseded while a sender that died had it is not sent again.
             conn.execute(
                 sa.update(OUTBOX)
@@ -212,6 +231,20 @@ class Mailer:
             r["claimed_from"] = r["state"]
             r["attempts"] += 1  # the fence: a row claimed again by another daemon has a higher count
             r["lease_until"] = now + self.lease
+        return rows
+
+    def _claim_pg(self, conn: Connection, now: datetime) -> list[dict[str, Any]]:
+        """claim() on PostgreSQL: the cancelling of superseded expired rows, then the batch picked, locked
+        (SKIP LOCKED: another daemon's claim takes the next rows), leased and returned by one UPDATE,
+        read on the driver's cursor. As SELECT then UPDATE ... WHERE id IN (500 ids) it had cost ~40 ms
+        of Python a batch, in a worker thread whose hold on the GIL the lanes' replies waited for."""
+        driver_execute(conn, _PG_CANCEL_EXPIRED, {"now": now})
+        rows = []
+        for values in driver_fetch(conn, _PG_CLAIM, {"now": now, "n": self.batch, "until": now + self.lease}):
+            row = as_row(OUTBOX, conn.dialect, values[:-1])
+            row["state"] = row["claimed_from"] = values[-1]  # as it was before the claim
+            rows.append(row)
+        rows.sort(key=lambda r: (r["next_attempt_at"], r["id"]))
         return rows
 
     async def send_batch(self, prepared: list[dict[str, Any]], total: Delivery | None = None) -> Delivery:
@@ -448,6 +481,30 @@ _PG_SENT_PREPARED = (
     f" WHERE outbox.id = v.id AND outbox.attempts = v.attempts AND outbox.state = '{SENDING}'"
 )
 
+_DUE_NOW = (
+    f"((outbox.state IN ({', '.join(repr(s) for s in DUE)}) AND outbox.next_attempt_at <= %(now)s)"
+    f" OR (outbox.state = '{SENDING}' AND outbox.lease_until < %(now)s AND outbox.superseded_by IS NULL))"
+)
+# claim() on PostgreSQL (Mailer._claim_pg): a row superseded while a sender that died had it is not sent
+# again; the batch, picked in order and leased in one statement, each row with the state it had.
+_PG_CANCEL_EXPIRED = (
+    f"UPDATE outbox SET state = '{CANCELLED}', lease_until = NULL,"
+    " last_error = 'superseded while a sender that stopped had it (it may have gone out once)'"
+    f" WHERE state = '{SENDING}' AND lease_until < %(now)s AND superseded_by IS NOT NULL"
+)
+_PG_CLAIM = (
+    f"WITH picked AS (SELECT outbox.id, outbox.state FROM outbox WHERE {_DUE_NOW}"
+    " ORDER BY outbox.next_attempt_at, outbox.id LIMIT %(n)s FOR UPDATE SKIP LOCKED)"
+    f" UPDATE outbox SET state = '{SENDING}', lease_until = %(until)s, attempts = outbox.attempts + 1"
+    f" FROM picked WHERE outbox.id = picked.id RETURNING {column_list(OUTBOX)}, picked.state"
+)
+
+
+def pg_sent_line(engine: sa.Engine) -> PgSent:
+    """A PostgreSQL engine's line for the sent marks (opened at its first mark)."""
+    conninfo = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    return PgSent(conninfo, _PG_SENT_PREPARED)
+
 
 def _sqlite_sent(conn: Connection, rows: list[tuple[int, int]], now: datetime) -> list[tuple[Any, int, int]]:
     """_SQLITE_SENT's parameters: (sent_at as stored, id, attempts) for each row."""
@@ -472,10 +529,14 @@ class MarkLine:
     second time. The production database keeps "sent once" through a server crash; a
     connection that failed is dropped instead of given back."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, pg_sent: PgSent | None = None) -> None:
         self.engine = engine
         self.conn: Connection | None = None
-        self.pg_sent: PgSent | None = None  # PostgreSQL: the sent marks, on the event loop
+        # PostgreSQL: the sent marks, on the event loop. deliver_due() lends its own for all of its
+        # batches (a connection and its prepared statement are ~8 ms, a batch of 500 ~500 ms);
+        # otherwise the line's own, closed with it.
+        self.pg_sent = pg_sent
+        self.owns_pg_sent = pg_sent is None
 
     async def mark_sent(self, sent: list[tuple[int, int]], now: datetime) -> bool:
         """PostgreSQL: mark the sent rows (id, attempts) sent at `now` on the event loop, through a
@@ -487,18 +548,17 @@ class MarkLine:
         if self.engine.dialect.name != "postgresql":
             return False
         if self.pg_sent is None:
-            conninfo = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-            self.pg_sent = PgSent(conninfo, _PG_SENT_PREPARED)
+            self.pg_sent = pg_sent_line(self.engine)
         try:
             await self.pg_sent.mark(sent, now)
         except psycopg.Error as exc:
-            await self.aclose()  # whatever it began is gone with it
+            await self.pg_sent.close()  # whatever it began is gone with it; the next mark opens anew
             raise DatabaseError(f"database {self.engine.url.render_as_string(hide_password=True)}: {exc}") from exc
         return True
 
     async def aclose(self) -> None:
         pg_sent, self.pg_sent = self.pg_sent, None
-        if pg_sent is not None:
+        if pg_sent is not None and self.owns_pg_sent:
             await pg_sent.close()
 
     def mark(self, sent: list[tuple[int, int]], failed: list[dict[str, Any]], now: datetime, wait: bool = True) -> bool:
@@ -600,7 +660,7 @@ class _Marks:
         self.total = total
         self.queued: list[tuple[dict[str, Any], Outcome, asyncio.Future[None]]] = []
         self.flusher: asyncio.Task[None] | None = None
-        self.line = MarkLine(mailer.app.db)
+        self.line = MarkLine(mailer.app.db, mailer.pg_sent)
 
     async def close(self) -> None:
         """After the batch: the last marks done, the connections go back."""

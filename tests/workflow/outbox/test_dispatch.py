@@ -841,3 +841,28 @@ def test_a_mark_that_finds_sqlite_s_write_lock_taken_waits_in_a_thread_not_on_th
         other.close()
     assert seen_while_locked == [True]
     assert result.sent == total and set(server.received_ids().values()) == {1}
+
+
+def test_a_claim_gives_each_row_as_it_was_read_in_due_order_and_leases_it(
+    app: App, clock: FixedClock, tmp_path: Path
+) -> None:
+    """On both databases (on PostgreSQL one UPDATE ... RETURNING read on the driver's cursor): the
+    batch is the first rows due by (next_attempt_at, id), each the mapping SQLAlchemy reads of the row
+    now, but for its state, which is the one it was claimed from; the next claim takes the next rows."""
+    clock.set(kst("2024-03-29 10:00"))
+    app.moves.announce(TRACK, ADMIN)
+    with read(app.db) as conn:
+        due = [r.id for r in conn.execute(sa.select(OUTBOX.c.id).order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id))]
+    assert len(due) >= 6
+    m = Mailer(app, MaildirTransport(tmp_path / "box"), "claims", batch=3)
+    first, second = m.claim(clock.now()), m.claim(clock.now())
+    assert [r["id"] for r in first] == due[:3] and [r["id"] for r in second] == due[3:6]
+    by_id = {r["id"]: r for r in outbox(app)}
+    for row in first + second:
+        stored = dict(by_id[row["id"]])
+        assert (stored["state"], row["state"], row["claimed_from"]) == ("sending", "pending", "pending")
+        assert stored["attempts"] == row["attempts"] == 1
+        assert stored["lease_until"] == row["lease_until"] == clock.now() + m.lease
+        assert {k: v for k, v in row.items() if k not in ("state", "claimed_from")} == {
+            k: v for k, v in stored.items() if k != "state"
+        }
