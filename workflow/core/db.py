@@ -262,9 +262,9 @@ def checkpoint_soon(engine: Engine) -> threading.Thread | None:
     def run() -> None:
         try:
             with engine.connect() as conn:
-                conn.detach()  # closed at the end of the block, even if the pool is disposed meanwhile
-                raw = conn.connection.driver_connection
+                raw = conn.connection.driver_connection  # (None once detached)
                 assert raw is not None
+                conn.detach()  # closed at the end of the block, even if the pool is disposed meanwhile
                 raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
         except Exception:  # a later commit's auto-checkpoint does the work instead
             log.warning("background WAL checkpoint failed", exc_info=True)

@@ -303,7 +303,9 @@ def test_a_time_bound_after_another_is_its_own_text(tmp_path: Path) -> None:
         engine.dispose()
 
 
-def test_dispose_waits_for_the_background_checkpoint_and_leaves_no_connection_open(tmp_path: Path) -> None:
+def test_dispose_waits_for_the_background_checkpoint_and_leaves_no_connection_open(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """A background checkpoint still running when the engine is disposed (the CLI disposes as soon as
     its command is done) finishes and closes its connection before dispose() returns: the last
     connection closed, SQLite folds the WAL into the file and removes it. Its connection had gone
@@ -327,6 +329,7 @@ def test_dispose_waits_for_the_background_checkpoint_and_leaves_no_connection_op
     timer.start()
     engine.dispose()
     assert not thread.is_alive()
+    assert "background WAL checkpoint failed" not in caplog.text
     timer.join(10)
     assert not Path(f"{path}-wal").exists()
     with sqlite3.connect(path) as raw:
