@@ -26,7 +26,8 @@ NAME = b"gongmo_sent"
 
 
 class PgSent:
-    """One connection of its own for the sent marks of a batch (MarkLine.mark_sent)."""
+    """One connection of its own for the sent marks (MarkLine.mark_sent): deliver_due() lends one to all
+    of its batches; a batch sent on its own opens and closes its own."""
 
     def __init__(self, conninfo: str, statement: str) -> None:
         self.conninfo = conninfo
