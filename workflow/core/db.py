@@ -247,7 +247,7 @@ def write_one(engine: Engine) -> Iterator[Connection]:
         yield conn
 
 
-_checkpointing: dict[int, threading.Thread] = {}  # id(engine) -> its running background checkpoint
+CHECKPOINT = "gongmo_checkpoint"  # the engine's attribute holding its running background checkpoint
 _checkpoint_lock = threading.Lock()
 
 
@@ -270,12 +270,13 @@ def checkpoint_soon(engine: Engine) -> threading.Thread | None:
             log.warning("background WAL checkpoint failed", exc_info=True)
         finally:
             with _checkpoint_lock:
-                _checkpointing.pop(id(engine), None)
+                setattr(engine, CHECKPOINT, None)
 
     with _checkpoint_lock:
-        if id(engine) in _checkpointing:
+        if getattr(engine, CHECKPOINT, None) is not None:
             return None
-        thread = _checkpointing[id(engine)] = threading.Thread(target=run, name="gongmo-wal-checkpoint", daemon=True)
+        thread = threading.Thread(target=run, name="gongmo-wal-checkpoint", daemon=True)
+        setattr(engine, CHECKPOINT, thread)
     thread.start()
     return thread
 
@@ -284,7 +285,7 @@ def _await_checkpoint(engine: Engine) -> None:
     """engine_disposed: the engine's background checkpoint, if one runs, finishes (and closes its
     connection) before dispose() returns; it waits no longer than a busy database would."""
     with _checkpoint_lock:
-        thread = _checkpointing.get(id(engine))
+        thread: threading.Thread | None = getattr(engine, CHECKPOINT, None)
     if thread is not None and thread is not threading.current_thread():
         thread.join(BUSY_TIMEOUT_MS / 1000)
 

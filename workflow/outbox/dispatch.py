@@ -44,7 +44,6 @@ from gongmo.workflow.core.db import (
     as_row,
     checkpoint_soon,
     column_list,
-    driver_execute,
     driver_fetch,
     read,
     write,
@@ -205,8 +204,6 @@ class Mailer:
             sa.and_(expired, OUTBOX.c.superseded_by.is_(None)),
         )
         with write(self.app.db) as conn:
-            if conn.dialect.name == "postgresql":
-                return self._claim_pg(conn, now)
             # A row superseded while a sender that died had it is not sent again.
             conn.execute(
                 sa.update(OUTBOX)
@@ -217,6 +214,8 @@ class Mailer:
                     last_error="superseded while a sender that stopped had it (it may have gone out once)",
                 )
             )
+            if conn.dialect.name == "postgresql":
+                return self._claim_pg(conn, now)
             query = sa.select(OUTBOX).where(due).order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.id).limit(self.batch)
             if conn.dialect.name == "postgresql":
                 query = query.with_for_update(skip_locked=True)
@@ -234,11 +233,10 @@ class Mailer:
         return rows
 
     def _claim_pg(self, conn: Connection, now: datetime) -> list[dict[str, Any]]:
-        """claim() on PostgreSQL: the cancelling of superseded expired rows, then the batch picked, locked
-        (SKIP LOCKED: another daemon's claim takes the next rows), leased and returned by one UPDATE,
-        read on the driver's cursor. As SELECT then UPDATE ... WHERE id IN (500 ids) it had cost ~40 ms
-        of Python a batch, in a worker thread whose hold on the GIL the lanes' replies waited for."""
-        driver_execute(conn, _PG_CANCEL_EXPIRED, {"now": now})
+        """claim()'s batch on PostgreSQL: picked, locked (SKIP LOCKED: another daemon's claim takes the
+        next rows), leased and returned by one UPDATE, read on the driver's cursor. As SELECT then
+        UPDATE ... WHERE id IN (500 ids) it had cost ~40 ms of Python a batch, in a worker thread whose
+        hold on the GIL the lanes' replies waited for."""
         rows = []
         for values in driver_fetch(conn, _PG_CLAIM, {"now": now, "n": self.batch, "until": now + self.lease}):
             row = as_row(OUTBOX, conn.dialect, values[:-1])
@@ -481,16 +479,12 @@ _PG_SENT_PREPARED = (
     f" WHERE outbox.id = v.id AND outbox.attempts = v.attempts AND outbox.state = '{SENDING}'"
 )
 
+# claim()'s batch on PostgreSQL (Mailer._claim_pg): picked in order and leased in one statement, each
+# row with the state it had. _DUE_NOW is claim()'s `due` as SQL text (the claim's test holds the two
+# databases' batches equal).
 _DUE_NOW = (
     f"((outbox.state IN ({', '.join(repr(s) for s in DUE)}) AND outbox.next_attempt_at <= %(now)s)"
     f" OR (outbox.state = '{SENDING}' AND outbox.lease_until < %(now)s AND outbox.superseded_by IS NULL))"
-)
-# claim() on PostgreSQL (Mailer._claim_pg): a row superseded while a sender that died had it is not sent
-# again; the batch, picked in order and leased in one statement, each row with the state it had.
-_PG_CANCEL_EXPIRED = (
-    f"UPDATE outbox SET state = '{CANCELLED}', lease_until = NULL,"
-    " last_error = 'superseded while a sender that stopped had it (it may have gone out once)'"
-    f" WHERE state = '{SENDING}' AND lease_until < %(now)s AND superseded_by IS NOT NULL"
 )
 _PG_CLAIM = (
     f"WITH picked AS (SELECT outbox.id, outbox.state FROM outbox WHERE {_DUE_NOW}"
